@@ -1,0 +1,3 @@
+from ser_diag.cli import main
+
+raise SystemExit(main())

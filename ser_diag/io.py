@@ -1,28 +1,726 @@
 """Read and write MSP-Podcast labels and challenge prediction files.
 
 The only module that knows file layouts (see ``../shared/reference/msp_podcast_format.md``).
-Readers validate and raise :class:`ser_diag.errors.InputError` naming file, row and column.
-Writers produce exactly the official layouts and write atomically.
+Readers validate everything and raise :class:`ser_diag.errors.InputError` naming file, row (the
+line number in the file, header = line 1) and column. Writers produce exactly the official
+layouts and write atomically.
+
+Frames (see :mod:`ser_diag.schema`): ``labels`` one row per file; ``predictions`` one row per
+``(system, FileName)``; ``merged`` one row per ``(system, FileName)`` for one task, with
+``<col>_true`` / ``<col>_pred`` pairs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ser_diag.errors import InputError
 from ser_diag.outputs import atomic_write_text
 from ser_diag.schema import (
+    ALL_CODES,
+    ATTRIBUTE_MAX,
+    ATTRIBUTE_MIN,
     ATTRIBUTE_PREDICTION_COLUMNS,
     ATTRIBUTES,
+    BASELINE_PREDICTION_COLUMNS,
     CATEGORICAL_PREDICTION_COLUMNS,
+    CLASS_CODES,
+    CLASS_NAMES,
     CONSENSUS_COLUMNS,
     DETAILED_V1_COLUMNS,
     DETAILED_V2_COLUMNS,
+    GENDERS,
+    LONG_NAME_TO_CODE,
     PROB_COLUMNS,
+    SPLITS,
+    TASK_ATTRIBUTES,
+    TASK_CATEGORICAL,
+    TASKS,
 )
 
+#: Marker file that every synthetic data root carries.
+SYNTHETIC_MARKER = "SYNTHETIC_DEMO.txt"
+LABELS_CONSENSUS = Path("Labels") / "labels_consensus.csv"
+LABELS_DETAILED = Path("Labels") / "labels_detailed.csv"
+#: Written for a missing speaker or gender by older releases.
+UNKNOWN = "Unknown"
+#: Tolerance on a probability row sum (files store about 6 significant digits).
+PROB_SUM_TOLERANCE = 1e-3
+_FILE_NAME_COLUMNS = ("FileName", "Filename")
+_TASK_STEMS = (TASK_CATEGORICAL, TASK_ATTRIBUTES)
+_N_EXAMPLES = 3
+
+
+# --------------------------------------------------------------------------------------------
+# Reading CSV text into a validated string table whose index is the line number in the file
+# --------------------------------------------------------------------------------------------
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """All cells as stripped strings (``""`` when empty); index = line number (header = 1).
+
+    Blank lines are dropped but still counted, so the index is the line an editor shows.
+    """
+    if not path.is_file():
+        raise InputError(path, None, "no such file")
+    try:
+        table = pd.read_csv(path, dtype=str, na_filter=False, skip_blank_lines=False,
+                            encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise InputError(path, None, "empty file (no header)", row=1) from None
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found is None:
+            raise InputError(path, None, f"not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
+        expected, line, seen = (int(g) for g in found.groups())
+        raise InputError(path, None, f"{seen} fields where the header has {expected}", row=line) from None
+    except UnicodeDecodeError as err:
+        raise InputError(path, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    table.index = table.index + 2
+    for column in table.columns:
+        table[column] = table[column].str.strip()
+    table = table.loc[(table != "").any(axis=1)]
+    if table.empty:
+        raise InputError(path, None, "no data rows (header only)", row=2)
+    return table
+
+
+def _require_columns(table: pd.DataFrame, path: Path, columns) -> None:
+    present = list(table.columns)
+    for column in columns:
+        if column not in present:
+            near = [c for c in present if c.lower() == column.lower()]
+            hint = f" (found {near[0]!r}; names are case-sensitive)" if near else ""
+            raise InputError(path, column, f"missing column; header is {','.join(present)}{hint}", row=1)
+
+
+def _first_bad(table: pd.DataFrame, bad: pd.Series) -> tuple[int, int]:
+    """(line of the first flagged row, number of flagged rows)."""
+    bad = np.asarray(bad, dtype=bool)
+    return int(table.index[np.argmax(bad)]), int(bad.sum())
+
+
+def _more(count: int) -> str:
+    return f" (and {count - 1} more rows)" if count > 1 else ""
+
+
+def _check_not_empty(table: pd.DataFrame, path: Path, column: str) -> None:
+    empty = table[column] == ""
+    if empty.any():
+        line, count = _first_bad(table, empty)
+        raise InputError(path, column, f"empty value{_more(count)}", row=line)
+
+
+def _check_unique(table: pd.DataFrame, path: Path, column: str) -> None:
+    repeated = table[column].duplicated()
+    if repeated.any():
+        line, count = _first_bad(table, repeated)
+        value = table.at[line, column]
+        first = int(table.index[np.argmax((table[column] == value).to_numpy())])
+        raise InputError(path, column, f"duplicate {column} {value!r}, also on row {first}{_more(count)}",
+                         row=line)
+
+
+def _check_codes(table: pd.DataFrame, path: Path, column: str, allowed) -> None:
+    unknown = ~table[column].isin(allowed)
+    if unknown.any():
+        line, count = _first_bad(table, unknown)
+        raise InputError(path, column, f"unknown value {table.at[line, column]!r}; expected one of "
+                         f"{', '.join(a for a in allowed if a)}{_more(count)}", row=line)
+
+
+def _numbers(table: pd.DataFrame, path: Path, column: str, low: float, high: float,
+             tolerance: float = 0.0) -> pd.Series:
+    """Column as float64, raising at the first value that is not a finite number in [low, high]."""
+    text = table[column]
+    values = pd.to_numeric(text, errors="coerce").astype("float64")
+    ok = np.isfinite(values) & (values >= low - tolerance) & (values <= high + tolerance)
+    if not ok.all():
+        line, count = _first_bad(table, ~ok)
+        raw, value = text.at[line], values.at[line]
+        if raw == "":
+            problem = "empty value"
+        elif np.isnan(value):
+            problem = f"{raw!r} is not a number" if raw.lower() != "nan" else "NaN value"
+        else:
+            problem = f"{raw} outside [{low:g}, {high:g}]"
+        raise InputError(path, column, problem + _more(count), row=line)
+    return values
+
+
+def _locate(path: Path, column: str, value: str) -> int | None:
+    """Line number of the first row whose ``column`` equals ``value`` (for error messages)."""
+    try:
+        table = _read_table(path)
+    except InputError:
+        return None
+    columns = [column] if column in table else [c for c in _FILE_NAME_COLUMNS if c in table]
+    for name in columns:
+        hits = table.index[(table[name] == value).to_numpy()]
+        if len(hits):
+            return int(hits[0])
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+def _labels_file(path: str | os.PathLike, relative: Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / relative, path / relative.name):
+            if candidate.is_file():
+                return candidate
+        raise InputError(path / relative, None, "no such file (expected a corpus root or the CSV path)")
+    return path
+
+
+def is_synthetic(path: str | os.PathLike) -> bool:
+    """True if ``SYNTHETIC_DEMO.txt`` is in ``path`` (a folder), its folder, or up to 4 parents."""
+    path = Path(path).absolute()
+    folder = path if path.is_dir() else path.parent
+    return any((d / SYNTHETIC_MARKER).is_file() for d in [folder, *folder.parents[:4]])
+
+
+def read_labels(path: str | os.PathLike, split: str | None = None, task: str | None = None) -> pd.DataFrame:
+    """Read and validate ``Labels/labels_consensus.csv`` (``path``: corpus root or the CSV).
+
+    Every row is checked (header, class codes, attributes finite in [1, 7], speaker, gender,
+    split, unique FileName) before ``split`` (e.g. ``"Development"``) and ``task`` filters apply:
+    ``task="categorical"`` drops the ``O``/``X`` rows, ``"attributes"`` or ``None`` keeps all.
+    ``SpkrID`` is ``Int64`` and ``Gender`` ``Female``/``Male``, both ``<NA>`` for ``Unknown``.
+    ``attrs``: ``source`` (path), ``split``, ``task``, ``synthetic``.
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS} or None, not {task!r}")
+    file = _labels_file(path, LABELS_CONSENSUS)
+    table = _read_table(file)
+    _require_columns(table, file, CONSENSUS_COLUMNS)
+    _check_not_empty(table, file, "FileName")
+    _check_unique(table, file, "FileName")
+    _check_codes(table, file, "EmoClass", ALL_CODES)
+    labels = table.copy()
+    for attribute in ATTRIBUTES:
+        labels[attribute] = _numbers(table, file, attribute, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+    labels["SpkrID"] = _speakers(table, file)
+    _check_codes(table, file, "Gender", GENDERS + (UNKNOWN, ""))
+    labels["Gender"] = table["Gender"].where(table["Gender"].isin(GENDERS))
+    _check_codes(table, file, "Split_Set", SPLITS)
+    extra = [c for c in table.columns if c not in CONSENSUS_COLUMNS]
+    labels = labels.loc[:, list(CONSENSUS_COLUMNS) + extra]
+    if split is not None:
+        labels = labels.loc[labels["Split_Set"] == split]
+        if labels.empty:
+            found = ", ".join(sorted(table["Split_Set"].unique()))
+            raise InputError(file, "Split_Set", f"no rows of split {split!r} (the file has {found})")
+    if task == TASK_CATEGORICAL:
+        labels = labels.loc[labels["EmoClass"].isin(CLASS_CODES)]
+    labels = labels.reset_index(drop=True)
+    labels.attrs.update(source=str(file), split=split, task=task, synthetic=is_synthetic(file))
+    return labels
+
+
+def _speakers(table: pd.DataFrame, file: Path) -> pd.Series:
+    text = table["SpkrID"]
+    missing = text.isin([UNKNOWN, ""])
+    values = pd.to_numeric(text.where(~missing), errors="coerce")
+    bad = (values.isna() & ~missing) | (values.notna() & (values != values.round()))
+    if bad.any():
+        line, count = _first_bad(table, bad)
+        raise InputError(file, "SpkrID", f"{text.at[line]!r} is not an integer speaker id or "
+                         f"{UNKNOWN!r}{_more(count)}", row=line)
+    return values.astype("Int64")
+
+
+# --------------------------------------------------------------------------------------------
+# Detailed (per-annotator) labels and soft labels
+# --------------------------------------------------------------------------------------------
+
+_EMO_DETAIL = re.compile(
+    r"^\s*(?P<WorkerID>[^;]*?)\s*;\s*(?P<EmoClass_Major>[^;]*?)\s*;"
+    r"(?:\s*(?P<EmoClass_Second>[^;]*?)\s*;)?"
+    r"\s*[Aa]\s*:\s*(?P<EmoAct>[^;]*?)\s*;\s*[Vv]\s*:\s*(?P<EmoVal>[^;]*?)\s*;"
+    r"\s*[Dd]\s*:\s*(?P<EmoDom>[^;]*?)\s*;?\s*$"
+)
+_PRIMARY_TO_CODE = {name.lower(): code for name, code in LONG_NAME_TO_CODE.items()}
+_PRIMARY_TO_CODE.update({name.lower(): code for code, name in CLASS_NAMES.items()})
+DETAILED_COLUMNS = ("FileName", "WorkerID", "EmoClass", "EmoClass_Major", "EmoClass_Second") + ATTRIBUTES
+
+
+def read_detailed_labels(path: str | os.PathLike) -> pd.DataFrame:
+    """Read ``Labels/labels_detailed.csv`` in the 1.x or the 2.0 layout (detected by header).
+
+    1.x: ``FileName,EmoDetail`` with ``"WORKER00012; Angry; Frustrated,Annoyed; A:5.0; V:2.0;
+    D:6.0;"`` (extra spaces and an empty secondary field are fine); 2.0: ``FileName, WorkerID,
+    EmoClass_Major, EmoClass_Second, EmoAct, EmoVal, EmoDom``. Returns one row per judgement with
+    columns ``FileName, WorkerID, EmoClass`` (code; ``O`` for free text ``Other...``),
+    ``EmoClass_Major`` (long name as in the file), ``EmoClass_Second`` (comma-joined, ``""`` when
+    none; free text, misspellings kept), ``EmoAct, EmoVal, EmoDom`` (float, 1-7).
+    """
+    file = _labels_file(path, LABELS_DETAILED)
+    table = _read_table(file)
+    if DETAILED_V1_COLUMNS[1] in table.columns:
+        _require_columns(table, file, DETAILED_V1_COLUMNS)
+        parts = table["EmoDetail"].str.extract(_EMO_DETAIL)
+        unparsed = parts["WorkerID"].isna()
+        if unparsed.any():
+            line, count = _first_bad(table, unparsed)
+            raise InputError(file, "EmoDetail", f"cannot parse {table.at[line, 'EmoDetail']!r}; expected "
+                             f"'WORKER; Primary; Second,...; A:x; V:x; D:x;'{_more(count)}", row=line)
+        detail = parts.fillna("")
+        detail.insert(0, "FileName", table["FileName"])
+        columns = {"WorkerID": "EmoDetail", "EmoClass_Major": "EmoDetail"} | dict.fromkeys(ATTRIBUTES, "EmoDetail")
+    else:
+        _require_columns(table, file, DETAILED_V2_COLUMNS)
+        detail = table.loc[:, list(DETAILED_V2_COLUMNS)]
+        columns = {c: c for c in DETAILED_V2_COLUMNS}
+    columns["FileName"] = "FileName"
+    for name in ("FileName", "WorkerID", "EmoClass_Major"):
+        empty = detail[name] == ""
+        if empty.any():
+            line, count = _first_bad(detail, empty)
+            raise InputError(file, columns[name], f"empty {name}{_more(count)}", row=line)
+    major = detail["EmoClass_Major"]
+    codes = major.str.lower().map(_PRIMARY_TO_CODE)
+    codes = codes.where(~major.str.lower().str.startswith("other"), "O")
+    if codes.isna().any():
+        line, count = _first_bad(detail, codes.isna())
+        raise InputError(file, columns["EmoClass_Major"], f"unknown primary emotion {major.at[line]!r}; expected "
+                         f"{', '.join(LONG_NAME_TO_CODE)} or 'Other-...'{_more(count)}", row=line)
+    out = pd.DataFrame({"FileName": detail["FileName"], "WorkerID": detail["WorkerID"], "EmoClass": codes,
+                        "EmoClass_Major": major,
+                        "EmoClass_Second": detail["EmoClass_Second"].str.replace(r"\s*(,\s*)+", ",", regex=True)
+                        .str.strip(",")})
+    for attribute in ATTRIBUTES:
+        values = detail.loc[:, [attribute]]
+        try:
+            out[attribute] = _numbers(values, file, attribute, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+        except InputError as err:
+            raise InputError(file, columns[attribute], f"{attribute} {err.message}", row=err.row) from None
+    out = out.loc[:, list(DETAILED_COLUMNS)].reset_index(drop=True)
+    out.attrs.update(source=str(file), synthetic=is_synthetic(file))
+    return out
+
+
+def soft_labels(detailed: pd.DataFrame) -> pd.DataFrame:
+    """Per-file distribution of annotators' primary votes over the 8 classes.
+
+    ``p_c = n_c / sum_k n_k`` over :data:`CLASS_CODES`; ``Other`` (``O``) votes are not counted.
+    Returns index ``FileName`` (sorted), columns ``A..N`` (rows sum to 1) and ``n_votes`` (the
+    8-class votes counted). Files whose votes are all ``Other`` have no distribution and are
+    left out; ``attrs["only_other"]`` counts them.
+
+    >>> votes = pd.DataFrame({"FileName": ["a.wav", "a.wav", "a.wav", "a.wav", "b.wav"],
+    ...                       "EmoClass": ["A", "A", "S", "O", "O"]})
+    >>> soft = soft_labels(votes)
+    >>> soft.loc["a.wav", ["A", "S", "N"]].round(3).tolist(), soft["n_votes"].tolist(), soft.attrs["only_other"]
+    ([0.667, 0.333, 0.0], [3], 1)
+    """
+    files, names = pd.factorize(detailed["FileName"], sort=True)
+    code = pd.Index(CLASS_CODES).get_indexer(detailed["EmoClass"])
+    vote = code >= 0
+    counts = np.bincount(files[vote] * len(CLASS_CODES) + code[vote],
+                         minlength=len(names) * len(CLASS_CODES)).reshape(len(names), len(CLASS_CODES))
+    n_votes = counts.sum(axis=1)
+    kept = n_votes > 0
+    soft = pd.DataFrame(counts[kept] / n_votes[kept, None], columns=list(CLASS_CODES),
+                        index=pd.Index(names[kept], name="FileName"))
+    soft["n_votes"] = n_votes[kept].astype("int64")
+    soft.attrs["only_other"] = int((~kept).sum())
+    return soft
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions
+# --------------------------------------------------------------------------------------------
+
+_PREDICTION_VALUE_COLUMNS = ("EmoClass",) + PROB_COLUMNS + ATTRIBUTES
+_TASK_SUFFIX = re.compile(r"[_.-](categorical|attributes)$", re.IGNORECASE)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _read_baseline(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``Filename,Prediction`` with 8 logits (A,S,H,U,F,D,C,N order) -> argmax class and softmax."""
+    text = table["Prediction"].str.strip("[] ")
+    n_fields = text.str.count(",") + 1
+    wrong = (n_fields != len(CLASS_CODES)) | (text == "")
+    if wrong.any():
+        line, count = _first_bad(table, wrong)
+        raise InputError(path, "Prediction", f"expected {len(CLASS_CODES)} logits joined by ', ', found "
+                         f"{table.at[line, 'Prediction']!r}{_more(count)}", row=line)
+    fields = text.str.split(",", expand=True)
+    fields.columns = list(CLASS_CODES)
+    logits = np.column_stack([pd.to_numeric(fields[c].str.strip(), errors="coerce").to_numpy(dtype="float64")
+                              for c in CLASS_CODES])
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        line, count = _first_bad(table, bad)
+        raise InputError(path, "Prediction", f"logits {table.at[line, 'Prediction']!r} are not all finite "
+                         f"numbers{_more(count)}", row=line)
+    out = pd.DataFrame({"FileName": table["Filename"],
+                        "EmoClass": np.asarray(CLASS_CODES)[logits.argmax(axis=1)]}, index=table.index)
+    out[list(PROB_COLUMNS)] = _softmax(logits)
+    return out
+
+
+def _read_prediction_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...], str]:
+    """One prediction CSV, layout detected by header.
+
+    Returns (frame with ``FileName`` + value columns, index = line numbers; tasks it gives;
+    name of its file-name column).
+    """
+    table = _read_table(path)
+    columns = set(table.columns)
+    if set(BASELINE_PREDICTION_COLUMNS) <= columns and "FileName" not in columns:
+        _check_not_empty(table, path, "Filename")
+        _check_unique(table, path, "Filename")
+        return _read_baseline(table, path), (TASK_CATEGORICAL,), "Filename"
+    has_class = "EmoClass" in columns
+    has_attributes = any(a in columns for a in ATTRIBUTES)
+    if "FileName" not in columns or not (has_class or has_attributes):
+        raise InputError(path, None, f"unrecognised header {','.join(table.columns)!r}; expected "
+                         f"{','.join(CATEGORICAL_PREDICTION_COLUMNS)}[,P_A..P_N], "
+                         f"{','.join(ATTRIBUTE_PREDICTION_COLUMNS)} or "
+                         f"{','.join(BASELINE_PREDICTION_COLUMNS)}", row=1)
+    _check_not_empty(table, path, "FileName")
+    _check_unique(table, path, "FileName")
+    out = table.loc[:, ["FileName"]]
+    tasks = []
+    if has_class:
+        _check_codes(table, path, "EmoClass", CLASS_CODES)
+        out["EmoClass"] = table["EmoClass"]
+        if any(c in columns for c in PROB_COLUMNS):
+            _require_columns(table, path, PROB_COLUMNS)
+            for column in PROB_COLUMNS:
+                out[column] = _numbers(table, path, column, 0.0, 1.0, tolerance=1e-6)
+            total = out[list(PROB_COLUMNS)].sum(axis=1)
+            off = (total - 1.0).abs() > PROB_SUM_TOLERANCE
+            if off.any():
+                line, count = _first_bad(table, off)
+                raise InputError(path, "P_A..P_N", f"probabilities sum to {total.at[line]:.6g}, not 1"
+                                 f"{_more(count)}", row=line)
+        tasks.append(TASK_CATEGORICAL)
+    if has_attributes:
+        _require_columns(table, path, ATTRIBUTES)
+        for attribute in ATTRIBUTES:
+            out[attribute] = _numbers(table, path, attribute, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+        tasks.append(TASK_ATTRIBUTES)
+    return out, tuple(tasks), "FileName"
+
+
+def _csv_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith("."))
+
+
+def _system_name(file: Path) -> str:
+    """``sysA.csv`` / ``sysA_categorical.csv`` -> ``sysA``; ``sysA/categorical.csv`` -> ``sysA``."""
+    if file.stem.lower() in _TASK_STEMS:
+        return file.absolute().parent.name
+    return _TASK_SUFFIX.sub("", file.stem) or file.stem
+
+
+def _read_system(name: str, files: list[Path]) -> tuple[pd.DataFrame, dict[str, str]]:
+    frames, sources = [], {}
+    for file in files:
+        frame, tasks, _ = _read_prediction_file(file)
+        for task in tasks:
+            if task in sources:
+                raise InputError(file, None, f"a second {task} prediction file for system {name!r} "
+                                 f"(the first is {sources[task]})", row=1)
+            sources[task] = str(file)
+        frames.append(frame.reset_index(drop=True))
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.merge(other, on="FileName", how="outer")
+    frame.insert(0, "system", name)
+    return frame, sources
+
+
+def _predictions_frame(systems: list[tuple[pd.DataFrame, dict[str, str]]], path: Path) -> pd.DataFrame:
+    frame = pd.concat([f for f, _ in systems], ignore_index=True)
+    columns = ["system", "FileName"] + [c for c in _PREDICTION_VALUE_COLUMNS if c in frame.columns]
+    frame = frame.loc[:, columns].sort_values(["system", "FileName"], kind="stable").reset_index(drop=True)
+    frame.attrs.update(path=str(path), sources={str(f["system"].iat[0]): s for f, s in systems},
+                       synthetic=is_synthetic(path))
+    return frame
+
+
+def read_predictions(path: str | os.PathLike, system: str | None = None) -> pd.DataFrame:
+    """One system's predictions: a CSV file, or a folder of CSVs (``categorical.csv``,
+    ``attributes.csv`` or any name; each file's layout is detected by its header).
+
+    Layouts: ``FileName,EmoClass`` (+ ``P_A..P_N``, each in [0, 1], rows summing to 1),
+    the baseline's ``Filename,Prediction`` (8 logits; ``EmoClass`` = argmax, ``P_*`` = softmax),
+    ``FileName,EmoAct,EmoVal,EmoDom`` (1-7). ``system`` defaults to the file stem (without a
+    ``_categorical``/``_attributes`` suffix), or the folder name for ``categorical.csv`` /
+    ``attributes.csv`` or a folder. Returns the tidy ``predictions`` frame; ``attrs["sources"]``
+    maps ``{system: {task: file}}``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = _csv_files(path)
+        if not files:
+            raise InputError(path, None, "no *.csv prediction files in this folder")
+        name = system or path.absolute().name
+    elif path.is_file():
+        files, name = [path], system or _system_name(path)
+    else:
+        raise InputError(path, None, "no such file or folder")
+    return _predictions_frame([_read_system(name, files)], path)
+
+
+def read_systems(path: str | os.PathLike) -> pd.DataFrame:
+    """Predictions of every system under ``path`` as one tidy frame.
+
+    ``path`` is a directory of systems -- one sub-folder per system (name = folder name) and/or
+    files directly in it (``sysB.csv`` or the pair ``sysB_categorical.csv`` +
+    ``sysB_attributes.csv``) -- or one system's file or folder (see :func:`read_predictions`).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return read_predictions(path)
+    groups: dict[str, list[Path]] = {}
+    for folder in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if files := _csv_files(folder):
+            groups[folder.name] = files
+    folders = set(groups)
+    for file in _csv_files(path):
+        name = _system_name(file)
+        if name in folders:
+            raise InputError(file, None, f"system {name!r} is given both by this file and by the folder "
+                             f"{path / name}")
+        groups.setdefault(name, []).append(file)
+    if not groups:
+        raise InputError(path, None, "no prediction CSV files in this folder or its sub-folders")
+    return _predictions_frame([_read_system(name, files) for name, files in sorted(groups.items())], path)
+
+
+# --------------------------------------------------------------------------------------------
+# Joining labels and predictions
+# --------------------------------------------------------------------------------------------
+
+def _task_columns(task: str) -> list[str]:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    return ["EmoClass"] if task == TASK_CATEGORICAL else list(ATTRIBUTES)
+
+
+def _submitted(predictions: pd.DataFrame, task: str) -> pd.Series:
+    """Rows that carry a prediction for ``task``."""
+    columns = _task_columns(task)
+    if not set(columns) <= set(predictions.columns):
+        return pd.Series(False, index=predictions.index)
+    return predictions[columns].notna().all(axis=1)
+
+
+def _source(predictions: pd.DataFrame, system: str, task: str) -> str:
+    return predictions.attrs.get("sources", {}).get(system, {}).get(task, f"predictions of system {system!r}")
+
+
+def _is_in(names: pd.Series, allowed) -> pd.Series:
+    """``names.isin(allowed)`` through a hash index (``isin`` on arrow strings is slow for 10^5 names)."""
+    return pd.Series(pd.Index(pd.unique(pd.Series(allowed))).get_indexer(names) >= 0, index=names.index)
+
+
+def _row_of(file: str, value: str) -> int | None:
+    return _locate(Path(file), "FileName", value) if Path(file).is_file() else None
+
+
+def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersection: bool = False) -> pd.DataFrame:
+    """Join labels and predictions for one task into the tidy ``merged`` frame.
+
+    Columns ``system, FileName, SpkrID, Gender, Split_Set, <extra label columns>`` then
+    ``EmoClass_true, EmoClass_pred`` (+ ``P_A..P_N``) for ``"categorical"`` (``O``/``X`` label
+    rows dropped; predictions for them ignored) or ``EmoAct_true, EmoAct_pred, EmoVal_true, ...``
+    for ``"attributes"``; sorted by system then FileName, the same files for every system.
+
+    A prediction for a file absent from ``labels``, or a labelled file missing from a system, is
+    an :class:`InputError` -- unless ``intersection=True``: then only the files every system and
+    the labels share are kept. ``attrs``: ``task``, ``synthetic``, ``split``, ``dropped``
+    (labelled files left out), ``dropped_predictions`` (prediction rows for unlabelled files).
+    """
+    value_columns = _task_columns(task)
+    submitted = _submitted(predictions, task)
+    if not submitted.any():
+        raise InputError(predictions.attrs.get("path", "predictions"), value_columns[0],
+                         f"no system has {task} predictions")
+    preds = predictions.loc[submitted].reset_index(drop=True)
+    label_file = labels.attrs.get("source", "labels")
+    split = labels.attrs.get("split")
+    scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
+    names = pd.Index(labels["FileName"])
+    if not names.is_unique:
+        raise InputError(label_file, "FileName", f"duplicate FileName {names[names.duplicated()][0]!r}")
+    # integer codes: position of each prediction's file in labels (-1: unlabelled), system number
+    position = names.get_indexer(preds["FileName"])
+    known = position >= 0
+    if not known.all() and not intersection:
+        first = preds.loc[~known].iloc[0]
+        file = _source(preds, first["system"], task)
+        count = int((~known & (preds["system"] == first["system"]).to_numpy()).sum())
+        raise InputError(file, "FileName", f"{first['FileName']!r} is not in the {scope}{_more(count)}",
+                         row=_row_of(file, first["FileName"]))
+    system_code, systems = pd.factorize(preds["system"], sort=True)
+    flat = system_code[known] * len(names) + position[known]
+    votes = np.bincount(flat, minlength=len(systems) * len(names)).reshape(len(systems), len(names))
+    if votes.max() > 1:
+        first = preds.loc[known].iloc[int(np.argmax(votes.ravel()[flat] > 1))]
+        raise InputError(_source(preds, first["system"], task), "FileName",
+                         f"duplicate FileName {first['FileName']!r} for system {first['system']!r}")
+    in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
+               else np.ones(len(names), dtype=bool))
+    covered = votes > 0
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[names.argsort()] = np.arange(len(names))  # order of the labelled files by FileName
+    n_expected = int(in_task.sum())
+    for k, system in enumerate(systems):
+        missing = np.flatnonzero(in_task & ~covered[k])
+        if len(missing) and not intersection:
+            missing = missing[np.argsort(rank[missing])]
+            where = _row_of(label_file, names[missing[0]])
+            examples = ", ".join(repr(f) for f in names[missing[:_N_EXAMPLES]])
+            raise InputError(_source(preds, system, task), "FileName",
+                             f"{len(missing)} of {n_expected} files of the {scope} have no {task} "
+                             f"prediction, e.g. {examples}"
+                             f"{f' (labels row {where})' if where else ''}; "
+                             "use --intersection (intersection=True) to score only the files all share")
+    common = in_task & covered.all(axis=0)
+    if not common.any():
+        raise InputError(predictions.attrs.get("path", "predictions"), "FileName",
+                         f"no file of the {scope} has a {task} prediction from every system")
+    rows = np.flatnonzero(known & common[np.where(known, position, 0)])
+    rows = rows[np.lexsort((rank[position[rows]], system_code[rows]))]
+    guess = preds.iloc[rows].reset_index(drop=True)
+    truth = labels.iloc[position[rows]].reset_index(drop=True)
+    extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
+    columns = {"system": guess["system"]}
+    columns.update({c: truth[c] for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
+    for column in value_columns:
+        columns.update({f"{column}_true": truth[column], f"{column}_pred": guess[column]})
+    if task == TASK_CATEGORICAL:
+        columns.update({c: guess[c] for c in PROB_COLUMNS if c in guess and guess[c].notna().any()})
+    merged = pd.DataFrame(columns)
+    merged.attrs = {"task": task, "split": split,
+                    "synthetic": bool(labels.attrs.get("synthetic") or predictions.attrs.get("synthetic")),
+                    "dropped": n_expected - int(common.sum()),
+                    "dropped_predictions": int((~known).sum())}
+    return merged
+
+
+def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, split: str | None = "Development",
+         intersection: bool = False) -> dict:
+    """Read and validate labels and every system's predictions, and merge each task.
+
+    Returns ``dict(categorical=merged or None, attributes=merged or None, labels=labels)``
+    (``None`` for a task no system submitted). Everything is validated before it returns, so a
+    command can fail before writing any output.
+    """
+    labels = read_labels(labels_path, split=split)
+    predictions = read_systems(predictions_path)
+    result = {task: merge(labels, predictions, task, intersection=intersection)
+              if _submitted(predictions, task).any() else None for task in TASKS}
+    result["labels"] = labels
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Submission check
+# --------------------------------------------------------------------------------------------
+
+def _read_file_list(path: Path) -> dict[str, int]:
+    """Expected file names -> line number; blank lines, ``#`` comments and a header are skipped."""
+    if not path.is_file():
+        raise InputError(path, None, "no such file")
+    names: dict[str, int] = {}
+    for line, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        name = text.split(",")[0].strip()
+        if name and not name.startswith("#") and name not in _FILE_NAME_COLUMNS:
+            names.setdefault(name, line)
+    if not names:
+        raise InputError(path, None, "no file names in the file list")
+    return names
+
+
+def validate_submission(predictions_path: str | os.PathLike, labels=None, file_list=None,
+                        split: str | None = "Development") -> str:
+    """Check a submission before sending it; return a one-line ``"OK: ..."`` or raise InputError.
+
+    Checks the format (layout by header), one row per expected file, no duplicates, no files
+    outside the expected set, known class codes, attributes finite in [1, 7]. The expected set is
+    every file of ``split`` in ``labels`` (corpus root, CSV or a labels frame) -- for the
+    categorical task the ``O``/``X`` files may be present but are not required -- or the names in
+    ``file_list`` (one per line). With neither, only the format is checked.
+    """
+    if labels is not None and file_list is not None:
+        raise ValueError("give labels or file_list, not both")
+    path = Path(predictions_path)
+    if path.is_dir():
+        files = _csv_files(path)
+        if not files:
+            raise InputError(path, None, "no *.csv prediction files in this folder")
+    else:
+        files = [path]
+    expected = None
+    if labels is not None:
+        frame = labels if isinstance(labels, pd.DataFrame) else read_labels(labels, split=split)
+        source = frame.attrs.get("source", "labels")
+        expected = {TASK_ATTRIBUTES: pd.Index(frame["FileName"]).sort_values(),
+                    TASK_CATEGORICAL: pd.Index(frame.loc[frame["EmoClass"].isin(CLASS_CODES), "FileName"]).sort_values()}
+        allowed = expected[TASK_ATTRIBUTES]
+        scope = f"labels of split {split} ({source})" if split else f"labels ({source})"
+
+        def locate(name: str) -> int | None:
+            return _row_of(source, name)
+    elif file_list is not None:
+        source = Path(file_list)
+        listed = _read_file_list(source)
+        allowed = pd.Index(sorted(listed))
+        expected = dict.fromkeys(TASKS, allowed)
+        scope = f"file list {source}"
+        locate = listed.get
+    reports, seen = [], {}
+    for file in files:
+        frame, tasks, name_column = _read_prediction_file(file)
+        for task in tasks:
+            if task in seen:
+                raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
+            seen[task] = file
+        if expected is not None:
+            extra = ~_is_in(frame["FileName"], allowed)
+            if extra.any():
+                line, count = _first_bad(frame, extra)
+                raise InputError(file, name_column, f"{frame.at[line, 'FileName']!r} is not an expected "
+                                 f"file ({scope}){_more(count)}", row=line)
+            for task in tasks:
+                missing = expected[task].difference(frame["FileName"])
+                if len(missing):
+                    where = locate(missing[0])
+                    examples = ", ".join(repr(f) for f in missing[:_N_EXAMPLES])
+                    raise InputError(file, name_column, f"{len(missing)} of {len(expected[task])} expected "
+                                     f"files missing, e.g. {examples} ({scope}"
+                                     f"{f', row {where}' if where else ''})")
+        reports.append(f"{file}: {len(frame)} rows, task {' + '.join(tasks)}")
+    status = "all expected files present" if expected is not None else "format only (no expected files given)"
+    return f"OK: {'; '.join(reports)}, {status}"
+
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+# --------------------------------------------------------------------------------------------
 
 def _write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str = "%.6g") -> Path:
     return atomic_write_text(path, df.to_csv(index=False, float_format=float_format, lineterminator="\n"))
@@ -72,7 +770,15 @@ def write_attribute_predictions(predictions: pd.DataFrame, path: str | os.PathLi
 
 
 __all__ = [
-    "ATTRIBUTES",
+    "is_synthetic",
+    "load",
+    "merge",
+    "read_detailed_labels",
+    "read_labels",
+    "read_predictions",
+    "read_systems",
+    "soft_labels",
+    "validate_submission",
     "write_attribute_predictions",
     "write_categorical_predictions",
     "write_labels_consensus",

@@ -1,0 +1,436 @@
+"""Bias audit: every task metric by group (gender or any label column), the gap between two
+groups with a speaker-aware confidence interval and a permutation p-value, per-class recall by
+group, and the per-speaker metric distribution.
+
+The gap follows the fairness score of Wagner et al. (2023, "Dawn of the transformer era in
+speech emotion recognition"): ``gap = metric(group a) - metric(group b)``, by default
+``CCC(female) - CCC(male)`` (negative: the system is worse for women).
+
+Point estimates by group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame` fed with
+the :mod:`ser_diag.metrics` functions (:func:`metric_frame`). What MetricFrame lacks is added
+here:
+
+* intervals that resample **speakers** (``by_speaker=True``): the speaker clusters are
+  resampled once per bootstrap replicate and every group's metric is computed on the same
+  replicate (weights ``W * mask_group``), so group metrics and their gap are paired;
+* regression metrics by group: CCC, ``bias = mean(pred) - mean(true)`` and
+  ``shrinkage = sd(pred) / sd(true)`` (< 1: regression to the mean) per attribute;
+* a permutation test of the gap that shuffles the group labels **between speakers** (each
+  speaker keeps all its utterances and the number of speakers per group is kept), because
+  gender is a speaker attribute: shuffling utterances would break the speaker clustering and
+  give too small p-values. If the grouping column is not constant within speakers the test
+  falls back to shuffling utterances; the ``method`` column says which was used.
+
+Rows whose group label is missing (e.g. ``Gender`` unknown) belong to no group; they are still
+part of each resample, so they do not change the groups' results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+
+from ser_diag import metrics, resampling
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+
+__all__ = [
+    "group_gaps",
+    "group_metrics",
+    "metric_frame",
+    "per_class_recall_by_group",
+    "speaker_metrics",
+    "task_metric_names",
+    "worst_speakers",
+]
+
+_SEP = "\x1f"  # joins group and metric names inside one bootstrap statistic
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def task_of(merged: pd.DataFrame) -> str:
+    """The task of a merged frame: ``merged.attrs["task"]``, else inferred from its columns."""
+    task = merged.attrs.get("task")
+    if task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
+        return task
+    if "EmoClass_pred" in merged:
+        return TASK_CATEGORICAL
+    if all(f"{a}_pred" in merged for a in ATTRIBUTES):
+        return TASK_ATTRIBUTES
+    raise ValueError("merged frame has neither EmoClass_pred nor EmoAct/EmoVal/EmoDom_pred columns")
+
+
+def system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One frame per system (order of first appearance), rows in the shared file order.
+
+    Systems whose predictions for the task are all missing are left out; a system with some
+    predictions missing raises ``ValueError`` (paired analyses need every file predicted).
+    """
+    pred_cols = ["EmoClass_pred"] if task_of(merged) == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+    out = {}
+    for system, frame in merged.groupby("system", sort=False):
+        missing = frame[pred_cols].isna().to_numpy()
+        if missing.all():
+            continue
+        if missing.any():
+            raise ValueError(f"system {system!r} lacks predictions for some files; "
+                             "merge with intersection=True or complete the submission")
+        out[str(system)] = frame.reset_index(drop=True)
+    if not out:
+        raise ValueError("merged frame holds no system with predictions")
+    return out
+
+
+def cluster_ids(speakers) -> np.ndarray:
+    """Integer cluster id per row: one id per known speaker, and a fresh id for every row whose
+    speaker is unknown (such utterances are resampled on their own).
+
+    >>> cluster_ids(pd.array([7, 7, None, 3, None], dtype="Int64")).tolist()
+    [0, 0, 2, 1, 3]
+    """
+    codes, _ = pd.factorize(pd.Series(speakers), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    unknown = codes < 0
+    codes[unknown] = codes.max(initial=-1) + 1 + np.arange(unknown.sum())
+    return codes
+
+
+def task_metric_names(task: str) -> list[str]:
+    """Metric names reported by the bias audit for a task."""
+    if task == TASK_CATEGORICAL:
+        return ["macro_f1", "accuracy", "uar"] + [f"recall_{c}" for c in CLASS_CODES]
+    return ([f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
+            + [f"bias_{a}" for a in ATTRIBUTES] + [f"shrinkage_{a}" for a in ATTRIBUTES])
+
+
+def _attribute_statistic(true: np.ndarray, pred: np.ndarray, ddof: int) -> Callable:
+    """Weighted statistic: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred - mean true)
+    and ``shrinkage_<attr>`` (sd pred / sd true) from :func:`ser_diag.metrics.weighted_moments`."""
+    def statistic(weights):
+        out = {}
+        cccs = []
+        for j, attr in enumerate(ATTRIBUTES):
+            m = metrics.weighted_moments(weights, true[:, j], pred[:, j], ddof=ddof)
+            cccs.append(metrics.ccc_from_moments(m))
+            out[f"ccc_{attr}"] = cccs[-1]
+            out[f"bias_{attr}"] = m[:, 2] - m[:, 1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"shrinkage_{attr}"] = np.sqrt(m[:, 4] / m[:, 3])
+        out["ccc_mean"] = np.mean(cccs, axis=0)
+        return out
+    return statistic
+
+
+def _task_statistic(frame: pd.DataFrame, task: str, ddof: int) -> Callable:
+    """Vectorised statistic ``weights (B, n) -> {metric: (B,)}`` for one system's rows."""
+    names = task_metric_names(task)
+    if task == TASK_CATEGORICAL:
+        base = resampling.categorical_statistics(
+            metrics.label_indices(frame["EmoClass_true"].to_numpy()),
+            metrics.label_indices(frame["EmoClass_pred"].to_numpy()))
+    else:
+        base = _attribute_statistic(frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64),
+                                    frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64), ddof)
+
+    def statistic(weights):
+        values = base(weights)
+        return {name: np.asarray(values[name], dtype=np.float64) for name in names}
+    return statistic
+
+
+def _masked(statistic: Callable, masks: dict[str, np.ndarray]) -> Callable:
+    """Statistic of every group at once on the same weights: ``statistic(W * mask_g)``."""
+    def grouped(weights):
+        out = {}
+        for key, mask in masks.items():
+            for name, value in statistic(weights * mask).items():
+                out[f"{key}{_SEP}{name}"] = value
+        return out
+    return grouped
+
+
+def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
+    if by not in merged:
+        raise ValueError(f"column {by!r} not in the merged frame; label columns: "
+                         f"{[c for c in merged.columns if not c.endswith(('_true', '_pred'))]}")
+    return merged[by]
+
+
+def _bootstrap_groups(frame, statistic, masks, n_boot, level, by_speaker, seed):
+    """Run :func:`ser_diag.resampling.bootstrap` on all groups of one system; returns the
+    bootstrap frame with ``key`` and ``metric`` split out."""
+    groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
+    boot = resampling.bootstrap(_masked(statistic, masks), len(frame), n_boot=n_boot,
+                                groups=groups, level=level, seed=seed)
+    parts = boot["metric"].str.split(_SEP, n=1, expand=True)
+    return boot.assign(key=parts[0].to_numpy(), metric=parts[1].to_numpy())
+
+
+# --------------------------------------------------------------------------- group metrics
+
+def _shrinkage(y_true, y_pred) -> float:
+    d = metrics.lin_decomposition(y_true, y_pred)
+    return d["sd_pred"] / d["sd_true"] if d["sd_true"] > 0 else float("nan")
+
+
+def _metric_frame(frame: pd.DataFrame, task: str, by: str, ddof: int) -> MetricFrame:
+    frame = frame[_group_values(frame, by).notna()]
+    if task == TASK_CATEGORICAL:
+        y_true, y_pred = frame["EmoClass_true"].to_numpy(str), frame["EmoClass_pred"].to_numpy(str)
+        funcs = {"macro_f1": metrics.macro_f1, "accuracy": metrics.accuracy,
+                 "uar": metrics.unweighted_average_recall}
+        for code in CLASS_CODES:
+            funcs[f"recall_{code}"] = (lambda t, p, c=code:
+                                       float(metrics.per_class_scores(t, p).loc[c, "recall"]))
+    else:
+        y_true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
+        y_pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+        funcs = {f"ccc_{a}": (lambda t, p, j=j: metrics.ccc(t[:, j], p[:, j], ddof=ddof))
+                 for j, a in enumerate(ATTRIBUTES)}
+        funcs["ccc_mean"] = lambda t, p: float(np.mean([metrics.ccc(t[:, j], p[:, j], ddof=ddof)
+                                                        for j in range(len(ATTRIBUTES))]))
+        for j, a in enumerate(ATTRIBUTES):
+            funcs[f"bias_{a}"] = lambda t, p, j=j: float(p[:, j].mean() - t[:, j].mean())
+            funcs[f"shrinkage_{a}"] = lambda t, p, j=j: _shrinkage(t[:, j], p[:, j])
+    return MetricFrame(metrics=funcs, y_true=y_true, y_pred=y_pred,
+                       sensitive_features=pd.Series(frame[by].astype(str).to_numpy(), name=by))
+
+
+def metric_frame(merged: pd.DataFrame, system: str | None = None, by: str = "Gender",
+                 ddof: int = 0) -> MetricFrame:
+    """fairlearn :class:`~fairlearn.metrics.MetricFrame` of every task metric by ``by`` for one
+    system (``system=None``: the only system), computed with the :mod:`ser_diag.metrics`
+    functions; group labels become strings, rows with a missing label are dropped. Use it for
+    fairlearn's own summaries (``.by_group``, ``.difference()``, ``.ratio()``); it has no
+    speaker-level intervals.
+    """
+    frames = system_frames(merged)
+    if system is None:
+        if len(frames) != 1:
+            raise ValueError(f"several systems in the frame, name one of {list(frames)}")
+        system = next(iter(frames))
+    return _metric_frame(frames[system], task_of(merged), by, ddof)
+
+
+def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, level: float = 0.95,
+                  by_speaker: bool = False, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+    """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
+
+    Categorical: ``macro_f1, accuracy, uar, recall_<code>``; attributes: ``ccc_<attr>,
+    ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates come from :func:`metric_frame`;
+    percentile CIs from :func:`ser_diag.resampling.bootstrap`, resampling speakers when
+    ``by_speaker`` (unknown speakers count as one-utterance clusters). All systems and groups
+    share the resamples (same ``seed``).
+
+    Returns a tidy frame ``system, by, group, metric, estimate, ci_low, ci_high, level, unit,
+    n_boot, n, n_speakers``.
+    """
+    task = task_of(merged)
+    rows = []
+    for system, frame in system_frames(merged).items():
+        labels = _group_values(frame, by)
+        present = labels.dropna().unique()
+        groups = sorted(present.tolist(), key=str)
+        masks = {str(g): (labels == g).fillna(False).to_numpy(np.float32) for g in groups}
+        boot = _bootstrap_groups(frame, _task_statistic(frame, task, ddof), masks,
+                                 n_boot, level, by_speaker, seed)
+        by_group = _metric_frame(frame, task, by, ddof).by_group
+        for g in groups:
+            in_group = frame[labels == g]
+            part = boot[boot["key"] == str(g)].set_index("metric")
+            for name in task_metric_names(task):
+                rows.append(dict(system=system, by=by, group=g, metric=name,
+                                 estimate=float(by_group.loc[str(g), name]),
+                                 ci_low=part.at[name, "ci_low"], ci_high=part.at[name, "ci_high"],
+                                 level=level, unit=part.at[name, "unit"], n_boot=n_boot,
+                                 n=len(in_group), n_speakers=int(in_group["SpkrID"].nunique())))
+    return pd.DataFrame(rows)
+
+
+def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000,
+                              level: float = 0.95, by_speaker: bool = False,
+                              seed: int = 0) -> pd.DataFrame:
+    """Recall of each class per group with CIs (categorical task): ``system, by, group, class,
+    recall, ci_low, ci_high, support`` where ``support`` is the number of true items of the
+    class in the group."""
+    if task_of(merged) != TASK_CATEGORICAL:
+        raise ValueError("per-class recall needs the categorical task")
+    table = group_metrics(merged, by=by, n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
+    table = table[table["metric"].str.startswith("recall_")].copy()
+    table["class"] = table["metric"].str.removeprefix("recall_")
+    first = merged[merged["system"] == merged["system"].iloc[0]]
+    support = first.groupby([by, "EmoClass_true"]).size()
+    table["support"] = [int(support.get((g, c), 0)) for g, c in zip(table["group"], table["class"])]
+    return (table.rename(columns={"estimate": "recall"})
+            [["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]]
+            .reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- gaps
+
+def _permutation_units(frame: pd.DataFrame, labels: pd.Series) -> tuple[np.ndarray, str]:
+    """Units whose group label is shuffled: speakers when the label is constant within every
+    known speaker, else utterances."""
+    known = frame["SpkrID"].notna()
+    per_speaker = labels[known].astype("string").groupby(frame.loc[known, "SpkrID"]).nunique(dropna=False)
+    if known.any() and (per_speaker <= 1).all():
+        return cluster_ids(frame["SpkrID"]), "speaker permutation"
+    return np.arange(len(frame)), "utterance permutation"
+
+
+def _permutation_gaps(statistic, unit_ids, labels, a, b, n_permutations, seed, batch=200):
+    """Gap ``stat(a) - stat(b)`` under ``n_permutations`` shuffles of the unit labels among the
+    units of groups a and b; returns ``{metric: (n_permutations,)}``."""
+    first = pd.Series(np.arange(len(unit_ids))).groupby(unit_ids).first()
+    unit_label = labels.to_numpy(object)[first.to_numpy()]
+    in_ab = np.array([x == a or x == b for x in unit_label])
+    units = first.index.to_numpy()[in_ab]
+    is_a = np.array([x == a for x in unit_label[in_ab]])
+    position = pd.Series(-1, index=first.index.to_numpy())
+    position[units] = np.arange(units.size)
+    row_pos = position.loc[unit_ids].to_numpy()
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {}
+    for start in range(0, n_permutations, batch):
+        size = min(batch, n_permutations - start)
+        shuffled = np.stack([rng.permutation(is_a) for _ in range(size)])      # (P, units)
+        padded = np.concatenate([shuffled, np.zeros((size, 1), bool)], axis=1)  # pos -1 -> False
+        mask_a = padded[:, row_pos]
+        pads_b = np.concatenate([~shuffled, np.zeros((size, 1), bool)], axis=1)
+        mask_b = pads_b[:, row_pos]
+        va, vb = statistic(mask_a.astype(np.float32)), statistic(mask_b.astype(np.float32))
+        for name in va:
+            out.setdefault(name, []).append(va[name] - vb[name])
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: str = "Male",
+               n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
+               n_permutations: int = 1000, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+    """Gap ``metric(a) - metric(b)`` per system and metric (fairness score of Wagner et al.
+    2023: ``CCC(female) - CCC(male)``) with a paired bootstrap CI and a permutation p-value.
+
+    CI: percentile interval of the gap over resamples (speaker clusters when ``by_speaker``)
+    where both groups are evaluated on the same resample. p-value: two-sided,
+    ``(1 + #{|gap_perm| >= |gap|}) / (1 + n_permutations)``, with group labels shuffled between
+    speakers (see module docstring); ``method`` names the permutation unit.
+
+    Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
+    ci_high, level, unit, n_boot, p_value, method, n_permutations``.
+    """
+    task = task_of(merged)
+    rows = []
+    for system, frame in system_frames(merged).items():
+        labels = _group_values(frame, by)
+        observed = set(labels.dropna().tolist())
+        for g in (a, b):
+            if g not in observed:
+                raise ValueError(f"group {g!r} not found in column {by!r} (values: {sorted(map(str, observed))})")
+        mask_a = (labels == a).fillna(False).to_numpy(np.float32)
+        mask_b = (labels == b).fillna(False).to_numpy(np.float32)
+        statistic = _task_statistic(frame, task, ddof)
+
+        def with_gap(weights):
+            va, vb = statistic(weights * mask_a), statistic(weights * mask_b)
+            out = {}
+            for name in va:
+                out[f"a{_SEP}{name}"], out[f"b{_SEP}{name}"] = va[name], vb[name]
+                out[f"gap{_SEP}{name}"] = va[name] - vb[name]
+            return out
+
+        groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
+        boot = resampling.bootstrap(with_gap, len(frame), n_boot=n_boot, groups=groups,
+                                    level=level, seed=seed).set_index("metric")
+        unit_ids, method = _permutation_units(frame, labels)
+        perm = _permutation_gaps(statistic, unit_ids, labels, a, b, n_permutations, seed)
+        for name in task_metric_names(task):
+            gap_row = boot.loc[f"gap{_SEP}{name}"]
+            gap = float(gap_row["estimate"])
+            null = perm[name][np.isfinite(perm[name])]
+            p_value = (float((1 + np.sum(np.abs(null) >= abs(gap) - 1e-12)) / (1 + null.size))
+                       if np.isfinite(gap) and null.size else float("nan"))
+            rows.append(dict(system=system, by=by, group_a=a, group_b=b, metric=name,
+                             estimate_a=float(boot.at[f"a{_SEP}{name}", "estimate"]),
+                             estimate_b=float(boot.at[f"b{_SEP}{name}", "estimate"]),
+                             gap=gap, ci_low=gap_row["ci_low"], ci_high=gap_row["ci_high"],
+                             level=level, unit=gap_row["unit"], n_boot=n_boot, p_value=p_value,
+                             method=method, n_permutations=n_permutations))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- speakers
+
+def _speaker_scores(frame: pd.DataFrame, task: str, ddof: int) -> dict[str, float]:
+    if task == TASK_CATEGORICAL:
+        t, p = frame["EmoClass_true"].to_numpy(str), frame["EmoClass_pred"].to_numpy(str)
+        present = [c for c in CLASS_CODES if c in set(t) | set(p)]
+        return {"accuracy": metrics.accuracy(t, p), "macro_f1": metrics.macro_f1(t, p, labels=present)}
+    out = {}
+    for attr in ATTRIBUTES:
+        d = metrics.lin_decomposition(frame[f"{attr}_true"], frame[f"{attr}_pred"], ddof=ddof)
+        out[f"ccc_{attr}"], out[f"bias_{attr}"] = d["ccc"], d["mean_pred"] - d["mean_true"]
+    out["ccc_mean"] = float(np.mean([out[f"ccc_{a}"] for a in ATTRIBUTES]))
+    return out
+
+
+def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "Gender",
+                    ddof: int = 0) -> pd.DataFrame:
+    """Metrics per known speaker with at least ``min_utterances`` utterances, tidy:
+    ``system, SpkrID, <by>, n_utterances, metric, estimate``.
+
+    Categorical: ``accuracy`` and ``macro_f1`` over the classes the speaker has in the truth or
+    the predictions (scikit-learn's default label set; absent classes would otherwise count 0).
+    Attributes: ``ccc_<attr>``, ``ccc_mean`` and ``bias_<attr>`` (mean pred - mean true) within
+    the speaker, as in Wagner et al.'s per-speaker CCC. ``.attrs["min_utterances"]`` keeps the
+    threshold.
+    """
+    task = task_of(merged)
+    rows = []
+    for system, frame in system_frames(merged).items():
+        known = frame[frame["SpkrID"].notna()]
+        for speaker, part in known.groupby("SpkrID", sort=True):
+            if len(part) < min_utterances:
+                continue
+            group = part[by].dropna()
+            group = group.mode().iloc[0] if len(group) else pd.NA
+            for name, value in _speaker_scores(part, task, ddof).items():
+                rows.append({"system": system, "SpkrID": speaker, by: group,
+                             "n_utterances": len(part), "metric": name, "estimate": value})
+    columns = ["system", "SpkrID", by, "n_utterances", "metric", "estimate"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["SpkrID"] = out["SpkrID"].astype("Int64")
+    out.attrs["min_utterances"] = min_utterances
+    return out
+
+
+def default_speaker_metric(task: str) -> str:
+    """Metric used to rank speakers: accuracy (categorical) or mean CCC (attributes)."""
+    return "accuracy" if task == TASK_CATEGORICAL else "ccc_mean"
+
+
+def worst_speakers(merged_or_speakers: pd.DataFrame, n: int = 10, metric: str | None = None,
+                   min_utterances: int = 10, by: str = "Gender", ddof: int = 0) -> pd.DataFrame:
+    """The ``n`` speakers with the lowest ``metric`` per system (default: accuracy for the
+    categorical task, ``ccc_mean`` for attributes), with ``rank`` 1 = worst.
+
+    Accepts a merged frame or the output of :func:`speaker_metrics` (then ``min_utterances``
+    was applied there).
+    """
+    if "FileName" in merged_or_speakers:
+        speakers = speaker_metrics(merged_or_speakers, min_utterances=min_utterances, by=by, ddof=ddof)
+        task = task_of(merged_or_speakers)
+    else:
+        speakers = merged_or_speakers
+        task = TASK_CATEGORICAL if "accuracy" in set(speakers["metric"]) else TASK_ATTRIBUTES
+    metric = metric or default_speaker_metric(task)
+    chosen = speakers[(speakers["metric"] == metric) & speakers["estimate"].notna()]
+    chosen = chosen.sort_values(["estimate", "SpkrID"], kind="stable")
+    worst = chosen.groupby("system", sort=False).head(n).copy()
+    worst["rank"] = worst.groupby("system").cumcount() + 1
+    order = {s: i for i, s in enumerate(pd.unique(speakers["system"]))}
+    worst = worst.sort_values(["rank"], kind="stable").sort_values(
+        "system", key=lambda s: s.map(order), kind="stable")
+    return worst.reset_index(drop=True)

@@ -1,0 +1,182 @@
+"""Binned attribute matrices: true vs predicted arousal, valence, dominance (paper Fig. 3b-d).
+
+Both the true and the predicted value of a file are put into the same bins and counted like a
+confusion matrix; row-normalised, a system without regression to the mean shows a diagonal.
+Bin schemes (the paper does not publish its edges, so they are a parameter):
+
+``"unit"``      edges 1, 2, ..., 7: bins [1, 2), [2, 3), ..., [6, 7] (last bin closed).
+``"quantile"``  bottom 25 % / middle 50 % / top 25 % of the *true* values (Odyssey 2024
+                analysis): edges min, q25, q75, max of the labels of the files scored.
+explicit        ``edges=[e0, e1, ..., ek]``, strictly increasing: bins [e0, e1), ..., [ek-1, ek].
+
+Values outside the outer edges (predictions below 1 or above 7, or beyond explicit edges) are
+counted in the first or last bin, so every file is counted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ser_diag import metrics
+from ser_diag.analysis.confusion import normalize_counts, system_rows, systems_of
+from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES
+
+SCHEMES = ("unit", "quantile")
+QUANTILE_LEVELS = (0.25, 0.75)
+QUANTILE_NAMES = ("bottom 25%", "middle 50%", "top 25%")
+
+
+def bin_edges(y_true, scheme: str = "unit", edges: Sequence[float] | None = None) -> np.ndarray:
+    """Bin edges for one attribute: explicit ``edges`` if given, else those of ``scheme``.
+
+    >>> bin_edges([1.0, 7.0]).tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    >>> bin_edges([1, 2, 3, 4, 5, 6, 7, 8, 9], scheme="quantile").tolist()
+    [1.0, 3.0, 7.0, 9.0]
+    """
+    if edges is not None:
+        out = np.asarray(edges, dtype=float)
+        if out.ndim != 1 or len(out) < 2 or not np.all(np.diff(out) > 0):
+            raise ValueError(f"edges must be at least two strictly increasing numbers, not {edges!r}")
+        return out
+    if scheme == "unit":
+        return np.arange(ATTRIBUTE_MIN, ATTRIBUTE_MAX + 1.0)
+    if scheme == "quantile":
+        values = np.asarray(y_true, dtype=float)
+        values = values[~np.isnan(values)]
+        out = np.quantile(values, (0.0,) + QUANTILE_LEVELS + (1.0,))
+        if not np.all(np.diff(out) > 0):
+            raise ValueError(f"quantile bins collapse (edges {out.tolist()}): too few distinct true values")
+        return out
+    raise ValueError(f"scheme must be one of {SCHEMES} or edges given, not {scheme!r}")
+
+
+def bin_labels(edges: np.ndarray, scheme: str = "unit") -> list[str]:
+    """Readable bin names: ``[1, 2)`` ... ``[6, 7]``; quantile bins are prefixed by their share.
+
+    >>> bin_labels(np.array([1.0, 3.0, 7.0]))
+    ['[1, 3)', '[3, 7]']
+    """
+    last = len(edges) - 2
+    labels = [f"[{lo:.3g}, {hi:.3g}{']' if i == last else ')'}"
+              for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    if scheme == "quantile" and len(labels) == len(QUANTILE_NAMES):
+        labels = [f"{name} {label}" for name, label in zip(QUANTILE_NAMES, labels)]
+    return labels
+
+
+def assign_bins(values, edges: np.ndarray) -> np.ndarray:
+    """Bin index (0 .. len(edges) - 2) of each value; outer bins absorb values beyond the edges.
+
+    >>> assign_bins([0.5, 1.0, 1.99, 2.0, 6.5, 7.0, 7.4], np.arange(1.0, 8.0)).tolist()
+    [0, 0, 0, 1, 5, 5, 5]
+    """
+    return np.searchsorted(np.asarray(edges, dtype=float)[1:-1], np.asarray(values, dtype=float), side="right")
+
+
+def attributes_of(merged: pd.DataFrame, attribute=None) -> list[str]:
+    """Attribute codes to analyse: the given one(s), or every attribute with predictions."""
+    if attribute is None:
+        found = [a for a in ATTRIBUTES if f"{a}_pred" in merged and merged[f"{a}_pred"].notna().any()]
+        if not found:
+            raise ValueError("merged holds no attribute predictions (is it the attributes task?)")
+        return found
+    wanted = [attribute] if isinstance(attribute, str) else list(attribute)
+    for a in wanted:
+        if a not in ATTRIBUTES or f"{a}_true" not in merged or f"{a}_pred" not in merged:
+            raise ValueError(f"attribute {a!r} not in merged (attributes: {ATTRIBUTES})")
+    return wanted
+
+
+def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
+                    ) -> Iterator[tuple[str, str, pd.DataFrame, np.ndarray, np.ndarray]]:
+    """Yield ``(system, attribute, rows, y_true, y_pred)`` for every system x attribute.
+
+    Files with a missing true or predicted value are left out; a system that did not submit
+    an attribute (all predictions missing) is skipped.
+    """
+    for name in systems_of(merged, system):
+        rows_all = system_rows(merged, name)
+        for attr in attributes_of(merged, attribute):
+            true = rows_all[f"{attr}_true"].to_numpy(dtype=float, na_value=np.nan)
+            pred = rows_all[f"{attr}_pred"].to_numpy(dtype=float, na_value=np.nan)
+            keep = ~(np.isnan(true) | np.isnan(pred))
+            if keep.any():
+                yield name, attr, rows_all.loc[keep], true[keep], pred[keep]
+
+
+def attribute_edges(merged: pd.DataFrame, attribute: str, scheme: str = "unit", edges=None) -> np.ndarray:
+    """Edges for ``attribute`` from the true values of the files in ``merged`` (each file once)."""
+    if edges is not None or scheme != "quantile":
+        return bin_edges(None, scheme, edges)
+    files = merged.drop_duplicates("FileName")
+    return bin_edges(files[f"{attribute}_true"].to_numpy(dtype=float, na_value=np.nan), scheme)
+
+
+def _ordered(labels: list[str], values) -> pd.Categorical:
+    return pd.Categorical(values, categories=labels, ordered=True)
+
+
+def binned_matrix(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
+                  normalize: str | None = "true") -> pd.DataFrame:
+    """True-bin x predicted-bin counts of every system and attribute, tidy.
+
+    One row per (system, attribute, true_bin, pred_bin), every bin pair included (count 0).
+    ``share`` = count / n(true_bin) for ``normalize="true"`` (each non-empty true bin sums to 1;
+    empty ones are NaN), count / n(pred_bin) for ``"pred"``, count / n for ``"all"`` / None.
+    ``true_bin`` / ``pred_bin`` are ordered categoricals from low to high;
+    ``true_index`` / ``pred_index`` are their positions.
+    """
+    frames = []
+    for attr in attributes_of(merged, attribute):
+        bins = attribute_edges(merged, attr, scheme, edges)
+        labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
+        k = len(labels)
+        for name, _, _, true, pred in attribute_pairs(merged, attr):
+            cm = metrics.confusion_counts(assign_bins(true, bins), assign_bins(pred, bins), labels=tuple(range(k)))
+            frames.append(pd.DataFrame({
+                "system": name, "attribute": attr,
+                "true_bin": np.repeat(labels, k), "pred_bin": np.tile(labels, k),
+                "true_index": np.repeat(np.arange(k), k), "pred_index": np.tile(np.arange(k), k),
+                "count": cm.ravel().astype(np.int64), "share": normalize_counts(cm, normalize).ravel(),
+            }))
+    return _categorise(pd.concat(frames, ignore_index=True), ("true_bin", "pred_bin"))
+
+
+def _categorise(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """Make bin-label columns ordered categoricals in bin order (all attributes together)."""
+    order = table.sort_values("true_index" if "true_index" in table else "bin_index")
+    labels = list(dict.fromkeys(order[columns[0]].tolist()))
+    for col in columns:
+        table[col] = _ordered(labels, table[col])
+    return table
+
+
+def per_bin_table(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
+                  ddof: int = 0) -> pd.DataFrame:
+    """Per true bin: n, mean true, mean prediction, bias (mean pred - mean true), MAE and CCC.
+
+    CCC within a bin (:func:`ser_diag.metrics.ccc`) measures agreement inside a narrow true
+    range and is NaN for bins with fewer than two files. Columns: system, attribute, true_bin,
+    bin_index, bin_low, bin_high, n, mean_true, mean_pred, bias, mae, ccc.
+    """
+    records = []
+    for attr in attributes_of(merged, attribute):
+        bins = attribute_edges(merged, attr, scheme, edges)
+        labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
+        for name, _, _, true, pred in attribute_pairs(merged, attr):
+            idx = assign_bins(true, bins)
+            for b, label in enumerate(labels):
+                t, p = true[idx == b], pred[idx == b]
+                n = len(t)
+                records.append({
+                    "system": name, "attribute": attr, "true_bin": label, "bin_index": b,
+                    "bin_low": bins[b], "bin_high": bins[b + 1], "n": n,
+                    "mean_true": t.mean() if n else np.nan, "mean_pred": p.mean() if n else np.nan,
+                    "bias": (p - t).mean() if n else np.nan, "mae": np.abs(p - t).mean() if n else np.nan,
+                    "ccc": metrics.ccc(t, p, ddof=ddof) if n >= 2 else np.nan,
+                })
+    return _categorise(pd.DataFrame(records), ("true_bin",))

@@ -1,0 +1,165 @@
+"""Where do the classes go? Confusion tables, minority-class destinations, system differences.
+
+Paper Figure 3a: the challenge's categorical confusion matrix, in the fixed class order
+A, S, H, U, F, D, C, N, showing that the minority negative classes (fear, disgust, contempt)
+are mostly predicted as anger. Every function takes a categorical ``merged`` frame
+(:func:`ser_diag.io.merge`) and returns a tidy :class:`pandas.DataFrame`; counts come from
+:func:`ser_diag.metrics.confusion_counts` and intervals from :func:`ser_diag.resampling.bootstrap`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ser_diag import metrics, resampling
+from ser_diag.schema import CLASS_CODES, CLASS_NAMES, MINORITY_NEGATIVE
+
+NORMALIZE_OPTIONS = (None, "true", "pred", "all")
+
+
+def systems_of(merged: pd.DataFrame, system=None) -> list[str]:
+    """Systems in ``merged`` in order of appearance, or ``[system]`` after checking it exists."""
+    present = [str(s) for s in pd.unique(merged["system"])]
+    if system is None:
+        return present
+    if str(system) not in present:
+        raise ValueError(f"system {system!r} not in merged (has {present})")
+    return [str(system)]
+
+
+def system_rows(merged: pd.DataFrame, system: str) -> pd.DataFrame:
+    """The rows of one system (file order kept)."""
+    return merged.loc[merged["system"].astype(str).to_numpy() == str(system)]
+
+
+def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:
+    """Shares of a count matrix: by row ("true"), column ("pred") or total ("all" or None)."""
+    if normalize not in NORMALIZE_OPTIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZE_OPTIONS}, not {normalize!r}")
+    cm = cm.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if normalize == "true":
+            return cm / cm.sum(axis=-1, keepdims=True)
+        if normalize == "pred":
+            return cm / cm.sum(axis=-2, keepdims=True)
+        return cm / cm.sum(axis=(-2, -1), keepdims=True)
+
+
+def _counts(rows: pd.DataFrame) -> np.ndarray:
+    return metrics.confusion_counts(rows["EmoClass_true"].to_numpy(), rows["EmoClass_pred"].to_numpy(),
+                                    labels=CLASS_CODES)
+
+
+def confusion_table(merged: pd.DataFrame, normalize: str | None = "true") -> pd.DataFrame:
+    """Tidy confusion counts of every system: one row per (system, true, pred), 64 per system.
+
+    ``true``/``pred`` are class codes (ordered categoricals in :data:`CLASS_CODES` order);
+    ``share`` is ``count`` divided by the row total (``normalize="true"``: the row's recall
+    distribution, rows sum to 1), the column total (``"pred"``) or the grand total (``"all"``
+    or ``None``). Rows of a class absent from the labels have share NaN.
+    """
+    frames = []
+    for system in systems_of(merged):
+        cm = _counts(system_rows(merged, system))
+        share = normalize_counts(cm, normalize)
+        frames.append(pd.DataFrame({
+            "system": system,
+            "true": np.repeat(CLASS_CODES, len(CLASS_CODES)),
+            "pred": np.tile(CLASS_CODES, len(CLASS_CODES)),
+            "count": cm.ravel().astype(np.int64),
+            "share": share.ravel(),
+        }))
+    table = pd.concat(frames, ignore_index=True)
+    for col in ("true", "pred"):
+        table[col] = pd.Categorical(table[col], categories=CLASS_CODES, ordered=True)
+    return table
+
+
+def confusion_matrix_frame(merged: pd.DataFrame, system: str | None = None,
+                           normalize: str | None = None) -> pd.DataFrame:
+    """8 x 8 matrix of one system, rows = true class, columns = predicted, full class names.
+
+    ``normalize=None`` gives counts; ``"true"``, ``"pred"``, ``"all"`` give shares as in
+    :func:`confusion_table`. ``system`` may be omitted when ``merged`` holds one system.
+    """
+    system = _single_system(merged, system)
+    cm = _counts(system_rows(merged, system))
+    values = cm if normalize is None else normalize_counts(cm, normalize)
+    names = [CLASS_NAMES[c] for c in CLASS_CODES]
+    return pd.DataFrame(values, index=pd.Index(names, name="true"), columns=pd.Index(names, name="pred"))
+
+
+def _single_system(merged: pd.DataFrame, system) -> str:
+    found = systems_of(merged, system)
+    if len(found) != 1:
+        raise ValueError(f"merged holds several systems {found}: pass system=")
+    return found[0]
+
+
+def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: int = 3,
+                          n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
+                          seed: int = 0) -> pd.DataFrame:
+    """For each true class, the ``top`` wrong classes its files are predicted as, with CIs.
+
+    ``share`` = n(true = t, pred = p) / n(true = t), the off-diagonal entries of the
+    row-normalised confusion matrix, ranked within each true class (ties: class order).
+    Percentile bootstrap intervals resample files (``by_speaker=False``) or speakers
+    (``by_speaker=True``, clusters = ``SpkrID``) with the same resamples for every system.
+    Columns: system, true, rank, pred, count, n_true, share, ci_low, ci_high, level, unit,
+    n_boot, minority (true class in :data:`ser_diag.schema.MINORITY_NEGATIVE`).
+    """
+    k = len(CLASS_CODES)
+    frames = []
+    for name in systems_of(merged, system):
+        rows = system_rows(merged, name)
+        true_idx = metrics.label_indices(rows["EmoClass_true"].to_numpy())
+        pred_idx = metrics.label_indices(rows["EmoClass_pred"].to_numpy())
+
+        def statistic(weights, true_idx=true_idx, pred_idx=pred_idx):
+            cm = metrics.weighted_confusion(weights, true_idx, pred_idx, k=k)
+            share = normalize_counts(cm, "true")
+            return {f"{CLASS_CODES[t]}>{CLASS_CODES[p]}": share[:, t, p]
+                    for t in range(k) for p in range(k) if t != p}
+
+        groups = rows["SpkrID"].reset_index(drop=True) if by_speaker else None
+        boot = resampling.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups,
+                                    level=level, seed=seed).set_index("metric")
+        cm = _counts(rows)
+        for t, code in enumerate(CLASS_CODES):
+            n_true = int(cm[t].sum())
+            if n_true == 0:
+                continue
+            others = [p for p in range(k) if p != t]
+            ranked = sorted(others, key=lambda p: (-cm[t, p], p))[:top]
+            for rank, p in enumerate(ranked, start=1):
+                stats = boot.loc[f"{code}>{CLASS_CODES[p]}"]
+                frames.append({
+                    "system": name, "true": code, "rank": rank, "pred": CLASS_CODES[p],
+                    "count": int(cm[t, p]), "n_true": n_true, "share": cm[t, p] / n_true,
+                    "ci_low": stats["ci_low"], "ci_high": stats["ci_high"], "level": level,
+                    "unit": stats["unit"], "n_boot": n_boot,
+                    "minority": code in MINORITY_NEGATIVE,
+                })
+    table = pd.DataFrame(frames)
+    for col in ("true", "pred"):
+        table[col] = pd.Categorical(table[col], categories=CLASS_CODES, ordered=True)
+    return table
+
+
+def confusion_difference(merged: pd.DataFrame, system_a: str, system_b: str) -> pd.DataFrame:
+    """Row-normalised confusion of ``system_a`` minus that of ``system_b``.
+
+    ``difference = share_a - share_b`` with ``share = n(true, pred) / n(true)``: positive
+    cells are routes ``system_a`` takes more often (on the diagonal: better recall).
+    Columns: system_a, system_b, true, pred, share_a, share_b, difference.
+    """
+    system_a, system_b = systems_of(merged, system_a)[0], systems_of(merged, system_b)[0]
+    table = confusion_table(merged.loc[merged["system"].astype(str).isin([system_a, system_b])],
+                            normalize="true")
+    a = table.loc[table["system"] == system_a].reset_index(drop=True)
+    b = table.loc[table["system"] == system_b].reset_index(drop=True)
+    return pd.DataFrame({
+        "system_a": system_a, "system_b": system_b, "true": a["true"], "pred": a["pred"],
+        "share_a": a["share"], "share_b": b["share"], "difference": a["share"] - b["share"],
+    })

@@ -1,0 +1,434 @@
+"""Fusion of challenge systems (paper Figure 4): rank systems on a selection part, fuse the top
+K for K = 1..N and score the fusion on the remaining files, plus pairwise disagreement and a
+cross-validated stacking meta-model.
+
+Fusion rules
+------------
+* categorical labels: plurality vote (:func:`plurality_vote`). Tie rule: among the classes
+  with the most votes, the winner is the class chosen by the best-ranked system that voted
+  for one of them. So K = 1 returns the single system, K = 2 returns the better system
+  whenever the two disagree, and K systems that all disagree return the best one. Ties never
+  go to the alphabet or the class order.
+* categorical probabilities (when every fused system gave ``P_A..P_N``): the class with the
+  highest mean probability (:func:`probability_average`); exact ties go to the class the
+  best-ranked system gives the highest probability among the tied ones.
+* attributes: mean of the systems' predictions.
+
+Ranking and scoring parts (:func:`split_files`): ``selection="half"`` draws a seeded random
+half of the files (the union over both tasks, so a file is in the same part for both) for
+ranking and scores on the other half; ``selection=<split name>`` ranks on that ``Split_Set``
+and scores on the rest; a list of FileNames ranks on those files. Ranking on the files that
+are scored would flatter the top-K curve, hence the separation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from ser_diag import metrics, resampling
+from ser_diag.analysis.bias import cluster_ids, system_frames, task_of
+from ser_diag.schema import (
+    ATTRIBUTES,
+    CLASS_CODES,
+    PROB_COLUMNS,
+    SPLITS,
+    TASK_ATTRIBUTES,
+    TASK_CATEGORICAL,
+)
+
+__all__ = [
+    "StackingResult",
+    "TASK_SCORES",
+    "fuse",
+    "pairwise_disagreement",
+    "plurality_vote",
+    "probability_average",
+    "rank_systems",
+    "split_files",
+    "stacking",
+    "topk_fusion_curve",
+]
+
+#: The leaderboard score used to rank the systems of each task.
+TASK_SCORES = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
+#: Metrics on the curve by default (paper Figure 4: F1, arousal, valence, dominance).
+CURVE_METRICS = {TASK_CATEGORICAL: ("macro_f1",),
+                 TASK_ATTRIBUTES: tuple(f"ccc_{a}" for a in ATTRIBUTES)}
+
+
+# --------------------------------------------------------------------------- fusion rules
+
+def plurality_vote(predictions, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:
+    """Plurality vote over the columns of ``predictions`` (shape ``(n, K)``, class codes,
+    columns ordered best-ranked system first). Ties go to the best-ranked system among those
+    voting for a tied class.
+
+    >>> plurality_vote([["A", "S", "S"],    # S has two votes
+    ...                 ["A", "S", "H"],    # three-way tie: the best-ranked system's A
+    ...                 ["N", "A", "A"]]).tolist()   # A wins by count against the best system
+    ['S', 'A', 'A']
+    >>> plurality_vote([["S", "H", "S", "H"]]).tolist()   # S and H tied: S, voted by system 1
+    ['S']
+    >>> plurality_vote([["N", "H", "S", "H", "S"]]).tolist()   # H, S tied: system 2 votes H
+    ['H']
+    >>> plurality_vote([["C", "N"], ["F", "F"]]).tolist()   # K = 2: disagreement -> the better
+    ['C', 'F']
+    >>> plurality_vote([["D"], ["A"]]).tolist()             # K = 1: the system itself
+    ['D', 'A']
+    """
+    rows = [list(r) for r in predictions] if not isinstance(predictions, np.ndarray) else predictions
+    codes = np.asarray(rows, dtype=str)
+    if codes.ndim != 2 or codes.shape[1] == 0:
+        raise ValueError(f"predictions must have shape (n, K) with K >= 1, got {codes.shape}")
+    idx = metrics.label_indices(codes, labels).reshape(codes.shape)
+    n = idx.shape[0]
+    counts = np.zeros((n, len(labels)), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(n), idx.shape[1]), idx.ravel()), 1)
+    votes_for_choice = np.take_along_axis(counts, idx, axis=1)          # (n, K)
+    first_top = np.argmax(votes_for_choice == votes_for_choice.max(axis=1, keepdims=True), axis=1)
+    return np.asarray(labels)[idx[np.arange(n), first_top]]
+
+
+def probability_average(probabilities, labels: Sequence[str] = CLASS_CODES) -> tuple[np.ndarray, np.ndarray]:
+    """Average the systems' class probabilities (shape ``(n, K, C)``, systems best-ranked
+    first) and return ``(codes (n,), mean probabilities (n, C))``. Exact ties in the mean go to
+    the tied class the best-ranked system rates highest (then the next system, ...).
+
+    >>> p = np.array([[[0.6, 0.4], [0.2, 0.8]],     # mean 0.4 vs 0.6 -> S
+    ...               [[0.3, 0.7], [0.7, 0.3]]])    # tie 0.5/0.5 -> system 1 prefers S
+    >>> probability_average(p, labels=("A", "S"))[0].tolist()
+    ['S', 'S']
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != len(labels):
+        raise ValueError(f"probabilities must have shape (n, K, {len(labels)}), got {p.shape}")
+    mean = p.mean(axis=1)
+    candidates = mean >= mean.max(axis=1, keepdims=True) - 1e-12
+    for k in range(p.shape[1]):
+        rated = np.where(candidates, p[:, k, :], -np.inf)
+        candidates &= rated >= rated.max(axis=1, keepdims=True)
+    return np.asarray(labels)[np.argmax(candidates, axis=1)], mean
+
+
+def _has_probabilities(frame: pd.DataFrame) -> bool:
+    return all(c in frame for c in PROB_COLUMNS) and bool(frame[list(PROB_COLUMNS)].notna().all(axis=None))
+
+
+def fuse(merged: pd.DataFrame, systems: Sequence[str], method: str | None = None,
+         name: str | None = None) -> pd.DataFrame:
+    """Fuse ``systems`` (best-ranked first) of one task into a merged-layout frame holding one
+    system ``name`` (default ``"fusion(<systems>)"``).
+
+    ``method``: ``"plurality"`` (categorical default), ``"prob_average"`` (categorical, needs
+    ``P_*`` for every fused system; the fused frame carries the mean probabilities) or
+    ``"mean"`` (attributes).
+    """
+    task = task_of(merged)
+    frames = system_frames(merged)
+    missing = [s for s in systems if s not in frames]
+    if missing or not systems:
+        raise ValueError(f"systems {missing or list(systems)} not in the merged frame ({list(frames)})")
+    chosen = [frames[s] for s in systems]
+    files = chosen[0]["FileName"].to_numpy(str)
+    for s, f in zip(systems, chosen):
+        if not np.array_equal(f["FileName"].to_numpy(str), files):
+            raise ValueError(f"system {s!r} is not scored on the same files as {systems[0]!r}")
+    method = method or ("plurality" if task == TASK_CATEGORICAL else "mean")
+    base = chosen[0].copy()
+    base["system"] = name or f"fusion({', '.join(systems)})"
+    if task == TASK_CATEGORICAL:
+        base = base.drop(columns=[c for c in PROB_COLUMNS if c in base])
+        if method == "plurality":
+            base["EmoClass_pred"] = plurality_vote(np.column_stack(
+                [f["EmoClass_pred"].to_numpy(str) for f in chosen]))
+        elif method == "prob_average":
+            lacking = [s for s, f in zip(systems, chosen) if not _has_probabilities(f)]
+            if lacking:
+                raise ValueError(f"prob_average needs P_A..P_N from every system; missing for {lacking}")
+            codes, mean = probability_average(np.stack(
+                [f[list(PROB_COLUMNS)].to_numpy(np.float64) for f in chosen], axis=1))
+            base["EmoClass_pred"] = codes
+            base[list(PROB_COLUMNS)] = mean
+        else:
+            raise ValueError(f"categorical fusion method must be 'plurality' or 'prob_average', not {method!r}")
+    else:
+        if method != "mean":
+            raise ValueError(f"attribute fusion method must be 'mean', not {method!r}")
+        for a in ATTRIBUTES:
+            base[f"{a}_pred"] = np.mean([f[f"{a}_pred"].to_numpy(np.float64) for f in chosen], axis=0)
+    base.attrs = dict(merged.attrs)
+    return base
+
+
+# --------------------------------------------------------------------------- ranking
+
+def rank_systems(merged: pd.DataFrame, metric: str | None = None,
+                 selection_files=None, ddof: int = 0) -> pd.DataFrame:
+    """Rank the systems of one task by ``metric`` (default: macro-F1 / mean CCC) on the files
+    in ``selection_files`` (default: all). Higher is better; equal scores are ordered by
+    system name so the ranking is deterministic. Returns ``rank, system, metric, estimate, n``
+    (rank 1 = best).
+    """
+    task = task_of(merged)
+    metric = metric or TASK_SCORES[task]
+    part = merged if selection_files is None else merged[merged["FileName"].isin(set(selection_files))]
+    if part.empty:
+        raise ValueError("no file of the selection part is in the merged frame")
+    part = part.copy()
+    part.attrs = dict(merged.attrs)
+    scores = resampling.bootstrap_metrics(part, n_boot=0, ddof=ddof)
+    scores = scores[scores["metric"] == metric]
+    if scores.empty:
+        raise ValueError(f"unknown metric {metric!r} for the {task} task")
+    ranked = scores.sort_values(["estimate", "system"], ascending=[False, True], kind="stable",
+                                na_position="last")
+    return pd.DataFrame({"rank": np.arange(1, len(ranked) + 1), "system": ranked["system"].to_numpy(),
+                         "metric": metric, "estimate": ranked["estimate"].to_numpy(),
+                         "n": ranked["n"].to_numpy()})
+
+
+def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(selection_files, scoring_files)`` from the FileNames ``files``.
+
+    ``"half"``: a seeded random half (floor(n/2) files) for selection, the rest for scoring;
+    a ``Split_Set`` name (needs ``split_of``, a Series FileName -> split): that split for
+    selection; a list of FileNames: those files for selection. Both parts must be non-empty.
+
+    >>> sel, score = split_files([f"f{i}" for i in range(5)], seed=0)
+    >>> len(sel), len(score), sorted(set(sel) | set(score)) == [f"f{i}" for i in range(5)]
+    (2, 3, True)
+    """
+    files = np.unique(np.asarray(files, dtype=str))
+    if isinstance(selection, str) and selection == "half":
+        order = np.random.default_rng(seed).permutation(files.size)
+        chosen = np.zeros(files.size, bool)
+        chosen[order[: files.size // 2]] = True
+    elif isinstance(selection, str) and selection in SPLITS:
+        if split_of is None:
+            raise ValueError("selecting by split needs the files' Split_Set")
+        chosen = split_of.reindex(files).to_numpy(object) == selection
+    elif isinstance(selection, str):
+        raise ValueError(f"selection must be 'half', a split name {SPLITS} or a list of FileNames")
+    else:
+        chosen = np.isin(files, np.asarray(list(selection), dtype=str))
+    if not chosen.any() or chosen.all():
+        raise ValueError(f"selection {selection!r} leaves an empty selection or scoring part "
+                         f"({int(chosen.sum())} of {files.size} files selected)")
+    return files[chosen], files[~chosen]
+
+
+# --------------------------------------------------------------------------- top-K curve
+
+def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline, n_boot, level,
+                by_speaker, seed, ddof):
+    ranking = rank_systems(merged, TASK_SCORES[task], selection_files, ddof=ddof)
+    order = ranking["system"].tolist()
+    base_name = order[-1] if baseline is None else baseline
+    if base_name not in order:
+        raise ValueError(f"baseline {base_name!r} is not a {task} system ({order})")
+    scoring = merged[merged["FileName"].isin(set(scoring_files))].copy()
+    scoring.attrs = dict(merged.attrs)
+    frames = system_frames(scoring)
+    methods = ["plurality", "prob_average"] if task == TASK_CATEGORICAL else ["mean"]
+    fused, described = [], {}
+    for k in range(1, len(order) + 1):
+        top = order[:k]
+        for method in methods:
+            if method == "prob_average" and not all(_has_probabilities(frames[s]) for s in top):
+                continue
+            key = f"{method}|{k}"
+            fused.append(fuse(scoring, top, method, name=key))
+            described[key] = (k, " + ".join(top), method)
+    baseline_frame = frames[base_name].copy()
+    baseline_frame["system"] = "baseline|"
+    described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
+    everything = pd.concat(fused + [baseline_frame], ignore_index=True)
+    everything.attrs = dict(merged.attrs, task=task)
+    scores = resampling.bootstrap_metrics(everything, n_boot=n_boot, level=level,
+                                          by_speaker=by_speaker, seed=seed, ddof=ddof)
+    scores = scores[scores["metric"].isin(metrics_)]
+    k, systems, method = zip(*(described[s] for s in scores["system"]))
+    return scores.assign(task=task, k=k, systems=systems, method=method), ranking
+
+
+def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.DataFrame | None = None,
+                      selection="half", n_boot: int = 1000, level: float = 0.95,
+                      by_speaker: bool = False, seed: int = 0, baseline: str | None = None,
+                      curve_metrics: dict[str, Sequence[str]] | None = None, ddof: int = 0) -> pd.DataFrame:
+    """Score of the top-K fusion for K = 1..N on the scoring part (paper Figure 4).
+
+    Systems are ranked by the task score (macro-F1, mean CCC) on the selection part (see
+    :func:`split_files`; ``seed`` draws the half and the bootstrap). For every K the top K are
+    fused by plurality vote and, when all K gave probabilities, by probability averaging
+    (categorical), or by the mean (attributes); intervals are paired bootstrap intervals over
+    the scoring files (speakers with ``by_speaker``). The baseline (default: the worst-ranked
+    system of each task; or a named system) is scored on the same files as rows with
+    ``method="baseline"`` and ``k`` = its rank.
+
+    ``curve_metrics`` maps a task to the metrics to report (default: ``macro_f1``; CCC of
+    arousal, valence, dominance).
+
+    Returns ``task, metric, k, systems, method, estimate, ci_low, ci_high, level, unit,
+    n_boot, n``; ``.attrs["ranking"]`` holds the rankings (tidy) and ``.attrs["n_selection"]``
+    the size of the selection part.
+    """
+    tasks = {t: m for t, m in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes))
+             if m is not None}
+    if not tasks:
+        raise ValueError("give categorical and/or attributes merged frames")
+    wanted = dict(CURVE_METRICS, **(curve_metrics or {}))
+    everything = pd.concat([m[["FileName", "Split_Set"]] for m in tasks.values()]).drop_duplicates("FileName")
+    selection_files, scoring_files = split_files(
+        everything["FileName"], selection, seed, split_of=everything.set_index("FileName")["Split_Set"])
+    curves, rankings = [], []
+    for task, merged in tasks.items():
+        if task_of(merged) != task:
+            raise ValueError(f"the {task} argument holds a {task_of(merged)} merged frame")
+        curve, ranking = _task_curve(merged, task, selection_files, scoring_files, wanted[task],
+                                     baseline, n_boot, level, by_speaker, seed, ddof)
+        curves.append(curve)
+        rankings.append(ranking.assign(task=task))
+    out = pd.concat(curves, ignore_index=True)[
+        ["task", "metric", "k", "systems", "method", "estimate", "ci_low", "ci_high", "level",
+         "unit", "n_boot", "n"]]
+    out = out.sort_values(["task", "metric", "method", "k"], kind="stable").reset_index(drop=True)
+    out.attrs["ranking"] = pd.concat(rankings, ignore_index=True)
+    out.attrs["n_selection"] = int(len(selection_files))
+    return out
+
+
+# --------------------------------------------------------------------------- disagreement
+
+def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
+    """How differently every pair of systems predicts the same files.
+
+    Categorical: ``disagreement`` = share of files where the two predicted classes differ.
+    Attributes: ``pearson_<attr>`` = Pearson correlation of the two systems' predictions.
+    Returns ``task, metric, system_a, system_b, value`` for all ordered pairs (diagonal
+    included), so ``pivot`` gives the full matrix.
+    """
+    task = task_of(merged)
+    frames = system_frames(merged)
+    names = list(frames)
+    rows = []
+    for a in names:
+        for b in names:
+            fa, fb = frames[a], frames[b]
+            if not np.array_equal(fa["FileName"].to_numpy(str), fb["FileName"].to_numpy(str)):
+                raise ValueError(f"systems {a!r} and {b!r} are not scored on the same files")
+            if task == TASK_CATEGORICAL:
+                rows.append((task, "disagreement", a, b,
+                             1.0 - metrics.accuracy(fa["EmoClass_pred"], fb["EmoClass_pred"])))
+            else:
+                for attr in ATTRIBUTES:
+                    rows.append((task, f"pearson_{attr}", a, b,
+                                 metrics.pearson(fa[f"{attr}_pred"], fb[f"{attr}_pred"])))
+    return pd.DataFrame(rows, columns=["task", "metric", "system_a", "system_b", "value"])
+
+
+# --------------------------------------------------------------------------- stacking
+
+@dataclasses.dataclass
+class StackingResult:
+    """Output of :func:`stacking`.
+
+    ``predictions``: merged-layout frame of the stacked system (out-of-fold predictions, with
+    ``P_*`` when the meta-model gives probabilities); ``scores``: :func:`bootstrap_metrics` of
+    the stacked system and every input system on the same resamples; ``folds``: ``FileName,
+    fold`` (the fold in which each file was scored; its model was fitted on the other folds);
+    ``features``: ``"probabilities"`` or ``"onehot"``.
+    """
+
+    predictions: pd.DataFrame
+    scores: pd.DataFrame
+    folds: pd.DataFrame
+    features: str
+
+
+def _meta_model(model, seed: int, class_weight):
+    if model == "random_forest":
+        return RandomForestClassifier(n_estimators=200, min_samples_leaf=2, class_weight=class_weight,
+                                      random_state=seed, n_jobs=1)
+    if model == "logistic":
+        return LogisticRegression(max_iter=2000, class_weight=class_weight)
+    if hasattr(model, "fit") and hasattr(model, "predict"):
+        return model
+    raise ValueError(f"model must be 'random_forest', 'logistic' or a scikit-learn classifier, not {model!r}")
+
+
+def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model="random_forest",
+             features: str = "auto", group_by_speaker: bool = False, class_weight="balanced",
+             n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
+             name: str = "stacking") -> StackingResult:
+    """Cross-validated stacking meta-model over the systems' outputs (like UNICAMP's 5-fold
+    random forest on the logits of 12 models).
+
+    Features per file: every system's ``P_A..P_N`` (``features="probabilities"``, the
+    ``"auto"`` choice when all systems have them) or one-hot predicted classes (``"onehot"``).
+    Files are split by :class:`~sklearn.model_selection.StratifiedKFold` on the true class
+    (``shuffle``, ``random_state=seed``; :class:`StratifiedGroupKFold` on speakers with
+    ``group_by_speaker``); each fold's files are predicted by a fresh clone of ``model`` fitted
+    on the other folds only, so no file's stacked prediction comes from a model that saw it.
+    ``model``: ``"random_forest"``, ``"logistic"`` or any scikit-learn classifier.
+    """
+    if task_of(categorical) != TASK_CATEGORICAL:
+        raise ValueError("stacking needs the categorical merged frame")
+    frames = system_frames(categorical)
+    names = list(frames)
+    first = frames[names[0]]
+    for s in names[1:]:
+        if not np.array_equal(frames[s]["FileName"].to_numpy(str), first["FileName"].to_numpy(str)):
+            raise ValueError(f"system {s!r} is not scored on the same files as {names[0]!r}")
+    all_probs = all(_has_probabilities(f) for f in frames.values())
+    if features == "auto":
+        features = "probabilities" if all_probs else "onehot"
+    if features == "probabilities":
+        if not all_probs:
+            raise ValueError("features='probabilities' needs P_A..P_N from every system")
+        x = np.hstack([f[list(PROB_COLUMNS)].to_numpy(np.float64) for f in frames.values()])
+    elif features == "onehot":
+        eye = np.eye(len(CLASS_CODES))
+        x = np.hstack([eye[metrics.label_indices(f["EmoClass_pred"].to_numpy(str))]
+                       for f in frames.values()])
+    else:
+        raise ValueError(f"features must be 'auto', 'probabilities' or 'onehot', not {features!r}")
+    y = first["EmoClass_true"].to_numpy(str)
+    if group_by_speaker:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splits = splitter.split(x, y, groups=cluster_ids(first["SpkrID"]))
+    else:
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(x, y)
+    template = _meta_model(model, seed, class_weight)
+    pred = np.empty(len(y), dtype=object)
+    proba = np.full((len(y), len(CLASS_CODES)), np.nan)
+    fold = np.full(len(y), -1)
+    for i, (train, test) in enumerate(splits):
+        estimator = clone(template).fit(x[train], y[train])
+        pred[test] = estimator.predict(x[test])
+        if hasattr(estimator, "predict_proba"):
+            columns = [CLASS_CODES.index(str(c)) for c in estimator.classes_]
+            p = np.zeros((test.size, len(CLASS_CODES)))
+            p[:, columns] = estimator.predict_proba(x[test])
+            proba[test] = p
+        fold[test] = i
+    stacked = first.drop(columns=[c for c in PROB_COLUMNS if c in first]).copy()
+    stacked["system"] = name
+    stacked["EmoClass_pred"] = pred.astype(str)
+    if not np.isnan(proba).any():
+        stacked[list(PROB_COLUMNS)] = proba
+    stacked.attrs = dict(categorical.attrs)
+    together = pd.concat([stacked] + [frames[s] for s in names], ignore_index=True)
+    together.attrs = dict(categorical.attrs, task=TASK_CATEGORICAL)
+    scores = resampling.bootstrap_metrics(together, n_boot=n_boot, level=level,
+                                          by_speaker=by_speaker, seed=seed)
+    folds = pd.DataFrame({"FileName": first["FileName"].to_numpy(), "fold": fold})
+    return StackingResult(predictions=stacked, scores=scores, folds=folds, features=features)

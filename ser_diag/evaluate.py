@@ -1,0 +1,186 @@
+"""Score prediction files against MSP-Podcast labels: challenge metrics with bootstrap intervals.
+
+:func:`evaluate_paths` returns a JSON-ready dict (what ``python -m ser_diag evaluate --json``
+prints); :func:`format_text` renders it as an aligned table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+
+from ser_diag import io
+from ser_diag.resampling import bootstrap_metrics
+from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
+
+__all__ = ["ccc_convention", "evaluate_merged", "evaluate_paths", "format_text"]
+
+#: Metrics reported (with intervals under ``ci`` when bootstrapped).
+CATEGORICAL_METRICS = ("macro_f1", "accuracy", "uar") + tuple(f"f1_{c}" for c in CLASS_CODES)
+ATTRIBUTE_METRICS = tuple(f"ccc_{a}" for a in ATTRIBUTES) + ("ccc_mean",)
+
+
+def ccc_convention(ddof: int) -> str:
+    """The sentence every report prints next to CCC values.
+
+    >>> ccc_convention(0)
+    "Lin's CCC, population variance (ddof=0), as scored by the challenge"
+    """
+    if ddof == 0:
+        return "Lin's CCC, population variance (ddof=0), as scored by the challenge"
+    if ddof == 1:
+        return ("Lin's CCC, sample variance (ddof=1), as in torchmetrics; "
+                "the challenge scored ddof=0")
+    return f"Lin's CCC, variance denominator N-{ddof} (ddof={ddof}); the challenge scored ddof=0"
+
+
+def _number(value) -> float | None:
+    """JSON-safe float: nan/inf/missing become None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | None,
+                   cat_scores: pd.DataFrame | None, att_scores: pd.DataFrame | None,
+                   n_boot: int, by_speaker: bool, level: float, ddof: int,
+                   synthetic: bool) -> dict:
+    def scores_of(frame):
+        if frame is None:
+            return {}
+        sub = frame.loc[frame["system"] == system]
+        return {m: (e, lo, hi) for m, e, lo, hi in
+                sub[["metric", "estimate", "ci_low", "ci_high"]].itertuples(index=False)}
+
+    scores = {**scores_of(cat_scores), **scores_of(att_scores)}
+
+    def value(metric):
+        return _number(scores[metric][0]) if metric in scores else None
+
+    def files(merged, present):
+        if merged is None or not present:
+            return set()
+        return set(merged.loc[merged["system"] == system, "FileName"].astype(str))
+
+    has_cat, has_att = "macro_f1" in scores, "ccc_mean" in scores
+    cat_files, att_files = files(cat, has_cat), files(att, has_att)
+    obj = {
+        "system": system,
+        "n": len(cat_files | att_files),
+        "n_categorical": len(cat_files) if has_cat else None,
+        "n_attributes": len(att_files) if has_att else None,
+        "macro_f1": value("macro_f1"),
+        "accuracy": value("accuracy"),
+        "uar": value("uar"),
+        "per_class_f1": ({c: value(f"f1_{c}") for c in CLASS_CODES} if has_cat else None),
+        "ccc": ({a: value(f"ccc_{a}") for a in ATTRIBUTES} if has_att else None),
+        "ccc_mean": value("ccc_mean"),
+        "ccc_convention": ccc_convention(ddof),
+        "synthetic": bool(synthetic),
+    }
+    if n_boot > 0:
+        ci = {"level": level, "unit": "speaker" if by_speaker else "utterance", "n_boot": n_boot}
+        for metric in CATEGORICAL_METRICS + ATTRIBUTE_METRICS:
+            if metric in scores:
+                ci[metric] = {"ci_low": _number(scores[metric][1]),
+                              "ci_high": _number(scores[metric][2])}
+        obj["ci"] = ci
+    return obj
+
+
+def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
+                    n_boot: int = 0, by_speaker: bool = False, level: float = 0.95, seed=0,
+                    ddof: int = 0, scores: tuple | None = None) -> dict:
+    """:func:`evaluate_paths` on already merged frames (either may be None).
+
+    ``scores``: optional ``(categorical, attributes)`` :func:`bootstrap_metrics` frames computed
+    with the same settings, so callers that already have them do not resample twice.
+    """
+    frames = [f for f in (categorical, attributes) if f is not None]
+    systems = list(pd.unique(pd.concat([f["system"] for f in frames], ignore_index=True))) \
+        if frames else []
+    synthetic = any(bool(f.attrs.get("synthetic", False)) for f in frames)
+    kwargs = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed, ddof=ddof)
+    cat_scores, att_scores = scores if scores is not None else (None, None)
+    if cat_scores is None and categorical is not None:
+        cat_scores = bootstrap_metrics(categorical, **kwargs)
+    if att_scores is None and attributes is not None:
+        att_scores = bootstrap_metrics(attributes, **kwargs)
+    objects = {s: _system_object(s, categorical, attributes, cat_scores, att_scores, n_boot,
+                                 by_speaker, level, ddof, synthetic) for s in systems}
+    if len(objects) == 1:
+        return next(iter(objects.values()))
+    return {"systems": objects}
+
+
+def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
+                   split: str | None = "Development", n_boot: int = 0, by_speaker: bool = False,
+                   level: float = 0.95, seed=0, ddof: int = 0, intersection: bool = False) -> dict:
+    """Challenge scores of one system, or of every system in a directory of systems.
+
+    Task 1: macro-F1 over the 8 codes (O/X label rows dropped), accuracy, UAR, per-class F1.
+    Task 2: CCC per attribute with variance denominator ``n - ddof`` and their mean.
+    With ``n_boot > 0``: percentile bootstrap intervals (``ci``) at ``level``, resampling
+    utterances or, with ``by_speaker``, speakers. One system gives one object with keys
+    ``system, n, n_categorical, n_attributes, macro_f1, accuracy, uar, per_class_f1, ccc,
+    ccc_mean, ccc_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
+    A task a system did not submit has null values.
+    """
+    data = io.load(labels, predictions, split=split, intersection=intersection)
+    return evaluate_merged(data.get("categorical"), data.get("attributes"), n_boot=n_boot,
+                           by_speaker=by_speaker, level=level, seed=seed, ddof=ddof)
+
+
+def _cell(obj: dict, metric: str, value) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.4f}"
+    ci = (obj.get("ci") or {}).get(metric)
+    if ci and ci["ci_low"] is not None and ci["ci_high"] is not None:
+        text += f" [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+
+
+def format_text(result: dict) -> str:
+    """Aligned text tables of an :func:`evaluate_paths` result (with the synthetic banner)."""
+    objects = list(result["systems"].values()) if "systems" in result else [result]
+    lines = []
+    if any(o.get("synthetic") for o in objects):
+        lines += [SYNTHETIC_BANNER, ""]
+    metrics = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"), ("uar", "UAR")]
+    metrics += [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES]
+    metrics += [("ccc_mean", "CCC mean")]
+
+    def get(obj, metric):
+        if metric.startswith("ccc_") and metric != "ccc_mean":
+            return (obj.get("ccc") or {}).get(metric[4:])
+        return obj.get(metric)
+
+    lines += _table(["system", "n"] + [label for _, label in metrics],
+                    [[o["system"], str(o["n"])] + [_cell(o, m, get(o, m)) for m, _ in metrics]
+                     for o in objects])
+    with_classes = [o for o in objects if o.get("per_class_f1")]
+    if with_classes:
+        lines += ["", "Per-class F1"]
+        lines += _table(["system"] + list(CLASS_CODES),
+                        [[o["system"]] + [_cell(o, f"f1_{c}", o["per_class_f1"][c])
+                                          .split(" [")[0] for c in CLASS_CODES]
+                         for o in with_classes])
+    lines += ["", f"CCC: {objects[0]['ccc_convention']}." if objects else ""]
+    ci = next((o["ci"] for o in objects if "ci" in o), None)
+    if ci:
+        lines.append(f"[ci_low, ci_high]: {ci['level']:.0%} percentile bootstrap intervals, "
+                     f"{ci['n_boot']} resamples of {ci['unit']}s.")
+    if any(o.get("synthetic") for o in objects):
+        lines += ["", SYNTHETIC_BANNER]
+    return "\n".join(lines).rstrip() + "\n"

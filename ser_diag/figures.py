@@ -1,0 +1,121 @@
+"""Write the paper figure set, the table behind every figure and a ``summary.md``.
+
+``python -m ser_diag figures --labels PATH --predictions DIR --out DIR``: every figure as PDF and
+PNG, named after the paper figure it mirrors (``fig3a_confusion_categorical``,
+``fig3b_binned_arousal`` ... ``fig4_topk_fusion``), the tidy tables as ``tables/<name>.csv``
+and the headline numbers with confidence intervals in ``summary.md``. Inputs are validated
+before anything is written, and the outputs appear all at once (staged), or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
+from ser_diag.outputs import atomic_write_text, staged_output
+from ser_diag.plots._style import save_figure
+from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
+
+
+def _interval(row) -> str:
+    if row is None:
+        return "n/a"
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if low is None or high is None or low != low:
+        return f"{row['estimate']:.3f}"
+    return f"{row['estimate']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _lookup(frame, **equal):
+    rows = frame
+    for column, value in equal.items():
+        rows = rows[rows[column] == value]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def summary_markdown(diag: Diagnostics) -> str:
+    """Headline numbers with CIs, as Markdown: scores per system, the worst confusions,
+    shrinkage, gender gaps and the fusion gain."""
+    s, t = diag.settings, diag.tables
+    lines = ["# ser_diag summary", ""]
+    if diag.synthetic:
+        lines += [f"> **{SYNTHETIC_BANNER}**", ""]
+    lines += [f"- split: {s['split']}; CCC: {s['ccc_convention']}",
+              f"- intervals: {s['level']:.0%} percentile bootstrap, {s['n_boot']} resamples of "
+              f"{s['unit']}s (ci_low, ci_high)", ""]
+    metrics = t["metrics"]
+    headline = [("macro_f1", "macro-F1")] + [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES] \
+        + [("ccc_mean", "mean CCC")]
+    headline = [(m, h) for m, h in headline if (metrics["metric"] == m).any()]
+    lines += ["## Scores", "", "| system | " + " | ".join(h for _, h in headline) + " |",
+              "|---|" + "---|" * len(headline)]
+    for system in diag.systems:
+        cells = [_interval(_lookup(metrics, system=system, metric=m)) for m, _ in headline]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if "minority_destinations" in t:
+        focus = s["focus"]["categorical"]
+        lines += [f"## Where minority classes go ({focus})", ""]
+        top = t["minority_destinations"]
+        top = top[top["minority"] & (top["rank"] == 1)]
+        for row in top.to_dict("records"):
+            lines.append(f"- {CLASS_NAMES[row['true']]} → {CLASS_NAMES[row['pred']]}: "
+                         f"{_interval(dict(row, estimate=row['share']))} of its files")
+        lines.append("")
+    if "shrinkage" in t:
+        focus = s["focus"]["attributes"]
+        lines += [f"## Regression to the mean ({focus})", "",
+                  "| attribute | slope E[pred given true] | sd_pred / sd_true | CCC |", "|---|---|---|---|"]
+        for attr in ATTRIBUTES:
+            cells = [_interval(_lookup(t["shrinkage"], system=focus, attribute=attr, metric=m))
+                     for m in ("slope", "variance_ratio", "ccc")]
+            lines.append(f"| {ATTRIBUTE_NAMES[attr]} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "gender_gaps" in t:
+        lines += ["## Gender gap (female − male; p: speaker-level permutation test)", ""]
+        for task, focus in s["focus"].items():
+            gaps = t["gender_gaps"]
+            for metric in ("macro_f1", "ccc_mean"):
+                row = _lookup(gaps, task=task, system=focus, metric=metric)
+                if row:
+                    lines.append(f"- {focus}, {metric}: {_interval(dict(row, estimate=row['gap']))}, "
+                                 f"p = {row['p_value']:.3g}")
+        lines.append("")
+    if "fusion_curve" in t:
+        curve = t["fusion_curve"]
+        lines += ["## Top-K fusion (Fig. 4; ranked on a selection part, scored on the rest)", ""]
+        for (task, metric, method), part in curve[curve["method"] != "baseline"].groupby(
+                ["task", "metric", "method"], sort=False):
+            best = part.loc[part["estimate"].idxmax()]
+            first = part[part["k"] == 1].iloc[0]
+            lines.append(f"- {metric} ({method}): top-1 {_interval(first.to_dict())} → best K={best['k']} "
+                         f"{_interval(best.to_dict())}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike) -> list[Path]:
+    """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``."""
+    out = Path(out_dir)
+    written = []
+    for stem, fig in build_figures(diag).items():
+        written += save_figure(fig, out, stem)
+        plt.close(fig)
+    for name, table in diag.tables.items():
+        written.append(atomic_write_text(out / "tables" / f"{name}.csv", table.to_csv(index=False)))
+    written.append(atomic_write_text(out / "summary.md", summary_markdown(diag)))
+    return written
+
+
+def write_paper_figures(labels, predictions, out, split: str | None = "Development", n_boot: int = 1000,
+                        by_speaker: bool = False, level: float = 0.95, seed: int = 0,
+                        intersection: bool = False, ddof: int = 0, scheme: str = "unit") -> list[Path]:
+    """Validate inputs, compute every diagnostic once and write the figure set into ``out``."""
+    diag = compute_diagnostics(labels, predictions, split=split, n_boot=n_boot, by_speaker=by_speaker,
+                               level=level, seed=seed, intersection=intersection, ddof=ddof, scheme=scheme)
+    with staged_output(out) as stage:
+        written = write_diagnostics(diag, stage)
+    return [Path(out) / p.relative_to(stage) for p in written]

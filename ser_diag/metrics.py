@@ -1,0 +1,343 @@
+"""Challenge metrics as small pure numpy functions, plus vectorised weighted versions.
+
+Task 1 is scored by macro-F1 over the 8 class codes (scikit-learn ``f1_score(average="macro")``),
+Task 2 by Lin's concordance correlation coefficient (CCC) with population variances, averaged
+over arousal, valence and dominance. Toolkits disagree on the CCC variance denominator
+(audmetric and the challenge baseline divide by ``N``, torchmetrics by ``N - 1``), so every CCC
+function takes an explicit ``ddof`` (default 0, the challenge convention).
+
+The ``weighted_*`` functions take a ``(B, n)`` matrix of non-negative weights, typically
+bootstrap resample counts, and return one value per row, so B resamples cost a few matrix
+products instead of B Python loops.
+
+Degenerate inputs give ``nan`` instead of raising: a CCC whose denominator is zero (both
+series constant and equal), a Pearson correlation with a constant series, a variance with
+``sum(weights) - ddof <= 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+
+from ser_diag.schema import CLASS_CODES
+
+__all__ = [
+    "accuracy",
+    "ccc",
+    "confusion_counts",
+    "label_indices",
+    "lin_decomposition",
+    "macro_f1",
+    "macro_f1_from_confusion",
+    "pearson",
+    "per_class_scores",
+    "precision_recall_f1_from_confusion",
+    "unweighted_average_recall",
+    "unweighted_average_recall_from_confusion",
+    "weighted_ccc",
+    "weighted_confusion",
+    "weighted_moments",
+    "ccc_from_moments",
+    "moments_from_sums",
+    "pearson_from_moments",
+    "MOMENT_NAMES",
+]
+
+
+# --------------------------------------------------------------------------- categorical
+
+def label_indices(y, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:
+    """Positions of the values of ``y`` in ``labels``; a value not in ``labels`` raises ValueError.
+
+    >>> label_indices(["N", "A", "C"]).tolist()
+    [7, 0, 6]
+    """
+    lookup = {str(c): i for i, c in enumerate(labels)}
+    values = np.asarray(y).astype(str).ravel()
+    uniq, inverse = np.unique(values, return_inverse=True)
+    unknown = [u for u in uniq if u not in lookup]
+    if unknown:
+        raise ValueError(f"values not in labels {tuple(labels)}: {unknown[:5]}")
+    return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
+
+
+def confusion_counts(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:
+    """Confusion matrix ``cm[i, j]`` = number of items of true class ``labels[i]`` predicted as
+    ``labels[j]`` (rows = true, as in scikit-learn).
+
+    >>> confusion_counts(["A", "A", "S"], ["A", "S", "S"], labels=("A", "S"))
+    array([[1, 1],
+           [0, 1]])
+    """
+    t, p = label_indices(y_true, labels), label_indices(y_pred, labels)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
+    k = len(labels)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den == 0`` (scikit-learn's ``zero_division=0``)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    out = np.zeros(np.broadcast(num, den).shape)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def precision_recall_f1_from_confusion(cm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision ``tp / (tp + fp)``, recall ``tp / (tp + fn)`` and
+    F1 ``2 tp / (2 tp + fp + fn)`` from confusion matrices of shape ``(..., K, K)``
+    (rows = true); 0 where the denominator is 0 (``zero_division=0``).
+
+    >>> p, r, f = precision_recall_f1_from_confusion([[3, 1], [0, 0]])
+    >>> p.tolist(), r.tolist(), f.tolist()
+    ([1.0, 0.0], [0.75, 0.0], [0.8571428571428571, 0.0])
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted = cm.sum(axis=-2)
+    actual = cm.sum(axis=-1)
+    return (_safe_divide(tp, predicted), _safe_divide(tp, actual),
+            _safe_divide(2.0 * tp, predicted + actual))
+
+
+def macro_f1_from_confusion(cm) -> np.ndarray:
+    """Unweighted mean of the K per-class F1 scores (a class never true nor predicted counts 0).
+
+    >>> float(macro_f1_from_confusion([[3, 1], [0, 0]]))
+    0.42857142857142855
+    """
+    return precision_recall_f1_from_confusion(cm)[2].mean(axis=-1)
+
+
+def macro_f1(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> float:
+    r"""Macro-F1, the Task-1 score: :math:`\frac1K\sum_k \frac{2 tp_k}{2 tp_k + fp_k + fn_k}` over
+    all K ``labels``; equals scikit-learn ``f1_score(average="macro", labels=labels,
+    zero_division=0)``.
+
+    >>> macro_f1(["A", "A", "S", "N"], ["A", "S", "S", "N"], labels=("A", "S", "N"))
+    0.7777777777777777
+    """
+    return float(macro_f1_from_confusion(confusion_counts(y_true, y_pred, labels)))
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of items whose prediction equals the truth: ``mean(y_true == y_pred)``.
+
+    >>> accuracy(["A", "S", "N", "N"], ["A", "N", "N", "N"])
+    0.75
+    """
+    t, p = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
+    return float(np.mean(t == p)) if t.size else float("nan")
+
+
+def unweighted_average_recall_from_confusion(cm) -> np.ndarray:
+    """Mean recall over the classes that occur in the truth (rows with support > 0);
+    ``nan`` when no class occurs.
+
+    >>> float(unweighted_average_recall_from_confusion([[3, 1], [0, 0]]))
+    0.75
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    actual = cm.sum(axis=-1)
+    present = actual > 0
+    recall = _safe_divide(np.diagonal(cm, axis1=-2, axis2=-1), actual)
+    n_present = present.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_present > 0, (recall * present).sum(axis=-1) / n_present, np.nan)
+
+
+def unweighted_average_recall(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> float:
+    r"""Unweighted average recall (UAR): :math:`\frac{1}{|K_+|}\sum_{k\in K_+} tp_k/(tp_k+fn_k)`
+    over the classes present in ``y_true``; equals scikit-learn ``balanced_accuracy_score``.
+
+    >>> unweighted_average_recall(["A", "A", "S", "S"], ["A", "S", "S", "S"])
+    0.75
+    """
+    return float(unweighted_average_recall_from_confusion(confusion_counts(y_true, y_pred, labels)))
+
+
+def per_class_scores(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> pd.DataFrame:
+    """Precision, recall, F1 and support (number of true items) per class, indexed by code.
+
+    >>> per_class_scores(["A", "A", "S"], ["A", "S", "S"], labels=("A", "S"))  # doctest: +NORMALIZE_WHITESPACE
+          precision  recall        f1  support
+    code
+    A           1.0     0.5  0.666667        2
+    S           0.5     1.0  0.666667        1
+    """
+    cm = confusion_counts(y_true, y_pred, labels)
+    precision, recall, f1 = precision_recall_f1_from_confusion(cm)
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1,
+                         "support": cm.sum(axis=1)},
+                        index=pd.Index(list(labels), name="code"))
+
+
+# --------------------------------------------------------------------------- continuous
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(y_true, dtype=np.float64).ravel()
+    y = np.asarray(y_pred, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {x.size} vs {y.size}")
+    return x, y
+
+
+def lin_decomposition(y_true, y_pred, ddof: int = 0) -> dict[str, float]:
+    r"""Lin's CCC and its factorisation :math:`\mathrm{CCC} = \rho\,C_b`, where
+    :math:`C_b = 2 / (v + 1/v + u^2)`, scale shift :math:`v = s_{pred}/s_{true}` and location
+    shift :math:`u = (\bar y_{pred} - \bar y_{true}) / \sqrt{s_{pred} s_{true}}`; standard
+    deviations use denominator ``n - ddof``. ``v < 1`` is the regression-to-the-mean
+    signature, ``u`` the location bias. Entries are ``nan`` where undefined (zero variance).
+
+    >>> d = lin_decomposition([1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.0, 3.5])
+    >>> [round(d[k], 6) for k in ("ccc", "rho", "scale_v", "location_u", "c_b")]
+    [0.769231, 1.0, 0.5, 0.316228, 0.769231]
+    """
+    x, y = _pair(y_true, y_pred)
+    n = x.size
+    nan = float("nan")
+    if n - ddof <= 0:
+        return dict(ccc=nan, rho=nan, scale_v=nan, location_u=nan, c_b=nan,
+                    mean_true=float(x.mean()) if n else nan,
+                    mean_pred=float(y.mean()) if n else nan, sd_true=nan, sd_pred=nan)
+    mx, my = x.mean(), y.mean()
+    dx, dy = x - mx, y - my
+    vx, vy = dx @ dx / (n - ddof), dy @ dy / (n - ddof)
+    cov = dx @ dy / (n - ddof)
+    sx, sy = np.sqrt(vx), np.sqrt(vy)
+    den = vx + vy + (mx - my) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ccc_value = 2.0 * cov / den if den > 0 else nan
+        rho = cov / (sx * sy) if sx > 0 and sy > 0 else nan
+        v = sy / sx if sx > 0 and sy > 0 else nan
+        u = (my - mx) / np.sqrt(sx * sy) if sx > 0 and sy > 0 else nan
+        c_b = 2.0 / (v + 1.0 / v + u * u) if sx > 0 and sy > 0 else nan
+    return dict(ccc=float(ccc_value), rho=float(rho), scale_v=float(v), location_u=float(u),
+                c_b=float(c_b), mean_true=float(mx), mean_pred=float(my),
+                sd_true=float(sx), sd_pred=float(sy))
+
+
+def ccc(y_true, y_pred, ddof: int = 0) -> float:
+    r"""Lin's concordance correlation coefficient
+    :math:`\frac{2\,\mathrm{cov}(x, y)}{\sigma_x^2 + \sigma_y^2 + (\mu_x - \mu_y)^2}`, moments
+    with denominator ``n - ddof``: ``ddof=0`` population variance (challenge, audmetric),
+    ``ddof=1`` sample variance (torchmetrics). ``nan`` if the denominator is 0.
+
+    >>> round(ccc([1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.0, 3.5]), 6)   # 1.25 / 1.625
+    0.769231
+    >>> round(ccc([1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.0, 3.5], ddof=1), 6)   # 80 / 103
+    0.776699
+    """
+    return lin_decomposition(y_true, y_pred, ddof=ddof)["ccc"]
+
+
+def pearson(y_true, y_pred) -> float:
+    r"""Pearson correlation :math:`\mathrm{cov}(x, y) / (\sigma_x \sigma_y)`; ``nan`` if either
+    series is constant.
+
+    >>> round(pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]), 6)
+    0.993399
+    """
+    return lin_decomposition(y_true, y_pred)["rho"]
+
+
+# --------------------------------------------------------------------------- weighted
+
+def weighted_confusion(weights, true_idx, pred_idx, k: int = len(CLASS_CODES)) -> np.ndarray:
+    r"""Confusion matrices under item weights: ``out[b, i, j] = sum of weights[b, m]`` over items
+    ``m`` with ``true_idx[m] == i`` and ``pred_idx[m] == j``. Computed as
+    ``weights @ onehot(true_idx * k + pred_idx)`` with a sparse one-hot, O(B n).
+
+    >>> weighted_confusion([[1, 1, 1], [0, 2, 1]], [0, 0, 1], [0, 1, 1], k=2).tolist()
+    [[[1.0, 1.0], [0.0, 1.0]], [[0.0, 2.0], [0.0, 1.0]]]
+    """
+    w = np.atleast_2d(np.asarray(weights))
+    t, p = np.asarray(true_idx, dtype=np.int64), np.asarray(pred_idx, dtype=np.int64)
+    n = t.size
+    if w.shape[1] != n or p.size != n:
+        raise ValueError(f"weights {w.shape}, true_idx ({t.size},) and pred_idx ({p.size},) disagree")
+    onehot = scipy.sparse.csr_matrix((np.ones(n, dtype=w.dtype if w.dtype.kind == "f" else np.float64),
+                                      (np.arange(n), t * k + p)), shape=(n, k * k))
+    return np.asarray((onehot.T @ w.T).T, dtype=np.float64).reshape(w.shape[0], k, k)
+
+
+#: Column order of :func:`weighted_moments`.
+MOMENT_NAMES = ("sum_w", "mean_true", "mean_pred", "var_true", "var_pred", "cov")
+
+
+def weighted_moments(weights, y_true, y_pred, ddof: int = 0) -> np.ndarray:
+    r"""Weighted means, variances and covariance of ``(y_true, y_pred)`` per weight row, shape
+    ``(B, 6)`` in the order :data:`MOMENT_NAMES`. With frequency weights ``w``:
+    :math:`\mu = \sum w x / \sum w`, :math:`\mathrm{var} = \sum w (x-\mu)^2 / (\sum w - \mathrm{ddof})`
+    (``ddof=1``: the frequency-weight correction ``sum(w) - 1``). Sums are taken in float64 on
+    data shifted by a common constant (exact in theory, kinder to rounding).
+
+    >>> weighted_moments([[1, 1, 2]], [1.0, 2.0, 3.0], [1.0, 1.0, 4.0]).round(4).tolist()
+    [[4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]]
+    """
+    w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
+    x, y = _pair(y_true, y_pred)
+    shift = 0.5 * (x.mean() + y.mean()) if x.size else 0.0
+    x, y = x - shift, y - shift
+    sums = w @ np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
+    return moments_from_sums(sums, ddof, shift)
+
+
+def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:
+    """Raw weighted sums ``[sum w, sum wx, sum wy, sum wxx, sum wyy, sum wxy]`` (last axis) ->
+    moments in the order :data:`MOMENT_NAMES` (means plus ``shift``; see :func:`weighted_moments`).
+
+    >>> moments_from_sums([4.0, 8.0, 4.0, 20.0, 8.0, 10.0]).tolist()
+    [4.0, 2.0, 1.0, 1.0, 1.0, 0.5]
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    sw, sx, sy, sxx, syy, sxy = np.moveaxis(sums, -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = sx / sw, sy / sw
+        dof = np.where(sw - ddof > 0, sw - ddof, np.nan)
+        vx = np.maximum(sxx - sw * mx * mx, 0.0) / dof
+        vy = np.maximum(syy - sw * my * my, 0.0) / dof
+        cov = (sxy - sw * mx * my) / dof
+    return np.stack([sw, mx + shift, my + shift, vx, vy, cov], axis=-1)
+
+
+def ccc_from_moments(moments) -> np.ndarray:
+    """CCC from :func:`weighted_moments` output (last axis); ``nan`` where the denominator is 0.
+
+    >>> ccc_from_moments([4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]).round(6).tolist()   # 2.25 / 3
+    0.75
+    """
+    m = np.asarray(moments, dtype=np.float64)
+    mx, my, vx, vy, cov = (m[..., i] for i in range(1, 6))
+    den = vx + vy + (mx - my) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, 2.0 * cov / den, np.nan)
+
+
+def pearson_from_moments(moments) -> np.ndarray:
+    """Pearson correlation from :func:`weighted_moments` output; ``nan`` for a constant series.
+
+    >>> pearson_from_moments([4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]).round(6).tolist()
+    0.904534
+    """
+    m = np.asarray(moments, dtype=np.float64)
+    vx, vy, cov = m[..., 3], m[..., 4], m[..., 5]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((vx > 0) & (vy > 0), cov / np.sqrt(vx * vy), np.nan)
+
+
+def weighted_ccc(weights, y_true, y_pred, ddof: int = 0) -> np.ndarray:
+    """CCC per weight row, shape ``(B,)``; integer weights equal :func:`ccc` on the data with
+    each item repeated ``weights[b, i]`` times (``ddof=1`` uses ``sum(w) - 1``).
+
+    >>> weighted_ccc([[1, 1, 1, 1], [2, 2, 2, 2]], [1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.0, 3.5]).round(6).tolist()
+    [0.769231, 0.769231]
+    """
+    return ccc_from_moments(weighted_moments(weights, y_true, y_pred, ddof=ddof))

@@ -1,0 +1,163 @@
+"""Data augmentation used by challenge teams: waveform noise and reverberation (numpy), SAIL-style
+two-clip mixing with averaged labels, annotator dropping for soft labels (SAIL), and manifold mixup
+on features (NTUA; torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ser_diag.io import soft_labels
+from ser_diag.schema import CLASS_CODES
+
+_EPS = 1e-12
+
+
+def signal_power(wave: np.ndarray) -> float:
+    """Mean square :math:`P = \\frac1n \\sum_t x_t^2`."""
+    return float(np.mean(np.square(np.asarray(wave, dtype=np.float64))))
+
+
+def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:
+    """:math:`10 \\log_{10}(P_\\text{clean} / P_\\text{noise})`.
+
+    >>> round(snr_db(np.ones(4), 0.1 * np.ones(4)), 6)
+    20.0
+    """
+    return 10.0 * np.log10(signal_power(clean) / max(signal_power(noise), _EPS))
+
+
+def add_noise(wave: np.ndarray, snr: float, rng: np.random.Generator,
+              noise: np.ndarray | None = None) -> np.ndarray:
+    """Add ``noise`` (a recording, tiled/cut to the clip; default white Gaussian) scaled so that
+    :func:`snr_db` of the clip against the added noise is exactly ``snr`` dB.
+    A random offset into ``noise`` is drawn from ``rng``."""
+    wave = np.asarray(wave, dtype=np.float32)
+    n = len(wave)
+    if noise is None:
+        noise = rng.standard_normal(n)
+    else:
+        noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        start = int(rng.integers(len(noise)))
+        noise = np.resize(np.roll(noise, -start), n)
+    gain = np.sqrt(signal_power(wave) / max(signal_power(noise), _EPS) / 10.0 ** (snr / 10.0))
+    return (wave + gain * noise).astype(np.float32)
+
+
+def synthetic_impulse_response(sr: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Room impulse response: a unit direct path followed by Gaussian noise under an exponential
+    envelope whose energy falls by 60 dB in ``rt60`` seconds,
+    :math:`h(t) = n(t)\\, 10^{-3 t / T_{60}}`; length ``rt60`` seconds, unit energy."""
+    n = max(int(round(rt60 * sr)), 1)
+    t = np.arange(n) / sr
+    ir = rng.standard_normal(n) * 10.0 ** (-3.0 * t / rt60)
+    ir[0] = 1.0
+    return ir / np.sqrt(np.sum(ir ** 2))
+
+
+def add_reverb(wave: np.ndarray, sr: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with :func:`synthetic_impulse_response`; same length and RMS as the input."""
+    from scipy.signal import fftconvolve
+
+    wave = np.asarray(wave, dtype=np.float32)
+    wet = fftconvolve(wave.astype(np.float64), synthetic_impulse_response(sr, rt60, rng))[: len(wave)]
+    wet *= np.sqrt(signal_power(wave) / max(signal_power(wet), _EPS))
+    return wet.astype(np.float32)
+
+
+def mix_clips(a: np.ndarray, b: np.ndarray, sr: int, max_overlap_s: float = 2.0,
+              rng: np.random.Generator | None = None, weighting: str = "equal"
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """SAIL-style mixing: ``b`` starts before ``a`` ends, overlapping by ``U(0, max_overlap_s)``
+    seconds (at most the shorter clip); overlapping samples are summed.
+
+    Returns ``(mixed, weights)`` with ``weights = [w_a, w_b]`` summing to 1 for
+    :func:`mix_labels`: ``"equal"`` (0.5, 0.5; label averaging as SAIL describes) or
+    ``"duration"`` (each clip's share of the summed durations).
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    max_overlap = min(int(round(max_overlap_s * sr)), len(a), len(b))
+    overlap = int(rng.integers(0, max_overlap + 1))
+    mixed = np.zeros(len(a) + len(b) - overlap, dtype=np.float32)
+    mixed[: len(a)] += a
+    mixed[len(a) - overlap:] += b
+    if weighting == "equal":
+        weights = np.array([0.5, 0.5])
+    elif weighting == "duration":
+        weights = np.array([len(a), len(b)], dtype=float) / (len(a) + len(b))
+    else:
+        raise ValueError(f"weighting must be 'equal' or 'duration', got {weighting!r}")
+    return mixed, weights
+
+
+def mix_labels(y_a, y_b, weights) -> np.ndarray:
+    """Weighted average :math:`w_a y_a + w_b y_b` of two label vectors (soft class distributions,
+    one-hot codes or A/V/D scores).
+
+    >>> mix_labels([1.0, 0.0], [0.0, 1.0], [0.25, 0.75]).tolist()
+    [0.25, 0.75]
+    """
+    w_a, w_b = np.asarray(weights, dtype=float)
+    return w_a * np.asarray(y_a, dtype=float) + w_b * np.asarray(y_b, dtype=float)
+
+
+def drop_annotators(detailed: pd.DataFrame, fraction: float = 0.2,
+                    rng: np.random.Generator | None = None) -> pd.DataFrame:
+    """SAIL label augmentation: per file drop ``fraction`` of its annotators at random
+    (stochastic rounding of ``fraction * n``, so the expected share is ``fraction``) and recompute
+    the soft labels with :func:`ser_diag.io.soft_labels`.
+
+    At least one annotator with an 8-class vote is always kept, so every file that had a
+    distribution keeps one. ``detailed``: :func:`ser_diag.io.read_detailed_labels` output.
+    Returns index ``FileName``, columns ``A..N`` (rows sum to 1) and ``n_votes``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng() if rng is None else rng
+    table = detailed[["FileName", "EmoClass"]].reset_index(drop=True)
+    key = rng.random(len(table))
+    # The class vote with the highest key in each file sorts last and so is never dropped.
+    is_class = table["EmoClass"].isin(CLASS_CODES).to_numpy()
+    class_key = pd.Series(np.where(is_class, key, -1.0))
+    protected = is_class & (class_key.groupby(table["FileName"].to_numpy()).transform("max").to_numpy() == key)
+    order = np.lexsort((key + protected, table["FileName"].to_numpy().astype(str)))
+    table = table.iloc[order]
+    files = table["FileName"].to_numpy()
+    rank = table.groupby(files).cumcount().to_numpy()
+    n = table.groupby(files)["FileName"].transform("size").to_numpy()
+    per_file = pd.Series(rng.random(len(np.unique(files))), index=np.unique(files))
+    n_drop = np.minimum(np.floor(fraction * n + per_file.reindex(files).to_numpy()), n - 1)
+    return soft_labels(table.loc[rank >= n_drop])
+
+
+def _beta_sample(alpha: float, generator: torch.Generator | None) -> float:
+    """Beta(alpha, alpha) draw by inverse CDF of a uniform from ``generator``."""
+    from scipy.special import betaincinv
+
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    return float(betaincinv(alpha, alpha, u))
+
+
+def manifold_mixup(h: torch.Tensor, y, alpha: float = 0.2, p: float = 0.3,
+                   generator: torch.Generator | None = None):
+    """Manifold mixup before the head (Verma et al. 2019; NTUA: ``p=0.3``, Beta(0.2, 0.2)).
+
+    With probability ``p``: draw :math:`\\lambda \\sim \\mathrm{Beta}(\\alpha, \\alpha)` and a batch
+    permutation :math:`\\pi`, return :math:`\\lambda h + (1-\\lambda) h_\\pi` and the same mix of the
+    targets ``y`` (a float tensor, e.g. soft labels or A/V/D, or a tuple/list of them).
+    Otherwise return the inputs unchanged with :math:`\\lambda = 1`.
+    Returns ``(h_mixed, y_mixed, lam)``.
+    """
+    if float(torch.rand((), generator=generator)) >= p:
+        return h, y, 1.0
+    lam = _beta_sample(alpha, generator)
+    perm = torch.randperm(h.shape[0], generator=generator).to(h.device)
+
+    def mix(t: torch.Tensor) -> torch.Tensor:
+        return lam * t + (1.0 - lam) * t[perm]
+
+    y_mixed = type(y)(mix(t) for t in y) if isinstance(y, (tuple, list)) else mix(y)
+    return mix(h), y_mixed, lam

@@ -1,0 +1,356 @@
+"""Extract encoder features once, cache them on disk, read them back by FileName.
+
+Layout of a cache (one per encoder key and level)::
+
+    <cache_dir>/<encoder.key>/<level>/spec.json            FeatureSpec: how the features were made
+    <cache_dir>/<encoder.key>/<level>/shard-000000.npy     float32 features: (n, dim) pooled rows,
+                                                           or (sum T_i, dim) stacked frames
+    <cache_dir>/<encoder.key>/<level>/shard-000000.json    its FileNames (and frame counts)
+
+A shard counts only once its ``.json`` manifest exists; both files are written to temporary names
+and renamed into place, manifest last, so an interrupted extraction leaves only whole shards and a
+second call resumes with the files not yet cached. Completed batches are flushed to a shard when
+an extraction is interrupted by an exception.
+
+Inputs come from an MSP-Podcast layout corpus: audio from ``Audios/<FileName>`` (mono, resampled
+to the encoder's rate if needed, cut at ``max_seconds``, z-normalised per clip by default), text
+from ``Transcripts/<stem>.txt`` — a missing transcript is encoded as the empty string (about 2%
+of MSP-Podcast turns have none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from ser_diag.errors import InputError
+
+LEVELS = ("pooled", "frames")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """What a cache holds; a cache is only extended with features made the same way."""
+
+    encoder_key: str
+    level: str
+    modality: str
+    dim: int
+    normalize: str = "none"
+    max_seconds: float | None = 12.0
+    sample_rate: int = 16_000
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureSpec":
+        return cls(**json.loads(text))
+
+
+def store_path(cache_dir: str | os.PathLike, encoder_key: str, level: str) -> Path:
+    """Folder of the cache for ``encoder_key`` at ``level`` under ``cache_dir``."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    return Path(cache_dir) / encoder_key / level
+
+
+def _atomic_save(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+class FeatureStore:
+    """Read access to one feature cache folder (see the module docstring).
+
+    ``file_names`` (sorted), ``dim``, ``level``, ``encoder_key``, ``spec``;
+    ``get(file_names)`` -> ``(n, dim)`` pooled features in the order asked;
+    ``get_frames(file_names)`` -> list of ``(T_i, dim)`` frame arrays (frames level).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        spec_file = self.path / "spec.json"
+        if not spec_file.is_file():
+            raise FileNotFoundError(f"{self.path} is not a feature cache (no spec.json)")
+        self.spec = FeatureSpec.from_json(spec_file.read_text(encoding="utf-8"))
+        self._shards: list[str] = []
+        self._index: dict[str, tuple[int, int, int]] = {}  # name -> (shard, start row, n rows)
+        for manifest in sorted(self.path.glob("shard-*.json")):
+            entry = json.loads(manifest.read_text(encoding="utf-8"))
+            shard = len(self._shards)
+            self._shards.append(manifest.stem)
+            lengths = entry.get("lengths") or [1] * len(entry["file_names"])
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+            for name, start, n in zip(entry["file_names"], starts, lengths):
+                self._index[name] = (shard, int(start), int(n))
+        self._arrays: dict[int, np.ndarray] = {}
+
+    encoder_key = property(lambda self: self.spec.encoder_key)
+    level = property(lambda self: self.spec.level)
+    dim = property(lambda self: self.spec.dim)
+
+    @property
+    def file_names(self) -> list[str]:
+        return sorted(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, file_name: str) -> bool:
+        return file_name in self._index
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.path)!r}, n={len(self)}, level={self.level!r}, dim={self.dim})"
+
+    def _array(self, shard: int) -> np.ndarray:
+        if shard not in self._arrays:
+            self._arrays[shard] = np.load(self.path / f"{self._shards[shard]}.npy", mmap_mode="r")
+        return self._arrays[shard]
+
+    def _locate(self, file_names) -> list[tuple[int, int, int]]:
+        names = self.file_names if file_names is None else [str(f) for f in file_names]
+        missing = [f for f in names if f not in self._index]
+        if missing:
+            raise KeyError(f"{len(missing)} file(s) not in {self.path}, e.g. {missing[:3]}")
+        return [self._index[f] for f in names]
+
+    def get(self, file_names=None) -> np.ndarray:
+        """Pooled features ``(n, dim)`` float32 for ``file_names`` (default: all, sorted)."""
+        if self.level != "pooled":
+            raise ValueError(f"{self.path} holds frames; use get_frames()")
+        rows = self._locate(file_names)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for i, (shard, start, _) in enumerate(rows):
+            out[i] = self._array(shard)[start]
+        return out
+
+    def get_frames(self, file_names=None) -> list[np.ndarray]:
+        """Frame features, one ``(T_i, dim)`` float32 array per file (default: all, sorted)."""
+        if self.level != "frames":
+            raise ValueError(f"{self.path} holds pooled features; use get()")
+        return [np.array(self._array(shard)[start:start + n]) for shard, start, n in
+                self._locate(file_names)]
+
+    def lengths(self, file_names=None) -> np.ndarray:
+        """Number of frames per file (1 for pooled features)."""
+        return np.array([n for _, _, n in self._locate(file_names)], dtype=np.int64)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 16_000,
+               max_seconds: float | None = 12.0) -> np.ndarray:
+    """Mono float32 wave at ``sample_rate`` (polyphase resampling if the file differs), cut at
+    ``max_seconds``."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, message="audio file not found")
+    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    wave = wave.mean(axis=1)
+    if sr != sample_rate:
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // g, sr // g).astype(np.float32)
+    if max_seconds is not None:
+        wave = wave[: int(round(max_seconds * sample_rate))]
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def normalize_wave(wave: np.ndarray, normalize: str | tuple[float, float] | None = "clip") -> np.ndarray:
+    """z-normalise a wave: per clip (``"clip"``), with given ``(mean, std)`` (e.g. train
+    statistics, as the challenge baseline does), or not at all (``None``).
+
+    >>> normalize_wave(np.array([1.0, 3.0]), "clip").tolist()
+    [-1.0, 1.0]
+    """
+    if normalize is None or normalize == "none":
+        return wave.astype(np.float32)
+    if normalize == "clip":
+        mean, std = float(wave.mean()), float(wave.std())
+    else:
+        mean, std = (float(v) for v in normalize)
+    return ((wave - mean) / max(std, 1e-7)).astype(np.float32)
+
+
+def read_transcript(corpus_root: str | os.PathLike, file_name: str) -> str:
+    """``Transcripts/<stem>.txt`` as one stripped line; missing transcript -> ``""``."""
+    path = Path(corpus_root) / "Transcripts" / f"{Path(file_name).stem}.txt"
+    if not path.is_file():
+        return ""
+    return " ".join(path.read_text(encoding="utf-8", errors="replace").split())
+
+
+def audio_length(path: str | os.PathLike, sample_rate: int = 16_000,
+                 max_seconds: float | None = 12.0) -> int:
+    """Number of samples :func:`read_audio` will return, from the file header only."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, message="audio file not found")
+    info = sf.info(str(path))
+    n = int(round(info.frames * sample_rate / info.samplerate))
+    return n if max_seconds is None else min(n, int(round(max_seconds * sample_rate)))
+
+
+def plan_batches(lengths, batch_size: int = 8, bucket_by_length: bool = True) -> list[np.ndarray]:
+    """Index batches: longest first when bucketing (similar lengths share a batch, and memory
+    peaks on the first batch), input order otherwise.
+
+    >>> [b.tolist() for b in plan_batches([3, 9, 1, 8], batch_size=2)]
+    [[1, 3], [0, 2]]
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable") if bucket_by_length else np.arange(len(lengths))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padding_fraction(lengths, batches) -> float:
+    """Share of padded positions: :math:`1 - \\sum_i L_i / \\sum_b |b| \\max_{i \\in b} L_i`.
+
+    >>> padding_fraction([3, 9, 1, 8], [np.array([0, 1]), np.array([2, 3])])
+    0.5
+    """
+    lengths = np.asarray(lengths, dtype=float)
+    total = sum(len(b) * lengths[b].max() for b in batches if len(b))
+    return float(1.0 - lengths.sum() / total) if total else 0.0
+
+
+def corpus_file_names(corpus_root: str | os.PathLike) -> list[str]:
+    """All ``Audios/*.wav`` names, or ``Transcripts/*.txt`` stems + ``.wav`` without audio."""
+    root = Path(corpus_root)
+    if (root / "Audios").is_dir():
+        return sorted(p.name for p in (root / "Audios").glob("*.wav"))
+    if (root / "Transcripts").is_dir():
+        return sorted(f"{p.stem}.wav" for p in (root / "Transcripts").glob("*.txt"))
+    raise InputError(root, message="no Audios/ or Transcripts/ folder: not an MSP-Podcast layout corpus")
+
+
+def _normalize_tag(normalize) -> str:
+    if normalize is None or normalize == "none":
+        return "none"
+    if normalize == "clip":
+        return "clip"
+    mean, std = (float(v) for v in normalize)
+    return f"stats(mean={mean!r},std={std!r})"
+
+
+class _ShardWriter:
+    """Buffers encoded items and writes them as atomic shards."""
+
+    def __init__(self, path: Path, level: str, shard_size: int):
+        self.path, self.level, self.shard_size = path, level, shard_size
+        taken = [int(p.name.split("-")[1].split(".")[0]) for p in path.glob("shard-*.*")
+                 if p.name.split("-")[1].split(".")[0].isdigit()]
+        self.next_id = max(taken, default=-1) + 1
+        self.names: list[str] = []
+        self.features: list[np.ndarray] = []
+
+    def add(self, names, features) -> None:
+        self.names.extend(names)
+        self.features.extend(np.asarray(f, dtype=np.float32) for f in features)
+        if len(self.names) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.names:
+            return
+        stem = f"shard-{self.next_id:06d}"
+        if self.level == "frames":
+            array = np.concatenate(self.features, axis=0)
+            manifest = {"file_names": self.names, "lengths": [len(f) for f in self.features]}
+        else:
+            array = np.stack(self.features)
+            manifest = {"file_names": self.names}
+        _atomic_save(self.path / f"{stem}.npy", lambda fh: np.save(fh, array))
+        _atomic_save(self.path / f"{stem}.json", lambda fh: fh.write(json.dumps(manifest).encode()))
+        self.next_id += 1
+        self.names, self.features = [], []
+
+
+def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | os.PathLike,
+                     file_names=None, level: str = "pooled", batch_size: int = 8,
+                     bucket_by_length: bool = True, progress: bool = True,
+                     normalize: str | tuple[float, float] | None = "auto",
+                     max_seconds: float | None = 12.0, shard_size: int = 256) -> FeatureStore:
+    """Encode every file of ``corpus_root`` (or ``file_names``) not yet cached and return the store.
+
+    ``encoder``: anything from :mod:`ser_diag.models.encoders` (``key``, ``modality``, ``dim``,
+    ``pooled_dim``, ``encode(batch, level)``). Audio goes through :func:`read_audio` and
+    :func:`normalize_wave` (``normalize="auto"``: per clip unless the encoder says
+    ``normalize_audio = False``, as eGeMAPS does; or ``"clip"``, ``(mean, std)``, ``None``);
+    text through :func:`read_transcript`. Batches of ``batch_size`` items are formed by length
+    (:func:`plan_batches`) unless ``bucket_by_length=False``. Cached files are skipped, so calling
+    again after an interruption resumes. Raises ``ValueError`` if the cache was made with other
+    settings, :class:`~ser_diag.errors.InputError` for a missing audio file.
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(corpus_root)
+    names = corpus_file_names(root) if file_names is None else list(dict.fromkeys(str(f) for f in file_names))
+    modality = encoder.modality
+    sample_rate = int(getattr(encoder, "sample_rate", 16_000))
+    if normalize == "auto":
+        normalize = "clip" if getattr(encoder, "normalize_audio", True) else None
+    spec = FeatureSpec(
+        encoder_key=encoder.key, level=level, modality=modality,
+        dim=int(encoder.pooled_dim if level == "pooled" else encoder.dim),
+        normalize=_normalize_tag(normalize) if modality == "audio" else "none",
+        max_seconds=max_seconds if modality == "audio" else None,
+        sample_rate=sample_rate if modality == "audio" else 0)
+    path = store_path(cache_dir, encoder.key, level)
+    path.mkdir(parents=True, exist_ok=True)
+    spec_file = path / "spec.json"
+    if spec_file.is_file():
+        cached = FeatureSpec.from_json(spec_file.read_text(encoding="utf-8"))
+        if cached != spec:
+            raise ValueError(f"{path} holds features made with {cached}, not {spec}; "
+                             "use another cache_dir")
+    else:
+        _atomic_save(spec_file, lambda fh: fh.write(spec.to_json().encode()))
+
+    done = FeatureStore(path)
+    todo = [f for f in names if f not in done]
+    if modality == "audio":
+        lengths = [audio_length(root / "Audios" / f, sample_rate, max_seconds) for f in todo]
+        items = None
+    elif modality == "text":
+        items = [read_transcript(root, f) for f in todo]
+        lengths = encoder.token_counts(items) if hasattr(encoder, "token_counts") else [len(t) for t in items]
+    else:
+        raise ValueError(f"unknown encoder modality {modality!r}")
+
+    writer = _ShardWriter(path, level, shard_size)
+    bar = tqdm(total=len(todo), desc=f"features {encoder.key} ({level})", disable=not progress,
+               unit="file")
+    try:
+        for batch in plan_batches(lengths, batch_size, bucket_by_length):
+            batch_names = [todo[i] for i in batch]
+            if modality == "audio":
+                inputs = [normalize_wave(read_audio(root / "Audios" / f, sample_rate, max_seconds),
+                                         normalize) for f in batch_names]
+            else:
+                inputs = [items[i] for i in batch]
+            writer.add(batch_names, encoder.encode(inputs, level=level))
+            bar.update(len(batch))
+    finally:
+        writer.flush()
+        bar.close()
+    return FeatureStore(path)

@@ -1,0 +1,472 @@
+"""Bootstrap confidence intervals and paired tests, vectorised through resample-count weights.
+
+A bootstrap resample of ``n`` items is represented by its count vector ``w`` (how often each
+item was drawn), so every metric is a *weighted* metric and B resamples are one ``(B, n)``
+weight matrix: confusion matrices are ``W @ onehot`` and CCC moments are
+``W @ [x, y, x^2, y^2, xy]`` (:mod:`ser_diag.metrics`). Resampling speakers instead of utterances
+(cluster bootstrap) only changes how ``W`` is drawn. Intervals are percentile intervals
+(Efron & Tibshirani 1993, ch. 13), named ``ci_low``/``ci_high`` with their ``level`` and ``unit``.
+
+All systems of a merged frame are scored on the same resamples, so their intervals are paired
+and :func:`paired_test` can bootstrap the difference between two systems directly. Weights are
+drawn and consumed in chunks of rows, so 1,000 resamples x 32k files x 10 systems needs well
+under a gigabyte.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+
+from ser_diag.metrics import (
+    ccc_from_moments,
+    moments_from_sums,
+    pearson_from_moments,
+    precision_recall_f1_from_confusion,
+    unweighted_average_recall_from_confusion,
+)
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+
+__all__ = [
+    "attribute_statistics",
+    "bootstrap",
+    "bootstrap_distribution",
+    "bootstrap_metrics",
+    "bootstrap_weights",
+    "categorical_statistics",
+    "paired_test",
+    "percentile_interval",
+]
+
+#: Weight rows processed at a time (200 x 32k float32 = 25 MB).
+CHUNK_ROWS = 200
+#: Rows drawn per call of the generator; chunks are multiples of it, so results do not
+#: depend on the chunk size.
+_DRAW_BLOCK = 8
+
+Statistic = Callable[[np.ndarray], dict]
+
+
+# --------------------------------------------------------------------------- weights
+
+def _cluster_codes(groups, n: int) -> np.ndarray:
+    """Integer cluster id per item; a missing id (NaN/<NA>) is a cluster of its own."""
+    groups = pd.Series(pd.array(groups) if not isinstance(groups, pd.Series) else groups)
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} items")
+    codes, uniques = pd.factorize(groups, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    missing = codes < 0
+    codes[missing] = len(uniques) + np.arange(int(missing.sum()))
+    return codes
+
+
+def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_ROWS,
+                   dtype=np.float32, reuse: bool = False) -> Iterator[np.ndarray]:
+    """Yield ``(b, n)`` resample-count matrices of ``dtype``, ``n_boot`` rows in all.
+    ``reuse``: fill one buffer again and again (the consumer must not keep a chunk)."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        mapping, m = None, n
+    else:
+        mapping = _cluster_codes(groups, n)
+        m = int(mapping.max()) + 1 if n else 0
+    chunk = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
+    buffer = np.empty((min(chunk, n_boot), m), dtype=dtype) if reuse else None
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        counts = buffer[:b] if reuse else np.empty((b, m), dtype=dtype)
+        for s in range(0, b, _DRAW_BLOCK):  # small blocks keep bincount's output in cache
+            bb = min(_DRAW_BLOCK, b - s)
+            draws = rng.integers(0, m, size=(bb, m))
+            draws += np.arange(bb)[:, None] * m
+            counts[s:s + bb] = np.bincount(draws.ravel(), minlength=bb * m).reshape(bb, m)
+        yield counts if mapping is None else counts[:, mapping]
+
+
+def bootstrap_weights(n: int, n_boot: int, groups=None, seed=0) -> np.ndarray:
+    """Resample counts, shape ``(n_boot, n)`` float32; each row sums to ``n`` for utterances.
+
+    Utterance bootstrap: each row is a Multinomial(n, 1/n) count vector (n draws with
+    replacement). Cluster bootstrap (``groups``, e.g. ``SpkrID``): the G clusters are drawn G
+    times with replacement and every item gets its cluster's count; a missing id forms its own
+    cluster.
+
+    >>> w = bootstrap_weights(5, 3, seed=1)
+    >>> w.shape, w.dtype, w.sum(axis=1).tolist()
+    ((3, 5), dtype('float32'), [5.0, 5.0, 5.0])
+    >>> w = bootstrap_weights(4, 2, groups=["a", "a", "b", "b"], seed=1)
+    >>> bool(np.all(w[:, 0] == w[:, 1]) and np.all(w[:, 2] == w[:, 3]))
+    True
+    """
+    chunks = list(_weight_chunks(n, n_boot, groups, seed))
+    return np.concatenate(chunks) if chunks else np.zeros((0, n), dtype=np.float32)
+
+
+def percentile_interval(distribution, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval ``(q_{(1-level)/2}, q_{(1+level)/2})`` over axis 0, ignoring nan
+    resamples; all-nan columns give nan.
+
+    >>> lo, hi = percentile_interval(np.arange(101.0), level=0.9)
+    >>> round(float(lo), 9), round(float(hi), 9)
+    (5.0, 95.0)
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), not {level}")
+    d = np.asarray(distribution, dtype=np.float64)
+    alpha = (1.0 - level) / 2.0
+    if d.shape[0] == 0:
+        nan = np.full(d.shape[1:], np.nan)
+        return nan, nan.copy()
+    with warnings.catch_warnings():  # all-nan columns: nan, without the warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(d, [alpha, 1.0 - alpha], axis=0)
+    return lo, hi
+
+
+def bootstrap_distribution(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
+                           seed=0) -> dict:
+    """``{name: (n_boot,) array}``: ``statistic`` evaluated on ``n_boot`` resamples, chunk by
+    chunk (see :func:`bootstrap_weights` for ``groups``)."""
+    parts: dict = defaultdict(list)
+    for w in _weight_chunks(n, n_boot, groups, seed, reuse=True):
+        for name, values in statistic(w).items():
+            parts[name].append(np.asarray(values, dtype=np.float64))
+    return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+def _unit(groups, unit: str | None) -> str:
+    return unit if unit is not None else ("utterance" if groups is None else "speaker")
+
+
+def bootstrap(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
+              level: float = 0.95, seed=0, unit: str | None = None) -> pd.DataFrame:
+    """Percentile bootstrap intervals for every value a vectorised statistic returns.
+
+    ``statistic(weights)`` maps a ``(B, n)`` weight matrix to ``{name: (B,) array}``; the
+    estimate is ``statistic(ones((1, n)))``. Returns one row per name with columns
+    ``metric, estimate, ci_low, ci_high, level, unit, n_boot`` (``unit`` is "utterance", or
+    "speaker" when ``groups`` is given, unless named). ``n_boot=0`` gives nan intervals.
+
+    >>> x = np.arange(10.0)
+    >>> mean = lambda w: {"mean": (w @ x) / w.sum(axis=1)}
+    >>> bootstrap(mean, 10, n_boot=200, seed=0)[["metric", "estimate", "unit", "n_boot"]]
+      metric  estimate       unit  n_boot
+    0   mean       4.5  utterance     200
+    """
+    estimate = {k: float(np.asarray(v, dtype=np.float64)[0])
+                for k, v in statistic(np.ones((1, n), dtype=np.float32)).items()}
+    dist = bootstrap_distribution(statistic, n, n_boot, groups, seed) if n_boot > 0 else {}
+    names = list(estimate)
+    matrix = (np.column_stack([dist[k] for k in names]) if n_boot > 0
+              else np.empty((0, len(names))))
+    lo, hi = percentile_interval(matrix, level)
+    return pd.DataFrame({"metric": names, "estimate": [estimate[k] for k in names],
+                         "ci_low": lo, "ci_high": hi, "level": level,
+                         "unit": _unit(groups, unit), "n_boot": n_boot})
+
+
+# --------------------------------------------------------------------------- scorers
+# A scorer holds S systems' data on the same n items. ``sums(w)`` is linear in the weights
+# (so swapped predictions in a permutation test are sums of two weightings) and
+# ``finish(sums)`` turns sums into ``{metric: (B, S)}``.
+
+class _CategoricalScorer:
+    weight_dtype = np.float32  # counts are exact in float32; sparse products are faster
+
+    def __init__(self, true_idx, pred_idx, labels: Sequence[str] = CLASS_CODES):
+        t = np.asarray(true_idx, dtype=np.int64)
+        p = np.atleast_2d(np.asarray(pred_idx, dtype=np.int64))
+        self.labels, self.k, (self.s, self.n) = tuple(labels), len(labels), p.shape
+        if t.shape != (self.n,):
+            raise ValueError(f"true_idx {t.shape} and pred_idx {p.shape} disagree")
+        kk = self.k * self.k
+        cols = (t[None, :] * self.k + p + (np.arange(self.s) * kk)[:, None]).T.ravel()
+        rows = np.repeat(np.arange(self.n), self.s)
+        self._onehot = scipy.sparse.csr_matrix(
+            (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(self.n, self.s * kk))
+
+    def sums(self, w: np.ndarray) -> np.ndarray:
+        w = np.atleast_2d(np.asarray(w, dtype=np.float32))
+        out = np.asarray(self._onehot.T @ w.T, dtype=np.float64).T
+        return out.reshape(w.shape[0], self.s, self.k, self.k)
+
+    def finish(self, cm: np.ndarray) -> dict:
+        precision, recall, f1 = precision_recall_f1_from_confusion(cm)
+        total = cm.sum(axis=(-2, -1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = np.where(total > 0, np.trace(cm, axis1=-2, axis2=-1) / total, np.nan)
+        out = {"macro_f1": f1.mean(axis=-1), "accuracy": acc,
+               "uar": unweighted_average_recall_from_confusion(cm)}
+        for prefix, values in (("f1", f1), ("recall", recall), ("precision", precision)):
+            for i, code in enumerate(self.labels):
+                out[f"{prefix}_{code}"] = values[..., i]
+        return out
+
+    def __call__(self, w):
+        return self.finish(self.sums(w))
+
+
+class _AttributeScorer:
+    weight_dtype = np.float64  # moments are summed in float64
+
+    def __init__(self, y_true, y_pred, ddof: int = 0, attributes: Sequence[str] = ATTRIBUTES):
+        x = np.asarray(y_true, dtype=np.float64)
+        y = np.asarray(y_pred, dtype=np.float64)
+        x = x.reshape(x.shape[0], -1)
+        y = y.reshape((1,) + x.shape) if y.ndim == x.ndim and y.shape == x.shape else y
+        y = y.reshape(y.shape[0], x.shape[0], x.shape[1])
+        self.s, self.n, self.a = y.shape
+        self.attributes, self.ddof = tuple(attributes)[: self.a], ddof
+        # A common shift per attribute keeps mean(true) - mean(pred) and tames rounding.
+        self._shift = x.mean(axis=0) if self.n else np.zeros(self.a)
+        x, y = x - self._shift, y - self._shift
+        shared = [x, x * x]                                   # (n, A) each
+        per_system = [y, y * y, x[None] * y]                  # (S, n, A) each
+        self._design = np.column_stack(
+            [c for c in shared] + [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in per_system])
+
+    def sums(self, w: np.ndarray) -> np.ndarray:
+        w = np.atleast_2d(np.asarray(w)).astype(np.float64, copy=False)
+        b, s, a = w.shape[0], self.s, self.a
+        raw = w @ self._design
+        sx, sxx = raw[:, :a], raw[:, a:2 * a]
+        sy, syy, sxy = (raw[:, 2 * a + i * s * a: 2 * a + (i + 1) * s * a].reshape(b, s, a)
+                        for i in range(3))
+        sw = np.broadcast_to(w.sum(axis=1)[:, None, None], (b, s, a))
+        return np.stack([sw, np.broadcast_to(sx[:, None], (b, s, a)), sy,
+                         np.broadcast_to(sxx[:, None], (b, s, a)), syy, sxy], axis=-1)
+
+    def finish(self, sums: np.ndarray) -> dict:
+        moments = moments_from_sums(sums, self.ddof)
+        ccc, rho = ccc_from_moments(moments), pearson_from_moments(moments)
+        out = {f"ccc_{attr}": ccc[..., i] for i, attr in enumerate(self.attributes)}
+        out["ccc_mean"] = ccc.mean(axis=-1)
+        out.update({f"pearson_{attr}": rho[..., i] for i, attr in enumerate(self.attributes)})
+        return out
+
+    def __call__(self, w):
+        return self.finish(self.sums(w))
+
+
+def _single(scorer) -> Statistic:
+    def statistic(w):
+        return {k: v[:, 0] for k, v in scorer(w).items()}
+    return statistic
+
+
+def categorical_statistics(true_idx, pred_idx, labels: Sequence[str] = CLASS_CODES) -> Statistic:
+    """Statistic for :func:`bootstrap`: ``macro_f1, accuracy, uar, f1_/recall_/precision_<code>``
+    of one system from class indices (positions in ``labels``).
+
+    >>> stat = categorical_statistics([0, 0, 1, 7], [0, 1, 1, 7])
+    >>> round(float(stat(np.ones((1, 4)))["macro_f1"][0]), 6)   # (2/3 + 2/3 + 1) / 8
+    0.291667
+    """
+    return _single(_CategoricalScorer(true_idx, pred_idx, labels))
+
+
+def attribute_statistics(y_true, y_pred, ddof: int = 0) -> Statistic:
+    """Statistic for :func:`bootstrap`: ``ccc_<attr>``, ``ccc_mean``, ``pearson_<attr>`` of one
+    system from ``(n, 3)`` true and predicted EmoAct/EmoVal/EmoDom.
+
+    >>> x = np.array([[1.0, 2, 3], [2, 3, 1], [3, 1, 2], [4, 4, 4]])
+    >>> stat = attribute_statistics(x, x)
+    >>> [round(float(stat(np.ones((1, 4)))[k][0]), 9) for k in ("ccc_EmoAct", "ccc_mean")]
+    [1.0, 1.0]
+    """
+    return _single(_AttributeScorer(y_true, y_pred, ddof))
+
+
+# --------------------------------------------------------------------------- merged frames
+
+def _task(merged: pd.DataFrame) -> str:
+    task = merged.attrs.get("task")
+    if task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
+        return task
+    if "EmoClass_pred" in merged.columns:
+        return TASK_CATEGORICAL
+    if any(f"{a}_pred" in merged.columns for a in ATTRIBUTES):
+        return TASK_ATTRIBUTES
+    raise ValueError("merged frame has neither EmoClass_pred nor attribute prediction columns")
+
+
+def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:
+    """Group systems scored on identical file lists: ``[(systems, row positions)]``, each
+    system's rows in the same file order. Systems without predictions for ``task`` are skipped."""
+    pred_cols = ["EmoClass_pred"] if task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+    pred_cols = [c for c in pred_cols if c in merged.columns]
+    submitted = merged[pred_cols].notna().any(axis=1).to_numpy() if pred_cols else \
+        np.zeros(len(merged), dtype=bool)
+    system_codes, system_names = pd.factorize(merged["system"])
+    file_codes = pd.factorize(merged["FileName"])[0]
+    names = list(system_names) if systems is None else list(systems)
+    blocks: list[tuple[list, list]] = []
+    for name in names:
+        hit = np.flatnonzero(np.asarray(system_names) == name)
+        if hit.size == 0:
+            raise ValueError(f"system {name!r} is not in the merged frame")
+        rows = np.flatnonzero(system_codes == hit[0])
+        if not submitted[rows].any():
+            continue  # the system did not submit this task
+        rows = rows[np.argsort(file_codes[rows], kind="stable")]
+        for block_names, block_rows in blocks:
+            if np.array_equal(file_codes[block_rows[0]], file_codes[rows]):
+                block_names.append(name)
+                block_rows.append(rows)
+                break
+        else:
+            blocks.append(([name], [rows]))
+    return blocks
+
+
+def _class_indices(merged: pd.DataFrame, column: str) -> np.ndarray:
+    codes = pd.Categorical(merged[column].astype(str), categories=list(CLASS_CODES)).codes
+    if (codes < 0).any():
+        bad = merged[column].iloc[int(np.flatnonzero(codes < 0)[0])]
+        raise ValueError(f"{column} holds {bad!r}, not one of {CLASS_CODES}")
+    return codes.astype(np.int64)
+
+
+def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
+    if task == TASK_CATEGORICAL:
+        sub = np.concatenate(rows)
+        true = _class_indices(merged.iloc[rows[0]], "EmoClass_true")
+        pred = _class_indices(merged.iloc[sub], "EmoClass_pred").reshape(len(rows), -1)
+        return _CategoricalScorer(true, pred)
+    true = merged[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)[rows[0]]
+    values = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)
+    return _AttributeScorer(true, np.stack([values[r] for r in rows]), ddof)
+
+
+def _groups(merged: pd.DataFrame, rows: np.ndarray, by_speaker: bool):
+    if not by_speaker:
+        return None
+    if "SpkrID" not in merged.columns:
+        raise ValueError("by_speaker needs a SpkrID column")
+    return merged["SpkrID"].iloc[rows].reset_index(drop=True)
+
+
+def bootstrap_metrics(merged: pd.DataFrame, n_boot: int = 1000, level: float = 0.95,
+                      by_speaker: bool = False, seed=0, ddof: int = 0) -> pd.DataFrame:
+    """Point estimates and percentile bootstrap intervals of every metric of every system.
+
+    ``merged`` is one task's :func:`ser_diag.io.merge` output. All systems scored on the same
+    files share the same resamples (paired intervals). ``by_speaker`` resamples ``SpkrID``
+    clusters (unit "speaker"). Returns a tidy frame with columns ``system, metric, estimate,
+    ci_low, ci_high, level, unit, n_boot, n``; metric names as in :mod:`ser_diag.metrics`
+    (``macro_f1 ...`` for the categorical task, ``ccc_<attr>, ccc_mean, pearson_<attr>`` for
+    attributes; CCC with denominator ``n - ddof``).
+    """
+    task = _task(merged)
+    rows = []
+    for names, positions in _system_blocks(merged, task):
+        scorer = _scorer(merged, positions, task, ddof)
+        n = scorer.n
+        groups = _groups(merged, positions[0], by_speaker)
+        estimate = scorer(np.ones((1, n), dtype=np.float32))
+        metrics = list(estimate)
+        if n_boot > 0:
+            parts = defaultdict(list)
+            for w in _weight_chunks(n, n_boot, groups, seed, dtype=scorer.weight_dtype,
+                                    reuse=True):
+                for k, v in scorer(w).items():
+                    parts[k].append(v)
+            dist = np.stack([np.concatenate(parts[k]) for k in metrics], axis=1)  # (B, M, S)
+        else:
+            dist = np.empty((0, len(metrics), len(names)))
+        lo, hi = percentile_interval(dist, level)
+        for j, name in enumerate(names):
+            for i, metric in enumerate(metrics):
+                rows.append((name, metric, float(estimate[metric][0, j]), float(lo[i, j]),
+                             float(hi[i, j]), n))
+    out = pd.DataFrame(rows, columns=["system", "metric", "estimate", "ci_low", "ci_high", "n"])
+    out["level"], out["unit"], out["n_boot"] = level, "speaker" if by_speaker else "utterance", n_boot
+    return out[["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]]
+
+
+def _two_sided_bootstrap_p(diff: np.ndarray) -> float:
+    """Two-sided p-value of H0: difference = 0 from its bootstrap distribution:
+    ``2 min(P(d <= 0), P(d >= 0))`` with the +1 correction, capped at 1."""
+    d = diff[np.isfinite(diff)]
+    if d.size == 0:
+        return float("nan")
+    below = (1 + np.sum(d <= 0)) / (d.size + 1)
+    above = (1 + np.sum(d >= 0)) / (d.size + 1)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+def _swap_masks(n_units: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
+    """``(P, n_units)`` swap indicators: all 2^m patterns when that is at most ``n_perm``
+    (exact test), otherwise ``n_perm`` random fair coin flips."""
+    if n_units <= 20 and 2 ** n_units <= n_perm:
+        patterns = np.arange(2 ** n_units)[:, None] >> np.arange(n_units)[None, :] & 1
+        return patterns.astype(np.float32), True
+    return rng.integers(0, 2, size=(n_perm, n_units)).astype(np.float32), False
+
+
+def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
+                n_boot: int = 1000, method: str = "bootstrap", by_speaker: bool = False,
+                seed=0, ddof: int = 0, level: float = 0.95) -> dict:
+    """Compare two systems on the same files: ``diff = metric(a) - metric(b)``.
+
+    ``ci_low/ci_high``: paired percentile bootstrap interval of the difference (both systems
+    scored on the same resamples of utterances, or of speakers with ``by_speaker``).
+    ``p_value`` (two-sided, H0: no difference):
+    ``method="bootstrap"``: ``2 min(P*(d <= 0), P*(d >= 0))`` over the bootstrap distribution;
+    ``method="permutation"``: paired permutation (randomisation) test that swaps the two
+    systems' predictions per utterance (per speaker with ``by_speaker``) with probability 1/2,
+    ``p = (1 + #{|d_perm| >= |d_obs|}) / (n_boot + 1)``; when 2^units <= n_boot all swap
+    patterns are enumerated and ``p = #{|d_perm| >= |d_obs|} / 2^units`` (exact).
+    """
+    if method not in ("bootstrap", "permutation"):
+        raise ValueError(f"method must be 'bootstrap' or 'permutation', not {method!r}")
+    if system_a == system_b:
+        raise ValueError("system_a and system_b must differ")
+    task = TASK_ATTRIBUTES if metric.startswith(("ccc_", "pearson_")) else TASK_CATEGORICAL
+    if _task(merged) != task:
+        raise ValueError(f"metric {metric!r} is not computed for the {_task(merged)} task")
+    blocks = _system_blocks(merged, task, systems=[system_a, system_b])
+    if len(blocks) != 1 or len(blocks[0][0]) != 2:
+        raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
+    rows = blocks[0][1]
+    scorer = _scorer(merged, rows, task, ddof)
+    n = scorer.n
+    estimate = scorer(np.ones((1, n), dtype=np.float32))
+    if metric not in estimate:
+        raise ValueError(f"unknown metric {metric!r}; choose from {sorted(estimate)}")
+    est_a, est_b = float(estimate[metric][0, 0]), float(estimate[metric][0, 1])
+    observed = est_a - est_b
+    groups = _groups(merged, rows[0], by_speaker)
+    diffs = []
+    for w in _weight_chunks(n, n_boot, groups, seed, dtype=scorer.weight_dtype, reuse=True):
+        values = scorer(w)[metric]
+        diffs.append(values[:, 0] - values[:, 1])
+    diff = np.concatenate(diffs) if diffs else np.empty(0)
+    lo, hi = percentile_interval(diff, level)
+    if method == "bootstrap":
+        p_value = _two_sided_bootstrap_p(diff)
+    else:
+        units = np.arange(n) if groups is None else _cluster_codes(groups, n)
+        n_units = int(units.max()) + 1 if n else 0
+        masks, exact = _swap_masks(n_units, n_boot, np.random.default_rng(seed))
+        perm = []
+        for start in range(0, masks.shape[0], CHUNK_ROWS):
+            swap = masks[start:start + CHUNK_ROWS][:, units]
+            keep_sums, swap_sums = scorer.sums(1.0 - swap), scorer.sums(swap)
+            a_sums = keep_sums[:, :1] + swap_sums[:, 1:2]     # a keeps unswapped, takes b's swapped
+            b_sums = swap_sums[:, :1] + keep_sums[:, 1:2]
+            values = scorer.finish(np.concatenate([a_sums, b_sums], axis=1))[metric]
+            perm.append(values[:, 0] - values[:, 1])
+        d = np.abs(np.concatenate(perm))
+        hits = np.sum(d >= abs(observed) - 1e-12 * max(1.0, abs(observed)))
+        p_value = float(hits / d.size) if exact else float((1 + hits) / (d.size + 1))
+    return dict(metric=metric, system_a=system_a, system_b=system_b, estimate_a=est_a,
+                estimate_b=est_b, diff=observed, ci_low=float(lo), ci_high=float(hi),
+                p_value=p_value, method=method, level=level, unit=_unit(groups, None),
+                n_boot=n_boot)

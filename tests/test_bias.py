@@ -1,0 +1,287 @@
+"""Bias audit (issue 3, analysis 4): group metrics, gaps, per-class recall, speakers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+from ser_diag.analysis.bias import (
+    group_gaps,
+    group_metrics,
+    metric_frame,
+    per_class_recall_by_group,
+    speaker_metrics,
+    worst_speakers,
+)
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES
+
+CODES = np.array(CLASS_CODES)
+
+
+def _frame(system, spk, gender, extra=None):
+    n = len(spk)
+    frame = pd.DataFrame({"system": system, "FileName": [f"MSP-PODCAST_{i:05d}.wav" for i in range(n)],
+                          "SpkrID": pd.array(spk, dtype="Int64"), "Gender": gender,
+                          "Split_Set": "Development"})
+    for name, values in (extra or {}).items():
+        frame[name] = values
+    return frame
+
+
+def _finish(frames, task):
+    merged = pd.concat(frames, ignore_index=True)
+    merged.attrs.update(task=task, synthetic=True)
+    return merged
+
+
+def speakers_and_gender(n_speakers, per_speaker):
+    spk = np.repeat(np.arange(n_speakers), per_speaker)
+    gender = np.where(spk % 2 == 0, "Female", "Male").astype(object)
+    return spk, gender
+
+
+def code_index(codes):
+    return np.array([CLASS_CODES.index(c) for c in codes])
+
+
+def noisy_classes(rng, true, p_correct):
+    """Correct with probability p_correct, else a uniformly drawn *other* class, so the
+    expected accuracy (and every class recall) is exactly p_correct."""
+    wrong = (code_index(true) + rng.integers(1, len(CODES), true.size)) % len(CODES)
+    return np.where(rng.random(true.size) < p_correct, true, CODES[wrong])
+
+
+def categorical_merged(p_female, p_male, n_speakers=120, per_speaker=25, seed=0, systems=("sys",)):
+    rng = np.random.default_rng(seed)
+    spk, gender = speakers_and_gender(n_speakers, per_speaker)
+    true = rng.choice(CODES, spk.size)
+    p = np.where(gender == "Female", p_female, p_male)
+    frames = []
+    for system in systems:
+        extra = {"EmoClass_true": true, "EmoClass_pred": noisy_classes(rng, true, p)}
+        frames.append(_frame(system, spk, gender, extra))
+    return _finish(frames, "categorical")
+
+
+def attribute_merged(noise_female, noise_male, n_speakers=200, per_speaker=40, seed=1,
+                     speaker_offset=0.0, systems=("sys",)):
+    """true ~ N(4, 1) iid; pred = true + speaker offset + noise (sd by gender). Without the
+    offset, the population CCC is 2 / (2 + noise^2) and sd_pred / sd_true = sqrt(1 + noise^2)."""
+    rng = np.random.default_rng(seed)
+    spk, gender = speakers_and_gender(n_speakers, per_speaker)
+    true = rng.normal(4.0, 1.0, (spk.size, 3))
+    sd = np.where(gender == "Female", noise_female, noise_male)[:, None]
+    frames = []
+    for system in systems:
+        offset = rng.normal(0.0, speaker_offset, (n_speakers, 3))[spk]
+        pred = true + offset + sd * rng.normal(size=true.shape)
+        extra = {}
+        for j, a in enumerate(ATTRIBUTES):
+            extra[f"{a}_true"], extra[f"{a}_pred"] = true[:, j], pred[:, j]
+        frames.append(_frame(system, spk, gender, extra))
+    return _finish(frames, "attributes")
+
+
+def mirrored(merged):
+    """Female rows copied as male rows (new speakers and files): identical quality by design."""
+    female = merged[merged["Gender"] == "Female"].copy()
+    male = female.copy()
+    male["Gender"] = "Male"
+    male["SpkrID"] = male["SpkrID"] + 10_000
+    female_files = female["FileName"].str.replace(".wav", "_f.wav")
+    male["FileName"] = female["FileName"].str.replace(".wav", "_m.wav")
+    female["FileName"] = female_files
+    out = pd.concat([female, male], ignore_index=True).sort_values(["system", "FileName"], kind="stable")
+    out = out.reset_index(drop=True)
+    out.attrs = dict(merged.attrs)
+    return out
+
+
+def ccc_numpy(x, y):
+    return 2 * np.cov(x, y, bias=True)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
+def row(table, **where):
+    mask = np.ones(len(table), bool)
+    for k, v in where.items():
+        mask &= (table[k] == v).to_numpy()
+    assert mask.sum() == 1, where
+    return table[mask].iloc[0]
+
+
+# --------------------------------------------------------------------------- planted gaps
+
+def test_planted_ccc_gap_is_recovered_with_speaker_ci():
+    merged = attribute_merged(noise_female=1.0, noise_male=0.5)
+    gaps = group_gaps(merged, n_boot=300, by_speaker=True, n_permutations=300, seed=0)
+    planted = {"ccc": 2 / (2 + 1.0) - 2 / (2 + 0.25),
+               "shrinkage": np.sqrt(1 + 1.0) - np.sqrt(1 + 0.25)}
+    for attr in ATTRIBUTES:
+        r = row(gaps, metric=f"ccc_{attr}")
+        assert r["ci_high"] < 0, "female predictions are noisier: the gap must be negative"
+        assert r["ci_low"] <= planted["ccc"] <= r["ci_high"]
+        assert r["p_value"] < 0.01
+        assert r["unit"] == "speaker" and r["method"] == "speaker permutation"
+        r = row(gaps, metric=f"shrinkage_{attr}")
+        assert r["ci_low"] <= planted["shrinkage"] <= r["ci_high"]
+    r = row(gaps, metric="ccc_mean")
+    assert r["ci_low"] <= planted["ccc"] <= r["ci_high"] < 0
+
+
+def test_planted_accuracy_gap_is_recovered():
+    merged = categorical_merged(p_female=0.45, p_male=0.65)
+    gaps = group_gaps(merged, n_boot=300, by_speaker=True, n_permutations=300, seed=0)
+    for metric in ("accuracy", "uar"):
+        r = row(gaps, metric=metric)
+        assert r["ci_low"] <= -0.20 <= r["ci_high"] < 0
+        assert r["p_value"] < 0.01
+    r = row(gaps, metric="macro_f1")
+    assert r["ci_high"] < 0
+    # estimate_a / estimate_b agree with group_metrics
+    table = group_metrics(merged, n_boot=50)
+    assert np.isclose(r["estimate_a"], row(table, group="Female", metric="macro_f1")["estimate"])
+    assert np.isclose(r["estimate_b"], row(table, group="Male", metric="macro_f1")["estimate"])
+
+
+@pytest.mark.parametrize("make", [lambda: categorical_merged(0.5, 0.5, n_speakers=60),
+                                  lambda: attribute_merged(0.7, 0.7, n_speakers=60, per_speaker=20)])
+def test_identical_quality_gives_gap_ci_around_zero(make):
+    merged = mirrored(make())
+    gaps = group_gaps(merged, n_boot=200, by_speaker=True, n_permutations=200, seed=3)
+    gaps = gaps[~gaps["metric"].str.startswith("bias_")]
+    assert np.allclose(gaps["gap"], 0.0, atol=1e-9)
+    assert (gaps["ci_low"] <= 1e-9).all() and (gaps["ci_high"] >= -1e-9).all()
+    assert (gaps["ci_high"] - gaps["ci_low"] > 0).any()
+    assert (gaps["p_value"] > 0.5).all()
+
+
+# --------------------------------------------------------------------------- group metrics
+
+def test_group_metrics_agree_with_fairlearn_metricframe_and_sklearn():
+    merged = categorical_merged(0.4, 0.6, n_speakers=40, per_speaker=20, systems=("x", "y"))
+    table = group_metrics(merged, n_boot=100)
+    assert set(table["metric"]) == {"macro_f1", "accuracy", "uar"} | {f"recall_{c}" for c in CLASS_CODES}
+    for system, rows in merged.groupby("system"):
+        independent = MetricFrame(
+            metrics={"macro_f1": lambda t, p: f1_score(t, p, labels=list(CLASS_CODES), average="macro",
+                                                       zero_division=0),
+                     "accuracy": accuracy_score, "uar": balanced_accuracy_score},
+            y_true=rows["EmoClass_true"].to_numpy(str), y_pred=rows["EmoClass_pred"].to_numpy(str),
+            sensitive_features=rows["Gender"].to_numpy(str))
+        ours = metric_frame(merged, system=system).by_group
+        for group in ("Female", "Male"):
+            for metric in ("macro_f1", "accuracy", "uar"):
+                expected = independent.by_group.loc[group, metric]
+                assert np.isclose(row(table, system=system, group=group, metric=metric)["estimate"], expected)
+                assert np.isclose(ours.loc[group, metric], expected)
+            sub = rows[rows["Gender"] == group]
+            recalls = recall_score(sub["EmoClass_true"], sub["EmoClass_pred"], labels=list(CLASS_CODES),
+                                   average=None, zero_division=0)
+            for code, expected in zip(CLASS_CODES, recalls):
+                assert np.isclose(row(table, system=system, group=group, metric=f"recall_{code}")["estimate"],
+                                  expected)
+            r = row(table, system=system, group=group, metric="accuracy")
+            assert r["n"] == len(sub) and r["n_speakers"] == sub["SpkrID"].nunique()
+    assert (table["ci_low"] <= table["estimate"] + 1e-12).all()
+    assert (table["estimate"] <= table["ci_high"] + 1e-12).all()
+
+
+def test_attribute_group_metrics_match_numpy():
+    merged = attribute_merged(0.8, 0.4, n_speakers=30, per_speaker=10)
+    table = group_metrics(merged, n_boot=50)
+    for group in ("Female", "Male"):
+        sub = merged[merged["Gender"] == group]
+        cccs = []
+        for a in ATTRIBUTES:
+            t, p = sub[f"{a}_true"].to_numpy(), sub[f"{a}_pred"].to_numpy()
+            cccs.append(ccc_numpy(t, p))
+            assert np.isclose(row(table, group=group, metric=f"ccc_{a}")["estimate"], cccs[-1])
+            assert np.isclose(row(table, group=group, metric=f"bias_{a}")["estimate"], p.mean() - t.mean())
+            assert np.isclose(row(table, group=group, metric=f"shrinkage_{a}")["estimate"], p.std() / t.std())
+        assert np.isclose(row(table, group=group, metric="ccc_mean")["estimate"], np.mean(cccs))
+
+
+def test_speaker_bootstrap_is_wider_under_speaker_clustering():
+    merged = attribute_merged(0.3, 0.3, n_speakers=40, per_speaker=50, speaker_offset=0.8)
+    utt = group_metrics(merged, n_boot=300, by_speaker=False)
+    spk = group_metrics(merged, n_boot=300, by_speaker=True)
+    for group in ("Female", "Male"):
+        w_utt = row(utt, group=group, metric="ccc_mean")
+        w_spk = row(spk, group=group, metric="ccc_mean")
+        assert w_spk["unit"] == "speaker" and w_utt["unit"] == "utterance"
+        assert (w_spk["ci_high"] - w_spk["ci_low"]) > 2 * (w_utt["ci_high"] - w_utt["ci_low"])
+
+
+def test_missing_group_labels_are_left_out_and_any_column_works():
+    merged = categorical_merged(0.5, 0.7, n_speakers=30, per_speaker=10)
+    rng = np.random.default_rng(0)
+    merged["Age"] = np.where(rng.random(len(merged)) < 0.5, "young", "old")
+    with_na = merged.copy()
+    with_na.loc[:49, "Gender"] = pd.NA
+    base = group_metrics(with_na.iloc[50:].reset_index(drop=True).pipe(lambda f: f.__finalize__(merged)),
+                         n_boot=0)
+    full = group_metrics(with_na, n_boot=0)
+    assert set(full["group"]) == {"Female", "Male"}
+    np.testing.assert_allclose(full["estimate"], base["estimate"])
+    by_age = group_gaps(merged, by="Age", a="young", b="old", n_boot=50, n_permutations=50)
+    assert (by_age["method"] == "utterance permutation").all()
+    sub = merged[merged["Age"] == "young"]
+    assert np.isclose(row(by_age, metric="accuracy")["estimate_a"],
+                      accuracy_score(sub["EmoClass_true"], sub["EmoClass_pred"]))
+    with pytest.raises(ValueError, match="not found"):
+        group_gaps(merged, a="female", n_boot=10, n_permutations=10)
+    with pytest.raises(ValueError, match="not in the merged frame"):
+        group_metrics(merged, by="Dialect", n_boot=10)
+
+
+def test_per_class_recall_by_group_matches_sklearn():
+    merged = categorical_merged(0.4, 0.7, n_speakers=30, per_speaker=20)
+    table = per_class_recall_by_group(merged, n_boot=50)
+    assert list(table.columns) == ["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]
+    for group in ("Female", "Male"):
+        sub = merged[merged["Gender"] == group]
+        expected = recall_score(sub["EmoClass_true"], sub["EmoClass_pred"], labels=list(CLASS_CODES),
+                                average=None, zero_division=0)
+        got = table[table["group"] == group].set_index("class").loc[list(CLASS_CODES)]
+        np.testing.assert_allclose(got["recall"], expected)
+        np.testing.assert_array_equal(got["support"],
+                                      sub["EmoClass_true"].value_counts().reindex(list(CLASS_CODES), fill_value=0))
+
+
+# --------------------------------------------------------------------------- speakers
+
+def test_speaker_metrics_and_planted_worst_speakers():
+    merged = categorical_merged(0.8, 0.8, n_speakers=30, per_speaker=12, seed=5)
+    bad = [3, 8, 21]
+    rows = merged["SpkrID"].isin(bad).to_numpy()
+    true = merged.loc[rows, "EmoClass_true"].to_numpy(str)
+    merged.loc[rows, "EmoClass_pred"] = CODES[(code_index(true) + 1) % len(CODES)]
+    small = merged["SpkrID"] == 29
+    merged = merged[~(small & (merged.groupby("SpkrID").cumcount() >= 4))].reset_index(drop=True)
+    merged.attrs.update(task="categorical")
+    table = speaker_metrics(merged, min_utterances=10)
+    assert 29 not in set(table["SpkrID"]) and table.attrs["min_utterances"] == 10
+    for spk, sub in merged[merged["SpkrID"] != 29].groupby("SpkrID"):
+        acc = row(table, SpkrID=spk, metric="accuracy")
+        assert np.isclose(acc["estimate"], accuracy_score(sub["EmoClass_true"], sub["EmoClass_pred"]))
+        assert acc["Gender"] == ("Female" if spk % 2 == 0 else "Male") and acc["n_utterances"] == 12
+        assert np.isclose(row(table, SpkrID=spk, metric="macro_f1")["estimate"],
+                          f1_score(sub["EmoClass_true"], sub["EmoClass_pred"], average="macro", zero_division=0))
+    worst = worst_speakers(merged, n=3, min_utterances=10)
+    assert sorted(worst["SpkrID"]) == bad and (worst["estimate"] == 0).all()
+    assert list(worst["rank"]) == [1, 2, 3]
+    assert worst_speakers(table, n=3).equals(worst)
+
+
+def test_speaker_ccc_and_bias_for_attributes():
+    merged = attribute_merged(0.5, 0.5, n_speakers=10, per_speaker=15)
+    merged.loc[merged["SpkrID"] == 4, "EmoVal_pred"] += 1.5
+    table = speaker_metrics(merged, min_utterances=5)
+    sub = merged[merged["SpkrID"] == 4]
+    assert np.isclose(row(table, SpkrID=4, metric="bias_EmoVal")["estimate"],
+                      (sub["EmoVal_pred"] - sub["EmoVal_true"]).mean())
+    assert np.isclose(row(table, SpkrID=4, metric="ccc_EmoVal")["estimate"],
+                      ccc_numpy(sub["EmoVal_true"].to_numpy(), sub["EmoVal_pred"].to_numpy()))
+    worst = worst_speakers(table, n=1, metric="ccc_EmoVal")
+    assert worst["SpkrID"].tolist() == [4]

@@ -1,0 +1,272 @@
+"""ser_diag.resampling: weights, intervals against explicit loops, coverage, cluster and paired tests."""
+
+import doctest
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from ser_diag import resampling
+from ser_diag.metrics import weighted_ccc
+from ser_diag.resampling import (
+    attribute_statistics,
+    bootstrap,
+    bootstrap_metrics,
+    bootstrap_weights,
+    categorical_statistics,
+    paired_test,
+)
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES
+
+CODES = np.array(CLASS_CODES)
+
+
+def reference_ccc(x, y, ddof=0):
+    """Lin (1989): 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), moments over n - ddof."""
+    n = len(x)
+    s_xy = np.sum((x - x.mean()) * (y - y.mean())) / (n - ddof)
+    return 2 * s_xy / (np.sum((x - x.mean()) ** 2) / (n - ddof)
+                       + np.sum((y - y.mean()) ** 2) / (n - ddof) + (x.mean() - y.mean()) ** 2)
+
+
+def categorical_merged(truth, preds: dict, speakers=None):
+    n = len(truth)
+    files = [f"MSP-PODCAST_{i:04d}_0001.wav" for i in range(n)]
+    frames = [pd.DataFrame({"system": name, "FileName": files,
+                            "SpkrID": pd.array(speakers if speakers is not None else np.arange(n),
+                                               dtype="Int64"),
+                            "EmoClass_true": CODES[truth], "EmoClass_pred": CODES[pred]})
+              for name, pred in preds.items()]
+    merged = pd.concat(frames, ignore_index=True)
+    merged.attrs.update(task="categorical", synthetic=True)
+    return merged
+
+
+def attribute_merged(truth, preds: dict, speakers):
+    n = truth.shape[0]
+    files = [f"MSP-PODCAST_{i:04d}_0001.wav" for i in range(n)]
+    frames = []
+    for name, pred in preds.items():
+        frame = pd.DataFrame({"system": name, "FileName": files,
+                              "SpkrID": pd.array(speakers, dtype="Int64")})
+        for j, attr in enumerate(ATTRIBUTES):
+            frame[f"{attr}_true"], frame[f"{attr}_pred"] = truth[:, j], pred[:, j]
+        frames.append(frame)
+    merged = pd.concat(frames, ignore_index=True)
+    merged.attrs.update(task="attributes", synthetic=True)
+    return merged
+
+
+def test_weights_are_multinomial_counts_and_reproducible():
+    w = bootstrap_weights(50, 2000, seed=3)
+    assert w.shape == (2000, 50) and w.dtype == np.float32
+    np.testing.assert_array_equal(w.sum(axis=1), 50)
+    assert np.all(w == np.round(w)) and w.min() >= 0
+    # Multinomial(n, 1/n): mean 1, variance 1 - 1/n per item
+    assert abs(w.mean() - 1) < 1e-9
+    assert w.var(axis=0).mean() == pytest.approx(1 - 1 / 50, abs=0.05)
+    np.testing.assert_array_equal(w, bootstrap_weights(50, 2000, seed=3))
+    assert not np.array_equal(w, bootstrap_weights(50, 2000, seed=4))
+
+
+def test_weights_do_not_depend_on_chunking():
+    whole = bootstrap_weights(30, 450, seed=1)
+    for chunk in (8, 64, 200):
+        parts = list(resampling._weight_chunks(30, 450, seed=1, chunk=chunk))
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_cluster_weights():
+    groups = pd.array([1, 1, 1, 2, 2, 3, None, None], dtype="Int64")
+    w = bootstrap_weights(8, 500, groups=groups, seed=0)
+    np.testing.assert_array_equal(w[:, 0], w[:, 1])
+    np.testing.assert_array_equal(w[:, 3], w[:, 4])
+    # 5 clusters (two missing ids are singletons), drawn 5 times
+    cluster_counts = w[:, [0, 3, 5, 6, 7]]
+    np.testing.assert_array_equal(cluster_counts.sum(axis=1), 5)
+    assert not np.array_equal(w[:, 6], w[:, 7])
+
+
+def test_bootstrap_matches_explicit_resampling_loop():
+    rng = np.random.default_rng(0)
+    n, n_boot = 120, 60
+    t = rng.integers(0, 8, n)
+    p = np.where(rng.random(n) < 0.5, t, rng.integers(0, 8, n))
+    table = bootstrap(categorical_statistics(t, p), n, n_boot=n_boot, seed=5, level=0.9)
+    weights = bootstrap_weights(n, n_boot, seed=5)
+    loop_f1, loop_acc = [], []
+    for w in weights:
+        idx = np.repeat(np.arange(n), w.astype(int))
+        loop_f1.append(f1_score(t[idx], p[idx], average="macro", labels=range(8), zero_division=0))
+        loop_acc.append(accuracy_score(t[idx], p[idx]))
+    row = table.set_index("metric")
+    assert row.loc["macro_f1", "estimate"] == pytest.approx(
+        f1_score(t, p, average="macro", labels=range(8), zero_division=0), abs=1e-12)
+    assert row.loc["macro_f1", "ci_low"] == pytest.approx(np.percentile(loop_f1, 5), abs=1e-12)
+    assert row.loc["macro_f1", "ci_high"] == pytest.approx(np.percentile(loop_f1, 95), abs=1e-12)
+    assert row.loc["accuracy", "ci_low"] == pytest.approx(np.percentile(loop_acc, 5), abs=1e-12)
+    assert set(table.columns) == {"metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot"}
+    assert (table["unit"] == "utterance").all() and (table["n_boot"] == n_boot).all()
+    assert {"uar", "f1_A", "recall_N", "precision_C"} <= set(table["metric"])
+
+
+def test_attribute_statistics_match_reference():
+    rng = np.random.default_rng(2)
+    n = 80
+    x = rng.uniform(1, 7, (n, 3))
+    y = 0.7 * x + rng.normal(1, 0.7, (n, 3))
+    weights = bootstrap_weights(n, 20, seed=0)
+    for ddof in (0, 1):
+        out = attribute_statistics(x, y, ddof=ddof)(weights)
+        for b in (0, 7, 19):
+            idx = np.repeat(np.arange(n), weights[b].astype(int))
+            cccs = [reference_ccc(x[idx, j], y[idx, j], ddof) for j in range(3)]
+            for j, attr in enumerate(ATTRIBUTES):
+                assert out[f"ccc_{attr}"][b] == pytest.approx(cccs[j], abs=1e-9)
+                assert out[f"pearson_{attr}"][b] == pytest.approx(
+                    np.corrcoef(x[idx, j], y[idx, j])[0, 1], abs=1e-9)
+            assert out["ccc_mean"][b] == pytest.approx(np.mean(cccs), abs=1e-9)
+
+
+def test_percentile_interval_covers_truth_at_nominal_rate():
+    # bivariate normal with known CCC; 150 data sets, 90% intervals
+    rho, sx, sy, gap = 0.6, 1.0, 0.7, 0.3
+    true_ccc = 2 * rho * sx * sy / (sx ** 2 + sy ** 2 + gap ** 2)
+    cov = [[sx ** 2, rho * sx * sy], [rho * sx * sy, sy ** 2]]
+    rng = np.random.default_rng(11)
+    hits, reps = 0, 150
+    for r in range(reps):
+        data = rng.multivariate_normal([0.0, gap], cov, size=150)
+        table = bootstrap(lambda w: {"ccc": weighted_ccc(w, data[:, 0], data[:, 1])}, 150,
+                          n_boot=300, level=0.9, seed=r)
+        hits += table["ci_low"][0] <= true_ccc <= table["ci_high"][0]
+    assert 0.82 <= hits / reps <= 0.97
+
+
+def test_speaker_bootstrap_is_wider_when_speakers_cluster():
+    rng = np.random.default_rng(4)
+    n_spk, per = 40, 40
+    speakers = np.repeat(np.arange(n_spk), per)
+    truth = rng.uniform(1, 7, (n_spk * per, 3))
+    offset = rng.normal(0, 1.0, (n_spk, 3))[speakers]  # planted per-speaker bias
+    pred = truth * 0.6 + 1.6 + offset + rng.normal(0, 0.5, truth.shape)
+    merged = attribute_merged(truth, {"sys": pred}, speakers)
+    utt = bootstrap_metrics(merged, n_boot=300, seed=0).set_index("metric")
+    spk = bootstrap_metrics(merged, n_boot=300, by_speaker=True, seed=0).set_index("metric")
+    assert (spk["unit"] == "speaker").all() and (utt["unit"] == "utterance").all()
+    width = lambda t: t.loc["ccc_mean", "ci_high"] - t.loc["ccc_mean", "ci_low"]  # noqa: E731
+    assert width(spk) > 2 * width(utt)
+    assert spk.loc["ccc_mean", "estimate"] == utt.loc["ccc_mean", "estimate"]
+
+
+def test_bootstrap_metrics_tidy_and_paired():
+    rng = np.random.default_rng(5)
+    n = 400
+    t = rng.integers(0, 8, n)
+    good = np.where(rng.random(n) < 0.6, t, rng.integers(0, 8, n))
+    merged = categorical_merged(t, {"a": good, "b": good.copy(), "c": rng.integers(0, 8, n)})
+    out = bootstrap_metrics(merged, n_boot=100, seed=2, level=0.8)
+    assert list(out.columns) == ["system", "metric", "estimate", "ci_low", "ci_high", "level",
+                                 "unit", "n_boot", "n"]
+    assert (out["n"] == n).all() and (out["level"] == 0.8).all()
+    a, b = (out[out.system == s].reset_index(drop=True) for s in ("a", "b"))
+    pd.testing.assert_frame_equal(a.drop(columns="system"), b.drop(columns="system"))
+    est = out.set_index(["system", "metric"])["estimate"]
+    assert est["c", "macro_f1"] == pytest.approx(
+        f1_score(t, merged.loc[merged.system == "c", "EmoClass_pred"].map(
+            {c: i for i, c in enumerate(CLASS_CODES)}), average="macro", labels=range(8)), abs=1e-12)
+    assert (out["ci_low"] <= out["estimate"] + 1e-12).all()
+    assert (out["ci_high"] >= out["estimate"] - 1e-12).all()
+
+
+def test_bootstrap_metrics_systems_on_different_files():
+    rng = np.random.default_rng(9)
+    t = rng.integers(0, 8, 100)
+    merged = categorical_merged(t, {"a": t, "b": rng.integers(0, 8, 100)})
+    merged = merged.drop(index=merged.index[(merged.system == "b")][:30])  # b covers 70 files
+    out = bootstrap_metrics(merged, n_boot=50).set_index(["system", "metric"])
+    assert out.loc[("a", "macro_f1"), "n"] == 100 and out.loc[("b", "macro_f1"), "n"] == 70
+    assert out.loc[("a", "accuracy"), "estimate"] == 1.0
+    b = merged[merged.system == "b"]
+    assert out.loc[("b", "accuracy"), "estimate"] == pytest.approx(
+        np.mean(b.EmoClass_true.to_numpy() == b.EmoClass_pred.to_numpy()))
+    with pytest.raises(ValueError, match="same files"):
+        paired_test(merged, "a", "b", "accuracy")
+
+
+def test_paired_test_detects_planted_difference():
+    rng = np.random.default_rng(6)
+    n = 1500
+    t = rng.integers(0, 8, n)
+    better = np.where(rng.random(n) < 0.55, t, rng.integers(0, 8, n))
+    worse = np.where(rng.random(n) < 0.40, t, rng.integers(0, 8, n))
+    merged = categorical_merged(t, {"better": better, "worse": worse})
+    for method in ("bootstrap", "permutation"):
+        res = paired_test(merged, "better", "worse", "macro_f1", n_boot=400, method=method)
+        assert res["diff"] == pytest.approx(res["estimate_a"] - res["estimate_b"])
+        assert res["diff"] > 0.1 and res["ci_low"] > 0
+        assert res["p_value"] < 0.01
+        assert res["method"] == method and res["unit"] == "utterance" and res["level"] == 0.95
+
+
+def test_paired_test_finds_no_difference_between_equal_systems():
+    rng = np.random.default_rng(8)
+    n, n_spk = 1200, 60
+    truth = rng.uniform(1, 7, (n, 3))
+    speakers = np.arange(n) % n_spk
+    same_quality = {s: 0.6 * truth + 1.6 + rng.normal(0, 0.8, truth.shape) for s in ("x", "y")}
+    merged = attribute_merged(truth, {**same_quality, "x_copy": same_quality["x"]}, speakers)
+    same = paired_test(merged, "x", "x_copy", "ccc_mean", n_boot=200)
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+    assert same["ci_low"] == 0 == same["ci_high"]
+    for method in ("bootstrap", "permutation"):
+        for by_speaker in (False, True):
+            res = paired_test(merged, "x", "y", "ccc_EmoVal", n_boot=300, method=method,
+                              by_speaker=by_speaker, seed=1)
+            assert res["p_value"] > 0.05
+            assert res["ci_low"] <= 0 <= res["ci_high"]
+            assert res["unit"] == ("speaker" if by_speaker else "utterance")
+
+
+def _brute_force_permutation_p(t, a, b, units):
+    """Enumerate every swap pattern of the units; p = share with |diff| >= observed."""
+    observed = abs(accuracy_score(t, a) - accuracy_score(t, b))
+    unit_ids = np.unique(units)
+    diffs = []
+    for pattern in itertools.product([False, True], repeat=len(unit_ids)):
+        swap = np.isin(units, unit_ids[list(pattern)])
+        aa, bb = np.where(swap, b, a), np.where(swap, a, b)
+        diffs.append(abs(accuracy_score(t, aa) - accuracy_score(t, bb)))
+    return np.mean(np.array(diffs) >= observed - 1e-12)
+
+
+@pytest.mark.parametrize("by_speaker", [False, True])
+def test_exact_permutation_test_matches_enumeration(by_speaker):
+    t = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    a = np.array([0, 1, 2, 3, 0, 1, 0, 0])
+    b = np.array([0, 0, 0, 3, 1, 1, 0, 0])
+    speakers = np.array([1, 1, 2, 2, 3, 3, 4, 4])
+    merged = categorical_merged(t, {"a": a, "b": b}, speakers=speakers)
+    res = paired_test(merged, "a", "b", "accuracy", n_boot=1000, method="permutation",
+                      by_speaker=by_speaker)
+    units = speakers if by_speaker else np.arange(8)
+    assert res["p_value"] == pytest.approx(_brute_force_permutation_p(t, a, b, units), abs=1e-12)
+    assert res["diff"] == pytest.approx(6 / 8 - 3 / 8)
+
+
+def test_paired_test_rejects_bad_requests():
+    t = np.array([0, 1, 2, 3])
+    merged = categorical_merged(t, {"a": t, "b": t})
+    with pytest.raises(ValueError, match="method"):
+        paired_test(merged, "a", "b", "macro_f1", method="wilcoxon")
+    with pytest.raises(ValueError, match="task"):
+        paired_test(merged, "a", "b", "ccc_mean")
+    with pytest.raises(ValueError, match="not in the merged"):
+        paired_test(merged, "a", "zzz", "macro_f1")
+
+
+def test_doctests():
+    result = doctest.testmod(resampling, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 5 and result.failed == 0

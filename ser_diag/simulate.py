@@ -41,7 +41,8 @@ diagnostics look for is a parameter, so an analysis can be checked against what 
 
 :func:`default_systems` spreads systems from baseline-like to top-like quality
 (:data:`DEFAULT_RANGE`, calibrated to the published numbers: macro-F1 0.33 -> 0.43, mean CCC
-0.58 -> 0.61 on a Development-like split; sd ratios 0.65-0.85). Everything written is marked synthetic (``SYNTHETIC_DEMO.txt``, :data:`SYNTHETIC_BANNER`).
+0.58 -> 0.61 on a Development-like split; sd ratios 0.65 -> 0.85). Everything written is
+marked synthetic (``SYNTHETIC_DEMO.txt``, :data:`SYNTHETIC_BANNER`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ CLASS_PROFILES: dict[str, tuple[float, float, float]] = {
 SIMILARITY_SCALE = 0.5
 #: Default inter-system correlation of the errors per target (valence errors are the most
 #: independent, so fusion helps valence and the classes most, as in the paper's Figure 4).
-DEFAULT_RHO: dict[str, float] = {"EmoClass": 0.5, "EmoAct": 0.85, "EmoVal": 0.45, "EmoDom": 0.85}
+DEFAULT_ERROR_CORRELATION: dict[str, float] = {"EmoClass": 0.5, "EmoAct": 0.85, "EmoVal": 0.45, "EmoDom": 0.85}
+#: Side of the mean whose extremes ``extreme_compression`` pulls further to the middle
+#: (-1: low values, +1: high values): low arousal, high valence, low dominance (paper finding 2).
+HARD_SIDE: dict[str, float] = {"EmoAct": -1.0, "EmoVal": 1.0, "EmoDom": -1.0}
 
 _VOTE_CODES = CLASS_CODES + ("O",)  # annotators vote one of these; X is a consensus outcome
 _FILE_SD = np.array([0.6, 0.55, 0.55])  # within-class spread of the latent attributes
@@ -352,8 +356,8 @@ def _per_attribute(value: float | Mapping[str, float], what: str) -> dict[str, f
 class SystemSpec:
     """The planted properties of one simulated system (see the module docstring for the model).
 
-    ``shrinkage``, ``noise`` and ``bias`` take one number for all attributes or a mapping
-    ``{"EmoAct": .., "EmoVal": .., "EmoDom": ..}`` (stored as a dict).
+    ``shrinkage``, ``rho``, ``bias`` and ``extreme_compression`` take one number for all
+    attributes or a mapping ``{"EmoAct": .., "EmoVal": .., "EmoDom": ..}`` (stored as a dict).
 
     Attributes
     ----------
@@ -361,54 +365,63 @@ class SystemSpec:
     skill : logit of the true class (similar classes get a share of it; logit noise sd 1):
         0 = chance, larger = better.
     minority_to_anger : probability that a fear/disgust/contempt file is predicted as anger.
-    shrinkage : slope ``s`` of E[pred | true]; 1 = no regression to the mean.
-    noise : sd of the attribute error in units of the true attribute's sd.
+    shrinkage : Lin's scale ``v = sd_pred / sd_true``; 1 = no regression to the mean.
+    rho : Pearson correlation of the attribute prediction with the truth, in [-1, 1].
     bias : location bias added to the attribute predictions (scale points).
+    extreme_compression : ``c`` in [0, 1): the hard side's standardised truth is scaled by
+        ``1 - c`` (:data:`HARD_SIDE`); 0 = symmetric regression to the mean.
     gender_gap : noise x (1 + g/2) for female, x (1 - g/2) for male speakers; 0 = no gap.
     """
 
     name: str
     skill: float = 1.8
     minority_to_anger: float = 0.25
-    shrinkage: float | Mapping[str, float] = 0.65
-    noise: float | Mapping[str, float] = 0.6
+    shrinkage: float | Mapping[str, float] = 0.75
+    rho: float | Mapping[str, float] = 0.75
     bias: float | Mapping[str, float] = 0.0
+    extreme_compression: float | Mapping[str, float] = 0.0
     gender_gap: float = 0.0
 
     def __post_init__(self):
-        for field in ("shrinkage", "noise", "bias"):
+        for field in ("shrinkage", "rho", "bias", "extreme_compression"):
             object.__setattr__(self, field, _per_attribute(getattr(self, field), field))
         if not 0.0 <= self.minority_to_anger <= 1.0:
             raise ValueError(f"minority_to_anger must be in [0, 1], not {self.minority_to_anger}")
         if not -2.0 < self.gender_gap < 2.0:
             raise ValueError(f"gender_gap must be in (-2, 2), not {self.gender_gap}")
-        if min(self.noise.values()) < 0:
-            raise ValueError("noise must be non-negative")
+        if min(self.shrinkage.values()) < 0:
+            raise ValueError("shrinkage must be non-negative")
+        if not all(-1.0 <= r <= 1.0 for r in self.rho.values()):
+            raise ValueError(f"rho must be in [-1, 1], not {self.rho}")
+        if not all(0.0 <= c < 1.0 for c in self.extreme_compression.values()):
+            raise ValueError(f"extreme_compression must be in [0, 1), not {self.extreme_compression}")
 
 
-def noise_for_ccc(ccc: float, shrinkage: float) -> float:
-    """Noise (in true-sd units) that gives concordance ``ccc`` at slope ``shrinkage`` (no bias):
-    ``CCC = 2 s / (1 + s^2 + noise^2)``.
+def rho_for_ccc(ccc: float, shrinkage: float) -> float:
+    """Correlation ``rho`` that gives concordance ``ccc`` at scale ``v = shrinkage`` (no bias):
+    ``CCC = 2 rho v / (1 + v^2)``, so ``rho = CCC (1 + v^2) / (2 v)``.
 
-    >>> round(noise_for_ccc(2 * 0.6 / (1 + 0.36 + 0.25), 0.6), 6)
+    >>> round(rho_for_ccc(2 * 0.5 * 0.8 / (1 + 0.64), 0.8), 6)
     0.5
     """
-    var = 2.0 * shrinkage / ccc - 1.0 - shrinkage**2
-    if var < 0:
+    rho = ccc * (1.0 + shrinkage**2) / (2.0 * shrinkage) if shrinkage > 0 else np.inf
+    if not -1.0 <= rho <= 1.0:
         raise ValueError(f"CCC {ccc} is out of reach with shrinkage {shrinkage}")
-    return float(np.sqrt(var))
+    return float(rho)
 
 
 #: Defaults interpolate from the worst system (quality 0, the challenge baseline) to the best
 #: (quality 1, the top of the leaderboard): (baseline, top) per parameter. CCC targets are the
-#: published per-attribute scores; ``noise`` is solved from them with :func:`noise_for_ccc`.
+#: published per-attribute scores; ``rho`` is solved from them with :func:`rho_for_ccc`
+#: (the kink of ``extreme_compression`` costs a further ~0.5% of CCC, see the module docstring).
 DEFAULT_RANGE: dict[str, tuple] = {
     "skill": (1.25, 1.58),
     "minority_to_anger": (0.35, 0.20),
-    "shrinkage": ({"EmoAct": 0.62, "EmoVal": 0.58, "EmoDom": 0.50},
-                  {"EmoAct": 0.70, "EmoVal": 0.62, "EmoDom": 0.54}),
+    "shrinkage": ({"EmoAct": 0.72, "EmoVal": 0.65, "EmoDom": 0.65},
+                  {"EmoAct": 0.85, "EmoVal": 0.80, "EmoDom": 0.75}),
     "ccc": ({"EmoAct": 0.623, "EmoVal": 0.638, "EmoDom": 0.477},
             {"EmoAct": 0.683, "EmoVal": 0.642, "EmoDom": 0.498}),
+    "extreme_compression": (0.3, 0.2),
     "gender_gap": (0.15, 0.15),
 }
 
@@ -434,7 +447,8 @@ def default_systems(n_systems: int = 8, **overrides) -> list[SystemSpec]:
             skill=round(lerp(r["skill"]), 4),
             minority_to_anger=round(lerp(r["minority_to_anger"]), 4),
             shrinkage={a: round(v, 4) for a, v in shrink.items()},
-            noise={a: round(noise_for_ccc(ccc[a], shrink[a]), 4) for a in ATTRIBUTES},
+            rho={a: round(rho_for_ccc(ccc[a], shrink[a]), 4) for a in ATTRIBUTES},
+            extreme_compression=round(lerp(r["extreme_compression"]), 4),
             gender_gap=round(lerp(r["gender_gap"]), 4),
         )
         params.update(overrides)
@@ -453,14 +467,25 @@ def _resolve_specs(n_systems: int, specs: Sequence[SystemSpec] | None, overrides
     return specs
 
 
-def _rho(rho: float | Mapping[str, float] | None) -> dict[str, float]:
-    if rho is None:
-        return dict(DEFAULT_RHO)
-    out = dict(rho) if isinstance(rho, Mapping) else dict.fromkeys(DEFAULT_RHO, float(rho))
-    out = {**DEFAULT_RHO, **out}
-    if set(out) != set(DEFAULT_RHO) or not all(0.0 <= v <= 1.0 for v in out.values()):
-        raise ValueError(f"rho must be in [0, 1] for keys {sorted(DEFAULT_RHO)}, got {rho}")
+def _error_correlation(value: float | Mapping[str, float] | None) -> dict[str, float]:
+    if value is None:
+        return dict(DEFAULT_ERROR_CORRELATION)
+    out = dict(value) if isinstance(value, Mapping) else dict.fromkeys(DEFAULT_ERROR_CORRELATION, float(value))
+    out = {**DEFAULT_ERROR_CORRELATION, **out}
+    if set(out) != set(DEFAULT_ERROR_CORRELATION) or not all(0.0 <= v <= 1.0 for v in out.values()):
+        raise ValueError(f"error_correlation must be in [0, 1] for keys {sorted(DEFAULT_ERROR_CORRELATION)}, "
+                         f"got {value}")
     return out
+
+
+def _standardised_signal(z: np.ndarray, compression: np.ndarray) -> np.ndarray:
+    """``z`` (n, 3) with the hard side (:data:`HARD_SIDE`) scaled by ``1 - compression`` (3,),
+    re-standardised per column (mean 0, sd 1; a constant column stays 0)."""
+    hard = np.array([HARD_SIDE[a] for a in ATTRIBUTES])
+    kinked = np.where(z * hard > 0, (1.0 - compression) * z, z)
+    centred = kinked - kinked.mean(0)
+    sd = centred.std(0)
+    return centred / np.where(sd > 0, sd, 1.0)
 
 
 def simulate_systems(
@@ -468,7 +493,7 @@ def simulate_systems(
     n_systems: int = 8,
     seed: int = 0,
     specs: Sequence[SystemSpec] | None = None,
-    rho: float | Mapping[str, float] | None = None,
+    error_correlation: float | Mapping[str, float] | None = None,
     **overrides,
 ) -> pd.DataFrame:
     """Predictions of simulated systems for every file of ``labels``.
@@ -479,8 +504,8 @@ def simulate_systems(
         predictions too (a system does not know the consensus).
     n_systems : number of :func:`default_systems` (ignored when ``specs`` is given).
     specs : explicit :class:`SystemSpec` list.
-    rho : inter-system error correlation, one number or per target
-        (``EmoClass``, ``EmoAct``, ``EmoVal``, ``EmoDom``; default :data:`DEFAULT_RHO`).
+    error_correlation : inter-system error correlation, one number or per target
+        (``EmoClass``, ``EmoAct``, ``EmoVal``, ``EmoDom``; default :data:`DEFAULT_ERROR_CORRELATION`).
     overrides : :class:`SystemSpec` fields applied to every default system.
 
     Returns
@@ -489,11 +514,12 @@ def simulate_systems(
     one block of rows per system in the order of ``labels``.
     """
     specs = _resolve_specs(n_systems, specs, overrides)
-    rho = _rho(rho)
+    error_correlation = _error_correlation(error_correlation)
     n, k = len(labels), len(CLASS_CODES)
     code = labels["EmoClass"].astype(str).to_numpy()
     true = labels.loc[:, list(ATTRIBUTES)].to_numpy(dtype=float)
     center, scale = true.mean(0), true.std(0)
+    z = (true - center) / np.where(scale > 0, scale, 1.0)
 
     # Signal class: the consensus class; O/X files: the class whose profile is nearest.
     profiles = np.array([CLASS_PROFILES[c] for c in CLASS_CODES])
@@ -510,8 +536,8 @@ def simulate_systems(
     common_logit = common.standard_normal((n, k))
     common_swap = common.standard_normal(n)
     common_attr = common.standard_normal((n, len(ATTRIBUTES)))
-    r_cls = rho["EmoClass"]
-    r_attr = np.array([rho[a] for a in ATTRIBUTES])
+    r_cls = error_correlation["EmoClass"]
+    r_attr = np.array([error_correlation[a] for a in ATTRIBUTES])
 
     blocks = []
     for i, spec in enumerate(specs):
@@ -528,10 +554,11 @@ def simulate_systems(
         pred_idx = logits.argmax(1)
 
         e = np.sqrt(r_attr) * common_attr + np.sqrt(1 - r_attr) * rng.standard_normal((n, len(ATTRIBUTES)))
-        s = np.array([spec.shrinkage[a] for a in ATTRIBUTES])
-        sd = np.array([spec.noise[a] for a in ATTRIBUTES]) * scale
-        b = np.array([spec.bias[a] for a in ATTRIBUTES])
-        attr = np.clip(center + s * (true - center) + b + noise_scale * sd * e, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+        v, r, b, c = (np.array([getattr(spec, f)[a] for a in ATTRIBUTES])
+                      for f in ("shrinkage", "rho", "bias", "extreme_compression"))
+        z_signal = _standardised_signal(z, c)
+        attr = center + b + v * scale * (r * z_signal + np.sqrt(1 - r**2) * noise_scale * e)
+        attr = np.clip(attr, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
 
         block = pd.DataFrame({"system": np.full(n, spec.name), "FileName": labels["FileName"].to_numpy(),
                               "EmoClass": np.array(CLASS_CODES)[pred_idx]})
@@ -547,7 +574,7 @@ def simulate_systems(
 def _split_params(params: dict) -> tuple[dict, dict]:
     """Route ``simulate_challenge`` keyword arguments to the label or the system simulator."""
     label_keys = set(inspect.signature(simulate_labels).parameters) - {"n", "split", "seed"}
-    system_keys = {"specs", "rho"} | {f.name for f in dataclasses.fields(SystemSpec)} - {"name"}
+    system_keys = {"specs", "error_correlation"} | {f.name for f in dataclasses.fields(SystemSpec)} - {"name"}
     unknown = set(params) - label_keys - system_keys
     if unknown:
         raise TypeError(f"unknown simulation parameters {sorted(unknown)}")
@@ -587,13 +614,13 @@ def simulate_challenge(
         out/simulation_truth.json            the planted parameters of every system
 
     ``params`` go to :func:`simulate_labels` (``class_mix``, ``extra_share``, ...) or to
-    :func:`simulate_systems` (``specs``, ``rho`` or any :class:`SystemSpec` field).
+    :func:`simulate_systems` (``specs``, ``error_correlation`` or any :class:`SystemSpec` field).
     """
     label_params, system_params = _split_params(params)
     labels, detailed = simulate_labels(n, split=split, seed=seed, **label_params)
-    rho = _rho(system_params.pop("rho", None))
+    error_correlation = _error_correlation(system_params.pop("error_correlation", None))
     specs = _resolve_specs(n_systems, system_params.pop("specs", None), system_params)
-    predictions = simulate_systems(labels, seed=seed, specs=specs, rho=rho)
+    predictions = simulate_systems(labels, seed=seed, specs=specs, error_correlation=error_correlation)
 
     counts = labels["EmoClass"].value_counts()
     truth = {
@@ -602,7 +629,7 @@ def simulate_challenge(
         "split": split,
         "n": len(labels),
         "labels": {**label_params, "class_counts": {c: int(counts.get(c, 0)) for c in CLASS_CODES + ("O", "X")}},
-        "rho": rho,
+        "error_correlation": error_correlation,
         "model": "see ser_diag.simulate module docstring",
         "systems": [dataclasses.asdict(s) for s in specs],
     }

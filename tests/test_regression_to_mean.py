@@ -198,7 +198,7 @@ def test_holdout_by_speaker_keeps_speakers_apart(merged):
 
 def test_simulated_challenge_slope_matches_planted_shrinkage():
     labels, _ = simulate.simulate_labels(2500, seed=2)
-    specs = [simulate.SystemSpec("planted", shrinkage=0.6, noise=0.2)]
+    specs = [simulate.SystemSpec("planted", shrinkage=0.6, rho=0.98)]
     merged = io.merge(labels, simulate.simulate_systems(labels, specs=specs, seed=2), "attributes")
     table = shrinkage_table(merged, n_boot=200)
     slopes = table[table["metric"] == "slope"]

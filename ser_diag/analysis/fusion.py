@@ -356,7 +356,7 @@ class StackingResult:
 
 def _meta_model(model, seed: int, class_weight):
     if model == "random_forest":
-        return RandomForestClassifier(n_estimators=200, min_samples_leaf=2, class_weight=class_weight,
+        return RandomForestClassifier(n_estimators=100, min_samples_leaf=2, class_weight=class_weight,
                                       random_state=seed, n_jobs=1)
     if model == "logistic":
         return LogisticRegression(max_iter=2000, class_weight=class_weight)

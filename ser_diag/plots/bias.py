@@ -221,10 +221,10 @@ class SpeakerDistributionDisplay:
         ax.set_xlabel(self.by)
         ax.set_ylabel(f"per-speaker {metric_label(self.metric)}")
         ax.grid(axis="y", alpha=0.3)
-        minimum = f", speakers with >= {self.min_utterances} utterances" if self.min_utterances else ""
+        minimum = f"speakers with >= {self.min_utterances} utterances; " if self.min_utterances else ""
         ax.set_title(title if title is not None else
-                     f"{self.system}: {metric_label(self.metric)} per speaker{minimum}\n"
-                     f"circled: {len(self.worst_)} worst speakers", fontsize=fontsize + 2)
+                     f"{self.system}: {metric_label(self.metric)} per speaker\n"
+                     f"{minimum}circled: {len(self.worst_)} worst", fontsize=fontsize + 2)
         self.figure_, self.ax_ = fig, ax
         return self
 

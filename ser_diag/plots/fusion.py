@@ -114,7 +114,8 @@ class FusionCurveDisplay:
 
 class DisagreementDisplay:
     """Heatmap of :func:`ser_diag.analysis.fusion.pairwise_disagreement` for one metric
-    (``disagreement`` for classes, ``pearson_<attr>`` for attributes), each cell annotated.
+    (``disagreement`` for classes, ``pearson_<attr>`` for attributes), each cell annotated;
+    the diagonal is left blank and the colour scale spans the off-diagonal values.
     After :meth:`plot`: ``figure_``, ``ax_``, ``im_``.
     """
 
@@ -139,14 +140,19 @@ class DisagreementDisplay:
         """Draw on ``ax`` (or a new figure); returns ``self``."""
         names = list(pd.unique(self.frame["system_a"]))
         matrix = (self.frame.pivot(index="system_a", columns="system_b", values="value")
-                  .reindex(index=names, columns=names).to_numpy(float))
+                  .reindex(index=names, columns=names).to_numpy(float, copy=True))
+        np.fill_diagonal(matrix, np.nan)   # a system against itself says nothing
         size = max(4.5, 0.55 * len(names) + 2.5)
         fig, ax = new_axes(ax, figsize=(size + 0.8, size))
-        norm = Normalize(0.0, 1.0) if self.metric == "disagreement" else Normalize(
-            min(0.0, np.nanmin(matrix)), 1.0)
-        self.im_ = ax.imshow(matrix, cmap=MATRIX_CMAP, norm=norm)
+        off = matrix[np.isfinite(matrix)]
+        low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
+        norm = Normalize(low, high if high > low else low + 1e-9)
+        self.im_ = ax.imshow(np.ma.masked_invalid(matrix), cmap=MATRIX_CMAP, norm=norm)
         for i in range(len(names)):
             for j in range(len(names)):
+                if i == j:
+                    ax.text(j, i, "-", ha="center", va="center", fontsize=fontsize, color="0.4")
+                    continue
                 r, g, b, _ = self.im_.cmap(norm(matrix[i, j]))
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=fontsize,
                         color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")

@@ -1,0 +1,502 @@
+"""A self-contained HTML report: ``python -m ser_diag report --labels PATH --predictions DIR --out DIR``.
+
+``DIR/index.html`` is one file that opens offline from disk: figures inline as SVG (or as an
+embedded PNG when that is smaller), CSS and a few lines of script inline (click a table header to
+sort), and a Content-Security-Policy that forbids the page any request but its own inline data.
+Beside it, ``DIR/tables/*.csv`` holds every table behind the figures, linked from the page.
+
+Numbers come from :func:`ser_diag.diagnostics.compute_diagnostics` and figures from
+:func:`ser_diag.diagnostics.build_figures`: the report formats, it never computes a metric.
+Bad input raises :class:`ser_diag.errors.InputError` before anything is written; the output
+appears all at once (:func:`ser_diag.outputs.staged_output`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as _io
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ser_diag import __name__ as _package
+from ser_diag.analysis.bias import worst_speakers
+from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
+from ser_diag.outputs import atomic_write_text, staged_output
+from ser_diag.plots.bias import metric_label
+from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
+
+__all__ = ["SECTIONS", "render_html", "write_report"]
+
+#: Section ids of the page, in order, with their headings.
+SECTIONS = {
+    "settings": "Settings",
+    "metrics": "Scores with confidence intervals",
+    "fig3a": "Fig. 3a - categorical confusion and where minority classes go",
+    "fig3b": "Fig. 3b - binned arousal",
+    "fig3c": "Fig. 3c - binned valence",
+    "fig3d": "Fig. 3d - binned dominance",
+    "regression_to_mean": "Extreme values and regression to the mean",
+    "bias_audit": "Bias audit: gender and speakers",
+    "fig4": "Fig. 4 - top-K fusion and system disagreement",
+    "tables": "Tables (CSV)",
+}
+_BINNED = {"fig3b": "EmoAct", "fig3c": "EmoVal", "fig3d": "EmoDom"}
+_CATEGORICAL_HEADLINE = ["macro_f1", "accuracy", "uar"] + [f"f1_{c}" for c in CLASS_CODES]
+_ATTRIBUTE_HEADLINE = [f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
+_SHRINKAGE_COLUMNS = ["slope", "variance_ratio", "ccc", "rho", "loss_correlation", "loss_scale",
+                      "loss_location"]
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+header{background:#23395d;color:#fff;padding:14px 28px}
+header h1{margin:0;font-size:24px}
+header p{margin:4px 0 0;color:#dfe6f0}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:6px 28px;z-index:2;font-size:14px}
+nav a{margin-right:14px;color:#23395d;text-decoration:none;white-space:nowrap}
+nav a:hover{text-decoration:underline}
+main{padding:0 28px 40px;max-width:1500px}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:6px 20px 16px}
+h2{font-size:20px;margin:12px 0 8px;color:#23395d}
+h3{font-size:16px;margin:16px 0 6px}
+.banner{background:#fff3cd;border:2px solid #b58100;color:#4d3800;padding:10px 16px;margin:14px 0;font-weight:600;border-radius:6px}
+.note{color:#555;font-size:13.5px;margin:4px 0 8px}
+figure{margin:10px 0;display:inline-block;vertical-align:top;max-width:100%}
+figure svg,figure img{max-width:100%;height:auto}
+figcaption{font-size:13px;color:#444}
+.figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+.scroll{overflow-x:auto;max-height:560px;overflow-y:auto;margin:6px 0 10px}
+table{border-collapse:collapse;font-size:13.5px;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #d6d6d6;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#eef1f6;cursor:pointer;position:sticky;top:0;user-select:none}
+th:hover{background:#dde4ef}
+th.asc::after{content:" \\25B2";font-size:10px}
+th.desc::after{content:" \\25BC";font-size:10px}
+td.text,th.text{text-align:left}
+tr:nth-child(even) td{background:#f8f9fb}
+dl.settings{display:grid;grid-template-columns:max-content auto;gap:3px 16px;margin:6px 0}
+dl.settings dt{font-weight:600}
+dl.settings dd{margin:0}
+ul.csv{columns:3;font-size:14px}
+"""
+
+_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.title = "click to sort";
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var asc = !th.classList.contains("asc");
+      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("asc", "desc"); });
+      th.classList.add(asc ? "asc" : "desc");
+      function key(row) {
+        var cell = row.cells[col], v = cell.getAttribute("data-sort");
+        if (v === null) { v = cell.textContent.trim(); }
+        var x = parseFloat(v);
+        return (v !== "" && !isNaN(x) && isFinite(v)) ? x : v.toLowerCase();
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { return (typeof x === "number" ? -1 : 1) * (asc ? 1 : -1); }
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+#: The page may use only what it carries: inline style, inline script, data: images.
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "img-src data:; font-src 'none'; connect-src 'none'; form-action 'none'; base-uri 'none'")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def _number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, (bool,)):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value)}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+class _Cell:
+    """A table cell: displayed text and the key it sorts by."""
+
+    def __init__(self, text: str, sort=None):
+        self.text, self.sort = text, sort
+
+
+def _ci(estimate, low, high, digits: int = 3) -> _Cell:
+    """``estimate [low, high]``, sorting by the estimate."""
+    if estimate is None or pd.isna(estimate):
+        return _Cell("")
+    if low is None or pd.isna(low) or high is None or pd.isna(high):
+        return _Cell(_number(float(estimate), digits), float(estimate))
+    return _Cell(f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]", float(estimate))
+
+
+def _p_value(p) -> _Cell:
+    if p is None or pd.isna(p):
+        return _Cell("")
+    return _Cell("< 0.001" if p < 0.001 else f"{p:.3f}", float(p))
+
+
+def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) -> str:
+    """A sortable HTML table; cells may be :class:`_Cell` (text + sort key) or plain values."""
+    text_columns = set(text_columns)
+    head = "".join(f'<th class="text">{html.escape(str(c))}</th>' if c in text_columns
+                   else f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row):
+            cls = ' class="text"' if column in text_columns else ""
+            if isinstance(value, _Cell):
+                sort = "" if value.sort is None else f' data-sort="{html.escape(str(value.sort))}"'
+                cells.append(f"<td{cls}{sort}>{html.escape(value.text)}</td>")
+            else:
+                text = _number(value.item() if hasattr(value, "item") else value) \
+                    if not (value is None or value is pd.NA) else ""
+                cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    ident = f' id="{table_id}"' if table_id else ""
+    return (f'<div class="scroll"><table class="sortable"{ident}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _figure_markup(fig, caption: str) -> str:
+    """Inline SVG (text kept as text) or a base64 PNG, whichever is smaller."""
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ser_diag"}):
+        buffer = _io.StringIO()
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG needs neither
+    png = _io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    encoded = base64.b64encode(png.getvalue()).decode("ascii")
+    label = html.escape(caption)
+    if len(svg) <= len(encoded):
+        body = svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+    else:
+        body = f'<img alt="{label}" src="data:image/png;base64,{encoded}">'
+    return f"<figure>{body}<figcaption>{label}</figcaption></figure>"
+
+
+def _rows(frame: pd.DataFrame, **equal) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for column, value in equal.items():
+        mask &= frame[column].astype(str) == str(value)
+    return frame[mask]
+
+
+# ----------------------------------------------------------------------------- sections
+
+class _Page:
+    def __init__(self, diag: Diagnostics, figures: dict, csv_names: list[str]):
+        self.diag, self.figures, self.csv_names = diag, dict(figures), csv_names
+        self.t, self.s = diag.tables, diag.settings
+
+    def figure(self, stem: str, caption: str) -> str:
+        fig = self.figures.pop(stem, None)
+        return "" if fig is None else _figure_markup(fig, caption)
+
+    def csv_link(self, *names: str) -> str:
+        links = [f'<a href="tables/{n}.csv">tables/{n}.csv</a>' for n in names if n in self.csv_names]
+        return f'<p class="note">Data: {", ".join(links)}</p>' if links else ""
+
+    def focus(self, task: str) -> str | None:
+        return self.s.get("focus", {}).get(task)
+
+    # -- sections ---------------------------------------------------------------------------
+    def settings(self) -> str:
+        s, diag = self.s, self.diag
+        n_files = {task: int(frame["FileName"].nunique()) for task, frame in
+                   (("categorical", diag.categorical), ("attributes", diag.attributes)) if frame is not None}
+        items = [
+            ("split", s.get("split")),
+            ("CCC convention", s.get("ccc_convention")),
+            ("confidence intervals", f"{s['level']:.0%} percentile bootstrap (ci_low, ci_high), "
+                                     f"{s['n_boot']} resamples"),
+            ("resampling unit", f"{s['unit']}s" + (" (cluster bootstrap over SpkrID)" if s["unit"] == "speaker"
+                                                 else "")),
+            ("seed", s.get("seed")),
+            ("attribute bins", s.get("scheme", "unit")),
+            ("systems", f"{len(diag.systems)}: {', '.join(diag.systems)}"),
+            ("files scored", ", ".join(f"{n} ({task})" for task, n in n_files.items())),
+            ("focus system (single-system figures)",
+             ", ".join(f"{task}: {name}" for task, name in s.get("focus", {}).items())),
+        ]
+        rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
+        return f'<dl class="settings">{rows}</dl>'
+
+    def metrics(self) -> str:
+        metrics = self.t["metrics"]
+        parts = []
+        for task, wanted, title in (("categorical", _CATEGORICAL_HEADLINE, "Task 1 - categorical"),
+                                    ("attributes", _ATTRIBUTE_HEADLINE, "Task 2 - attributes (CCC)")):
+            part = _rows(metrics, task=task) if "task" in metrics else metrics
+            part = part[part["metric"].isin(wanted)]
+            if part.empty:
+                continue
+            present = [m for m in wanted if (part["metric"] == m).any()]
+            records = []
+            for system, rows in part.groupby("system", sort=False):
+                by_metric = rows.set_index("metric")
+                record = {"system": str(system), "n": int(rows["n"].max())}
+                for m in present:
+                    r = by_metric.loc[m]
+                    record[metric_label(m)] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
+                records.append(record)
+            table = pd.DataFrame(records)
+            first = present[0]
+            table = table.iloc[sorted(range(len(table)), key=lambda i: -table[metric_label(first)].iloc[i].sort)]
+            parts.append(f"<h3>{title}</h3>" + _table(table, f"metrics_{task}", text_columns=["system"]))
+        return ('<p class="note">Each cell: estimate [ci_low, ci_high]. Click a header to sort.</p>'
+                + "".join(parts) + self.csv_link("metrics"))
+
+    def fig3a(self) -> str:
+        if self.diag.categorical is None:
+            return '<p class="note">No system submitted categorical predictions.</p>'
+        focus = self.focus("categorical")
+        out = ['<div class="figs">',
+               self.figure("fig3a_confusion_categorical",
+                           f"Confusion of {focus} (best macro-F1): count and share of the true class."),
+               self.figure("fig3a_confusion_difference",
+                           "Row-normalised confusion of the best minus the worst system (percentage points)."),
+               "</div>"]
+        if "minority_destinations" in self.t:
+            table = self.t["minority_destinations"]
+            table = _rows(table, system=focus)
+            shown = pd.DataFrame({
+                "true class": [CLASS_NAMES[str(c)] for c in table["true"]],
+                "rank": table["rank"].to_numpy(),
+                "predicted as": [CLASS_NAMES[str(c)] for c in table["pred"]],
+                "share of true class [CI]": [_ci(e, lo, hi) for e, lo, hi in
+                                             zip(table["share"], table["ci_low"], table["ci_high"])],
+                "count": table["count"].to_numpy(), "n true": table["n_true"].to_numpy(),
+                "minority negative": ["yes" if m else "" for m in table["minority"]],
+            })
+            out.append(f"<h3>Where each class goes ({html.escape(str(focus))}): top wrong destinations</h3>")
+            out.append(_table(shown, "minority_destinations", text_columns=["true class", "predicted as",
+                                                                             "minority negative"]))
+        out.append(self.csv_link("confusion", "minority_destinations", "confusion_difference"))
+        return "".join(out)
+
+    def binned(self, section: str) -> str:
+        attribute = _BINNED[section]
+        name = ATTRIBUTE_NAMES[attribute]
+        if self.diag.attributes is None:
+            return '<p class="note">No system submitted attribute predictions.</p>'
+        focus = self.focus("attributes")
+        stem = f"{section}_binned_{name}"
+        out = [self.figure(stem, f"True vs predicted {name} bins of {focus}, row-normalised.")]
+        if "per_bin" in self.t:
+            table = _rows(self.t["per_bin"], system=focus, attribute=attribute)
+            shown = table[["true_bin", "n", "mean_true", "mean_pred", "bias", "mae", "ccc"]].copy()
+            shown["true_bin"] = shown["true_bin"].astype(str)
+            out.append(f"<h3>Per true bin ({html.escape(str(focus))}, {name})</h3>")
+            out.append(_table(shown, f"per_bin_{attribute}", text_columns=["true_bin"]))
+        out.append(self.csv_link("binned", "per_bin"))
+        return "".join(out)
+
+    def regression_to_mean(self) -> str:
+        if self.diag.attributes is None:
+            return '<p class="note">No system submitted attribute predictions.</p>'
+        out = [self.figure("regression_to_mean_extremes",
+                           f"Mean prediction per true bin with CIs, {self.focus('attributes')}; "
+                           "flatter than the identity = regression to the mean.")]
+        if "shrinkage" in self.t:
+            shrink = self.t["shrinkage"]
+            records = []
+            for (system, attribute), rows in shrink.groupby(["system", "attribute"], sort=False):
+                by_metric = rows.set_index("metric")
+                record = {"system": str(system), "attribute": ATTRIBUTE_NAMES.get(attribute, attribute)}
+                for m in _SHRINKAGE_COLUMNS:
+                    if m in by_metric.index:
+                        r = by_metric.loc[m]
+                        record[m] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
+                records.append(record)
+            out.append("<h3>Shrinkage and Lin's decomposition of the CCC gap</h3>"
+                       '<p class="note">slope of E[pred | true] and sd_pred/sd_true: 1 = no shrinkage. '
+                       "loss_correlation + loss_scale + loss_location = 1 - CCC.</p>")
+            out.append(_table(pd.DataFrame(records), "shrinkage", text_columns=["system", "attribute"]))
+        if "recalibration" in self.t:
+            rec = self.t["recalibration"].copy()
+            rec["attribute"] = rec["attribute"].map(lambda a: ATTRIBUTE_NAMES.get(a, a))
+            columns = ["system", "attribute", "ccc_before", "ccc_after", "ccc_gain", "pearson",
+                       "variance_ratio_before", "variance_ratio_after", "n_fit", "n_eval"]
+            out.append("<h3>What if: variance-matching recalibration fitted on held-out files</h3>"
+                       '<p class="note">CCC on the evaluation half before and after an affine map that gives '
+                       "the predictions the mean and sd of the truth (fitted on the other half). "
+                       "Pearson's r is the ceiling any affine map can reach.</p>")
+            out.append(_table(rec[[c for c in columns if c in rec]], "recalibration",
+                              text_columns=["system", "attribute"]))
+        out.append(self.csv_link("shrinkage", "bin_means", "recalibration", "extreme_bin_recall"))
+        return "".join(out)
+
+    def bias_audit(self) -> str:
+        out = ['<div class="figs">']
+        for task in ("categorical", "attributes"):
+            out.append(self.figure(f"gender_audit_{task}",
+                                   f"{task}: metrics by gender for {self.focus(task)}, gap with CI and p-value."))
+        out.append("</div>")
+        if "gender_gaps" in self.t:
+            gaps = self.t["gender_gaps"]
+            gaps = gaps[gaps["metric"].isin(["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE)]
+            first = gaps.iloc[0] if len(gaps) else None
+            shown = pd.DataFrame({
+                "system": gaps["system"].astype(str).to_numpy(),
+                "metric": [metric_label(m) for m in gaps["metric"]],
+                str(first["group_a"]) if first is not None else "a": gaps["estimate_a"].to_numpy(),
+                str(first["group_b"]) if first is not None else "b": gaps["estimate_b"].to_numpy(),
+                "gap [CI]": [_ci(g, lo, hi) for g, lo, hi in zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
+                "p-value": [_p_value(p) for p in gaps["p_value"]],
+            })
+            note = (f"gap = {first['group_a']} - {first['group_b']}; p-value: {first['method']}"
+                    if first is not None else "")
+            out.append(f'<h3>Gender gaps, all systems</h3><p class="note">{html.escape(note)}</p>')
+            out.append(_table(shown, "gender_gaps", text_columns=["system", "metric"]))
+        if "gender_metrics" in self.t:
+            gm = self.t["gender_metrics"]
+            gm = gm[gm["metric"].isin(["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE)]
+            shown = pd.DataFrame({
+                "system": gm["system"].astype(str).to_numpy(), "group": gm["group"].astype(str).to_numpy(),
+                "metric": [metric_label(m) for m in gm["metric"]],
+                "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(gm["estimate"], gm["ci_low"], gm["ci_high"])],
+                "n": gm["n"].to_numpy(), "speakers": gm["n_speakers"].to_numpy(),
+            })
+            out.append("<h3>Metrics by gender</h3>")
+            out.append(_table(shown, "gender_metrics", text_columns=["system", "group", "metric"]))
+        out.append('<div class="figs">')
+        for task in ("categorical", "attributes"):
+            out.append(self.figure(f"speaker_distribution_{task}",
+                                   f"{task}: per-speaker metric of {self.focus(task)}, worst speakers circled."))
+        out.append("</div>")
+        if "speaker_metrics" in self.t:
+            speakers = self.t["speaker_metrics"]
+            frames = []
+            for task, focus in self.s.get("focus", {}).items():
+                part = _rows(speakers, task=task, system=focus) if "task" in speakers else speakers
+                if len(part):
+                    frames.append(worst_speakers(part.drop(columns=["task"], errors="ignore"), n=10)
+                                  .assign(task=task))
+            if frames:
+                worst = pd.concat(frames, ignore_index=True)
+                worst = worst[["task", "system", "rank", "SpkrID", "Gender", "n_utterances", "metric", "estimate"]]
+                worst["metric"] = worst["metric"].map(metric_label)
+                worst["SpkrID"] = worst["SpkrID"].astype(str)
+                out.append(f"<h3>Worst speakers (at least {speakers.attrs.get('min_utterances', 10)} "
+                           "utterances)</h3>")
+                out.append(_table(worst, "worst_speakers", text_columns=["task", "system", "metric", "Gender"]))
+        out.append(self.csv_link("gender_metrics", "gender_gaps", "class_recall_by_gender", "speaker_metrics"))
+        return "".join(out)
+
+    def fig4(self) -> str:
+        out = [self.figure("fig4_topk_fusion", "Top-K fusion: score against the number of fused systems, "
+                                               "CI band, baseline dashed.")]
+        if "fusion_curve" in self.t:
+            curve = self.t["fusion_curve"]
+            shown = pd.DataFrame({
+                "task": curve["task"].astype(str).to_numpy(), "metric": [metric_label(m) for m in curve["metric"]],
+                "method": curve["method"].astype(str).to_numpy(), "K": curve["k"].to_numpy(),
+                "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(curve["estimate"], curve["ci_low"], curve["ci_high"])],
+                "systems": curve["systems"].astype(str).to_numpy(),
+            })
+            out.append("<h3>Fusion curve</h3>")
+            out.append(_table(shown, "fusion_curve", text_columns=["task", "metric", "method", "systems"]))
+        elif len(self.diag.systems) < 2:
+            out.append('<p class="note">Fusion needs at least two systems.</p>')
+        out.append('<div class="figs">')
+        for task in ("categorical", "attributes"):
+            out.append(self.figure(f"system_disagreement_{task}", f"{task}: pairwise disagreement between systems."))
+        out.append("</div>")
+        if "disagreement" in self.t:
+            d = self.t["disagreement"]
+            d = d[d["metric"] == "disagreement"] if (d["metric"] == "disagreement").any() else d
+            if len(d):
+                matrix = d.pivot(index="system_a", columns="system_b", values="value")
+                names = list(pd.unique(d["system_a"]))
+                matrix = matrix.reindex(index=names, columns=names).reset_index()
+                matrix = matrix.rename(columns={"system_a": "system"})
+                matrix.columns = [str(c) for c in matrix.columns]
+                out.append(f"<h3>Pairwise {html.escape(metric_label(str(d['metric'].iloc[0])))} "
+                           "(share of files with different classes)</h3>")
+                out.append(_table(matrix, "disagreement", text_columns=["system"]))
+        out.append(self.csv_link("fusion_curve", "fusion_ranking", "disagreement"))
+        return "".join(out)
+
+    def tables(self) -> str:
+        links = "".join(f'<li><a href="tables/{n}.csv">{n}.csv</a></li>' for n in self.csv_names)
+        return ('<p class="note">Every table behind the figures, tidy, written beside this page '
+                f"(relative links).</p><ul class=\"csv\">{links}</ul>")
+
+    def remaining_figures(self) -> str:
+        """Figures build_figures made that no section placed (new figures are never dropped)."""
+        return "".join(_figure_markup(fig, stem) for stem, fig in self.figures.items())
+
+
+def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
+    """The report page as one HTML string (figures closed by the caller)."""
+    page = _Page(diag, figures, csv_names)
+    bodies = {
+        "settings": page.settings(), "metrics": page.metrics(), "fig3a": page.fig3a(),
+        "fig3b": page.binned("fig3b"), "fig3c": page.binned("fig3c"), "fig3d": page.binned("fig3d"),
+        "regression_to_mean": page.regression_to_mean(), "bias_audit": page.bias_audit(),
+        "fig4": page.fig4(),
+    }
+    extra = page.remaining_figures()
+    if extra:
+        bodies["fig4"] += "<h3>Other figures</h3>" + extra
+    bodies["tables"] = page.tables()
+    banner = f'<div class="banner" id="synthetic">{html.escape(SYNTHETIC_BANNER)}</div>' if diag.synthetic else ""
+    nav = "".join(f'<a href="#{k}">{html.escape(v.split(" - ")[0])}</a>' for k, v in SECTIONS.items())
+    sections = "".join(f'<section id="{k}"><h2>{html.escape(SECTIONS[k])}</h2>{bodies[k]}</section>'
+                       for k in SECTIONS)
+    split = diag.settings.get("split")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>ser_diag report{' - ' + html.escape(str(split)) if split else ''}</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<header><h1>ser_diag - speech emotion recognition diagnostics</h1>"
+        f"<p>{len(diag.systems)} systems, split {html.escape(str(split))}, "
+        f"{diag.settings['level']:.0%} bootstrap CIs over {html.escape(diag.settings['unit'])}s</p></header>"
+        f"<nav>{nav}</nav><main>{banner}{sections}</main>"
+        f"<script>{_JS}</script></body></html>\n"
+    )
+
+
+def write_report(labels, predictions, out, split: str | None = "Development", n_boot: int = 1000,
+                 by_speaker: bool = False, level: float = 0.95, seed: int = 0,
+                 intersection: bool = False, ddof: int = 0) -> Path:
+    """Validate inputs, compute the diagnostics once and write ``out/index.html`` plus
+    ``out/tables/*.csv``; returns the path of ``index.html``."""
+    diag = compute_diagnostics(labels, predictions, split=split, n_boot=n_boot, by_speaker=by_speaker,
+                               level=level, seed=seed, intersection=intersection, ddof=ddof)
+    figures = build_figures(diag)
+    try:
+        with staged_output(out) as stage:
+            names = []
+            for name, table in diag.tables.items():
+                atomic_write_text(stage / "tables" / f"{name}.csv", table.to_csv(index=False))
+                names.append(name)
+            atomic_write_text(stage / "index.html", render_html(diag, figures, names))
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    return Path(out) / "index.html"
+
+
+_ = (_package, os)  # keep imports explicit for readers of the module's dependencies

@@ -1,0 +1,34 @@
+"""The house rules of the architecture, checked: the diagnostics wing never pulls in torch or
+transformers, and every public module's doctests pass."""
+
+import doctest
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import ser_diag
+
+DIAGNOSTIC_MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(ser_diag.__path__, "ser_diag.")
+    if not m.name.startswith("ser_diag.models") and m.name != "ser_diag.__main__"
+)
+
+
+def test_diagnostics_wing_is_import_light():
+    code = ("import sys, importlib\n"
+            f"for name in {DIAGNOSTIC_MODULES!r}: importlib.import_module(name)\n"
+            "heavy = [k for k in ('torch', 'transformers') if k in sys.modules]\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "ser_diag.figures" in DIAGNOSTIC_MODULES and "ser_diag.analysis.bias" in DIAGNOSTIC_MODULES
+    assert out.stdout.strip() == "", f"diagnostics import {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("name", DIAGNOSTIC_MODULES)
+def test_doctests(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

@@ -1,0 +1,145 @@
+"""Training entry point on a small planted feature task: exact resume, early stopping,
+prediction files the diagnostics read, development metrics consistent with the files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from ser_diag import io
+from ser_diag.models.train import ArrayFeatures, TrainConfig, _lr_lambda, train, train_from_config
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
+
+
+def make_task(n=160, seed=0, frames=False):
+    """Labels + two modalities: ``audio`` carries arousal/dominance and some class cues,
+    ``text`` carries valence and the class; splits Train 60 % / Development 25 % / Test3 15 %."""
+    rng = np.random.default_rng(seed)
+    cls = rng.choice(8, size=n, p=[.2, .1, .2, .08, .05, .05, .07, .25])
+    codes = np.array(CLASS_CODES, dtype=object)[cls]
+    codes[rng.random(n) < 0.08] = "X"
+    act = np.clip(4 + 1.5 * rng.standard_normal(n), 1, 7)
+    val = np.clip(4 + 1.5 * rng.standard_normal(n), 1, 7)
+    dom = np.clip(0.6 * act + 1.6 + 0.7 * rng.standard_normal(n), 1, 7)
+    names = [f"MSP-PODCAST_{i:04d}_0001.wav" for i in range(n)]
+    split = np.select([np.arange(n) < 0.6 * n, np.arange(n) < 0.85 * n], ["Train", "Development"], "Test3")
+    labels = pd.DataFrame({"FileName": names, "EmoClass": codes, "EmoAct": act, "EmoVal": val, "EmoDom": dom,
+                           "SpkrID": pd.array(rng.integers(1, 20, n), dtype="Int64"),
+                           "Gender": rng.choice(["Female", "Male"], n), "Split_Set": split})
+    one_hot = np.eye(8)[cls]
+    audio = np.c_[act, dom, one_hot[:, [0, 1, 3]]] + 0.5 * rng.standard_normal((n, 5))
+    text = np.c_[val, one_hot] + 0.5 * rng.standard_normal((n, 9))
+    if frames:
+        audio = [np.repeat(a[None], rng.integers(2, 9), 0) + 0.1 * rng.standard_normal((1, 5)) for a in audio]
+        text = [np.repeat(t[None], rng.integers(1, 6), 0) for t in text]
+    return labels, {"audio": ArrayFeatures(names, audio), "text": ArrayFeatures(names, text)}
+
+
+def base_config(tmp_path, **overrides):
+    config = dict(system_name="fusion", out_dir=str(tmp_path), modalities={"audio": {}, "text": {}},
+                  model={"kind": "late_fusion", "hidden": 32, "dropout": 0.3}, epochs=4, batch_size=16,
+                  lr=3e-3, patience=100, progress=False, sampler="balanced")
+    config.update(overrides)
+    return config
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),
+    dict(modalities={"audio": {"level": "frames"}, "text": {"level": "frames"}},
+         model={"kind": "cross_attention", "d_model": 16, "hidden": 32, "dropout": 0.2},
+         categorical_loss="focal", attribute_loss="mean_penalty_mse", sampler="undersample",
+         gender_head=True, grad_accum_steps=2, batch_size=8),
+])
+def test_resume_is_bit_identical(tmp_path, variant):
+    labels, feats = make_task(frames="modalities" in variant)
+    straight = train(base_config(tmp_path / "a", **variant), features=feats, labels=labels)
+    half = train(base_config(tmp_path / "b", stop_after_epochs=2, **variant), features=feats, labels=labels)
+    assert half.epochs_run == 2 and half.predictions_dir is None
+    resumed = train(base_config(tmp_path / "b", resume=True, **variant), features=feats, labels=labels)
+    assert resumed.epochs_run == 4
+    a = torch.load(tmp_path / "a/runs/fusion/checkpoints/last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b/runs/fusion/checkpoints/last.pt", weights_only=False)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["history"] == [dict(h, seconds=a["history"][i]["seconds"]) for i, h in enumerate(b["history"])]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a/predictions/fusion/categorical.csv"),
+                                  pd.read_csv(tmp_path / "b/predictions/fusion/categorical.csv"))
+    # and the run did learn something: parameters moved, training loss went down
+    assert straight.history[-1]["train_loss"] < straight.history[0]["train_loss"]
+
+
+def test_prediction_files_are_read_by_the_diagnostics(tmp_path):
+    labels, feats = make_task()
+    result = train(base_config(tmp_path, epochs=6), features=feats, labels=labels)
+    folder = tmp_path / "predictions" / "fusion"
+    assert result.predictions_dir == folder
+    pred = io.read_predictions(folder)
+    expected = labels.loc[labels["Split_Set"].isin(["Development", "Test3"]), "FileName"]
+    assert sorted(pred["FileName"]) == sorted(expected)
+    assert set(pred["system"]) == {"fusion"}
+    probs = pred.loc[:, list(PROB_COLUMNS)].to_numpy(float)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(pred["EmoClass"].to_numpy(str), np.array(CLASS_CODES)[probs.argmax(axis=1)])
+    attrs = pred.loc[:, list(ATTRIBUTES)].to_numpy(float)
+    assert attrs.min() >= 1.0 and attrs.max() <= 7.0
+    # development macro-F1 of the best epoch == macro-F1 recomputed from the written file
+    dev = labels[(labels["Split_Set"] == "Development") & labels["EmoClass"].isin(CLASS_CODES)]
+    merged = dev.merge(pred, on="FileName", suffixes=("_true", "_pred"))
+    f1 = f1_score(merged["EmoClass_true"], merged["EmoClass_pred"], labels=list(CLASS_CODES),
+                  average="macro", zero_division=0)
+    assert result.dev_metrics["macro_f1"] == pytest.approx(f1, abs=1e-9)
+    assert result.best_score == max(h["dev_macro_f1"] for h in result.history)
+    log = [json.loads(line) for line in (tmp_path / "runs/fusion/metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in log] == list(range(6))
+    assert {"train_loss", "train_categorical", "train_attributes", "dev_macro_f1", "dev_ccc_mean", "lr"} <= set(log[0])
+
+
+def test_attribute_only_training_uses_ox_rows_and_ccc_monitor(tmp_path):
+    labels, feats = make_task()
+    result = train(base_config(tmp_path, tasks=["attributes"], sampler="shuffle", epochs=3),
+                   features=feats, labels=labels)
+    assert result.monitor == "ccc_mean"
+    assert not (tmp_path / "predictions/fusion/categorical.csv").exists()
+    pred = io.read_predictions(tmp_path / "predictions/fusion")
+    assert pred.loc[:, list(ATTRIBUTES)].notna().all().all()
+
+
+def test_early_stopping_stops_after_patience_epochs_without_gain(tmp_path):
+    labels, feats = make_task()
+    # lr 0: the development score never improves after epoch 0 -> stop after epoch 0 + 2
+    result = train(base_config(tmp_path, lr=0.0, patience=2, epochs=10), features=feats, labels=labels)
+    assert result.epochs_run == 3 and result.best_epoch == 0
+    assert (tmp_path / "predictions/fusion/categorical.csv").exists()
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(epochs=10, warmup_fraction=0.1, min_lr_ratio=0.1)
+    f = _lr_lambda(cfg, steps_per_epoch=10)  # 100 steps, 10 of warm-up
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine half way: (1 + cos(pi/2)) / 2
+    assert f(100) == pytest.approx(0.1)
+    g = _lr_lambda(TrainConfig(epochs=10, warmup_fraction=0.0, lr_schedule="exponential", lr_decay_gamma=0.5,
+                               min_lr_ratio=0.0), steps_per_epoch=4)
+    assert g(8) == pytest.approx(0.25)  # two epochs: 0.5 ** 2
+
+
+def test_soft_label_losses_train_from_vote_distributions(tmp_path):
+    labels, feats = make_task()
+    rng = np.random.default_rng(0)
+    soft = pd.DataFrame(rng.dirichlet(np.ones(8), size=len(labels)), index=labels["FileName"],
+                        columns=list(CLASS_CODES))
+    for loss in ("soft_ce", "kld"):
+        result = train(base_config(tmp_path / loss, categorical_loss=loss, epochs=2), features=feats,
+                       labels=labels, soft_labels=soft)
+        assert np.isfinite(result.history[-1]["train_categorical"])
+
+
+def test_train_from_config_reads_json_and_rejects_unknown_keys(tmp_path):
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"epochs": 2, "learning_rate": 1.0})
+    cfg = TrainConfig.from_dict({"tasks": "attributes", "predict_splits": ["Development"]})
+    assert cfg.tasks == ("attributes",) and cfg.predict_splits == ("Development",)

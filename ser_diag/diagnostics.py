@@ -18,7 +18,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
 from ser_diag.evaluate import ccc_convention, evaluate_merged
-from ser_diag.resampling import bootstrap_metrics
+from ser_diag.resampling import bootstrap_metrics, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 #: Paper figure each attribute's binned matrix mirrors (Interspeech 2025 challenge, Fig. 3b-d).
@@ -64,9 +64,20 @@ def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
              labels: pd.DataFrame | None = None, split: str | None = None, n_boot: int = 1000,
              by_speaker: bool = False, level: float = 0.95, seed: int = 0, ddof: int = 0,
              scheme: str = "unit", min_speaker_utterances: int = 10) -> Diagnostics:
-    """Run every analysis on already merged frames (see :func:`compute_diagnostics`)."""
+    """Run every analysis on already merged frames (see :func:`compute_diagnostics`).
+
+    All analyses run inside :func:`ser_diag.resampling.shared_weights`, so the resamples of a
+    set of files are drawn once and shared (same numbers, less drawing).
+    """
     if categorical is None and attributes is None:
         raise ValueError("no system submitted either task")
+    with shared_weights():
+        return _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level, seed,
+                         ddof, scheme, min_speaker_utterances)
+
+
+def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level, seed, ddof, scheme,
+              min_speaker_utterances) -> Diagnostics:
     kw = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
     tables: dict[str, pd.DataFrame] = {}
     settings = dict(split=split, n_boot=n_boot, level=level, seed=seed, ddof=ddof, scheme=scheme,

@@ -715,11 +715,11 @@ class _ExplorerWidgets:
         try:
             changes = {name: value}
             if name == "group_column":
+                if value is not None:
+                    return self.sync_options()   # a column alone filters nothing: wait for a value
                 changes["group_value"] = None
-            if name == "group_value" and value is None:
-                changes["group_column"] = None
-            if name == "group_column" and value is not None:
-                return self.sync_options()   # wait for a value before filtering
+            if name == "group_value":
+                changes["group_column"] = None if value is None else self.controls["group_column"].value
             self.ex.set(**changes)
             self.message.value = ""
         except ValueError as err:
@@ -738,11 +738,14 @@ class _ExplorerWidgets:
             column = self.controls["group_column"].value
             values = self.ex.group_values(column) if column is not None else []
             self.controls["group_value"].options = [("(none)", None)] + [(str(v), v) for v in values]
-            self.controls["group_value"].value = self.ex.state.group_value if column is not None else None
+            state = self.ex.state
+            self.controls["group_value"].value = (state.group_value if column is not None
+                                                  and column == state.group_column else None)
             options = [("(any)", None)] + self.ex.cell_options()
             for name, widget in self.cell.items():
                 widget.options = options
-                widget.value = getattr(self.ex.state, name)
+                value = getattr(state, name)
+                widget.value = value if value in [v for _, v in options] else None
         finally:
             self._syncing = False
 

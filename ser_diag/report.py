@@ -17,14 +17,12 @@ import base64
 import html
 import io as _io
 import math
-import os
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ser_diag import __name__ as _package
 from ser_diag.analysis.bias import worst_speakers
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
 from ser_diag.outputs import atomic_write_text, staged_output
@@ -66,10 +64,12 @@ h2{font-size:20px;margin:12px 0 8px;color:#23395d}
 h3{font-size:16px;margin:16px 0 6px}
 .banner{background:#fff3cd;border:2px solid #b58100;color:#4d3800;padding:10px 16px;margin:14px 0;font-weight:600;border-radius:6px}
 .note{color:#555;font-size:13.5px;margin:4px 0 8px}
-figure{margin:10px 0;display:inline-block;vertical-align:top;max-width:100%}
-figure svg,figure img{max-width:100%;height:auto}
+figure{margin:10px 0;max-width:100%}
+figure svg,figure img{max-width:100%;height:auto;display:block}
+.figs figure{flex:0 1 auto}
+.figs>div{flex:0 1 auto}
 figcaption{font-size:13px;color:#444}
-.figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+.figs{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start}
 .scroll{overflow-x:auto;max-height:560px;overflow-y:auto;margin:6px 0 10px}
 table{border-collapse:collapse;font-size:13.5px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d6d6d6;padding:3px 8px;text-align:right;white-space:nowrap}
@@ -243,7 +243,8 @@ class _Page:
     def metrics(self) -> str:
         metrics = self.t["metrics"]
         parts = []
-        for task, wanted, title in (("categorical", _CATEGORICAL_HEADLINE, "Task 1 - categorical"),
+        for task, wanted, title in (("categorical", _CATEGORICAL_HEADLINE[:3], "Task 1 - categorical"),
+                                    ("categorical", _CATEGORICAL_HEADLINE[3:], "Task 1 - F1 per class"),
                                     ("attributes", _ATTRIBUTE_HEADLINE, "Task 2 - attributes (CCC)")):
             part = _rows(metrics, task=task) if "task" in metrics else metrics
             part = part[part["metric"].isin(wanted)]
@@ -261,7 +262,8 @@ class _Page:
             table = pd.DataFrame(records)
             first = present[0]
             table = table.iloc[sorted(range(len(table)), key=lambda i: -table[metric_label(first)].iloc[i].sort)]
-            parts.append(f"<h3>{title}</h3>" + _table(table, f"metrics_{task}", text_columns=["system"]))
+            ident = f"metrics_{task}" + ("_per_class" if wanted[0].startswith("f1_") else "")
+            parts.append(f"<h3>{title}</h3>" + _table(table, ident, text_columns=["system"]))
         return ('<p class="note">Each cell: estimate [ci_low, ci_high]. Click a header to sort.</p>'
                 + "".join(parts) + self.csv_link("metrics"))
 
@@ -300,22 +302,32 @@ class _Page:
             return '<p class="note">No system submitted attribute predictions.</p>'
         focus = self.focus("attributes")
         stem = f"{section}_binned_{name}"
-        out = [self.figure(stem, f"True vs predicted {name} bins of {focus}, row-normalised.")]
+        out = ['<div class="figs">', self.figure(stem, f"True vs predicted {name} bins of {focus}, row-normalised.")]
         if "per_bin" in self.t:
             table = _rows(self.t["per_bin"], system=focus, attribute=attribute)
             shown = table[["true_bin", "n", "mean_true", "mean_pred", "bias", "mae", "ccc"]].copy()
             shown["true_bin"] = shown["true_bin"].astype(str)
-            out.append(f"<h3>Per true bin ({html.escape(str(focus))}, {name})</h3>")
-            out.append(_table(shown, f"per_bin_{attribute}", text_columns=["true_bin"]))
+            out.append(f"<div><h3>Per true bin ({html.escape(str(focus))}, {name})</h3>"
+                       '<p class="note">bias = mean prediction - mean truth; CCC within the bin.</p>'
+                       + _table(shown, f"per_bin_{attribute}", text_columns=["true_bin"]) + "</div>")
+        out.append("</div>")
         out.append(self.csv_link("binned", "per_bin"))
         return "".join(out)
 
     def regression_to_mean(self) -> str:
         if self.diag.attributes is None:
             return '<p class="note">No system submitted attribute predictions.</p>'
-        out = [self.figure("regression_to_mean_extremes",
+        out = ['<div class="figs">', self.figure("regression_to_mean_extremes",
                            f"Mean prediction per true bin with CIs, {self.focus('attributes')}; "
                            "flatter than the identity = regression to the mean.")]
+        if "extreme_bin_recall" in self.t:
+            ext = _rows(self.t["extreme_bin_recall"], system=self.focus("attributes")).copy()
+            ext["attribute"] = ext["attribute"].map(lambda a: ATTRIBUTE_NAMES.get(a, a))
+            ext["true_bin"] = ext["true_bin"].astype(str)
+            out.append("<div><h3>Recall of the extreme bins</h3>"
+                       + _table(ext[["attribute", "end", "true_bin", "n", "recall"]], "extreme_bin_recall",
+                                text_columns=["attribute", "end", "true_bin"]) + "</div>")
+        out.append("</div>")
         if "shrinkage" in self.t:
             shrink = self.t["shrinkage"]
             records = []
@@ -351,33 +363,39 @@ class _Page:
             out.append(self.figure(f"gender_audit_{task}",
                                    f"{task}: metrics by gender for {self.focus(task)}, gap with CI and p-value."))
         out.append("</div>")
+        headline = ["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE
         if "gender_gaps" in self.t:
             gaps = self.t["gender_gaps"]
-            gaps = gaps[gaps["metric"].isin(["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE)]
-            first = gaps.iloc[0] if len(gaps) else None
-            shown = pd.DataFrame({
-                "system": gaps["system"].astype(str).to_numpy(),
-                "metric": [metric_label(m) for m in gaps["metric"]],
-                str(first["group_a"]) if first is not None else "a": gaps["estimate_a"].to_numpy(),
-                str(first["group_b"]) if first is not None else "b": gaps["estimate_b"].to_numpy(),
-                "gap [CI]": [_ci(g, lo, hi) for g, lo, hi in zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
-                "p-value": [_p_value(p) for p in gaps["p_value"]],
-            })
-            note = (f"gap = {first['group_a']} - {first['group_b']}; p-value: {first['method']}"
-                    if first is not None else "")
-            out.append(f'<h3>Gender gaps, all systems</h3><p class="note">{html.escape(note)}</p>')
-            out.append(_table(shown, "gender_gaps", text_columns=["system", "metric"]))
+            gaps = gaps[gaps["metric"].isin(headline)]
+            if len(gaps):
+                first = gaps.iloc[0]
+                a, b = str(first["group_a"]), str(first["group_b"])
+                shown = pd.DataFrame({
+                    "system": gaps["system"].astype(str).to_numpy(),
+                    "metric": [metric_label(m) for m in gaps["metric"]],
+                    a: gaps["estimate_a"].to_numpy(), b: gaps["estimate_b"].to_numpy(),
+                    f"gap {a} - {b} [CI]": [_ci(g, lo, hi) for g, lo, hi in
+                                            zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
+                    "p-value": [_p_value(p) for p in gaps["p_value"]],
+                })
+                note = (f"gap = {a} - {b} with its {first['level']:.0%} CI ({first['unit']} resampling); "
+                        f"p-value: {first['method']}. Sort by p-value to see the largest gaps.")
+                out.append(f'<h3>Gender gaps, all systems</h3><p class="note">{html.escape(note)}</p>')
+                out.append(_table(shown, "gender_gaps", text_columns=["system", "metric"]))
         if "gender_metrics" in self.t:
             gm = self.t["gender_metrics"]
-            gm = gm[gm["metric"].isin(["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE)]
-            shown = pd.DataFrame({
-                "system": gm["system"].astype(str).to_numpy(), "group": gm["group"].astype(str).to_numpy(),
-                "metric": [metric_label(m) for m in gm["metric"]],
-                "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(gm["estimate"], gm["ci_low"], gm["ci_high"])],
-                "n": gm["n"].to_numpy(), "speakers": gm["n_speakers"].to_numpy(),
-            })
-            out.append("<h3>Metrics by gender</h3>")
-            out.append(_table(shown, "gender_metrics", text_columns=["system", "group", "metric"]))
+            gm = gm[gm["metric"].isin(headline)]
+            tasks = pd.unique(gm["task"]) if "task" in gm else [None]
+            for task in tasks:
+                part = gm if task is None else gm[gm["task"] == task]
+                records = {}
+                for r in part.itertuples(index=False):
+                    record = records.setdefault((str(r.system), str(r.group)), {
+                        "system": str(r.system), "group": str(r.group), "n": r.n, "speakers": r.n_speakers})
+                    record[metric_label(r.metric)] = _ci(r.estimate, r.ci_low, r.ci_high)
+                out.append(f"<h3>Metrics by gender{'' if task is None else ' - ' + html.escape(str(task))}</h3>")
+                out.append(_table(pd.DataFrame(list(records.values())), f"gender_metrics_{task or 'all'}",
+                                  text_columns=["system", "group"]))
         out.append('<div class="figs">')
         for task in ("categorical", "attributes"):
             out.append(self.figure(f"speaker_distribution_{task}",
@@ -406,7 +424,9 @@ class _Page:
         out = [self.figure("fig4_topk_fusion", "Top-K fusion: score against the number of fused systems, "
                                                "CI band, baseline dashed.")]
         if "fusion_curve" in self.t:
-            curve = self.t["fusion_curve"]
+            curve = self.t["fusion_curve"].sort_values(["task", "metric", "method", "k"],
+                                                        key=lambda c: c.map({"categorical": 0, "attributes": 1})
+                                                        if c.name == "task" else c, kind="stable")
             shown = pd.DataFrame({
                 "task": curve["task"].astype(str).to_numpy(), "metric": [metric_label(m) for m in curve["metric"]],
                 "method": curve["method"].astype(str).to_numpy(), "K": curve["k"].to_numpy(),
@@ -498,5 +518,3 @@ def write_report(labels, predictions, out, split: str | None = "Development", n_
             plt.close(fig)
     return Path(out) / "index.html"
 
-
-_ = (_package, os)  # keep imports explicit for readers of the module's dependencies

@@ -15,8 +15,10 @@ under a gigabyte.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -41,6 +43,7 @@ __all__ = [
     "categorical_statistics",
     "paired_test",
     "percentile_interval",
+    "shared_weights",
 ]
 
 #: Weight rows processed at a time (200 x 32k float32 = 25 MB).
@@ -66,16 +69,53 @@ def _cluster_codes(groups, n: int) -> np.ndarray:
     return codes
 
 
-def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_ROWS,
-                   dtype=np.float32, reuse: bool = False) -> Iterator[np.ndarray]:
-    """Yield ``(b, n)`` resample-count matrices of ``dtype``, ``n_boot`` rows in all.
-    ``reuse``: fill one buffer again and again (the consumer must not keep a chunk)."""
+class _WeightCache:
+    """Whole ``(n_boot, n)`` weight matrices by request, least recently used dropped first."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.entries = max_bytes, OrderedDict()
+
+    def get(self, key):
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        return None
+
+    def put(self, key, matrix: np.ndarray) -> None:
+        matrix.flags.writeable = False  # shared: a consumer writing into it would corrupt others
+        self.entries[key] = matrix
+        while sum(m.nbytes for m in self.entries.values()) > self.max_bytes and len(self.entries) > 1:
+            self.entries.popitem(last=False)
+
+
+_cache: _WeightCache | None = None
+
+
+@contextlib.contextmanager
+def shared_weights(max_bytes: int = 1 << 30):
+    """Within the block, every bootstrap that asks for the same resamples (same ``n``,
+    ``n_boot``, ``groups``, integer ``seed`` and dtype) gets the same weight matrix, drawn once.
+
+    The results are exactly those without the block (the draws are deterministic in the seed
+    and do not depend on chunking); only the repeated drawing is saved, e.g. when
+    :mod:`ser_diag.diagnostics` runs a dozen analyses over the same files. At most
+    ``max_bytes`` of matrices are kept (least recently used dropped). Nested blocks share the
+    outer cache.
+    """
+    global _cache
+    if _cache is not None:
+        yield
+        return
+    _cache = _WeightCache(max_bytes)
+    try:
+        yield
+    finally:
+        _cache = None
+
+
+def _draw_chunks(n: int, n_boot: int, mapping, m: int, seed, chunk: int, dtype,
+                 reuse: bool) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(seed)
-    if groups is None:
-        mapping, m = None, n
-    else:
-        mapping = _cluster_codes(groups, n)
-        m = int(mapping.max()) + 1 if n else 0
     chunk = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
     buffer = np.empty((min(chunk, n_boot), m), dtype=dtype) if reuse else None
     for start in range(0, n_boot, chunk):
@@ -87,6 +127,32 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
             draws += np.arange(bb)[:, None] * m
             counts[s:s + bb] = np.bincount(draws.ravel(), minlength=bb * m).reshape(bb, m)
         yield counts if mapping is None else counts[:, mapping]
+
+
+def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_ROWS,
+                   dtype=np.float32, reuse: bool = False) -> Iterator[np.ndarray]:
+    """Yield ``(b, n)`` resample-count matrices of ``dtype``, ``n_boot`` rows in all.
+    ``reuse``: fill one buffer again and again (the consumer must not keep a chunk).
+    Inside :func:`shared_weights` the whole matrix is drawn once per request and read-only
+    views of it are yielded."""
+    if groups is None:
+        mapping, m = None, n
+    else:
+        mapping = _cluster_codes(groups, n)
+        m = int(mapping.max()) + 1 if n else 0
+    cacheable = _cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
+    if not cacheable:
+        yield from _draw_chunks(n, n_boot, mapping, m, seed, chunk, dtype, reuse)
+        return
+    group_key = None if mapping is None else hashlib.sha1(mapping.tobytes()).hexdigest()
+    key = (n, n_boot, group_key, int(seed), np.dtype(dtype).str)
+    matrix = _cache.get(key)
+    if matrix is None:
+        matrix = np.concatenate(list(_draw_chunks(n, n_boot, mapping, m, seed, CHUNK_ROWS, dtype, False)))
+        _cache.put(key, matrix)
+    step = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
+    for start in range(0, n_boot, step):
+        yield matrix[start:start + step]
 
 
 def bootstrap_weights(n: int, n_boot: int, groups=None, seed=0) -> np.ndarray:
@@ -130,11 +196,11 @@ def percentile_interval(distribution, level: float = 0.95) -> tuple[np.ndarray, 
 
 
 def bootstrap_distribution(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
-                           seed=0) -> dict:
+                           seed=0, dtype=np.float32) -> dict:
     """``{name: (n_boot,) array}``: ``statistic`` evaluated on ``n_boot`` resamples, chunk by
-    chunk (see :func:`bootstrap_weights` for ``groups``)."""
+    chunk (see :func:`bootstrap_weights` for ``groups``; ``dtype`` of the weight chunks)."""
     parts: dict = defaultdict(list)
-    for w in _weight_chunks(n, n_boot, groups, seed, reuse=True):
+    for w in _weight_chunks(n, n_boot, groups, seed, dtype=dtype, reuse=True):
         for name, values in statistic(w).items():
             parts[name].append(np.asarray(values, dtype=np.float64))
     return {name: np.concatenate(v) for name, v in parts.items()}
@@ -145,13 +211,15 @@ def _unit(groups, unit: str | None) -> str:
 
 
 def bootstrap(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
-              level: float = 0.95, seed=0, unit: str | None = None) -> pd.DataFrame:
+              level: float = 0.95, seed=0, unit: str | None = None, dtype=np.float32) -> pd.DataFrame:
     """Percentile bootstrap intervals for every value a vectorised statistic returns.
 
     ``statistic(weights)`` maps a ``(B, n)`` weight matrix to ``{name: (B,) array}``; the
     estimate is ``statistic(ones((1, n)))``. Returns one row per name with columns
     ``metric, estimate, ci_low, ci_high, level, unit, n_boot`` (``unit`` is "utterance", or
     "speaker" when ``groups`` is given, unless named). ``n_boot=0`` gives nan intervals.
+    ``dtype``: of the weights passed to ``statistic`` (counts are exact in either; float64
+    saves a statistic that works in float64 a conversion per call).
 
     >>> x = np.arange(10.0)
     >>> mean = lambda w: {"mean": (w @ x) / w.sum(axis=1)}
@@ -161,7 +229,7 @@ def bootstrap(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
     """
     estimate = {k: float(np.asarray(v, dtype=np.float64)[0])
                 for k, v in statistic(np.ones((1, n), dtype=np.float32)).items()}
-    dist = bootstrap_distribution(statistic, n, n_boot, groups, seed) if n_boot > 0 else {}
+    dist = bootstrap_distribution(statistic, n, n_boot, groups, seed, dtype) if n_boot > 0 else {}
     names = list(estimate)
     matrix = (np.column_stack([dist[k] for k in names]) if n_boot > 0
               else np.empty((0, len(names))))

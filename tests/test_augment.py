@@ -98,7 +98,7 @@ def test_drop_annotators_keeps_a_vote_and_recomputes_distributions(detailed):
     original = detailed.groupby("FileName")["EmoClass"].value_counts().unstack(fill_value=0)
     rng = np.random.default_rng(0)
     kept_votes = []
-    for _ in range(300):
+    for _ in range(150):
         soft = aug.drop_annotators(detailed, fraction=0.2, rng=rng)
         assert list(soft.index) == ["f0.wav", "f1.wav", "f2.wav", "f3.wav"]
         probs = soft[list(CLASS_CODES)].to_numpy()

@@ -6,9 +6,10 @@ The gap follows the fairness score of Wagner et al. (2023, "Dawn of the transfor
 speech emotion recognition"): ``gap = metric(group a) - metric(group b)``, by default
 ``CCC(female) - CCC(male)`` (negative: the system is worse for women).
 
-Point estimates by group come from fairlearn's :class:`~fairlearn.metrics.MetricFrame` fed with
-the :mod:`ser_diag.metrics` functions (:func:`metric_frame`). What MetricFrame lacks is added
-here:
+:func:`metric_frame` gives fairlearn's :class:`~fairlearn.metrics.MetricFrame` fed with the
+:mod:`ser_diag.metrics` functions (for ``.by_group``, ``.difference()`` ...); the tables here
+compute the same point estimates from one vectorised statistic (MetricFrame's per-group Python
+calls are too slow inside a bootstrap) and add what MetricFrame lacks:
 
 * intervals that resample **speakers** (``by_speaker=True``): the speaker clusters are
   resampled once per bootstrap replicate and every group's metric is computed on the same
@@ -31,18 +32,23 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 from fairlearn.metrics import MetricFrame
 
 from ser_diag import metrics, resampling
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
+    "cluster_ids",
+    "default_speaker_metric",
     "group_gaps",
     "group_metrics",
     "metric_frame",
     "per_class_recall_by_group",
     "speaker_metrics",
+    "system_frames",
     "task_metric_names",
+    "task_of",
     "worst_speakers",
 ]
 
@@ -106,50 +112,66 @@ def task_metric_names(task: str) -> list[str]:
             + [f"bias_{a}" for a in ATTRIBUTES] + [f"shrinkage_{a}" for a in ATTRIBUTES])
 
 
-def _attribute_statistic(true: np.ndarray, pred: np.ndarray, ddof: int) -> Callable:
-    """Weighted statistic: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred - mean true)
-    and ``shrinkage_<attr>`` (sd pred / sd true) from :func:`ser_diag.metrics.weighted_moments`."""
-    def statistic(weights):
-        out = {}
-        cccs = []
-        for j, attr in enumerate(ATTRIBUTES):
-            m = metrics.weighted_moments(weights, true[:, j], pred[:, j], ddof=ddof)
-            cccs.append(metrics.ccc_from_moments(m))
-            out[f"ccc_{attr}"] = cccs[-1]
-            out[f"bias_{attr}"] = m[:, 2] - m[:, 1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[f"shrinkage_{attr}"] = np.sqrt(m[:, 4] / m[:, 3])
-        out["ccc_mean"] = np.mean(cccs, axis=0)
-        return out
-    return statistic
+def _attribute_sums_design(true: np.ndarray, pred: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """``(n, G * A * 6)`` design whose weighted column sums are the raw sums
+    ``[w, wx, wy, wxx, wyy, wxy]`` of every group (mask) and attribute, so one matrix product
+    gives all groups' moments. Data are centred per attribute (differences of means, variances
+    and CCC do not change)."""
+    shift = 0.5 * (true.mean(axis=0) + pred.mean(axis=0))
+    x, y = true - shift, pred - shift
+    cols = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1)          # (n, A, 6)
+    return np.concatenate([(cols * m[:, None, None]).reshape(len(x), -1) for m in masks], axis=1)
 
 
-def _task_statistic(frame: pd.DataFrame, task: str, ddof: int) -> Callable:
-    """Vectorised statistic ``weights (B, n) -> {metric: (B,)}`` for one system's rows."""
+def _grouped_statistic(frame: pd.DataFrame, task: str, masks: dict[str, np.ndarray], ddof: int) -> Callable:
+    """Vectorised statistic ``weights (B, n) -> {"<key>\x1f<metric>": (B,)}``: every task metric
+    of every group (row mask) of one system's rows, evaluated on the same weights.
+
+    Categorical: :func:`ser_diag.resampling.categorical_statistics` on ``W * mask``.
+    Attributes: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred - mean true) and
+    ``shrinkage_<attr>`` (sd pred / sd true) from :func:`ser_diag.metrics.moments_from_sums`.
+    """
     names = task_metric_names(task)
+    keys = list(masks)
     if task == TASK_CATEGORICAL:
         base = resampling.categorical_statistics(
             metrics.label_indices(frame["EmoClass_true"].to_numpy()),
             metrics.label_indices(frame["EmoClass_pred"].to_numpy()))
-    else:
-        base = _attribute_statistic(frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64),
-                                    frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64), ddof)
+
+        def statistic(weights):
+            out = {}
+            for key in keys:
+                values = base(weights * masks[key])
+                out.update({f"{key}{_SEP}{name}": np.asarray(values[name], np.float64) for name in names})
+            return out
+        return statistic
+
+    true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
+    pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+    design = _attribute_sums_design(true, pred, [masks[k] for k in keys])
 
     def statistic(weights):
-        values = base(weights)
-        return {name: np.asarray(values[name], dtype=np.float64) for name in names}
+        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
+        moments = metrics.moments_from_sums((w @ design).reshape(len(w), len(keys), len(ATTRIBUTES), 6), ddof)
+        ccc = metrics.ccc_from_moments(moments)                                  # (B, G, A)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shrinkage = np.sqrt(moments[..., 4] / moments[..., 3])
+        bias = moments[..., 2] - moments[..., 1]
+        out = {}
+        for g, key in enumerate(keys):
+            for j, attr in enumerate(ATTRIBUTES):
+                out[f"{key}{_SEP}ccc_{attr}"] = ccc[:, g, j]
+                out[f"{key}{_SEP}bias_{attr}"] = bias[:, g, j]
+                out[f"{key}{_SEP}shrinkage_{attr}"] = shrinkage[:, g, j]
+            out[f"{key}{_SEP}ccc_mean"] = ccc[:, g].mean(axis=-1)
+        return out
     return statistic
 
 
-def _masked(statistic: Callable, masks: dict[str, np.ndarray]) -> Callable:
-    """Statistic of every group at once on the same weights: ``statistic(W * mask_g)``."""
-    def grouped(weights):
-        out = {}
-        for key, mask in masks.items():
-            for name, value in statistic(weights * mask).items():
-                out[f"{key}{_SEP}{name}"] = value
-        return out
-    return grouped
+def _single_statistic(frame: pd.DataFrame, task: str, ddof: int) -> Callable:
+    """Statistic of all rows (``weights -> {metric: (B,)}``); row masks go in the weights."""
+    grouped = _grouped_statistic(frame, task, {"": np.ones(len(frame), np.float32)}, ddof)
+    return lambda weights: {k.split(_SEP, 1)[1]: v for k, v in grouped(weights).items()}
 
 
 def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
@@ -159,11 +181,11 @@ def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
     return merged[by]
 
 
-def _bootstrap_groups(frame, statistic, masks, n_boot, level, by_speaker, seed):
-    """Run :func:`ser_diag.resampling.bootstrap` on all groups of one system; returns the
-    bootstrap frame with ``key`` and ``metric`` split out."""
+def _bootstrap_groups(frame, task, masks, n_boot, level, by_speaker, seed, ddof):
+    """:func:`ser_diag.resampling.bootstrap` of every group of one system on shared resamples;
+    returns the bootstrap frame with ``key`` (group) and ``metric`` split out."""
     groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
-    boot = resampling.bootstrap(_masked(statistic, masks), len(frame), n_boot=n_boot,
+    boot = resampling.bootstrap(_grouped_statistic(frame, task, masks, ddof), len(frame), n_boot=n_boot,
                                 groups=groups, level=level, seed=seed)
     parts = boot["metric"].str.split(_SEP, n=1, expand=True)
     return boot.assign(key=parts[0].to_numpy(), metric=parts[1].to_numpy())
@@ -220,10 +242,11 @@ def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, 
     """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
 
     Categorical: ``macro_f1, accuracy, uar, recall_<code>``; attributes: ``ccc_<attr>,
-    ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates come from :func:`metric_frame`;
-    percentile CIs from :func:`ser_diag.resampling.bootstrap`, resampling speakers when
-    ``by_speaker`` (unknown speakers count as one-utterance clusters). All systems and groups
-    share the resamples (same ``seed``).
+    ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates and percentile CIs come from
+    :func:`ser_diag.resampling.bootstrap` of one vectorised statistic (the estimates equal
+    fairlearn's :func:`metric_frame` ``.by_group``), resampling speakers when ``by_speaker``
+    (unknown speakers count as one-utterance clusters). All systems and groups share the
+    resamples (same ``seed``).
 
     Returns a tidy frame ``system, by, group, metric, estimate, ci_low, ci_high, level, unit,
     n_boot, n, n_speakers``.
@@ -235,15 +258,13 @@ def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, 
         present = labels.dropna().unique()
         groups = sorted(present.tolist(), key=str)
         masks = {str(g): (labels == g).fillna(False).to_numpy(np.float32) for g in groups}
-        boot = _bootstrap_groups(frame, _task_statistic(frame, task, ddof), masks,
-                                 n_boot, level, by_speaker, seed)
-        by_group = _metric_frame(frame, task, by, ddof).by_group
+        boot = _bootstrap_groups(frame, task, masks, n_boot, level, by_speaker, seed, ddof)
         for g in groups:
             in_group = frame[labels == g]
             part = boot[boot["key"] == str(g)].set_index("metric")
             for name in task_metric_names(task):
                 rows.append(dict(system=system, by=by, group=g, metric=name,
-                                 estimate=float(by_group.loc[str(g), name]),
+                                 estimate=part.at[name, "estimate"],
                                  ci_low=part.at[name, "ci_low"], ci_high=part.at[name, "ci_high"],
                                  level=level, unit=part.at[name, "unit"], n_boot=n_boot,
                                  n=len(in_group), n_speakers=int(in_group["SpkrID"].nunique())))
@@ -329,23 +350,22 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
         for g in (a, b):
             if g not in observed:
                 raise ValueError(f"group {g!r} not found in column {by!r} (values: {sorted(map(str, observed))})")
-        mask_a = (labels == a).fillna(False).to_numpy(np.float32)
-        mask_b = (labels == b).fillna(False).to_numpy(np.float32)
-        statistic = _task_statistic(frame, task, ddof)
+        masks = {"a": (labels == a).fillna(False).to_numpy(np.float32),
+                 "b": (labels == b).fillna(False).to_numpy(np.float32)}
+        both = _grouped_statistic(frame, task, masks, ddof)
 
         def with_gap(weights):
-            va, vb = statistic(weights * mask_a), statistic(weights * mask_b)
-            out = {}
-            for name in va:
-                out[f"a{_SEP}{name}"], out[f"b{_SEP}{name}"] = va[name], vb[name]
-                out[f"gap{_SEP}{name}"] = va[name] - vb[name]
+            out = both(weights)
+            for name in task_metric_names(task):
+                out[f"gap{_SEP}{name}"] = out[f"a{_SEP}{name}"] - out[f"b{_SEP}{name}"]
             return out
 
         groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
         boot = resampling.bootstrap(with_gap, len(frame), n_boot=n_boot, groups=groups,
                                     level=level, seed=seed).set_index("metric")
         unit_ids, method = _permutation_units(frame, labels)
-        perm = _permutation_gaps(statistic, unit_ids, labels, a, b, n_permutations, seed)
+        perm = _permutation_gaps(_single_statistic(frame, task, ddof), unit_ids, labels, a, b,
+                                 n_permutations, seed)
         for name in task_metric_names(task):
             gap_row = boot.loc[f"gap{_SEP}{name}"]
             gap = float(gap_row["estimate"])
@@ -363,23 +383,40 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
 
 # --------------------------------------------------------------------------- speakers
 
-def _speaker_scores(frame: pd.DataFrame, task: str, ddof: int) -> dict[str, float]:
+def _speaker_scores(frame: pd.DataFrame, task: str, speaker: np.ndarray, n_speakers: int,
+                    ddof: int) -> dict[str, np.ndarray]:
+    """Every speaker's scores at once: ``{metric: (n_speakers,)}``; ``speaker`` holds each row's
+    speaker position (-1: not scored)."""
+    keep = speaker >= 0
     if task == TASK_CATEGORICAL:
-        t, p = frame["EmoClass_true"].to_numpy(str), frame["EmoClass_pred"].to_numpy(str)
-        present = [c for c in CLASS_CODES if c in set(t) | set(p)]
-        return {"accuracy": metrics.accuracy(t, p), "macro_f1": metrics.macro_f1(t, p, labels=present)}
+        k = len(CLASS_CODES)
+        t = metrics.label_indices(frame["EmoClass_true"].to_numpy())[keep]
+        p = metrics.label_indices(frame["EmoClass_pred"].to_numpy())[keep]
+        cm = np.bincount((speaker[keep] * k + t) * k + p, minlength=n_speakers * k * k)
+        cm = cm.reshape(n_speakers, k, k)                                       # per-speaker confusion
+        f1 = metrics.precision_recall_f1_from_confusion(cm)[2]
+        present = (cm.sum(axis=1) + cm.sum(axis=2)) > 0                         # true or predicted
+        return {"accuracy": np.trace(cm, axis1=1, axis2=2) / cm.sum(axis=(1, 2)),
+                "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
+    true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)[keep]
+    pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)[keep]
+    membership = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (speaker[keep], np.arange(int(keep.sum())))),
+                                         shape=(n_speakers, int(keep.sum())))
+    sums = np.asarray(membership @ _attribute_sums_design(true, pred, [np.ones(len(true))]))
+    moments = metrics.moments_from_sums(sums.reshape(n_speakers, len(ATTRIBUTES), 6), ddof)
+    ccc = metrics.ccc_from_moments(moments)
     out = {}
-    for attr in ATTRIBUTES:
-        d = metrics.lin_decomposition(frame[f"{attr}_true"], frame[f"{attr}_pred"], ddof=ddof)
-        out[f"ccc_{attr}"], out[f"bias_{attr}"] = d["ccc"], d["mean_pred"] - d["mean_true"]
-    out["ccc_mean"] = float(np.mean([out[f"ccc_{a}"] for a in ATTRIBUTES]))
+    for j, attr in enumerate(ATTRIBUTES):
+        out[f"ccc_{attr}"], out[f"bias_{attr}"] = ccc[:, j], moments[:, j, 2] - moments[:, j, 1]
+    out["ccc_mean"] = ccc.mean(axis=1)
     return out
 
 
 def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "Gender",
                     ddof: int = 0) -> pd.DataFrame:
     """Metrics per known speaker with at least ``min_utterances`` utterances, tidy:
-    ``system, SpkrID, <by>, n_utterances, metric, estimate``.
+    ``system, SpkrID, <by>, n_utterances, metric, estimate``; ``<by>`` is the speaker's most
+    frequent label.
 
     Categorical: ``accuracy`` and ``macro_f1`` over the classes the speaker has in the truth or
     the predictions (scikit-learn's default label set; absent classes would otherwise count 0).
@@ -388,19 +425,24 @@ def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "G
     threshold.
     """
     task = task_of(merged)
-    rows = []
+    parts = []
     for system, frame in system_frames(merged).items():
-        known = frame[frame["SpkrID"].notna()]
-        for speaker, part in known.groupby("SpkrID", sort=True):
-            if len(part) < min_utterances:
-                continue
-            group = part[by].dropna()
-            group = group.mode().iloc[0] if len(group) else pd.NA
-            for name, value in _speaker_scores(part, task, ddof).items():
-                rows.append({"system": system, "SpkrID": speaker, by: group,
-                             "n_utterances": len(part), "metric": name, "estimate": value})
+        _group_values(frame, by)
+        counts = frame["SpkrID"].value_counts(dropna=True).sort_index()
+        scored = counts[counts >= min_utterances]
+        position = pd.Series(np.arange(len(scored)), index=scored.index)
+        speaker = frame["SpkrID"].map(position).fillna(-1).to_numpy(np.int64)
+        scores = _speaker_scores(frame, task, speaker, len(scored), ddof)
+        label_counts = frame[frame["SpkrID"].isin(scored.index)].groupby(["SpkrID", by]).size()
+        group = (label_counts.sort_values(ascending=False, kind="stable").reset_index()
+                 .drop_duplicates("SpkrID").set_index("SpkrID")[by].reindex(scored.index))
+        blocks = [pd.DataFrame({"system": system, "SpkrID": scored.index.to_numpy(), by: group.to_numpy(),
+                                "n_utterances": scored.to_numpy(), "metric": name,
+                                "estimate": np.asarray(values, np.float64)})
+                  for name, values in scores.items()]
+        parts.append(pd.concat(blocks, ignore_index=True).sort_values("SpkrID", kind="stable"))
     columns = ["system", "SpkrID", by, "n_utterances", "metric", "estimate"]
-    out = pd.DataFrame(rows, columns=columns)
+    out = pd.concat(parts, ignore_index=True)[columns]
     out["SpkrID"] = out["SpkrID"].astype("Int64")
     out.attrs["min_utterances"] = min_utterances
     return out

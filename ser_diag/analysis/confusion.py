@@ -30,7 +30,8 @@ def systems_of(merged: pd.DataFrame, system=None) -> list[str]:
 
 def system_rows(merged: pd.DataFrame, system: str) -> pd.DataFrame:
     """The rows of one system (file order kept)."""
-    return merged.loc[merged["system"].astype(str).to_numpy() == str(system)]
+    # Compared as a pandas string column (vectorised), not as a Python-object array.
+    return merged.loc[(merged["system"].astype(str) == str(system)).to_numpy(dtype=bool)]
 
 
 def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:

@@ -319,19 +319,23 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     task = task_of(merged)
     frames = system_frames(merged)
     names = list(frames)
+    files = frames[names[0]]["FileName"].to_numpy(str)
+    for b in names[1:]:  # same files as the first system <=> every pair has the same files
+        if not np.array_equal(frames[b]["FileName"].to_numpy(str), files):
+            raise ValueError(f"systems {names[0]!r} and {b!r} are not scored on the same files")
+    columns = ["EmoClass_pred"] if task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+    values = {s: [frames[s][c].to_numpy(str if task == TASK_CATEGORICAL else np.float64) for c in columns]
+              for s in names}  # converted once per system, not once per pair
     rows = []
     for a in names:
         for b in names:
-            fa, fb = frames[a], frames[b]
-            if not np.array_equal(fa["FileName"].to_numpy(str), fb["FileName"].to_numpy(str)):
-                raise ValueError(f"systems {a!r} and {b!r} are not scored on the same files")
             if task == TASK_CATEGORICAL:
                 rows.append((task, "disagreement", a, b,
-                             1.0 - metrics.accuracy(fa["EmoClass_pred"], fb["EmoClass_pred"])))
+                             1.0 - metrics.accuracy(values[a][0], values[b][0])))
             else:
-                for attr in ATTRIBUTES:
+                for j, attr in enumerate(ATTRIBUTES):
                     rows.append((task, f"pearson_{attr}", a, b,
-                                 metrics.pearson(fa[f"{attr}_pred"], fb[f"{attr}_pred"])))
+                                 metrics.pearson(values[a][j], values[b][j])))
     return pd.DataFrame(rows, columns=["task", "metric", "system_a", "system_b", "value"])
 
 

@@ -99,7 +99,8 @@ def shrinkage_statistics(y_true, y_pred, ddof: int = 0):
 
 def _bootstrap(statistic, rows, n_boot, level, by_speaker, seed) -> pd.DataFrame:
     groups = rows["SpkrID"].reset_index(drop=True) if by_speaker else None
-    return resampling.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups, level=level, seed=seed)
+    return resampling.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups, level=level, seed=seed,
+                                dtype=np.float64)  # the statistics sum in float64 anyway
 
 
 def shrinkage_table(merged: pd.DataFrame, attribute=None, n_boot: int = 1000, level: float = 0.95,

@@ -25,7 +25,7 @@ def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:
     >>> round(snr_db(np.ones(4), 0.1 * np.ones(4)), 6)
     20.0
     """
-    return 10.0 * np.log10(signal_power(clean) / max(signal_power(noise), _EPS))
+    return float(10.0 * np.log10(signal_power(clean) / max(signal_power(noise), _EPS)))
 
 
 def add_noise(wave: np.ndarray, snr: float, rng: np.random.Generator,

@@ -186,9 +186,8 @@ class HiddenStateEncoder(nn.Module):
                 frames, mask = self(batch)
                 if level == "pooled":
                     return pool_frames(frames, mask, self.pooling).float().cpu().numpy()
-                lengths = mask.sum(dim=1).tolist()
-                frames = frames.float().cpu().numpy()
-                return [frames[i, :n] for i, n in enumerate(lengths)]
+                frames, mask = frames.float().cpu().numpy(), mask.cpu().numpy()
+                return [frames[i][mask[i]] for i in range(len(frames))]
         finally:
             self.train(was_training)
 
@@ -237,7 +236,7 @@ class SpeechEncoder(HiddenStateEncoder):
     def _wav2vec_states(self, waves) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, padding=True,
                                         return_attention_mask=True, return_tensors="pt")
-        values = inputs["input_values"].to(self.device)
+        values = inputs["input_values"].to(self.device, self.model.dtype)
         sample_mask = inputs["attention_mask"].to(self.device)
         kwargs = {"attention_mask": sample_mask} if self.batch_safe else {}
         out = self.model(values, output_hidden_states=True, **kwargs)

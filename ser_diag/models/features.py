@@ -3,9 +3,9 @@
 Layout of a cache (one per encoder key and level)::
 
     <cache_dir>/<encoder.key>/<level>/spec.json            FeatureSpec: how the features were made
-    <cache_dir>/<encoder.key>/<level>/shard-000000.npy     float32 features: (n, dim) pooled rows,
-                                                           or (sum T_i, dim) stacked frames
-    <cache_dir>/<encoder.key>/<level>/shard-000000.json    its FileNames (and frame counts)
+    <cache_dir>/<encoder.key>/<level>/shard-000000-<id>.npy   float32 features: (n, dim) pooled
+                                                              rows, or (sum T_i, dim) frames
+    <cache_dir>/<encoder.key>/<level>/shard-000000-<id>.json  its FileNames (and frame counts)
 
 A shard counts only once its ``.json`` manifest exists; both files are written to temporary names
 and renamed into place, manifest last, so an interrupted extraction leaves only whole shards and a
@@ -24,7 +24,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import tempfile
+import uuid
 from math import gcd
 from pathlib import Path
 
@@ -134,10 +136,12 @@ class FeatureStore:
         """Pooled features ``(n, dim)`` float32 for ``file_names`` (default: all, sorted)."""
         if self.level != "pooled":
             raise ValueError(f"{self.path} holds frames; use get_frames()")
-        rows = self._locate(file_names)
+        rows = np.array([(shard, start) for shard, start, _ in self._locate(file_names)],
+                        dtype=np.int64).reshape(-1, 2)
         out = np.empty((len(rows), self.dim), dtype=np.float32)
-        for i, (shard, start, _) in enumerate(rows):
-            out[i] = self._array(shard)[start]
+        for shard in np.unique(rows[:, 0]):
+            here = rows[:, 0] == shard
+            out[here] = self._array(int(shard))[rows[here, 1]]
         return out
 
     def get_frames(self, file_names=None) -> list[np.ndarray]:
@@ -225,8 +229,8 @@ def plan_batches(lengths, batch_size: int = 8, bucket_by_length: bool = True) ->
 def padding_fraction(lengths, batches) -> float:
     """Share of padded positions: :math:`1 - \\sum_i L_i / \\sum_b |b| \\max_{i \\in b} L_i`.
 
-    >>> padding_fraction([3, 9, 1, 8], [np.array([0, 1]), np.array([2, 3])])
-    0.5
+    >>> round(padding_fraction([3, 9, 1, 8], [np.array([0, 1]), np.array([2, 3])]), 4)  # 1 - 21/34
+    0.3824
     """
     lengths = np.asarray(lengths, dtype=float)
     total = sum(len(b) * lengths[b].max() for b in batches if len(b))
@@ -257,8 +261,7 @@ class _ShardWriter:
 
     def __init__(self, path: Path, level: str, shard_size: int):
         self.path, self.level, self.shard_size = path, level, shard_size
-        taken = [int(p.name.split("-")[1].split(".")[0]) for p in path.glob("shard-*.*")
-                 if p.name.split("-")[1].split(".")[0].isdigit()]
+        taken = [int(m.group(1)) for p in path.glob("shard-*") if (m := re.match(r"shard-(\d+)", p.name))]
         self.next_id = max(taken, default=-1) + 1
         self.names: list[str] = []
         self.features: list[np.ndarray] = []
@@ -272,7 +275,7 @@ class _ShardWriter:
     def flush(self) -> None:
         if not self.names:
             return
-        stem = f"shard-{self.next_id:06d}"
+        stem = f"shard-{self.next_id:06d}-{uuid.uuid4().hex[:8]}"  # unique even if two writers race"
         if self.level == "frames":
             array = np.concatenate(self.features, axis=0)
             manifest = {"file_names": self.names, "lengths": [len(f) for f in self.features]}

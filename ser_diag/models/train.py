@@ -238,10 +238,16 @@ def open_feature_store(corpus, spec: dict, cache_dir, progress: bool = True):
     "pooling": "mean"|"mean_std", "level": "pooled"|"frames"}``
     (see :func:`ser_diag.models.encoders.load_encoder`)."""
     from ser_diag.models.encoders import load_encoder
-    from ser_diag.models.features import extract_features
+    from ser_diag.models.features import FeatureStore, corpus_file_names, extract_features, store_path
     encoder = load_encoder(spec["encoder"], spec.get("layer"), spec.get("pooling", "mean"))
-    return extract_features(corpus, encoder, cache_dir, level=spec.get("level", "pooled"),
-                            batch_size=spec.get("batch_size", 8), progress=progress)
+    level = spec.get("level", "pooled")
+    path = store_path(cache_dir, encoder.key, level)
+    if (path / "spec.json").is_file():
+        store = FeatureStore(path)
+        if all(f in store for f in corpus_file_names(corpus)):
+            return store
+    return extract_features(corpus, encoder, cache_dir, level=level, batch_size=spec.get("batch_size", 8),
+                            progress=progress)
 
 
 def _open_feature_stores(config: TrainConfig, ctx: "_Dist") -> dict:
@@ -385,7 +391,8 @@ def predict(model: nn.Module, data: _Data, rows: np.ndarray, device: torch.devic
 
 def development_metrics(data: _Data, rows: np.ndarray, probs: np.ndarray, attrs: np.ndarray,
                         tasks) -> dict:
-    """Development scores with :mod:`ser_diag.metrics` (categorical on A..N rows only)."""
+    """Development scores with :mod:`ser_diag.metrics` (categorical on A..N rows only); with
+    both tasks also ``score = (macro_f1 + ccc_mean) / 2``, a monitor for multi-task runs."""
     out = {}
     if TASK_CATEGORICAL in tasks:
         keep = data.y_class[rows] >= 0
@@ -398,6 +405,8 @@ def development_metrics(data: _Data, rows: np.ndarray, probs: np.ndarray, attrs:
         keep = np.isfinite(true).all(axis=1)
         cccs = [metrics.ccc(true[keep, j], attrs[keep, j]) for j in range(len(ATTRIBUTES))]
         out.update({f"ccc_{a}": c for a, c in zip(ATTRIBUTES, cccs)}, ccc_mean=float(np.mean(cccs)))
+    if TASK_CATEGORICAL in tasks and TASK_ATTRIBUTES in tasks:
+        out["score"] = (out["macro_f1"] + out["ccc_mean"]) / 2
     return {k: float(v) for k, v in out.items()}
 
 
@@ -524,6 +533,8 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
     weight = torch.as_tensor(class_weights(class_counts(data.y_class[train_rows]), config.class_weighting),
                              dtype=torch.float32, device=device)
     monitor = config.monitor or ("macro_f1" if TASK_CATEGORICAL in config.tasks else "ccc_mean")
+    if monitor not in ("macro_f1", "accuracy", "uar", "ccc_mean", "score") and not monitor.startswith("ccc_"):
+        raise ValueError(f"unknown monitor {monitor!r}")
 
     _seed_everything(config.seed)
     model_kwargs = {k: v for k, v in config.model.items() if k != "kind"}

@@ -1,0 +1,108 @@
+"""The reference systems on a corpus in MSP-Podcast layout, end to end, on CPU.
+
+``run_reference_pipeline(corpus, out)`` extracts features once (eGeMAPS functionals and
+low-level descriptors for audio, MiniLM-L6 sentence and token embeddings for text), trains
+
+=====================  ==============================  ==========================================
+system                 features                        head / loss
+=====================  ==============================  ==========================================
+audio_egemaps          eGeMAPS functionals (88)        MLP; weighted CE + (1-CCC)
+text_minilm            MiniLM mean embedding (384)     MLP; weighted CE + (1-CCC)
+late_fusion            both of the above               concatenation MLP; weighted CE + (1-CCC)
+cross_attention        eGeMAPS LLD + MiniLM tokens     cross-modal attention; weighted CE + (1-CCC)
+late_fusion_focal      as late_fusion                  focal (gamma 2, sqrt-inverse alpha)
+late_fusion_soft       as late_fusion                  CE to annotator vote distributions
+=====================  ==============================  ==========================================
+
+(``quick=True``: the first four, fewer epochs) and writes each system's predictions for the
+Development and Test3 files to ``<out>/predictions/<system>/`` plus ``<out>/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ser_diag.schema import SYNTHETIC_BANNER
+
+AUDIO_POOLED = {"encoder": "egemaps", "level": "pooled"}
+AUDIO_FRAMES = {"encoder": "egemaps", "level": "frames"}
+TEXT_POOLED = {"encoder": "minilm", "level": "pooled"}
+TEXT_FRAMES = {"encoder": "minilm", "level": "frames"}
+
+_MLP = {"kind": "late_fusion", "hidden": 128, "dropout": 0.3}
+REFERENCE_SYSTEMS: dict[str, dict] = {
+    "audio_egemaps": {"modalities": {"audio": AUDIO_POOLED}, "model": _MLP},
+    "text_minilm": {"modalities": {"text": TEXT_POOLED}, "model": _MLP},
+    "late_fusion": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP},
+    "cross_attention": {"modalities": {"audio": AUDIO_FRAMES, "text": TEXT_FRAMES},
+                        "model": {"kind": "cross_attention", "d_model": 32, "n_heads": 2, "hidden": 64,
+                                  "dropout": 0.2}, "lr": 2e-3},
+    "late_fusion_focal": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP,
+                          "categorical_loss": "focal", "class_weighting": "sqrt_inverse"},
+    "late_fusion_soft": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP,
+                         "categorical_loss": "soft_ce", "class_weighting": "none"},
+}
+QUICK_SYSTEMS = ("audio_egemaps", "text_minilm", "late_fusion", "cross_attention")
+DEFAULTS = {"epochs": 40, "patience": 10, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.01,
+            "categorical_loss": "weighted_ce", "attribute_loss": "ccc", "sampler": "shuffle",
+            "monitor": "score", "progress": False}
+
+
+def _log(msg: str) -> None:
+    print(f"[ser_diag models] {msg}", file=sys.stderr, flush=True)
+
+
+def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, quick: bool = False,
+                           systems: tuple[str, ...] | None = None, seed: int = 0) -> Path:
+    """Extract features, train the reference systems, write their predictions; return the
+    predictions folder (one sub-folder per system)."""
+    from ser_diag.io import is_synthetic, read_detailed_labels, read_labels, soft_labels
+    from ser_diag.models.train import open_feature_store, train
+
+    corpus, out = Path(corpus_dir), Path(out_dir)
+    names = systems or (QUICK_SYSTEMS if quick else tuple(REFERENCE_SYSTEMS))
+    t0 = time.perf_counter()
+    labels = read_labels(corpus)
+    soft = soft_labels(read_detailed_labels(corpus))
+    stores, timings = {}, {}
+    for name in names:
+        for spec in REFERENCE_SYSTEMS[name]["modalities"].values():
+            key = f"{spec['encoder']}/{spec['level']}"
+            if key not in stores:
+                t = time.perf_counter()
+                stores[key] = open_feature_store(corpus, spec, out / "features", progress=False)
+                timings[f"features {key}"] = round(time.perf_counter() - t, 2)
+                _log(f"features {key}: {stores[key].dim}-d in {timings[f'features {key}']} s")
+    trained = []
+    for name in names:
+        system = REFERENCE_SYSTEMS[name]
+        config = {**DEFAULTS, **system, "system_name": name, "out_dir": str(out), "corpus": str(corpus),
+                  "seed": seed}
+        if quick:
+            config.update(epochs=15, patience=5)
+        features = {m: stores[f"{s['encoder']}/{s['level']}"] for m, s in system["modalities"].items()}
+        result = train(config, features=features, labels=labels, soft_labels=soft)
+        timings[f"train {name}"] = round(result.seconds, 2)
+        _log(f"{name}: best epoch {result.best_epoch}, dev " +
+             ", ".join(f"{k} {v:.3f}" for k, v in result.dev_metrics.items() if k in
+                       ("macro_f1", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom")) + f" ({result.seconds:.0f} s)")
+        trained.append({"system_name": name, "modalities": {m: s for m, s in system["modalities"].items()},
+                        "model": config["model"], "categorical_loss": config["categorical_loss"],
+                        "class_weighting": config.get("class_weighting", "inverse"),
+                        "attribute_loss": config["attribute_loss"], "epochs_run": result.epochs_run,
+                        "best_epoch": result.best_epoch, "dev_metrics": result.dev_metrics,
+                        "n_parameters": result.n_parameters})
+    synthetic = is_synthetic(corpus)
+    if synthetic:
+        (out / "SYNTHETIC_DEMO.txt").write_text(SYNTHETIC_BANNER + "\n", encoding="utf-8")
+    summary = {"note": SYNTHETIC_BANNER if synthetic else "", "corpus": str(corpus), "quick": quick, "seed": seed, "systems": trained, "seconds": timings,
+               "total_seconds": round(time.perf_counter() - t0, 2)}
+    (out / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    return out / "predictions"
+
+
+__all__ = ["REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "run_reference_pipeline"]

@@ -105,7 +105,8 @@ def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level,
         tables["per_bin"] = binned.per_bin_table(attributes, scheme=scheme, ddof=ddof)
         tables["shrinkage"] = regression_to_mean.shrinkage_table(attributes, ddof=ddof, **kw)
         tables["bin_means"] = regression_to_mean.bin_means(attributes, scheme=scheme, **kw)
-        tables["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme)
+        tables["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme,
+                                                                             matrix=tables["binned"])
         tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, seed=seed, ddof=ddof)
 
     gender, gaps, speakers, disagreement = [], [], [], []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import OrderedDict
+from io import BytesIO as _BytesIO
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -441,6 +442,19 @@ class Explorer:
         self._caption(fig)
         return fig
 
+    def figure_png(self, dpi: int = 90) -> bytes:
+        """:meth:`figure` rendered as PNG bytes, cached per view, systems, bins, split and group:
+        what the widgets show, so returning to a state costs no drawing."""
+        s = self.state
+
+        def render():
+            fig = self.figure()
+            buffer = _BytesIO()
+            fig.savefig(buffer, format="png", dpi=dpi)
+            plt.close(fig)
+            return buffer.getvalue()
+        return self._analysis("png", render, s.view, s.system, s.compare_system, s.bins, dpi)
+
     @staticmethod
     def _axes(n: int, size: tuple[float, float], ncols: int | None = None):
         ncols = ncols or n
@@ -761,9 +775,8 @@ class _ExplorerWidgets:
         self.show_cell()
 
     def _figure(self, display):
-        fig = self.ex.figure()
-        display(fig)
-        plt.close(fig)
+        from IPython.display import Image
+        display(Image(data=self.ex.figure_png()))
 
     def _metrics(self, display):
         display(self.ex.headline_table())

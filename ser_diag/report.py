@@ -177,7 +177,7 @@ def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) ->
 
 def _figure_markup(fig, caption: str) -> str:
     """Inline SVG (text kept as text) or a base64 PNG, whichever is smaller."""
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ser_diag"}):
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
         buffer = _io.StringIO()
         fig.savefig(buffer, format="svg", bbox_inches="tight")
     svg = buffer.getvalue()

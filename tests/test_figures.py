@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from ser_diag import io, resampling
+from ser_diag import cli, io, resampling
 from ser_diag.analysis import bias, confusion, regression_to_mean
 from ser_diag.schema import CLASS_CODES, SYNTHETIC_BANNER
 from ser_diag.simulate import simulate_challenge
@@ -140,7 +140,7 @@ def test_numbers_match_an_independent_computation(challenge, figures_out):
     assert shown == [round(expected[m], 3) for m in order]
 
 
-def test_bad_input_exits_2_and_writes_nothing(challenge, tmp_path):
+def test_bad_input_exits_2_and_writes_nothing(challenge, tmp_path, capsys):
     broken = tmp_path / "predictions"
     for system in ("sys01_baseline", "sys02_mid"):
         (broken / system).mkdir(parents=True)
@@ -163,12 +163,13 @@ def test_bad_input_exits_2_and_writes_nothing(challenge, tmp_path):
     assert "categorical.csv" in done.stderr and "Q" in done.stderr
     assert not fresh.exists()
 
-    existing = tmp_path / "existing_out"
+    existing = tmp_path / "existing_out"          # in-process this time: same code path, no restart
     existing.mkdir()
     (existing / "keep.txt").write_text("old run\n")
-    done = run_cli("figures", "--labels", labels, "--predictions", broken, "--out", existing,
-                   "--bootstrap", 10)
-    assert done.returncode == 2
+    capsys.readouterr()
+    assert cli.main(["figures", "--labels", str(labels), "--predictions", str(broken),
+                     "--out", str(existing), "--bootstrap", "10"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert sorted(p.name for p in existing.rglob("*")) == ["keep.txt"]
     assert (existing / "keep.txt").read_text() == "old run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing_out", "predictions"]
@@ -207,3 +208,57 @@ def test_shared_weights_are_read_only():
         again = next(resampling._weight_chunks(50, 20, seed=1, reuse=True))
     assert np.array_equal(chunk, again)
     assert np.array_equal(resampling.bootstrap_weights(50, 20, seed=1)[:len(chunk)], chunk)
+
+
+@pytest.mark.parametrize("by_speaker", [False, True])
+def test_joint_regression_to_mean_bootstrap_equals_one_pair_at_a_time(challenge, by_speaker):
+    """shrinkage_table / bin_means bootstrap every system x attribute in one product per
+    weight chunk; the result must equal bootstrapping each pair on its own with the public
+    per-pair statistic (up to floating-point summation order)."""
+    from ser_diag.analysis.binned import assign_bins, attribute_edges, attribute_pairs
+
+    att = io.load(challenge / "Labels" / "labels_consensus.csv", challenge / "predictions")["attributes"]
+    kw = dict(n_boot=60, level=0.9, by_speaker=by_speaker, seed=2)
+    table = regression_to_mean.shrinkage_table(att, **kw)
+    means = regression_to_mean.bin_means(att, **kw)
+    for name, attr, rows, true, pred in attribute_pairs(att):
+        groups = rows["SpkrID"].reset_index(drop=True) if by_speaker else None
+        ref = resampling.bootstrap(regression_to_mean.shrinkage_statistics(true, pred), len(rows),
+                                   n_boot=60, groups=groups, level=0.9, seed=2).set_index("metric")
+        got = table[(table["system"] == name) & (table["attribute"] == attr)].set_index("metric")
+        for col in ("estimate", "ci_low", "ci_high"):
+            np.testing.assert_allclose(got[col], ref.loc[got.index, col], rtol=1e-9, atol=1e-12)
+
+        edges = attribute_edges(att, attr)
+        idx = assign_bins(true, edges)
+        k = len(edges) - 1
+        onehot = np.eye(k)[idx]
+
+        def per_bin(w, onehot=onehot, pred=pred, true=true, k=k):   # the direct definition
+            n_in = w @ onehot
+            return {**{f"mean_pred_{b}": (w @ (onehot[:, b] * pred)) / n_in[:, b] for b in range(k)},
+                    **{f"bias_{b}": (w @ (onehot[:, b] * (pred - true))) / n_in[:, b] for b in range(k)}}
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = resampling.bootstrap(per_bin, len(rows), n_boot=60, groups=groups, level=0.9,
+                                       seed=2, dtype=np.float64).set_index("metric")
+        got = means[(means["system"] == name) & (means["attribute"] == attr)]
+        assert len(got) == len(np.unique(idx))
+        for row in got.to_dict("records"):
+            b = row["bin_index"]
+            for ours, theirs in (("mean_pred", f"mean_pred_{b}"), ("bias", f"bias_{b}")):
+                np.testing.assert_allclose(
+                    [row[ours], row[f"{ours}_ci_low"], row[f"{ours}_ci_high"]],
+                    ref.loc[theirs, ["estimate", "ci_low", "ci_high"]].to_numpy(float), rtol=1e-9, atol=1e-12)
+
+
+def test_extreme_bin_recall_from_the_figures_binned_table(challenge):
+    """``figures`` hands its binned table to extreme_bin_recall instead of recomputing it."""
+    from ser_diag.analysis.binned import binned_matrix
+
+    att = io.load(challenge / "Labels" / "labels_consensus.csv", challenge / "predictions")["attributes"]
+    for scheme in ("unit", "quantile"):
+        pd.testing.assert_frame_equal(
+            regression_to_mean.extreme_bin_recall(att, scheme=scheme,
+                                                  matrix=binned_matrix(att, scheme=scheme)),
+            regression_to_mean.extreme_bin_recall(att, scheme=scheme), check_exact=True)

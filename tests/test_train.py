@@ -10,6 +10,8 @@ import torch
 from sklearn.metrics import f1_score
 
 from ser_diag import io
+from ser_diag.models import train as train_module
+from ser_diag.models.ensemble import ensemble
 from ser_diag.models.train import ArrayFeatures, TrainConfig, _lr_lambda, train, train_from_config
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
 
@@ -138,8 +140,47 @@ def test_soft_label_losses_train_from_vote_distributions(tmp_path):
         assert np.isfinite(result.history[-1]["train_categorical"])
 
 
-def test_train_from_config_reads_json_and_rejects_unknown_keys(tmp_path):
+def test_train_from_config_reads_json_and_rejects_unknown_keys(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown training config keys"):
         TrainConfig.from_dict({"epochs": 2, "learning_rate": 1.0})
     cfg = TrainConfig.from_dict({"tasks": "attributes", "predict_splits": ["Development"]})
     assert cfg.tasks == ("attributes",) and cfg.predict_splits == ("Development",)
+    labels, feats = make_task()
+    labels_file = tmp_path / "labels_consensus.csv"
+    io.write_labels_consensus(labels, labels_file)
+    asked = []
+
+    def fake_store(corpus, spec, cache_dir, progress=True):
+        asked.append((corpus, spec["encoder"]))
+        return feats[{"egemaps": "audio", "minilm": "text"}[spec["encoder"]]]
+
+    monkeypatch.setattr(train_module, "open_feature_store", fake_store)
+    config = base_config(tmp_path / "out", corpus=str(labels_file), epochs=2,
+                         modalities={"audio": {"encoder": "egemaps"}, "text": {"encoder": "minilm"}})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = train_from_config(tmp_path / "config.json")
+    assert asked == [(str(labels_file), "egemaps"), (str(labels_file), "minilm")]
+    assert (result.predictions_dir / "categorical.csv").exists() and result.epochs_run == 2
+
+
+def test_ensemble_trains_and_collects_systems(tmp_path):
+    labels, feats = make_task()
+    first = train(base_config(tmp_path / "solo", epochs=2), features=feats, labels=labels)
+    config = {"out_dir": str(tmp_path / "ens"), "seeds": [0, 1],
+              "defaults": {"epochs": 2, "batch_size": 16, "progress": False, "model": {"kind": "late_fusion"}},
+              "systems": [{"system_name": "audio", "modalities": {"audio": {}}},
+                          {"system_name": "both", "modalities": {"audio": {}, "text": {}}},
+                          {"system_name": "outside", "predictions": str(first.predictions_dir)}]}
+    summaries = ensemble(config, k=3, features=feats, labels=labels)
+    assert [s["system_name"] for s in summaries] == ["audio_seed0", "audio_seed1", "both_seed0"]
+    summaries = ensemble(config, features=feats, labels=labels)
+    assert len(summaries) == 5 and not summaries[-1]["trained"]
+    systems = io.read_systems(tmp_path / "ens" / "predictions")
+    assert set(systems["system"]) == {"audio_seed0", "audio_seed1", "both_seed0", "both_seed1", "outside"}
+    collected = systems[systems["system"] == "outside"].sort_values("FileName")
+    original = io.read_predictions(first.predictions_dir).sort_values("FileName")
+    np.testing.assert_allclose(collected["P_A"].to_numpy(float), original["P_A"].to_numpy(float))
+    seeds = systems[systems["system"].str.startswith("audio")].pivot(index="FileName", columns="system",
+                                                                     values="P_A")
+    assert not np.allclose(seeds["audio_seed0"], seeds["audio_seed1"])  # the seed changes the system
+    assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())[0]["dev_metrics"]["macro_f1"] >= 0

@@ -52,6 +52,7 @@ SHRINKAGE_METRICS = (
     "loss_correlation", "loss_scale", "loss_location", "ccc_gap",
     "mean_true", "mean_pred", "sd_true", "sd_pred",
 )
+_SEP = "\x1f"  # joins pair index and metric name inside one joint bootstrap statistic
 
 
 def lin_loss_parts(rho, scale_v, location_u) -> dict[str, np.ndarray]:
@@ -74,27 +75,78 @@ def lin_loss_parts(rho, scale_v, location_u) -> dict[str, np.ndarray]:
     }
 
 
+def _shrinkage_from_moments(m: np.ndarray) -> dict[str, np.ndarray]:
+    """:data:`SHRINKAGE_METRICS` from ``(B, 6)`` :func:`ser_diag.metrics.weighted_moments`."""
+    mean_t, mean_p, var_t, var_p, cov = (m[:, i] for i in range(1, 6))
+    sd_t, sd_p = np.sqrt(var_t), np.sqrt(var_p)
+    rho = metrics.pearson_from_moments(m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where(sd_t > 0, sd_p / sd_t, np.nan)
+        u = np.where(sd_t * sd_p > 0, (mean_p - mean_t) / np.sqrt(sd_t * sd_p), np.nan)
+        slope = np.where(var_t > 0, cov / var_t, np.nan)
+        c_b = 2.0 / (v + 1.0 / v + u * u)
+    out = {"slope": slope, "variance_ratio": v, "ccc": metrics.ccc_from_moments(m), "rho": rho,
+           "scale_v": v, "location_u": u, "c_b": c_b}
+    out.update(lin_loss_parts(rho, v, u))
+    out.update(mean_true=mean_t, mean_pred=mean_p, sd_true=sd_t, sd_pred=sd_p)
+    return out
+
+
 def shrinkage_statistics(y_true, y_pred, ddof: int = 0):
     """Vectorised statistic for :func:`ser_diag.resampling.bootstrap`: weights ``(B, n)`` ->
     dict of :data:`SHRINKAGE_METRICS` -> ``(B,)``, from :func:`ser_diag.metrics.weighted_moments`."""
 
     def statistic(weights):
-        m = metrics.weighted_moments(weights, y_true, y_pred, ddof=ddof)
-        mean_t, mean_p, var_t, var_p, cov = (m[:, i] for i in range(1, 6))
-        sd_t, sd_p = np.sqrt(var_t), np.sqrt(var_p)
-        rho = metrics.pearson_from_moments(m)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            v = np.where(sd_t > 0, sd_p / sd_t, np.nan)
-            u = np.where(sd_t * sd_p > 0, (mean_p - mean_t) / np.sqrt(sd_t * sd_p), np.nan)
-            slope = np.where(var_t > 0, cov / var_t, np.nan)
-            c_b = 2.0 / (v + 1.0 / v + u * u)
-        out = {"slope": slope, "variance_ratio": v, "ccc": metrics.ccc_from_moments(m), "rho": rho,
-               "scale_v": v, "location_u": u, "c_b": c_b}
-        out.update(lin_loss_parts(rho, v, u))
-        out.update(mean_true=mean_t, mean_pred=mean_p, sd_true=sd_t, sd_pred=sd_p)
+        return _shrinkage_from_moments(metrics.weighted_moments(weights, y_true, y_pred, ddof=ddof))
+
+    return statistic
+
+
+def _joint_shrinkage_statistics(pairs, ddof: int):
+    """:func:`shrinkage_statistics` of several ``(y_true, y_pred)`` pairs on the same items at
+    once: one product ``W @ design`` reads each weight chunk once instead of once per pair
+    (the sums of :func:`ser_diag.metrics.weighted_moments`, same shift, so the same moments up
+    to floating-point summation order). Keys ``"<pair index><_SEP><metric>"``."""
+    columns, shifts = [], []
+    for x, y in pairs:
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        shift = 0.5 * (x.mean() + y.mean()) if x.size else 0.0
+        x, y = x - shift, y - shift
+        columns += [np.ones_like(x), x, y, x * x, y * y, x * y]
+        shifts.append(shift)
+    design = np.column_stack(columns)
+    shifts = np.asarray(shifts)
+
+    def statistic(weights):
+        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
+        sums = (w @ design).reshape(w.shape[0], len(shifts), 6)
+        m = metrics.moments_from_sums(sums, ddof, shifts)
+        out = {}
+        for i in range(len(shifts)):
+            for name, value in _shrinkage_from_moments(m[:, i]).items():
+                out[f"{i}{_SEP}{name}"] = value
         return out
 
     return statistic
+
+
+
+def _same_items(pairs, by_speaker):
+    """Batches of :func:`attribute_pairs` entries whose bootstrap weights are identical (same
+    number of rows and, with ``by_speaker``, the same speaker of every row)."""
+    batches: dict = {}
+    for entry in pairs:
+        rows = entry[2]
+        key = (len(rows),)
+        if by_speaker:
+            key += (pd.util.hash_pandas_object(rows["SpkrID"], index=False).to_numpy().tobytes(),)
+        batches.setdefault(key, []).append(entry)
+    return list(batches.values())
+
+
+def _split_keys(boot: pd.DataFrame) -> pd.DataFrame:
+    parts = boot["metric"].str.split(_SEP, n=1, expand=True)
+    return boot.assign(pair=parts[0].astype(int).to_numpy(), metric=parts[1].to_numpy())
 
 
 def _bootstrap(statistic, rows, n_boot, level, by_speaker, seed) -> pd.DataFrame:
@@ -115,15 +167,50 @@ def shrinkage_table(merged: pd.DataFrame, attribute=None, n_boot: int = 1000, le
     (module docstring), and the means and standard deviations (denominator ``n - ddof``).
     Files are resampled (or speakers, ``by_speaker=True``) identically for every system.
     """
+    pairs = list(attribute_pairs(merged, attribute))
+    found = {}
+    for batch in _same_items(pairs, by_speaker):  # one bootstrap per set of items, all pairs at once
+        statistic = _joint_shrinkage_statistics([(true, pred) for *_, true, pred in batch], ddof)
+        boot = _split_keys(_bootstrap(statistic, batch[0][2], n_boot, level, by_speaker, seed))
+        for i, (name, attr, rows, _, _) in enumerate(batch):
+            found[(name, attr)] = (boot[boot["pair"] == i].drop(columns="pair"), len(rows))
     frames = []
-    for name, attr, rows, true, pred in attribute_pairs(merged, attribute):
-        boot = _bootstrap(shrinkage_statistics(true, pred, ddof), rows, n_boot, level, by_speaker, seed)
+    for name, attr, *_ in pairs:
+        boot, n = found[(name, attr)]
         boot = boot.set_index("metric").loc[list(SHRINKAGE_METRICS)].reset_index()
         boot.insert(0, "attribute", attr)
         boot.insert(0, "system", name)
-        boot["n"] = len(rows)
+        boot["n"] = n
         frames.append(boot)
     return pd.concat(frames, ignore_index=True)
+
+
+def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
+    """Per-bin mean prediction and bias (``mean_pred_<b>``, ``bias_<b>``) of several
+    ``(y_true, y_pred)`` pairs whose true values fall into the same bins ``idx``: per bin one
+    product ``W[:, in_bin] @ [1, pred_1.., (pred - true)_1..]``, so each weight chunk is read
+    once for all pairs. Keys ``"<pair index><_SEP><name>"``."""
+    members = [np.flatnonzero(idx == b) for b in range(k)]
+    s = len(pairs)
+    blocks = [np.column_stack([np.ones(m.size)] + [np.asarray(p, dtype=np.float64)[m] for _, p in pairs]
+                              + [(np.asarray(p, dtype=np.float64) - np.asarray(t, dtype=np.float64))[m]
+                                 for t, p in pairs]) for m in members]
+
+    def statistic(weights):
+        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
+        mean_pred, bias = np.empty((w.shape[0], k, s)), np.empty((w.shape[0], k, s))
+        for b, (m, block) in enumerate(zip(members, blocks)):
+            sums = w[:, m] @ block
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_pred[:, b] = sums[:, 1:1 + s] / sums[:, :1]
+                bias[:, b] = sums[:, 1 + s:] / sums[:, :1]
+        out = {}
+        for i in range(s):
+            out.update({f"{i}{_SEP}mean_pred_{b}": mean_pred[:, b, i] for b in range(k)})
+            out.update({f"{i}{_SEP}bias_{b}": bias[:, b, i] for b in range(k)})
+        return out
+
+    return statistic
 
 
 def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
@@ -142,21 +229,20 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
-        for name, _, rows, true, pred in attribute_pairs(merged, attr):
-            idx = assign_bins(true, bins)
-            onehot = np.eye(len(labels))[idx]
-            columns = np.hstack([onehot, onehot * pred[:, None], onehot * (pred - true)[:, None]])
-
-            def statistic(weights, columns=columns, k=len(labels)):
-                sums = np.asarray(weights, dtype=np.float64) @ columns
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean_pred = sums[:, k:2 * k] / sums[:, :k]
-                    bias = sums[:, 2 * k:] / sums[:, :k]
-                stats = {f"mean_pred_{b}": mean_pred[:, b] for b in range(k)}
-                stats.update({f"bias_{b}": bias[:, b] for b in range(k)})
-                return stats
-
-            boot = _bootstrap(statistic, rows, n_boot, level, by_speaker, seed).set_index("metric")
+        pairs = list(attribute_pairs(merged, attr))
+        found = {}
+        for batch in _same_items(pairs, by_speaker):
+            by_bins: dict = {}  # systems whose files fall into the same true bins share one bootstrap
+            for entry in batch:
+                idx = assign_bins(entry[3], bins)
+                by_bins.setdefault(idx.tobytes(), (idx, []))[1].append(entry)
+            for idx, entries in by_bins.values():
+                statistic = _joint_bin_statistics(idx, [(true, pred) for *_, true, pred in entries], len(labels))
+                boot = _split_keys(_bootstrap(statistic, entries[0][2], n_boot, level, by_speaker, seed))
+                for i, entry in enumerate(entries):
+                    found[entry[0]] = (idx, boot[boot["pair"] == i].drop(columns="pair").set_index("metric"))
+        for name, _, rows, true, pred in pairs:
+            idx, boot = found[name]
             for b, label in enumerate(labels):
                 in_bin = idx == b
                 if not in_bin.any():
@@ -173,14 +259,17 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     return pd.DataFrame(records)
 
 
-def extreme_bin_recall(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None) -> pd.DataFrame:
+def extreme_bin_recall(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
+                       matrix: pd.DataFrame | None = None) -> pd.DataFrame:
     """Recall of the lowest and highest true bins: share of their files predicted in the same bin.
 
     Read off the diagonal of :func:`ser_diag.analysis.binned.binned_matrix`; "lowest" and
     "highest" are the outermost bins holding at least one file. Columns: system, attribute,
-    end ("low" / "high"), true_bin, n, recall.
+    end ("low" / "high"), true_bin, n, recall. ``matrix``: that binned matrix
+    (``normalize="true"``, same ``attribute``/``scheme``/``edges``) if already computed.
     """
-    matrix = binned_matrix(merged, attribute, scheme=scheme, edges=edges, normalize="true")
+    if matrix is None:
+        matrix = binned_matrix(merged, attribute, scheme=scheme, edges=edges, normalize="true")
     records = []
     for (name, attr), cells in matrix.groupby(["system", "attribute"], sort=False):
         n_per_bin = cells.groupby("true_index")["count"].sum()
@@ -243,7 +332,9 @@ def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction:
     fit_files = holdout_files(merged, holdout_fraction, seed, by_speaker)
     records = []
     for name, attr, rows, true, pred in attribute_pairs(merged, attribute):
-        in_fit = np.isin(rows["FileName"].to_numpy().astype(str), fit_files)
+        files = rows["FileName"].to_numpy(dtype=str)
+        found = np.searchsorted(fit_files, files)  # fit_files is sorted: binary search, no hashing
+        in_fit = fit_files[np.minimum(found, fit_files.size - 1)] == files
         scale, offset = variance_matching(true[in_fit], pred[in_fit], ddof)
         t_eval, p_eval = true[~in_fit], pred[~in_fit]
         recalibrated = offset + scale * p_eval

@@ -3,16 +3,17 @@
 ``run_reference_pipeline(corpus, out)`` extracts features once (eGeMAPS functionals and
 low-level descriptors for audio, MiniLM-L6 sentence and token embeddings for text), trains
 
-=====================  ==============================  ==========================================
-system                 features                        head / loss
-=====================  ==============================  ==========================================
-audio_egemaps          eGeMAPS functionals (88)        MLP; weighted CE + (1-CCC)
-text_minilm            MiniLM mean embedding (384)     MLP; weighted CE + (1-CCC)
-late_fusion            both of the above               concatenation MLP; weighted CE + (1-CCC)
-cross_attention        eGeMAPS LLD + MiniLM tokens     cross-modal attention; weighted CE + (1-CCC)
-late_fusion_focal      as late_fusion                  focal (gamma 2, sqrt-inverse alpha)
-late_fusion_soft       as late_fusion                  CE to annotator vote distributions
-=====================  ==============================  ==========================================
+=================  ===================================  ==========================================
+system             features                             head / loss
+=================  ===================================  ==========================================
+audio_egemaps      eGeMAPS functionals (88)             MLP; weighted CE + (1-CCC)
+text_minilm        MiniLM mean embedding (384)          MLP; weighted CE + (1-CCC)
+late_fusion        both of the above                    concatenation MLP; weighted CE + (1-CCC)
+cross_attention    eGeMAPS LLDs per 100 ms + MiniLM     cross-modal attention; weighted CE + (1-CCC)
+                   token embeddings
+late_fusion_focal  as late_fusion                       focal (gamma 2, sqrt-inverse alpha)
+late_fusion_soft   as late_fusion                       CE to annotator vote distributions
+=================  ===================================  ==========================================
 
 (``quick=True``: the first four, fewer epochs) and writes each system's predictions for the
 Development and Test3 files to ``<out>/predictions/<system>/`` plus ``<out>/pipeline.json``.
@@ -29,7 +30,7 @@ from pathlib import Path
 from ser_diag.schema import SYNTHETIC_BANNER
 
 AUDIO_POOLED = {"encoder": "egemaps", "level": "pooled"}
-AUDIO_FRAMES = {"encoder": "egemaps", "level": "frames"}
+AUDIO_FRAMES = {"encoder": "egemaps", "level": "frames", "frame_stride": 10}
 TEXT_POOLED = {"encoder": "minilm", "level": "pooled"}
 TEXT_FRAMES = {"encoder": "minilm", "level": "frames"}
 

@@ -59,9 +59,11 @@ _CODE_INDEX = {c: i for i, c in enumerate(CLASS_CODES)}
 class TrainConfig:
     """Everything one training run needs; JSON configs hold the same keys.
 
-    ``modalities`` maps a modality name to a feature spec: ``{"encoder": name or path,
-    "layer": int, "level": "pooled"|"frames", "kind": "speech"|"text"|"egemaps"|"tiny"}``
-    (only ``level`` is read when feature stores are passed to :func:`train` directly).
+    ``modalities`` maps a modality name to a feature spec: ``{"encoder": name or path (see
+    :func:`open_feature_store`), "layer": int|"weighted", "level": "pooled"|"frames",
+    "frame_stride": k}`` (``frame_stride`` averages runs of k frames, e.g. 10 ms eGeMAPS
+    descriptors to 100 ms; only ``level`` and ``frame_stride`` are read when feature stores are
+    passed to :func:`train` directly).
     ``model`` is ``{"kind": "baseline"|"late_fusion"|"cross_attention", **head kwargs}``.
     """
 
@@ -272,7 +274,9 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
     for m, store in features.items():
         level = config.modalities.get(m, {}).get("level", "pooled")
         if level == "frames":
-            feats[m] = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in store.get_frames(list(names))]
+            stride = int(config.modalities.get(m, {}).get("frame_stride", 1))
+            feats[m] = [_average_frames(torch.as_tensor(np.asarray(a, dtype=np.float32)), stride)
+                        for a in store.get_frames(list(names))]
         elif level == "pooled":
             feats[m] = torch.as_tensor(np.asarray(store.get(list(names)), dtype=np.float32))
         else:
@@ -286,6 +290,15 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
     if soft is not None:
         y_soft = soft.reindex(names).loc[:, list(CLASS_CODES)].to_numpy(dtype=np.float32)
     return _Data(names, labels["Split_Set"].astype(str).to_numpy(), feats, y_class, y_attr, y_gender, y_soft)
+
+
+def _average_frames(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Mean of each run of ``stride`` consecutive frames (the last run may be shorter)."""
+    if stride <= 1 or len(x) == 0:
+        return x
+    n = -(-len(x) // stride)
+    index = torch.arange(len(x)) // stride
+    return torch.zeros(n, x.shape[1]).index_add_(0, index, x) / torch.bincount(index, minlength=n)[:, None]
 
 
 def _normalize(data: _Data) -> None:

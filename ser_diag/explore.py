@@ -14,7 +14,7 @@ Two layers, kept apart so everything but the widgets is testable without a brows
 >>> ex = Explorer("data/demo", "data/demo/predictions")            # doctest: +SKIP
 >>> ex.set(system="sys10_top", view="confusion")                    # doctest: +SKIP
 >>> ex.cell_utterances(true="F", pred="A", sort_by="vote_share_pred")  # doctest: +SKIP
->>> ex                                                              # doctest: +SKIP  (the widgets)
+>>> ex                                                              # doctest: +SKIP
 
 Analyses are computed for the files of the current split and group only, per system, and
 cached, so returning to a state, or a figure change that needs no new analysis, is a redraw.

@@ -75,12 +75,19 @@ def test_resume_is_bit_identical(tmp_path, variant):
 
 def test_prediction_files_are_read_by_the_diagnostics(tmp_path):
     labels, feats = make_task()
+    labels_file = tmp_path / "labels" / "labels_consensus.csv"
+    io.write_labels_consensus(labels, labels_file)
     result = train(base_config(tmp_path, epochs=6), features=feats, labels=labels)
     folder = tmp_path / "predictions" / "fusion"
     assert result.predictions_dir == folder
+    assert result.prediction_dirs == {"Development": folder, "Test3": tmp_path / "predictions_test3" / "fusion"}
+    for split in ("Development", "Test3"):  # one split per folder: the diagnostics merge it unchanged
+        merged = io.load(labels_file, result.prediction_dirs[split].parent, split=split)
+        n_split = (labels["Split_Set"] == split).sum()
+        assert len(merged["attributes"]) == n_split
+        assert len(merged["categorical"]) == (labels["EmoClass"].isin(CLASS_CODES) & (labels["Split_Set"] == split)).sum()
     pred = io.read_predictions(folder)
-    expected = labels.loc[labels["Split_Set"].isin(["Development", "Test3"]), "FileName"]
-    assert sorted(pred["FileName"]) == sorted(expected)
+    assert sorted(pred["FileName"]) == sorted(labels.loc[labels["Split_Set"] == "Development", "FileName"])
     assert set(pred["system"]) == {"fusion"}
     probs = pred.loc[:, list(PROB_COLUMNS)].to_numpy(float)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)

@@ -16,7 +16,8 @@ late_fusion_soft   as late_fusion                       CE to annotator vote dis
 =================  ===================================  ==========================================
 
 (``quick=True``: the first four, fewer epochs) and writes each system's predictions for the
-Development and Test3 files to ``<out>/predictions/<system>/`` plus ``<out>/pipeline.json``.
+Development files to ``<out>/predictions/<system>/``, for Test3 to
+``<out>/predictions_test3/<system>/``, plus ``<out>/pipeline.json``.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def _log(msg: str) -> None:
 
 
 def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, quick: bool = False,
-                           systems: tuple[str, ...] | None = None, seed: int = 0) -> Path:
-    """Extract features, train the reference systems, write their predictions; return the
-    predictions folder (one sub-folder per system)."""
+                           systems: tuple[str, ...] | None = None, seed: int = 0,
+                           split: str = "Test3") -> Path:
+    """Extract features, train the reference systems, write their Development and Test3
+    predictions; return the predictions folder of ``split`` (one sub-folder per system:
+    ``<out>/predictions_test3`` for Test3, ``<out>/predictions`` for Development)."""
     from ser_diag.io import is_synthetic, read_detailed_labels, read_labels, soft_labels
-    from ser_diag.models.train import open_feature_store, train
+    from ser_diag.models.train import open_feature_store, predictions_dir, train
 
     corpus, out = Path(corpus_dir), Path(out_dir)
     names = systems or (QUICK_SYSTEMS if quick else tuple(REFERENCE_SYSTEMS))
@@ -103,7 +106,7 @@ def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.Path
     summary = {"note": SYNTHETIC_BANNER if synthetic else "", "corpus": str(corpus), "quick": quick, "seed": seed, "systems": trained, "seconds": timings,
                "total_seconds": round(time.perf_counter() - t0, 2)}
     (out / "pipeline.json").write_text(json.dumps(summary, indent=2))
-    return out / "predictions"
+    return predictions_dir(out, "", split)
 
 
 __all__ = ["REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "run_reference_pipeline"]

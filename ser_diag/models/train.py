@@ -5,8 +5,10 @@ corpus labels, early-stops on the development metric (:mod:`ser_diag.metrics`), 
 every epoch with everything an exact resume needs, and writes the system's predictions for the
 Development and Test3 files in the challenge layout::
 
-    <out_dir>/predictions/<system_name>/categorical.csv   FileName,EmoClass,P_A..P_N
+    <out_dir>/predictions/<system_name>/categorical.csv   FileName,EmoClass,P_A..P_N  (Development)
     <out_dir>/predictions/<system_name>/attributes.csv    FileName,EmoAct,EmoVal,EmoDom
+    <out_dir>/predictions_test3/<system_name>/...          the same for Test3 (any other split:
+                                                          predictions_<split lower case>)
     <out_dir>/runs/<system_name>/config.json, metrics.jsonl, summary.json,
                                  checkpoints/last.pt, checkpoints/best.pt
 
@@ -127,7 +129,8 @@ class TrainResult:
     """What :func:`train` did: where its outputs are and how the development set scored."""
 
     system_name: str
-    predictions_dir: Path | None
+    predictions_dir: Path | None      # Development predictions (None if the run was cut short)
+    prediction_dirs: dict             # split -> folder
     run_dir: Path
     monitor: str
     best_epoch: int
@@ -423,6 +426,14 @@ def development_metrics(data: _Data, rows: np.ndarray, probs: np.ndarray, attrs:
     return {k: float(v) for k, v in out.items()}
 
 
+def predictions_dir(out_dir, system_name: str, split: str = "Development") -> Path:
+    """Folder of one system's prediction files for one split: ``predictions/<system>`` for
+    Development (the diagnostics' default split), ``predictions_<split lower>/<system>`` else;
+    one split per folder, so the diagnostics merge them with that split's labels unchanged."""
+    folder = "predictions" if split == "Development" else f"predictions_{split.lower()}"
+    return Path(out_dir) / folder / system_name
+
+
 def _write_predictions(path: Path, names: np.ndarray, probs: np.ndarray, attrs: np.ndarray, tasks) -> None:
     from ser_diag.io import write_attribute_predictions, write_categorical_predictions
     path.mkdir(parents=True, exist_ok=True)
@@ -564,7 +575,6 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
 
     run_dir = Path(config.out_dir) / "runs" / config.system_name
     ckpt_dir = run_dir / "checkpoints"
-    pred_dir = Path(config.out_dir) / "predictions" / config.system_name
     if ctx.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -660,19 +670,23 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
     if best_file.exists():
         model.load_state_dict(torch.load(best_file, map_location=device, weights_only=False)["model"])
     finished = config.stop_after_epochs is None or last_epoch + 1 >= config.epochs or stopped_early
-    written = None
+    written = {}
     if ctx.main and finished:
-        split_rows = np.flatnonzero(np.isin(data.split, config.predict_splits))
-        probs, attrs = predict(model, data, split_rows, device, config.eval_batch_size, amp)
-        _write_predictions(pred_dir, data.file_names[split_rows], probs, attrs, config.tasks)
-        written = pred_dir
+        for split in config.predict_splits:
+            split_rows = np.flatnonzero(data.split == split)
+            if len(split_rows):
+                probs, attrs = predict(model, data, split_rows, device, config.eval_batch_size, amp)
+                written[split] = predictions_dir(config.out_dir, config.system_name, split)
+                _write_predictions(written[split], data.file_names[split_rows], probs, attrs, config.tasks)
     best = next((h for h in history if h["epoch"] == best_epoch), {})
     dev_best = {k[4:]: v for k, v in best.items() if k.startswith("dev_")}
-    result = TrainResult(config.system_name, written, run_dir, monitor, best_epoch, float(best_score),
+    main_dir = written.get("Development", next(iter(written.values()), None))
+    result = TrainResult(config.system_name, main_dir, written, run_dir, monitor, best_epoch, float(best_score),
                          dev_best, history, last_epoch + 1, time.perf_counter() - t_start, n_parameters, model)
     if ctx.main:
         summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
                    if f.name not in ("model", "history")}
+        summary["prediction_dirs"] = {k: str(v) for k, v in written.items()}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return result
 
@@ -688,4 +702,5 @@ def train_from_config(path: str | os.PathLike) -> TrainResult:
 
 
 __all__ = ["ArrayFeatures", "TrainConfig", "TrainResult", "development_metrics", "open_feature_store", "predict",
+           "predictions_dir",
            "train", "train_from_config"]

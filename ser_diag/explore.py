@@ -16,15 +16,22 @@ Two layers, kept apart so everything but the widgets is testable without a brows
 >>> ex.cell_utterances(true="F", pred="A", sort_by="vote_share_pred")  # doctest: +SKIP
 >>> ex                                                              # doctest: +SKIP
 
-Analyses are computed for the files of the current split and group only, per system, and
-cached, so returning to a state, or a figure change that needs no new analysis, is a redraw.
+Analyses are computed for the files of the current split and group only and cached, keyed by
+(split, group, bins, bootstrap settings): the regression-to-the-mean tables are computed for
+every system in one joint bootstrap, so a system change only slices them; returning to a state,
+or a figure change that needs no new analysis, is a redraw. At construction a background thread
+reads ``labels_detailed.csv`` (annotators' votes) and computes the top-K fusion curve of the
+first split (``prefetch=False`` turns that off). Interactive intervals use ``n_boot=200``
+resamples by default (the figure caption says so); the report and paper figures use 1000.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO as _BytesIO
 from pathlib import Path
 
@@ -59,6 +66,7 @@ VIEWS = ("confusion", "binned_EmoAct", "binned_EmoVal", "binned_EmoDom", "regres
          "gender_audit", "topk_fusion")
 BIN_SCHEMES = binned.SCHEMES
 _CACHE_SIZE = 256
+_PINNED = {("detailed",), ("votes",)}   # read once per explorer
 _SYNTHETIC_NOTE = SYNTHETIC_BANNER.split(" - ")[0]
 _NAME_TO_CODE = {name.lower(): code for code, name in CLASS_NAMES.items()}
 
@@ -150,7 +158,8 @@ class Explorer:
 
     def __init__(self, labels, predictions, corpus=None, split: str = "Development", *,
                  system: str | None = None, n_boot: int = 200, level: float = 0.95,
-                 by_speaker: bool = False, seed: int = 0, ddof: int = 0, intersection: bool = False):
+                 by_speaker: bool = False, seed: int = 0, ddof: int = 0, intersection: bool = False,
+                 prefetch: bool = True):
         self.labels = labels if isinstance(labels, pd.DataFrame) else io.read_labels(labels, split=None)
         self.predictions = (predictions if isinstance(predictions, pd.DataFrame)
                             else io.read_systems(predictions))
@@ -158,7 +167,9 @@ class Explorer:
         self.ddof, self.intersection = ddof, intersection
         self.corpus = Path(corpus) if corpus is not None else self._corpus_from(labels)
         self._cache: OrderedDict = OrderedDict()
-        self._detailed: pd.DataFrame | None | bool = False   # False: not read yet
+        self._pending: dict = {}                  # key -> Future of a background computation
+        self._lock = threading.RLock()
+        self._background: ThreadPoolExecutor | None = None
         present = set(self.predictions["FileName"].astype(str))
         self.splits = [s for s in SPLITS
                        if self.labels.loc[self.labels["Split_Set"] == s, "FileName"].isin(present).any()]
@@ -169,6 +180,32 @@ class Explorer:
         self.state = ExplorerState(system=self._validate_system(system or self._ranked(start_split)),
                                    split=start_split)
         self.merged(TASK_CATEGORICAL)  # fail early on files that do not merge
+        if prefetch:
+            self._prefetch(("detailed",), self._read_detailed)
+            self._prefetch(("votes",), self._compute_votes)
+            self._prefetch(("fusion",) + self._data_key, lambda key=self._data_key: self._compute_fusion(key))
+
+    def _prefetch(self, key, compute) -> None:
+        """Compute ``compute()`` in the background thread and cache it under ``key``; a caller
+        that needs ``key`` before it is done waits for it (:meth:`_cached`)."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser_diag-explore")
+
+        def run():
+            value = compute()
+            self._store(key, value)
+            return value
+        with self._lock:
+            if key in self._cache or key in self._pending:
+                return
+            future = self._background.submit(run)
+            self._pending[key] = future
+        future.add_done_callback(lambda _: self._pending.pop(key, None))
+
+    def wait_prefetch(self) -> None:
+        """Block until the background computations started so far are done (re-raises their errors)."""
+        for future in list(self._pending.values()):
+            future.result()
 
     # ------------------------------------------------------------------ data
     @staticmethod
@@ -190,14 +227,23 @@ class Explorer:
         return self.systems[0]
 
     def _cached(self, key, compute):
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            future: Future | None = self._pending.get(key)
+        if future is not None:
+            return future.result()
         value = compute()
-        self._cache[key] = value
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._store(key, value)
         return value
+
+    def _store(self, key, value) -> None:
+        with self._lock:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            if len(self._cache) > _CACHE_SIZE:   # least recently used, but keep the files' votes
+                del self._cache[next(k for k in self._cache if k not in _PINNED)]
 
     def _merged_split(self, split: str) -> dict:
         def compute():
@@ -222,17 +268,22 @@ class Explorer:
         keep = _as_text(labels[s.group_column]) == str(s.group_value)
         return pd.Index(labels.loc[keep.to_numpy(bool), "FileName"])
 
-    def merged(self, task: str) -> pd.DataFrame | None:
-        """The merged frame of ``task`` for the current split and group (all systems), or None."""
+    def merged(self, task: str, data_key: tuple | None = None) -> pd.DataFrame | None:
+        """The merged frame of ``task`` for the current split and group (all systems), or None.
+        ``data_key``: ``(split, group_column, group_value as text)`` instead of the state's."""
+        key = data_key or self._data_key
+
         def compute():
-            frame = self._merged_split(self.state.split).get(task)
-            files = self.group_files()
+            split, column, value = key
+            frame = self._merged_split(split).get(task)
+            files = self.group_files(ExplorerState(system="", split=split, group_column=column,
+                                                   group_value=value))
             if frame is None or files is None:
                 return frame
             kept = frame.loc[files.get_indexer(frame["FileName"]) >= 0].reset_index(drop=True)
             kept.attrs = dict(frame.attrs)
             return kept
-        return self._cached(("filtered", task) + self._data_key, compute)
+        return self._cached(("filtered", task) + key, compute)
 
     def _rows(self, task: str, systems) -> pd.DataFrame:
         merged = self._require(task)
@@ -334,11 +385,20 @@ class Explorer:
     def bin_labels(self, attribute: str) -> list[str]:
         return binned.bin_labels(self.bin_edges(attribute), self.state.bins)
 
-    def _bin_means(self, system):
+    def _bin_means_all(self):
+        """:func:`~ser_diag.analysis.regression_to_mean.bin_means` and ``shrinkage_table`` of
+        every system at once (one joint bootstrap: same resamples, one matrix product)."""
         def compute():
-            rows = self._rows(TASK_ATTRIBUTES, [system])
-            return (regression_to_mean.bin_means(rows, scheme=self.state.bins, **self.bootstrap),
-                    regression_to_mean.shrinkage_table(rows, ddof=self.ddof, **self.bootstrap))
+            merged = self._require(TASK_ATTRIBUTES)
+            return (regression_to_mean.bin_means(merged, scheme=self.state.bins, **self.bootstrap),
+                    regression_to_mean.shrinkage_table(merged, ddof=self.ddof, **self.bootstrap))
+        return self._analysis("bin_means_all", compute, self.state.bins)
+
+    def _bin_means(self, system):
+        """The rows of ``system`` in :meth:`_bin_means_all`."""
+        def compute():
+            return tuple(frame.loc[frame["system"] == system].reset_index(drop=True)
+                         for frame in self._bin_means_all())
         return self._analysis("bin_means", compute, system, self.state.bins)
 
     def _group_audit(self, system, task):
@@ -352,13 +412,16 @@ class Explorer:
             return frame, gaps
         return self._analysis("gender_audit", compute, system, task)
 
+    def _compute_fusion(self, data_key: tuple) -> pd.DataFrame:
+        cat, att = self.merged(TASK_CATEGORICAL, data_key), self.merged(TASK_ATTRIBUTES, data_key)
+        return fusion.topk_fusion_curve(cat if cat is not None and len(cat) else None,
+                                        att if att is not None and len(att) else None,
+                                        ddof=self.ddof, **self.bootstrap)
+
     def _fusion(self):
-        def compute():
-            cat, att = self.merged(TASK_CATEGORICAL), self.merged(TASK_ATTRIBUTES)
-            return fusion.topk_fusion_curve(cat if cat is not None and len(cat) else None,
-                                            att if att is not None and len(att) else None,
-                                            ddof=self.ddof, **self.bootstrap)
-        return self._analysis("fusion", compute)
+        """Top-K fusion curve (system-independent: one per split and group)."""
+        key = self._data_key
+        return self._analysis("fusion", lambda: self._compute_fusion(key))
 
     def _metrics(self, task, system):
         return self._analysis("metrics", lambda: resampling.bootstrap_metrics(
@@ -468,6 +531,10 @@ class Explorer:
         where = f"split {s.split}"
         if s.group_column is not None:
             where += f", {s.group_column} = {s.group_value}"
+        n_boot = self.bootstrap["n_boot"]
+        if n_boot and s.view != "confusion" and not s.view.startswith("binned_"):
+            unit = "speaker" if self.bootstrap["by_speaker"] else "utterance"
+            where += f"  |  CIs: {n_boot} {unit} bootstrap resamples"
         text = where + (f"  |  {_SYNTHETIC_NOTE}" if self.synthetic else "")
         title = fig.get_suptitle()
         fig.suptitle(f"{title}\n{text}" if title else text, fontsize=9 if not title else None,
@@ -576,47 +643,59 @@ class Explorer:
             table["error_compare"] = table[f"{attribute}_pred_compare"] - table[f"{attribute}_true"]
         return table
 
+    def _detailed_file(self) -> Path | None:
+        candidates = []
+        if self.corpus is not None:
+            candidates.append(self.corpus / "Labels" / "labels_detailed.csv")
+        source = self.labels.attrs.get("source")
+        if source:
+            candidates.append(Path(source).parent / "labels_detailed.csv")
+        return next((c for c in candidates if c.is_file()), None)
+
+    def _read_detailed(self) -> pd.DataFrame | None:
+        found = self._detailed_file()
+        return io.read_detailed_labels(found) if found is not None else None
+
     def detailed_labels(self) -> pd.DataFrame | None:
         """Per-annotator labels (:func:`ser_diag.io.read_detailed_labels`) when found, else None."""
-        if self._detailed is False:
-            candidates = []
-            if self.corpus is not None:
-                candidates.append(self.corpus / "Labels" / "labels_detailed.csv")
-            source = self.labels.attrs.get("source")
-            if source:
-                candidates.append(Path(source).parent / "labels_detailed.csv")
-            found = next((c for c in candidates if c.is_file()), None)
-            self._detailed = io.read_detailed_labels(found) if found is not None else None
-        return self._detailed
+        return self._cached(("detailed",), self._read_detailed)
+
+    def _compute_votes(self):
+        """Per file (sorted FileName index): :func:`ser_diag.io.soft_labels`, vote counts, the
+        vote text (``"N:4 S:1"``, most votes first) and each attribute's annotator scores as
+        text (sorted, ``"3 4 4.5"``), all files at once."""
+        detailed = self.detailed_labels()
+        if detailed is None:
+            return None
+        soft = io.soft_labels(detailed)
+        counts = np.rint(soft[list(CLASS_CODES)].to_numpy() * soft["n_votes"].to_numpy()[:, None]).astype(np.int64)
+        order = np.argsort(-counts, axis=1, kind="stable")
+        ranked = np.take_along_axis(counts, order, axis=1)
+        pieces = np.where(ranked > 0, np.asarray(CLASS_CODES, dtype=object)[order] + ":"
+                          + ranked.astype(str).astype(object) + " ", "")
+        votes = pd.Series(pieces.sum(axis=1), index=soft.index).str.rstrip(" ")
+        files, names = pd.factorize(detailed["FileName"], sort=True)
+        scores = {}
+        for attribute in ATTRIBUTES:
+            values = detailed[attribute].to_numpy(float)
+            rows = np.lexsort((values, files))                 # by file, then by score
+            text = pd.Series(values[rows]).map(lambda x: f"{x:g} ").to_numpy(object)
+            starts = np.flatnonzero(np.r_[True, np.diff(files[rows]) != 0])
+            joined = np.add.reduceat(text, starts)
+            scores[attribute] = pd.Series(joined, index=pd.Index(names[files[rows][starts]])).str.rstrip(" ")
+        return soft, counts, votes, scores
 
     def _votes(self):
-        def compute():
-            detailed = self.detailed_labels()
-            if detailed is None:
-                return None
-            soft = io.soft_labels(detailed)
-            counts = np.rint(soft[list(CLASS_CODES)].to_numpy() * soft["n_votes"].to_numpy()[:, None])
-            scores = {a: detailed.groupby("FileName", sort=True)[a].apply(
-                lambda v: " ".join(f"{x:g}" for x in sorted(v))) for a in ATTRIBUTES}
-            return soft, counts.astype(np.int64), scores
-        return self._cached(("votes",), compute)
+        return self._cached(("votes",), self._compute_votes)
 
     def _with_votes(self, table: pd.DataFrame, attribute: str | None) -> pd.DataFrame:
         votes = self._votes()
         if votes is None:
             return table
-        soft, counts, scores = votes
+        soft, counts, text, scores = votes
         position = soft.index.get_indexer(table["FileName"])
         found = position >= 0
-        text = []
-        for pos in position:
-            if pos < 0:
-                text.append(None)
-                continue
-            row = counts[pos]
-            order = np.argsort(-row, kind="stable")
-            text.append(" ".join(f"{CLASS_CODES[k]}:{row[k]}" for k in order if row[k] > 0))
-        table["votes"] = text
+        table["votes"] = np.where(found, text.to_numpy(object)[np.where(found, position, 0)], None)
         table["n_votes"] = pd.array(np.where(found, soft["n_votes"].to_numpy()[position], 0), dtype="Int64")
         table.loc[~found, "n_votes"] = pd.NA
         shares = soft[list(CLASS_CODES)].to_numpy()

@@ -41,6 +41,7 @@ __all__ = [
     "bootstrap_metrics",
     "bootstrap_weights",
     "categorical_statistics",
+    "confusion_statistics",
     "paired_test",
     "percentile_interval",
     "shared_weights",
@@ -244,6 +245,28 @@ def bootstrap(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
 # (so swapped predictions in a permutation test are sums of two weightings) and
 # ``finish(sums)`` turns sums into ``{metric: (B, S)}``.
 
+def confusion_statistics(cm, labels: Sequence[str] = CLASS_CODES) -> dict:
+    """``macro_f1, accuracy, uar, f1_/recall_/precision_<code>`` from (weighted) confusion
+    matrices ``(..., K, K)`` (rows = true), each of shape ``(...)``; macro-F1 averages all K
+    classes (zero_division=0), accuracy is nan for an empty matrix.
+
+    >>> out = confusion_statistics(np.array([[2.0, 0.0], [1.0, 1.0]]), labels=("A", "S"))
+    >>> [round(float(out[k]), 6) for k in ("accuracy", "uar", "recall_S")]
+    [0.75, 0.75, 0.5]
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    precision, recall, f1 = precision_recall_f1_from_confusion(cm)
+    total = cm.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.where(total > 0, np.trace(cm, axis1=-2, axis2=-1) / total, np.nan)
+    out = {"macro_f1": f1.mean(axis=-1), "accuracy": acc,
+           "uar": unweighted_average_recall_from_confusion(cm)}
+    for prefix, values in (("f1", f1), ("recall", recall), ("precision", precision)):
+        for i, code in enumerate(labels):
+            out[f"{prefix}_{code}"] = values[..., i]
+    return out
+
+
 class _CategoricalScorer:
     weight_dtype = np.float32  # counts are exact in float32; sparse products are faster
 
@@ -265,16 +288,7 @@ class _CategoricalScorer:
         return out.reshape(w.shape[0], self.s, self.k, self.k)
 
     def finish(self, cm: np.ndarray) -> dict:
-        precision, recall, f1 = precision_recall_f1_from_confusion(cm)
-        total = cm.sum(axis=(-2, -1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            acc = np.where(total > 0, np.trace(cm, axis1=-2, axis2=-1) / total, np.nan)
-        out = {"macro_f1": f1.mean(axis=-1), "accuracy": acc,
-               "uar": unweighted_average_recall_from_confusion(cm)}
-        for prefix, values in (("f1", f1), ("recall", recall), ("precision", precision)):
-            for i, code in enumerate(self.labels):
-                out[f"{prefix}_{code}"] = values[..., i]
-        return out
+        return confusion_statistics(cm, self.labels)
 
     def __call__(self, w):
         return self.finish(self.sums(w))

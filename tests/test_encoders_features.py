@@ -278,6 +278,19 @@ def test_text_features_read_transcripts_and_empty_for_missing(corpus, tmp_path, 
         store.get()
 
 
+def test_text_cache_fully_cached_returns_store_without_tokenizing(corpus, tmp_path, minilm):
+    """Regression: a second call with every file cached used to call token_counts([]) -> IndexError."""
+    first = feat.extract_features(corpus, minilm, tmp_path, level="pooled", progress=False)
+    encoder = CountingEncoder(minilm)
+    asked = []
+    encoder.token_counts = lambda texts: asked.append(list(texts)) or minilm.token_counts(texts)
+    again = feat.extract_features(corpus, encoder, tmp_path, level="pooled", progress=False)
+    assert encoder.calls == 0 and asked == []
+    assert again.file_names == first.file_names and len(again) == 9
+    np.testing.assert_array_equal(again.get(), first.get())
+    assert minilm.token_counts([]).shape == (0,)
+
+
 def test_egemaps_store_skips_normalisation_and_bad_inputs_raise(corpus, tmp_path):
     names = ["MSP-PODCAST_0001_0000.wav", "MSP-PODCAST_0001_0004.wav"]
     store = feat.extract_features(corpus, enc.EGemapsEncoder(), tmp_path, file_names=names,

@@ -191,3 +191,95 @@ def test_ensemble_trains_and_collects_systems(tmp_path):
                                                                      values="P_A")
     assert not np.allclose(seeds["audio_seed0"], seeds["audio_seed1"])  # the seed changes the system
     assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())[0]["dev_metrics"]["macro_f1"] >= 0
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def make_detailed(labels, seed=0):
+    """Five to seven annotators per file: about 60 % vote the consensus class (a random class for
+    X rows), the rest a random class or Other."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, code in zip(labels["FileName"], labels["EmoClass"]):
+        for w in range(rng.integers(5, 8)):
+            vote = code if code in CLASS_CODES and rng.random() < 0.6 else rng.choice(list(CLASS_CODES) + ["O"])
+            rows.append((name, f"W{w:03d}", vote))
+    return pd.DataFrame(rows, columns=["FileName", "WorkerID", "EmoClass"])
+
+
+def _state(path):
+    return torch.load(path / "runs/fusion/checkpoints/last.pt", weights_only=False)["model"]
+
+
+def test_mixup_hook_mixes_the_representation_entering_the_output_layers():
+    from ser_diag.models.heads import build_model
+    model = build_model("late_fusion", {"audio": 5, "text": 9}, hidden=16, dropout=0.0).eval()
+    x = {"audio": torch.randn(6, 5), "text": torch.randn(6, 9)}
+    plain = model(x)
+    state = {"mix": None}
+    handle = model.outputs.register_forward_pre_hook(train_module._mixup_hook(state))
+    perm, lam = torch.tensor([3, 0, 5, 1, 2, 4]), 0.3
+    torch.testing.assert_close(model(x)["logits"], plain["logits"])  # inactive -> no-op
+    state["mix"] = (lam, perm)
+    mixed = model(x)
+    handle.remove()
+    # the output layers are affine, so mixing their input mixes their output the same way
+    for key in ("logits", "attributes"):
+        torch.testing.assert_close(mixed[key], lam * plain[key] + (1 - lam) * plain[key][perm])
+
+
+def test_manifold_mixup_training_is_deterministic_and_resumes_bit_identically(tmp_path):
+    labels, feats = make_task()
+    mix = {"augment": {"manifold_mixup": {"p": 0.5, "alpha": 0.2}}}
+    one = train(base_config(tmp_path / "a", **mix), features=feats, labels=labels)
+    train(base_config(tmp_path / "b", **mix), features=feats, labels=labels)
+    train(base_config(tmp_path / "plain"), features=feats, labels=labels)
+    train(base_config(tmp_path / "c", stop_after_epochs=2, **mix), features=feats, labels=labels)
+    train(base_config(tmp_path / "c", resume=True, **mix), features=feats, labels=labels)
+    a, b, c, plain = (_state(tmp_path / d) for d in ("a", "b", "c", "plain"))
+    for key in a:
+        assert torch.equal(a[key], b[key]) and torch.equal(a[key], c[key]), key
+    assert not all(torch.equal(a[k], plain[k]) for k in a)  # mixup did change training
+    assert one.history[-1]["train_loss"] < one.history[0]["train_loss"]
+    with pytest.raises(ValueError, match="unknown augment keys"):
+        train(base_config(tmp_path / "d", augment={"mixup": {}}), features=feats, labels=labels)
+
+
+def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp_path):
+    labels, feats = make_task()
+    detailed = make_detailed(labels)
+    names = labels["FileName"].to_numpy()
+    full = io.soft_labels(detailed).reindex(names)[list(CLASS_CODES)].to_numpy()
+    has_votes = np.isfinite(full).all(axis=1)
+    epochs = [train_module.epoch_soft_labels(detailed, names, 0.3, seed=0, epoch=e) for e in range(6)]
+    for soft in epochs:
+        assert (np.isfinite(soft).all(axis=1) == has_votes).all()  # never empties a file
+        np.testing.assert_allclose(soft[has_votes].sum(axis=1), 1.0, atol=1e-6)
+        assert not np.allclose(soft[has_votes], full[has_votes])  # votes were dropped
+    assert not np.allclose(epochs[0][has_votes], epochs[1][has_votes])  # re-drawn every epoch
+    np.testing.assert_array_equal(epochs[2], train_module.epoch_soft_labels(detailed, names, 0.3, 0, 2))  # seeded
+    # in training: targets follow the epoch's draw, resume stays bit-identical, and the loss must be soft
+    drop = {"categorical_loss": "soft_ce", "augment": {"drop_annotators": {"fraction": 0.3}}}
+    seen = []
+    original = train_module._targets
+
+    def spy(data, rows, device):
+        seen.append(data.y_soft.copy())
+        return original(data, rows, device)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "_targets", spy)
+        train(base_config(tmp_path / "a", epochs=2, **drop), features=feats, labels=labels, detailed_labels=detailed)
+    per_epoch = [seen[0], seen[-1]]
+    for epoch, soft in enumerate(per_epoch):
+        np.testing.assert_array_equal(soft, train_module.epoch_soft_labels(detailed, names, 0.3, 0, epoch))
+    train(base_config(tmp_path / "b", epochs=4, **drop), features=feats, labels=labels, detailed_labels=detailed)
+    train(base_config(tmp_path / "c", epochs=4, stop_after_epochs=2, **drop), features=feats, labels=labels,
+          detailed_labels=detailed)
+    train(base_config(tmp_path / "c", epochs=4, resume=True, **drop), features=feats, labels=labels,
+          detailed_labels=detailed)
+    b, c = _state(tmp_path / "b"), _state(tmp_path / "c")
+    assert all(torch.equal(b[k], c[k]) for k in b)
+    with pytest.raises(ValueError, match="soft_ce"):
+        train(base_config(tmp_path / "d", augment={"drop_annotators": 0.2}), features=feats, labels=labels,
+              detailed_labels=detailed)

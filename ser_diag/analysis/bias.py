@@ -123,55 +123,96 @@ def _attribute_sums_design(true: np.ndarray, pred: np.ndarray, masks: list[np.nd
     return np.concatenate([(cols * m[:, None, None]).reshape(len(x), -1) for m in masks], axis=1)
 
 
-def _grouped_statistic(frame: pd.DataFrame, task: str, masks: dict[str, np.ndarray], ddof: int) -> Callable:
-    """Vectorised statistic ``weights (B, n) -> {"<key>\x1f<metric>": (B,)}``: every task metric
-    of every group (row mask) of one system's rows, evaluated on the same weights.
+class _GroupedSums:
+    """Every system's sums over one file list, linear in row weights: ``sums = w @ design``
+    (``(n, C)``: sparse one-hot confusion cells for the categorical task, dense moment columns
+    for attributes), and :meth:`finish` turning the sums ``(..., G, C)`` of G row sets into
+    every task metric ``{metric: (..., S, G)}``.
 
-    Categorical: :func:`ser_diag.resampling.categorical_statistics` on ``W * mask``.
-    Attributes: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred - mean true) and
-    ``shrinkage_<attr>`` (sd pred / sd true) from :func:`ser_diag.metrics.moments_from_sums`.
+    Linearity makes the audit cheap: all systems and groups of a bootstrap resample come from
+    one product ``W @ [design * mask_g]_g``, and a permuted group split is a sum of precomputed
+    per-unit (speaker) sums.
     """
-    names = task_metric_names(task)
-    keys = list(masks)
-    if task == TASK_CATEGORICAL:
-        base = resampling.categorical_statistics(
-            metrics.label_indices(frame["EmoClass_true"].to_numpy()),
-            metrics.label_indices(frame["EmoClass_pred"].to_numpy()))
 
-        def statistic(weights):
-            out = {}
-            for key in keys:
-                values = base(weights * masks[key])
-                out.update({f"{key}{_SEP}{name}": np.asarray(values[name], np.float64) for name in names})
-            return out
-        return statistic
+    def __init__(self, frames: list[pd.DataFrame], task: str, ddof: int):
+        self.task, self.ddof, self.s, self.n = task, ddof, len(frames), len(frames[0])
+        if task == TASK_CATEGORICAL:
+            k = self.k = len(CLASS_CODES)
+            t = metrics.label_indices(frames[0]["EmoClass_true"].to_numpy())
+            p = np.stack([metrics.label_indices(f["EmoClass_pred"].to_numpy()) for f in frames])
+            self.cells = (t[None, :] * k + p + (np.arange(self.s) * k * k)[:, None]).T   # (n, S)
+            self.width, self.weight_dtype = self.s * k * k, np.float32  # counts: exact in float32
+        else:
+            x = frames[0][[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)        # (n, A)
+            y = np.stack([f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64) for f in frames])
+            shift = x.mean(axis=0)  # a common shift per attribute keeps differences, tames rounding
+            x, y = x - shift, y - shift
+            per_system = [y, y * y, x[None] * y]                                          # (S, n, A)
+            self.design = np.column_stack([np.ones(self.n), x, x * x]
+                                          + [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in per_system])
+            self.width, self.weight_dtype = self.design.shape[1], np.float64
 
-    true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
-    pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
-    design = _attribute_sums_design(true, pred, [masks[k] for k in keys])
+    def _onehot(self, unit: np.ndarray, n_units: int, block: np.ndarray | None = None,
+                n_blocks: int = 1) -> scipy.sparse.csr_matrix:
+        """Sparse ``(n_units, n_blocks * C)`` counts of the rows' confusion cells per unit (row ->
+        unit, -1: left out), in column block ``block`` of each row (default 0)."""
+        keep = unit >= 0
+        cols = self.cells[keep] + (0 if block is None else block[keep, None] * self.width)
+        rows = np.repeat(unit[keep], self.s)
+        return scipy.sparse.csr_matrix((np.ones(rows.size, np.float32), (rows, cols.ravel())),
+                                       shape=(n_units, n_blocks * self.width))
 
-    def statistic(weights):
-        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
-        moments = metrics.moments_from_sums((w @ design).reshape(len(w), len(keys), len(ATTRIBUTES), 6), ddof)
-        ccc = metrics.ccc_from_moments(moments)                                  # (B, G, A)
+    def grouped_design(self, group: np.ndarray, n_groups: int):
+        """``(n, G * C)`` design whose column block g holds the rows of group g (-1: none)."""
+        if self.task == TASK_CATEGORICAL:
+            return self._onehot(np.where(group >= 0, np.arange(self.n), -1), self.n, group, n_groups)
+        return np.concatenate([self.design * (group == g)[:, None] for g in range(n_groups)], axis=1)
+
+    def unit_sums(self, unit: np.ndarray, n_units: int):
+        """``(n_units, C)`` sums of each unit's rows (row -> unit, -1: left out)."""
+        if self.task == TASK_CATEGORICAL:
+            return self._onehot(unit, n_units)
+        keep = unit >= 0
+        member = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (unit[keep], np.flatnonzero(keep))),
+                                         shape=(n_units, self.n))
+        return np.asarray(member @ self.design)
+
+    @staticmethod
+    def product(weights: np.ndarray, design) -> np.ndarray:
+        """``weights @ design`` in float64 for a sparse (float32 counts) or dense design."""
+        if scipy.sparse.issparse(design):
+            return np.asarray(design.T @ np.asarray(weights, np.float32).T, dtype=np.float64).T
+        return np.asarray(weights, np.float64) @ design
+
+    def finish(self, sums: np.ndarray) -> dict[str, np.ndarray]:
+        """Sums ``(..., G, C)`` -> ``{metric: (..., S, G)}`` in :func:`task_metric_names` order.
+
+        Categorical: :func:`ser_diag.resampling.confusion_statistics` of each system's weighted
+        confusion matrix. Attributes: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred
+        - mean true) and ``shrinkage_<attr>`` (sd pred / sd true) from
+        :func:`ser_diag.metrics.moments_from_sums`.
+        """
+        lead = sums.shape[:-1]
+        if self.task == TASK_CATEGORICAL:
+            values = resampling.confusion_statistics(sums.reshape(lead + (self.s, self.k, self.k)))
+            return {name: np.moveaxis(values[name], -1, -2) for name in task_metric_names(self.task)}
+        a, s = len(ATTRIBUTES), self.s
+        full = lead + (s, a)
+        sy, syy, sxy = (sums[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a].reshape(full)
+                        for i in range(3))
+        stacked = np.stack([np.broadcast_to(sums[..., :1, None], full),
+                            np.broadcast_to(sums[..., None, 1:1 + a], full), sy,
+                            np.broadcast_to(sums[..., None, 1 + a:1 + 2 * a], full), syy, sxy], axis=-1)
+        moments = metrics.moments_from_sums(stacked, self.ddof)                    # (..., G, S, A, 6)
+        ccc = metrics.ccc_from_moments(moments)
         with np.errstate(invalid="ignore", divide="ignore"):
             shrinkage = np.sqrt(moments[..., 4] / moments[..., 3])
         bias = moments[..., 2] - moments[..., 1]
-        out = {}
-        for g, key in enumerate(keys):
-            for j, attr in enumerate(ATTRIBUTES):
-                out[f"{key}{_SEP}ccc_{attr}"] = ccc[:, g, j]
-                out[f"{key}{_SEP}bias_{attr}"] = bias[:, g, j]
-                out[f"{key}{_SEP}shrinkage_{attr}"] = shrinkage[:, g, j]
-            out[f"{key}{_SEP}ccc_mean"] = ccc[:, g].mean(axis=-1)
-        return out
-    return statistic
-
-
-def _single_statistic(frame: pd.DataFrame, task: str, ddof: int) -> Callable:
-    """Statistic of all rows (``weights -> {metric: (B,)}``); row masks go in the weights."""
-    grouped = _grouped_statistic(frame, task, {"": np.ones(len(frame), np.float32)}, ddof)
-    return lambda weights: {k.split(_SEP, 1)[1]: v for k, v in grouped(weights).items()}
+        out = {f"ccc_{attr}": ccc[..., j] for j, attr in enumerate(ATTRIBUTES)}
+        out["ccc_mean"] = ccc.mean(axis=-1)
+        out.update({f"bias_{attr}": bias[..., j] for j, attr in enumerate(ATTRIBUTES)})
+        out.update({f"shrinkage_{attr}": shrinkage[..., j] for j, attr in enumerate(ATTRIBUTES)})
+        return {name: np.moveaxis(out[name], -1, -2) for name in task_metric_names(self.task)}
 
 
 def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
@@ -181,14 +222,18 @@ def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
     return merged[by]
 
 
-def _bootstrap_groups(frame, task, masks, n_boot, level, by_speaker, seed, ddof):
-    """:func:`ser_diag.resampling.bootstrap` of every group of one system on shared resamples;
-    returns the bootstrap frame with ``key`` (group) and ``metric`` split out."""
-    groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
-    boot = resampling.bootstrap(_grouped_statistic(frame, task, masks, ddof), len(frame), n_boot=n_boot,
-                                groups=groups, level=level, seed=seed)
-    parts = boot["metric"].str.split(_SEP, n=1, expand=True)
-    return boot.assign(key=parts[0].to_numpy(), metric=parts[1].to_numpy())
+def _file_blocks(frames: dict[str, pd.DataFrame]) -> list[list[str]]:
+    """Systems grouped by identical file order (a merged frame gives one block)."""
+    blocks: list[tuple[np.ndarray, list[str]]] = []
+    for name, frame in frames.items():
+        files = frame["FileName"].to_numpy(str)
+        for block_files, names in blocks:
+            if np.array_equal(block_files, files):
+                names.append(name)
+                break
+        else:
+            blocks.append((files, [name]))
+    return [names for _, names in blocks]
 
 
 # --------------------------------------------------------------------------- group metrics

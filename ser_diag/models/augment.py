@@ -141,6 +141,30 @@ def _beta_sample(alpha: float, generator: torch.Generator | None) -> float:
     return float(betaincinv(alpha, alpha, u))
 
 
+def draw_mixup(sizes, alpha: float = 0.2, p: float = 0.3,
+               generator: torch.Generator | None = None) -> tuple[float, torch.Tensor | None]:
+    """The random part of :func:`manifold_mixup`: with probability ``p`` a mixing weight
+    :math:`\\lambda \\sim \\mathrm{Beta}(\\alpha, \\alpha)` and a partner permutation, else
+    ``(1.0, None)``.
+
+    ``sizes``: the batch size, or a list of shard sizes (one per process of a distributed run):
+    then every row's partner is drawn from its own shard (a block-diagonal permutation of the
+    whole batch), so each process can mix its own rows and the targets of the gathered batch
+    are mixed the same way.
+
+    >>> lam, perm = draw_mixup([2, 3], p=1.0, generator=torch.Generator().manual_seed(0))
+    >>> sorted(perm[:2].tolist()), sorted(perm[2:].tolist())
+    ([0, 1], [2, 3, 4])
+    """
+    if float(torch.rand((), generator=generator)) >= p:
+        return 1.0, None
+    lam = _beta_sample(alpha, generator)
+    sizes = [int(sizes)] if np.ndim(sizes) == 0 else [int(n) for n in sizes]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    perm = torch.cat([int(o) + torch.randperm(n, generator=generator) for o, n in zip(offsets, sizes)])
+    return lam, perm
+
+
 def manifold_mixup(h: torch.Tensor, y, alpha: float = 0.2, p: float = 0.3,
                    generator: torch.Generator | None = None):
     """Manifold mixup before the head (Verma et al. 2019; NTUA: ``p=0.3``, Beta(0.2, 0.2)).
@@ -149,15 +173,25 @@ def manifold_mixup(h: torch.Tensor, y, alpha: float = 0.2, p: float = 0.3,
     permutation :math:`\\pi`, return :math:`\\lambda h + (1-\\lambda) h_\\pi` and the same mix of the
     targets ``y`` (a float tensor, e.g. soft labels or A/V/D, or a tuple/list of them).
     Otherwise return the inputs unchanged with :math:`\\lambda = 1`.
-    Returns ``(h_mixed, y_mixed, lam)``.
+    Returns ``(h_mixed, y_mixed, lam)``. (Training wires it in through
+    ``TrainConfig.augment["manifold_mixup"]``, see :mod:`ser_diag.models.train`.)
     """
-    if float(torch.rand((), generator=generator)) >= p:
+    lam, perm = draw_mixup(h.shape[0], alpha, p, generator)
+    if perm is None:
         return h, y, 1.0
-    lam = _beta_sample(alpha, generator)
-    perm = torch.randperm(h.shape[0], generator=generator).to(h.device)
+    perm = perm.to(h.device)
 
     def mix(t: torch.Tensor) -> torch.Tensor:
-        return lam * t + (1.0 - lam) * t[perm]
+        return mix_rows(t, lam, perm)
 
     y_mixed = type(y)(mix(t) for t in y) if isinstance(y, (tuple, list)) else mix(y)
     return mix(h), y_mixed, lam
+
+
+def mix_rows(t: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+    """:math:`\\lambda t + (1-\\lambda) t_\\pi` along the first axis.
+
+    >>> mix_rows(torch.tensor([0.0, 4.0]), 0.25, torch.tensor([1, 0])).tolist()
+    [3.0, 1.0]
+    """
+    return lam * t + (1.0 - lam) * t[perm.to(t.device)]

@@ -285,7 +285,10 @@ class TextEncoder(HiddenStateEncoder):
 
     def token_counts(self, texts) -> np.ndarray:
         """Number of tokens (special tokens included, truncated at ``max_length``) per text."""
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros(0, dtype=np.int64)
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         return np.array([len(i) for i in ids], dtype=np.int64)
 
     def hidden_states(self, batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -331,6 +331,8 @@ def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | o
 
     done = FeatureStore(path)
     todo = [f for f in names if f not in done]
+    if not todo:  # everything cached: no encoder call, no tokenizer call on an empty list
+        return done
     if modality == "audio":
         lengths = [audio_length(root / "Audios" / f, sample_rate, max_seconds) for f in todo]
         items = None

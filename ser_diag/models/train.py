@@ -50,6 +50,7 @@ from torch import nn
 
 from ser_diag import metrics
 from ser_diag.models import losses
+from ser_diag.models.augment import draw_mixup
 from ser_diag.models.heads import build_model
 from ser_diag.models.sampling import class_counts, class_weights, global_batches, make_sampler, shard
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, GENDERS, PROB_COLUMNS, TASK_ATTRIBUTES, TASK_CATEGORICAL
@@ -67,6 +68,22 @@ class TrainConfig:
     descriptors to 100 ms; only ``level`` and ``frame_stride`` are read when feature stores are
     passed to :func:`train` directly).
     ``model`` is ``{"kind": "baseline"|"late_fusion"|"cross_attention", **head kwargs}``.
+
+    ``augment`` (off by default, ``{}``) takes any of
+
+    * ``"manifold_mixup": {"p": 0.3, "alpha": 0.2}`` (or ``true`` for these NTUA values):
+      per training batch, with probability ``p``, the representation entering the model's
+      output layers (``model.outputs``: the fused vector after the fusion block) is mixed
+      :math:`\\lambda h + (1-\\lambda) h_\\pi` with :math:`\\lambda \\sim \\mathrm{Beta}(\\alpha,
+      \\alpha)` (:func:`ser_diag.models.augment.draw_mixup`); attribute and soft-label targets
+      are mixed the same way and hard-label losses are interpolated,
+      :math:`\\lambda L(y) + (1-\\lambda) L(y_\\pi)`. The draws come from a generator seeded by
+      ``(seed, epoch, batch)``, so runs stay deterministic and resume bit-identical.
+    * ``"drop_annotators": {"fraction": 0.2}`` (or the fraction as a number): the soft-label
+      targets of ``categorical_loss`` ``"soft_ce"``/``"kld"`` are recomputed every epoch from
+      the detailed labels after dropping that share of each file's annotators
+      (:func:`ser_diag.models.augment.drop_annotators`, seeded by ``(seed, epoch)``; every file
+      keeps at least one class vote).
     """
 
     system_name: str = "system"
@@ -107,6 +124,7 @@ class TrainConfig:
     resume: bool = False
     stop_after_epochs: int | None = None
     progress: bool = True
+    augment: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -243,14 +261,9 @@ def open_feature_store(corpus, spec: dict, cache_dir, progress: bool = True):
     "pooling": "mean"|"mean_std", "level": "pooled"|"frames"}``
     (see :func:`ser_diag.models.encoders.load_encoder`)."""
     from ser_diag.models.encoders import load_encoder
-    from ser_diag.models.features import FeatureStore, corpus_file_names, extract_features, store_path
+    from ser_diag.models.features import extract_features
     encoder = load_encoder(spec["encoder"], spec.get("layer"), spec.get("pooling", "mean"))
     level = spec.get("level", "pooled")
-    path = store_path(cache_dir, encoder.key, level)
-    if (path / "spec.json").is_file():
-        store = FeatureStore(path)
-        if all(f in store for f in corpus_file_names(corpus)):
-            return store
     return extract_features(corpus, encoder, cache_dir, level=level, batch_size=spec.get("batch_size", 8),
                             progress=progress)
 
@@ -336,6 +349,78 @@ def _targets(data: _Data, rows: np.ndarray, device: torch.device) -> dict:
     if data.y_soft is not None:
         t["soft"] = torch.as_tensor(data.y_soft[rows], device=device)
     return t
+
+
+# --------------------------------------------------------------------------- augmentation
+
+AUGMENTATIONS = ("manifold_mixup", "drop_annotators")
+
+
+def _augment_settings(augment: dict) -> tuple[dict | None, float | None]:
+    """``(mixup {"p", "alpha"} or None, drop fraction or None)`` from ``TrainConfig.augment``."""
+    unknown = sorted(set(augment or {}) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown augment keys {unknown}; known: {list(AUGMENTATIONS)}")
+    mixup = (augment or {}).get("manifold_mixup")
+    if mixup is True:
+        mixup = {}
+    if mixup is not None and mixup is not False:
+        bad = sorted(set(mixup) - {"p", "alpha"})
+        if bad:
+            raise ValueError(f"manifold_mixup takes 'p' and 'alpha', not {bad}")
+        mixup = {"p": float(mixup.get("p", 0.3)), "alpha": float(mixup.get("alpha", 0.2))}
+        mixup = mixup if mixup["p"] > 0 else None
+    else:
+        mixup = None
+    drop = (augment or {}).get("drop_annotators")
+    if isinstance(drop, dict):
+        drop = drop.get("fraction", 0.2)
+    drop = float(drop) if drop else None
+    return mixup, drop
+
+
+def _mixup_generator(seed: int, epoch: int, step: int) -> torch.Generator:
+    """A generator that is a pure function of ``(seed, epoch, batch index)``."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(step), 0x6D1]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def _mixup_hook(state: dict):
+    """Forward pre-hook for ``model.outputs``: mix its input rows while ``state["mix"]`` holds
+    ``(lam, local permutation)``; a no-op otherwise (evaluation, unmixed batches)."""
+    from ser_diag.models.augment import mix_rows
+
+    def hook(module, args):
+        if state.get("mix") is None:
+            return None
+        lam, perm = state["mix"]
+        return (mix_rows(args[0], lam, perm),) + tuple(args[1:])
+
+    return hook
+
+
+def epoch_soft_labels(detailed: pd.DataFrame, file_names, fraction: float, seed: int, epoch: int) -> np.ndarray:
+    """Soft-label targets ``(n, 8)`` of one epoch for ``file_names``: ``fraction`` of each file's
+    annotators dropped (:func:`ser_diag.models.augment.drop_annotators`) with a generator seeded
+    by ``(seed, epoch)``; NaN rows for files without any class vote."""
+    from ser_diag.models.augment import drop_annotators
+
+    rng = np.random.default_rng([int(seed), int(epoch), 0xA7])
+    soft = drop_annotators(detailed, fraction, rng)
+    return soft.reindex([str(f) for f in file_names]).loc[:, list(CLASS_CODES)].to_numpy(dtype=np.float32)
+
+
+def _mixup_loss(out: dict, t: dict, config: "TrainConfig", weight, lam: float, perm: torch.Tensor):
+    """Loss of a mixed batch: attribute and soft targets mixed like the representation, hard
+    labels (class, gender) by interpolating the two losses."""
+    from ser_diag.models.augment import mix_rows
+
+    mixed = {k: mix_rows(v, lam, perm) if k in ("attributes", "soft") else v for k, v in t.items()}
+    partner = {**mixed, **{k: t[k][perm.to(t[k].device)] for k in ("class", "gender")}}
+    loss_a, parts_a = _task_loss(out, mixed, config, weight)
+    loss_b, parts_b = _task_loss(out, partner, config, weight)
+    parts = {k: lam * parts_a[k] + (1 - lam) * parts_b[k] for k in parts_a}
+    return lam * loss_a + (1 - lam) * loss_b, parts
 
 
 # --------------------------------------------------------------------------- loss
@@ -510,14 +595,15 @@ def _atomic_save(obj, path: Path) -> None:
 # --------------------------------------------------------------------------- entry points
 
 def train(config: TrainConfig | dict, *, features: dict | None = None, labels=None,
-          soft_labels: pd.DataFrame | None = None) -> TrainResult:
+          soft_labels: pd.DataFrame | None = None, detailed_labels: pd.DataFrame | None = None) -> TrainResult:
     """Train one system; return a :class:`TrainResult` (only process 0 writes files).
 
     ``features``: ``modality -> FeatureStore`` (or :class:`ArrayFeatures`); default: extracted
     or read from the cache as ``config.modalities`` specifies. ``labels``: a labels frame or a
     path (default ``config.corpus``). ``soft_labels``: a frame as
     :func:`ser_diag.io.soft_labels` returns (default: read from the corpus when the loss is
-    ``soft_ce`` or ``kld``).
+    ``soft_ce`` or ``kld``). ``detailed_labels``: :func:`ser_diag.io.read_detailed_labels` output,
+    needed by ``augment["drop_annotators"]`` (default: read from the corpus).
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     t_start = time.perf_counter()
@@ -536,7 +622,19 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
     if missing:
         raise ValueError(f"no features for modalities {missing}")
     features = {m: features[m] for m in config.modalities}
-    if soft_labels is None and config.categorical_loss in ("soft_ce", "kld") and TASK_CATEGORICAL in config.tasks:
+    mixup, drop_fraction = _augment_settings(config.augment)
+    soft_loss = config.categorical_loss in ("soft_ce", "kld") and TASK_CATEGORICAL in config.tasks
+    if drop_fraction is not None:
+        if not soft_loss:
+            raise ValueError("augment drop_annotators changes soft labels: it needs categorical_loss "
+                             f"'soft_ce' or 'kld', not {config.categorical_loss!r}")
+        if detailed_labels is None:
+            from ser_diag.io import read_detailed_labels
+            detailed_labels = read_detailed_labels(config.corpus)
+        if soft_labels is None:
+            from ser_diag.io import soft_labels as _soft_labels
+            soft_labels = _soft_labels(detailed_labels)
+    if soft_labels is None and soft_loss:
         soft_labels = _read_soft_labels(config.corpus)
     data = _load_data(config, features, labels, soft_labels)
     if config.normalize_features:
@@ -567,6 +665,11 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
     model = build_model(config.model.get("kind", "late_fusion"), data.dims, gender=config.gender_head,
                         **model_kwargs).to(device)
     n_parameters = sum(p.numel() for p in model.parameters())
+    mix_state: dict = {"mix": None}
+    if mixup is not None:
+        if not isinstance(getattr(model, "outputs", None), nn.Module):
+            raise ValueError(f"manifold_mixup needs a model with an 'outputs' module, not {type(model).__name__}")
+        mixup_handle = model.outputs.register_forward_pre_hook(_mixup_hook(mix_state))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
     amp, scaler = _autocast(device, config.amp)
@@ -603,6 +706,8 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
         t_epoch = time.perf_counter()
         batches = global_batches(train_rows[sampler.indices(epoch)], config.batch_size, config.drop_last)
         batches = batches[: steps_per_epoch * config.grad_accum_steps]
+        if drop_fraction is not None:
+            data.y_soft = epoch_soft_labels(detailed_labels, data.file_names, drop_fraction, config.seed, epoch)
         net.train()
         sums, n_batches = {}, 0
         for i, batch in enumerate(batches):
@@ -612,11 +717,23 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
             targets = _targets(data, batch, device)
             last_micro = (i + 1) % config.grad_accum_steps == 0
             sync = contextlib.nullcontext() if last_micro or ctx.world_size == 1 else net.no_sync()
+            lam, perm = 1.0, None
+            if mixup is not None:
+                lam, perm = draw_mixup(sizes, mixup["alpha"], mixup["p"], _mixup_generator(config.seed, epoch, i))
+                if perm is not None:
+                    start = sum(sizes[:ctx.rank])
+                    mix_state["mix"] = (lam, (perm[start:start + sizes[ctx.rank]] - start).to(device))
             with sync:
-                with amp:
-                    out = net(feats, masks)
+                try:
+                    with amp:
+                        out = net(feats, masks)
+                finally:
+                    mix_state["mix"] = None
                 out = {k: _gather_rows(v, sizes, ctx) for k, v in out.items() if torch.is_tensor(v)}
-                loss, parts = _task_loss(out, targets, config, weight)
+                if perm is None:
+                    loss, parts = _task_loss(out, targets, config, weight)
+                else:
+                    loss, parts = _mixup_loss(out, targets, config, weight, lam, perm.to(device))
                 scaled = loss * ctx.world_size / config.grad_accum_steps
                 (scaler.scale(scaled) if scaler else scaled).backward()
             for k, v in {"loss": float(loss.detach()), **parts}.items():
@@ -663,6 +780,8 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
         last_epoch = epoch
         stopped_early = bad_epochs >= config.patience
     bar.close()
+    if mixup is not None:
+        mixup_handle.remove()
     if ctx.world_size > 1:
         dist.barrier()
 
@@ -701,6 +820,7 @@ def train_from_config(path: str | os.PathLike) -> TrainResult:
     return result
 
 
-__all__ = ["ArrayFeatures", "TrainConfig", "TrainResult", "development_metrics", "open_feature_store", "predict",
+__all__ = ["AUGMENTATIONS", "ArrayFeatures", "TrainConfig", "TrainResult", "development_metrics", "epoch_soft_labels",
+           "open_feature_store", "predict",
            "predictions_dir",
            "train", "train_from_config"]

@@ -97,6 +97,7 @@ def instrumented(clock: Clock):
         (d.regression_to_mean, "bin_means", "table bin_means"),
         (d.regression_to_mean, "extreme_bin_recall", "table extreme_bin_recall"),
         (d.regression_to_mean, "recalibration_whatif", "table recalibration"),
+        (d.bias, "group_audit", "table gender_metrics + gender_gaps"),
         (d.bias, "group_metrics", "table gender_metrics"),
         (d.bias, "group_gaps", "table gender_gaps"),
         (d.bias, "speaker_metrics", "table speaker_metrics"),

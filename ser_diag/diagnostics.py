@@ -109,16 +109,20 @@ def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level,
                                                                              matrix=tables["binned"])
         tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, seed=seed, ddof=ddof)
 
-    gender, gaps, speakers, disagreement = [], [], [], []
+    gender, gaps, speakers, disagreement, class_recall = [], [], [], [], None
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
             continue
         has_gender = merged["Gender"].notna().any()
         if has_gender:
-            gender.append(_with_task(bias.group_metrics(merged, by="Gender", ddof=ddof, **kw), task))
-            if set(merged["Gender"].dropna()) >= {"Female", "Male"}:
-                gaps.append(_with_task(bias.group_gaps(merged, by="Gender", ddof=ddof,
-                                                       n_permutations=n_boot, **kw), task))
+            pair = ("Female", "Male") if set(merged["Gender"].dropna()) >= {"Female", "Male"} else (None, None)
+            by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], ddof=ddof,
+                                                    n_permutations=n_boot, **kw)
+            gender.append(_with_task(by_group, task))
+            if group_gaps is not None:
+                gaps.append(_with_task(group_gaps, task))
+            if task == TASK_CATEGORICAL:
+                class_recall = bias.per_class_recall_by_group(merged, by="Gender", group_table=by_group, **kw)
         speakers.append(_with_task(bias.speaker_metrics(merged, min_utterances=min_speaker_utterances,
                                                         ddof=ddof), task))
         if merged["system"].nunique() > 1:
@@ -127,8 +131,8 @@ def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level,
                         ("speaker_metrics", speakers), ("disagreement", disagreement)):
         if parts:
             tables[name] = pd.concat(parts, ignore_index=True)
-    if categorical is not None and categorical["Gender"].notna().any():
-        tables["class_recall_by_gender"] = bias.per_class_recall_by_group(categorical, by="Gender", **kw)
+    if class_recall is not None:
+        tables["class_recall_by_gender"] = class_recall
     if len(evaluation.get("systems", {})) > 1:
         curve = fusion.topk_fusion_curve(categorical, attributes, ddof=ddof, **kw)
         tables["fusion_curve"] = curve

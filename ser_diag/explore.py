@@ -17,11 +17,14 @@ Two layers, kept apart so everything but the widgets is testable without a brows
 >>> ex                                                              # doctest: +SKIP
 
 Analyses are computed for the files of the current split and group only and cached, keyed by
-(split, group, bins, bootstrap settings): the regression-to-the-mean tables are computed for
+(split, group, bins) and the system(s) they need: the regression-to-the-mean tables are computed for
 every system in one joint bootstrap, so a system change only slices them; returning to a state,
 or a figure change that needs no new analysis, is a redraw. At construction a background thread
 reads ``labels_detailed.csv`` (annotators' votes) and computes the top-K fusion curve of the
-first split (``prefetch=False`` turns that off). Interactive intervals use ``n_boot=200``
+split and group and every system's regression-to-the-mean tables; after each figure is drawn
+it queues the same for a new split, group or bins, and in the gender audit the other systems'
+audits (``prefetch=False`` turns that off; a queued job that the foreground needs before it
+started is taken back and computed at once). Interactive intervals use ``n_boot=200``
 resamples by default (the figure caption says so); the report and paper figures use 1000.
 """
 
@@ -31,7 +34,7 @@ import dataclasses
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from io import BytesIO as _BytesIO
 from pathlib import Path
 
@@ -153,7 +156,11 @@ class Explorer:
     ``corpus``: MSP-Podcast root holding ``Audios/``, ``Transcripts/``, ``Labels/labels_detailed.csv``
     (default: the labels path when it is a corpus root or its ``Labels/`` folder). Bootstrap
     settings (``n_boot``, ``level``, ``by_speaker``, ``seed``, ``ddof``) are passed to every
-    analysis; the state is in :attr:`state`, changed through :meth:`set`.
+    analysis; the state is in :attr:`state`, changed through :meth:`set`. ``prefetch``: compute
+    in one background thread what the next control change is likely to need (the detailed
+    labels, the fusion curve, the regression-to-the-mean tables, after a gender audit the
+    other systems' audits);
+    :meth:`wait_prefetch` waits for it.
     """
 
     def __init__(self, labels, predictions, corpus=None, split: str = "Development", *,
@@ -170,6 +177,7 @@ class Explorer:
         self._pending: dict = {}                  # key -> Future of a background computation
         self._lock = threading.RLock()
         self._background: ThreadPoolExecutor | None = None
+        self.prefetch = prefetch
         present = set(self.predictions["FileName"].astype(str))
         self.splits = [s for s in SPLITS
                        if self.labels.loc[self.labels["Split_Set"] == s, "FileName"].isin(present).any()]
@@ -183,7 +191,18 @@ class Explorer:
         if prefetch:
             self._prefetch(("detailed",), self._read_detailed)
             self._prefetch(("votes",), self._compute_votes)
-            self._prefetch(("fusion",) + self._data_key, lambda key=self._data_key: self._compute_fusion(key))
+        self._prefetch_data()
+
+    def _prefetch_data(self) -> None:
+        """Queue the system-independent analyses of the current split, group and bins: the
+        fusion curve and every system's regression-to-the-mean tables."""
+        if not self.prefetch:
+            return
+        key, bins = self._data_key, self.state.bins
+        self._prefetch(("fusion",) + key, lambda: self._compute_fusion(key))
+        attributes = self.merged(TASK_ATTRIBUTES, key)
+        if attributes is not None and len(attributes):
+            self._prefetch(("bin_means_all", bins) + key, lambda: self._compute_bin_means_all(key, bins))
 
     def _prefetch(self, key, compute) -> None:
         """Compute ``compute()`` in the background thread and cache it under ``key``; a caller
@@ -205,7 +224,10 @@ class Explorer:
     def wait_prefetch(self) -> None:
         """Block until the background computations started so far are done (re-raises their errors)."""
         for future in list(self._pending.values()):
-            future.result()
+            try:
+                future.result()
+            except CancelledError:   # taken back by the foreground
+                pass
 
     # ------------------------------------------------------------------ data
     @staticmethod
@@ -232,7 +254,7 @@ class Explorer:
                 self._cache.move_to_end(key)
                 return self._cache[key]
             future: Future | None = self._pending.get(key)
-        if future is not None:
+        if future is not None and not future.cancel():   # queued, not started: compute it here
             return future.result()
         value = compute()
         self._store(key, value)
@@ -285,9 +307,10 @@ class Explorer:
             return kept
         return self._cached(("filtered", task) + key, compute)
 
-    def _rows(self, task: str, systems) -> pd.DataFrame:
-        merged = self._require(task)
-        key = ("rows", task, tuple(systems)) + self._data_key
+    def _rows(self, task: str, systems, data_key: tuple | None = None) -> pd.DataFrame:
+        data_key = data_key or self._data_key
+        merged = self._require(task, data_key)
+        key = ("rows", task, tuple(systems)) + data_key
 
         def compute():
             rows = merged.loc[merged["system"].isin(list(systems))].reset_index(drop=True)
@@ -297,10 +320,10 @@ class Explorer:
             return rows
         return self._cached(key, compute)
 
-    def _require(self, task: str) -> pd.DataFrame:
-        merged = self.merged(task)
+    def _require(self, task: str, data_key: tuple | None = None) -> pd.DataFrame:
+        merged = self.merged(task, data_key)
         if merged is None or merged.empty:
-            raise ValueError(f"no {task} predictions for split {self.state.split!r} and this group")
+            raise ValueError(f"no {task} predictions for split {(data_key or self._data_key)[0]!r} and this group")
         return merged
 
     @property
@@ -385,14 +408,16 @@ class Explorer:
     def bin_labels(self, attribute: str) -> list[str]:
         return binned.bin_labels(self.bin_edges(attribute), self.state.bins)
 
+    def _compute_bin_means_all(self, data_key: tuple, bins: str):
+        merged = self._require(TASK_ATTRIBUTES, data_key)
+        return (regression_to_mean.bin_means(merged, scheme=bins, **self.bootstrap),
+                regression_to_mean.shrinkage_table(merged, ddof=self.ddof, **self.bootstrap))
+
     def _bin_means_all(self):
         """:func:`~ser_diag.analysis.regression_to_mean.bin_means` and ``shrinkage_table`` of
         every system at once (one joint bootstrap: same resamples, one matrix product)."""
-        def compute():
-            merged = self._require(TASK_ATTRIBUTES)
-            return (regression_to_mean.bin_means(merged, scheme=self.state.bins, **self.bootstrap),
-                    regression_to_mean.shrinkage_table(merged, ddof=self.ddof, **self.bootstrap))
-        return self._analysis("bin_means_all", compute, self.state.bins)
+        key, bins = self._data_key, self.state.bins
+        return self._analysis("bin_means_all", lambda: self._compute_bin_means_all(key, bins), bins)
 
     def _bin_means(self, system):
         """The rows of ``system`` in :meth:`_bin_means_all`."""
@@ -401,16 +426,39 @@ class Explorer:
                          for frame in self._bin_means_all())
         return self._analysis("bin_means", compute, system, self.state.bins)
 
+    def _compute_group_audit(self, system: str, task: str, data_key: tuple):
+        rows = self._rows(task, [system], data_key)
+        frame = bias.group_metrics(rows, by="Gender", ddof=self.ddof, **self.bootstrap)
+        present = set(rows["Gender"].dropna().astype(str))
+        gaps = (bias.group_gaps(rows, by="Gender", n_permutations=self.bootstrap["n_boot"],
+                                ddof=self.ddof, **self.bootstrap)
+                if {"Female", "Male"} <= present else None)
+        return frame, gaps
+
     def _group_audit(self, system, task):
-        def compute():
-            rows = self._rows(task, [system])
-            frame = bias.group_metrics(rows, by="Gender", ddof=self.ddof, **self.bootstrap)
-            present = set(rows["Gender"].dropna().astype(str))
-            gaps = (bias.group_gaps(rows, by="Gender", n_permutations=self.bootstrap["n_boot"],
-                                    ddof=self.ddof, **self.bootstrap)
-                    if {"Female", "Male"} <= present else None)
-            return frame, gaps
-        return self._analysis("gender_audit", compute, system, task)
+        key = self._data_key
+        return self._analysis("gender_audit", lambda: self._compute_group_audit(system, task, key),
+                              system, task)
+
+    def _prefetch_after_draw(self) -> None:
+        """Queue in the background what the next control change is likely to need (after the
+        figure is drawn, so it does not slow the drawing): the analyses of the split, group
+        and bins (:meth:`_prefetch_data`) and, in the gender audit, every other system's audit."""
+        self._prefetch_data()
+        if self.state.view == "gender_audit":
+            self._prefetch_group_audits([t for t in TASKS if self.merged(t) is not None and len(self.merged(t))])
+
+    def _prefetch_group_audits(self, tasks) -> None:
+        if not self.prefetch:
+            return
+        key = self._data_key
+        for task in tasks:
+            present = self._cached(("systems", task) + key,
+                                   lambda t=task: set(pd.unique(self.merged(t, key)["system"])))
+            for other in self.systems:
+                if other in present:
+                    self._prefetch(("gender_audit", other, task) + key,
+                                   lambda o=other, t=task: self._compute_group_audit(o, t, key))
 
     def _compute_fusion(self, data_key: tuple) -> pd.DataFrame:
         cat, att = self.merged(TASK_CATEGORICAL, data_key), self.merged(TASK_ATTRIBUTES, data_key)
@@ -466,6 +514,11 @@ class Explorer:
         ``gender_audit``: metrics by gender with gap, CI and p-value, per task (and system);
         ``topk_fusion``: Fig. 4 over all systems.
         """
+        fig = self._figure()
+        self._prefetch_after_draw()
+        return fig
+
+    def _figure(self):
         s = self.state
         view, systems = s.view, self.selected_systems
         if view == "confusion":
@@ -511,12 +564,14 @@ class Explorer:
         s = self.state
 
         def render():
-            fig = self.figure()
+            fig = self._figure()
             buffer = _BytesIO()
             fig.savefig(buffer, format="png", dpi=dpi)
             plt.close(fig)
             return buffer.getvalue()
-        return self._analysis("png", render, s.view, s.system, s.compare_system, s.bins, dpi)
+        png = self._analysis("png", render, s.view, s.system, s.compare_system, s.bins, dpi)
+        self._prefetch_after_draw()
+        return png
 
     @staticmethod
     def _axes(n: int, size: tuple[float, float], ncols: int | None = None):

@@ -134,11 +134,37 @@ def _check_codes(table: pd.DataFrame, path: Path, column: str, allowed) -> None:
                          f"{', '.join(a for a in allowed if a)}{_more(count)}", row=line)
 
 
+#: A plain decimal number (what the writers produce); such text parses to the same float in
+#: pyarrow's cast and :func:`pandas.to_numeric`.
+_PLAIN_DECIMAL = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _plain_decimals(text: pd.Series) -> pd.Series | None:
+    """``text`` as float64 through pyarrow's vectorised cast (~20x faster than
+    :func:`pandas.to_numeric` on Arrow strings) when every cell is a plain decimal number;
+    None otherwise, so anything else (empty, NaN, typos) takes the ``to_numeric`` path with its
+    error messages."""
+    if not hasattr(text.array, "__arrow_array__"):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - pandas' "str" dtype implies pyarrow
+        return None
+    arrow = text.array.__arrow_array__()
+    if arrow.null_count or not pc.all(pc.match_substring_regex(arrow, _PLAIN_DECIMAL)).as_py():
+        return None
+    return pd.Series(pc.cast(arrow, pa.float64()).to_numpy(zero_copy_only=False), index=text.index,
+                     name=text.name, dtype="float64")
+
+
 def _numbers(table: pd.DataFrame, path: Path, column: str, low: float, high: float,
              tolerance: float = 0.0) -> pd.Series:
     """Column as float64, raising at the first value that is not a finite number in [low, high]."""
     text = table[column]
-    values = pd.to_numeric(text, errors="coerce").astype("float64")
+    values = _plain_decimals(text)
+    if values is None:
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
     ok = np.isfinite(values) & (values >= low - tolerance) & (values <= high + tolerance)
     if not ok.all():
         line, count = _first_bad(table, ~ok)

@@ -149,7 +149,11 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
     key = (n, n_boot, group_key, int(seed), np.dtype(dtype).str)
     matrix = _cache.get(key)
     if matrix is None:
-        matrix = np.concatenate(list(_draw_chunks(n, n_boot, mapping, m, seed, CHUNK_ROWS, dtype, False)))
+        matrix = np.empty((n_boot, n), dtype=dtype)  # filled in place: no list of chunks to concatenate
+        start = 0
+        for counts in _draw_chunks(n, n_boot, mapping, m, seed, CHUNK_ROWS, dtype, True):
+            matrix[start:start + len(counts)] = counts
+            start += len(counts)
         _cache.put(key, matrix)
     step = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
     for start in range(0, n_boot, step):

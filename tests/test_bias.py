@@ -6,7 +6,10 @@ import pytest
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
+from ser_diag import metrics, resampling
 from ser_diag.analysis.bias import (
+    cluster_ids,
+    group_audit,
     group_gaps,
     group_metrics,
     metric_frame,
@@ -285,3 +288,110 @@ def test_speaker_ccc_and_bias_for_attributes():
                       ccc_numpy(sub["EmoVal_true"].to_numpy(), sub["EmoVal_pred"].to_numpy()))
     worst = worst_speakers(table, n=1, metric="ccc_EmoVal")
     assert worst["SpkrID"].tolist() == [4]
+
+
+# --------------------------------------------------------------------------- vectorised == per-system path
+
+def _reference_statistic(frame, task, mask, ddof):
+    """One system's metrics on ``weights * mask`` from the public single-system building blocks
+    (the per-system, per-group path the vectorised audit replaces)."""
+    if task == "categorical":
+        base = resampling.categorical_statistics(metrics.label_indices(frame["EmoClass_true"].to_numpy()),
+                                                 metrics.label_indices(frame["EmoClass_pred"].to_numpy()))
+
+        def statistic(w):
+            values = base(np.asarray(w) * mask)
+            return {k: np.asarray(values[k], np.float64) for k in
+                    ["macro_f1", "accuracy", "uar"] + [f"recall_{c}" for c in CLASS_CODES]}
+        return statistic
+
+    def statistic(w):
+        w = np.atleast_2d(np.asarray(w, np.float64)) * mask
+        out, cccs = {}, []
+        for a in ATTRIBUTES:
+            m = metrics.weighted_moments(w, frame[f"{a}_true"].to_numpy(float), frame[f"{a}_pred"].to_numpy(float),
+                                         ddof=ddof)
+            cccs.append(metrics.ccc_from_moments(m))
+            out[f"ccc_{a}"], out[f"bias_{a}"] = cccs[-1], m[:, 2] - m[:, 1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"shrinkage_{a}"] = np.sqrt(m[:, 4] / m[:, 3])
+        out["ccc_mean"] = np.mean(cccs, axis=0)
+        return out
+    return statistic
+
+
+def _reference_gaps(merged, task, n_boot, n_permutations, by_speaker, seed, ddof):
+    """Per system: bootstrap of both groups on shared weights, and the speaker permutation
+    null drawn one ``rng.permutation`` of the speakers' is-female flags at a time."""
+    rows = []
+    for system, frame in merged.groupby("system", sort=False):
+        frame = frame.reset_index(drop=True)
+        female = (frame["Gender"] == "Female").to_numpy(np.float64)
+        male = (frame["Gender"] == "Male").to_numpy(np.float64)
+        stat_f, stat_m = (_reference_statistic(frame, task, m, ddof) for m in (female, male))
+
+        def both(w):
+            f, m = stat_f(w), stat_m(w)
+            return {**{f"F {k}": v for k, v in f.items()}, **{f"M {k}": v for k, v in m.items()},
+                    **{f"gap {k}": f[k] - m[k] for k in f}}
+        groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
+        boot = resampling.bootstrap(both, len(frame), n_boot=n_boot, groups=groups, seed=seed).set_index("metric")
+        speakers = cluster_ids(frame["SpkrID"])
+        first = pd.Series(np.arange(len(frame))).groupby(speakers).first().to_numpy()
+        label = frame["Gender"].to_numpy(object)[first]
+        in_pair = np.isin(label, ["Female", "Male"])         # speakers without a gender stay out
+        position = np.full(first.size, -1)
+        position[in_pair] = np.arange(in_pair.sum())
+        row_position = position[speakers]
+        stat_all = _reference_statistic(frame, task, np.ones(len(frame)), ddof)
+        rng = np.random.default_rng(seed)
+        null = {k: [] for k in stat_f(np.ones((1, len(frame))))}
+        for _ in range(n_permutations):
+            shuffled = rng.permutation(label[in_pair] == "Female")
+            f_rows = np.where(row_position >= 0, shuffled[row_position], False)
+            m_rows = np.where(row_position >= 0, ~shuffled[row_position], False)
+            f, m = stat_all(f_rows[None].astype(float)), stat_all(m_rows[None].astype(float))
+            for k in null:
+                null[k].append(float(f[k][0] - m[k][0]))
+        for k, values in null.items():
+            values = np.array(values)
+            gap = boot.at[f"gap {k}", "estimate"]
+            p = (1 + np.sum(np.abs(values) >= abs(gap) - 1e-12)) / (1 + values.size)
+            rows.append(dict(system=system, metric=k, estimate_a=boot.at[f"F {k}", "estimate"],
+                             estimate_b=boot.at[f"M {k}", "estimate"], gap=gap,
+                             ci_low=boot.at[f"gap {k}", "ci_low"], ci_high=boot.at[f"gap {k}", "ci_high"],
+                             p_value=p, F_low=boot.at[f"F {k}", "ci_low"], F_high=boot.at[f"F {k}", "ci_high"]))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("task,by_speaker,ddof", [("categorical", False, 0), ("categorical", True, 0),
+                                                  ("attributes", False, 1), ("attributes", True, 0)])
+def test_vectorised_audit_equals_per_system_per_group_path(task, by_speaker, ddof):
+    systems = ("s1", "s2", "s3")
+    merged = (categorical_merged(0.45, 0.6, n_speakers=40, per_speaker=12, systems=systems)
+              if task == "categorical" else
+              attribute_merged(0.8, 0.5, n_speakers=40, per_speaker=12, speaker_offset=0.3, systems=systems))
+    merged.loc[merged["SpkrID"] == 3, "Gender"] = None  # a speaker of unknown gender belongs to no group
+    table, gaps = group_audit(merged, n_boot=60, n_permutations=40, by_speaker=by_speaker, seed=4, ddof=ddof)
+    expected = _reference_gaps(merged, task, 60, 40, by_speaker, 4, ddof)
+    got = gaps.set_index(["system", "metric"]).loc[list(zip(expected["system"], expected["metric"]))]
+    for column in ("estimate_a", "estimate_b", "gap", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float),
+                                   rtol=0, atol=1e-9, equal_nan=True, err_msg=column)
+    female = table[table["group"] == "Female"].set_index(["system", "metric"]).loc[got.index]
+    for column, ref in (("estimate", "estimate_a"), ("ci_low", "F_low"), ("ci_high", "F_high")):
+        np.testing.assert_allclose(female[column].to_numpy(float), expected[ref].to_numpy(float),
+                                   rtol=0, atol=1e-9, equal_nan=True, err_msg=column)
+    assert set(gaps["method"]) == {"speaker permutation"}
+    # the combined call and the two separate ones give the same frames
+    pd.testing.assert_frame_equal(table, group_metrics(merged, n_boot=60, by_speaker=by_speaker, seed=4, ddof=ddof))
+    pd.testing.assert_frame_equal(gaps, group_gaps(merged, n_boot=60, n_permutations=40, by_speaker=by_speaker,
+                                                   seed=4, ddof=ddof))
+
+
+def test_per_class_recall_reuses_group_metrics_table():
+    merged = categorical_merged(0.4, 0.7, n_speakers=30, per_speaker=20, systems=("a", "b"))
+    table = group_metrics(merged, n_boot=40, seed=2)
+    reused = per_class_recall_by_group(merged, n_boot=40, seed=2, group_table=table)
+    pd.testing.assert_frame_equal(reused, per_class_recall_by_group(merged, n_boot=40, seed=2))
+    assert len(reused) == 2 * 2 * len(CLASS_CODES)

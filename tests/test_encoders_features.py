@@ -314,3 +314,28 @@ def test_read_audio_cuts_at_max_seconds(tmp_path):
     assert feat.audio_length(tmp_path / "a.wav", max_seconds=1.5) == int(1.5 * SR)
     z = feat.normalize_wave(feat.read_audio(tmp_path / "a.wav"), (0.1, 2.0))
     np.testing.assert_allclose(z, (_wave(3 * SR) - 0.1) / 2.0, atol=1e-6)
+
+
+def test_one_pass_for_both_levels_equals_one_pass_per_level(corpus, tmp_path, minilm):
+    names = ["MSP-PODCAST_0001_0000.wav", "MSP-PODCAST_0001_0004.wav", "MSP-PODCAST_0001_0006.wav"]
+    egemaps = enc.EGemapsEncoder()
+    both = feat.extract_feature_levels(corpus, egemaps, tmp_path / "both", file_names=names, progress=False)
+    wave = feat.read_audio(corpus / "Audios" / names[1])
+    np.testing.assert_array_equal(both["pooled"].get([names[1]])[0], enc.egemaps_features(wave))
+    np.testing.assert_array_equal(both["frames"].get_frames([names[1]])[0], egemaps.encode([wave], "frames")[0])
+    assert both["frames"].get_frames([names[1]])[0].shape == (len(wave) // 160 - 4, 25)  # 10 ms hop, 60 ms window
+    # text: one forward pass per batch gives the frames and their masked mean
+    counting = CountingEncoder(minilm)
+    counting.pooling = minilm.pooling
+    text = feat.extract_feature_levels(corpus, counting, tmp_path / "text", levels=("frames", "pooled"),
+                                       batch_size=4, progress=False)
+    assert counting.calls == 3 and counting.items == 9
+    single = feat.extract_features(corpus, minilm, tmp_path / "single", level="pooled", progress=False)
+    np.testing.assert_allclose(text["pooled"].get(), single.get(), atol=1e-5)
+    # a level already cached is not encoded again, the missing one is
+    again = CountingEncoder(minilm)
+    again.pooling = minilm.pooling
+    stores = feat.extract_feature_levels(corpus, again, tmp_path / "single", levels=("pooled", "frames"),
+                                         progress=False)
+    assert again.items == 9 and len(stores["frames"]) == 9
+    np.testing.assert_array_equal(stores["pooled"].get(), single.get())

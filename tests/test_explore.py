@@ -258,6 +258,56 @@ def test_redraw_reuses_cached_analysis_and_png(ex, monkeypatch):
     assert ex.figure_png() != png                # a control change redraws
 
 
+def test_cached_tables_equal_a_fresh_computation(ex, challenge):
+    """What the explorer shows after many control changes (joint all-system tables sliced per
+    system, background prefetch, cache) is exactly what a fresh explorer computes in that state,
+    and matches the library called on that system alone."""
+    from ser_diag.analysis import fusion, regression_to_mean
+
+    ex.wait_prefetch()
+    states = [dict(system=ex.systems[1], bins="unit"), dict(system=ex.systems[2], bins="quantile"),
+              dict(system=ex.systems[0], bins="unit", group_column="Gender", group_value="Male")]
+    for state in states:
+        ex.set(view="regression_to_mean", **state)
+        means, shrink = ex._bin_means(ex.state.system)
+        fresh = Explorer(challenge, challenge / "predictions", n_boot=N_BOOT, prefetch=False)
+        fresh.set(view="regression_to_mean", **state)
+        fresh_means, fresh_shrink = fresh._bin_means(state["system"])
+        pd.testing.assert_frame_equal(means, fresh_means)
+        pd.testing.assert_frame_equal(shrink, fresh_shrink)
+        rows = ex._rows("attributes", [state["system"]])
+        alone = regression_to_mean.bin_means(rows, scheme=state["bins"], n_boot=N_BOOT)
+        pd.testing.assert_frame_equal(means, alone, rtol=1e-9, atol=1e-12)
+        alone = regression_to_mean.shrinkage_table(rows, n_boot=N_BOOT)
+        pd.testing.assert_frame_equal(shrink, alone, rtol=1e-9, atol=1e-12)
+        assert set(means["system"]) == {state["system"]}
+        pd.testing.assert_frame_equal(ex._fusion(), fresh._fusion())
+    # the fusion curve computed in the background at construction = the library's on the files
+    ex.set(group_column=None)
+    curve = fusion.topk_fusion_curve(ex.merged("categorical"), ex.merged("attributes"), n_boot=N_BOOT)
+    pd.testing.assert_frame_equal(ex._fusion(), curve)
+
+
+def test_vote_text_matches_the_detailed_labels(ex, challenge):
+    detailed = pd.read_csv(challenge / "Labels" / "labels_detailed.csv")
+    major = detailed["EmoDetail"].str.split(";").str[1].str.strip()
+    names = {"Angry": "A", "Sad": "S", "Happy": "H", "Surprise": "U", "Fear": "F", "Disgust": "D",
+             "Contempt": "C", "Neutral": "N"}
+    detailed["code"] = major.map(names)
+    table = ex.cell_utterances(true="N")
+    for name, votes in table[["FileName", "votes"]].itertuples(index=False):
+        counts = detailed.loc[detailed["FileName"] == name, "code"].value_counts()
+        expected = sorted(counts.items(), key=lambda kv: (-kv[1], "ASHUFDCN".index(kv[0])))
+        assert votes == " ".join(f"{c}:{n}" for c, n in expected), name
+
+
+def test_caption_states_the_interactive_bootstrap(ex):
+    ex.set(view="regression_to_mean")
+    fig = ex.figure()
+    assert f"{N_BOOT} utterance bootstrap resamples" in fig.get_suptitle()
+    plt.close(fig)
+
+
 def test_widgets_only_copy_values_onto_the_state(ex):
     from ser_diag.explore import _ExplorerWidgets
 

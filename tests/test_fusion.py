@@ -225,6 +225,28 @@ def test_pairwise_disagreement():
     assert np.isclose(got["value"].item(), np.corrcoef(x, y)[0, 1])
 
 
+def test_pairwise_disagreement_matrices_equal_pairwise_metric_calls():
+    from ser_diag import metrics
+
+    cat = categorical_merged([0.6, 0.5, 0.4, 0.3], n=250)
+    att = attribute_merged([0.3, 0.6, 0.9], n=150)
+    constant = att["system"] == "att2"
+    att.loc[constant, "EmoVal_pred"] = 4.0  # a constant system: Pearson undefined (nan)
+    for merged, task in ((cat, "categorical"), (att, "attributes")):
+        table = pairwise_disagreement(merged)
+        for row in table.itertuples():
+            a = merged[merged["system"] == row.system_a]
+            b = merged[merged["system"] == row.system_b]
+            if task == "categorical":
+                expected = 1.0 - metrics.accuracy(a["EmoClass_pred"].to_numpy(), b["EmoClass_pred"].to_numpy())
+            else:
+                column = row.metric.replace("pearson_", "") + "_pred"
+                expected = metrics.pearson(a[column].to_numpy(), b[column].to_numpy())
+            np.testing.assert_allclose(row.value, expected, rtol=0, atol=1e-12, equal_nan=True)
+    values = table[table["metric"] == "pearson_EmoVal"]
+    assert values[(values["system_a"] == "att2") | (values["system_b"] == "att2")]["value"].isna().all()
+
+
 # --------------------------------------------------------------------------- stacking
 
 class RecordingClassifier(ClassifierMixin, BaseEstimator):

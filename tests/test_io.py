@@ -590,3 +590,14 @@ def test_synthetic_flag_reaches_merged(tmp_path):
     result = io.load(root, predictions)
     assert result["labels"].attrs["synthetic"] is True
     assert result["attributes"].attrs["synthetic"] is True
+
+
+def test_fast_number_parsing_equals_to_numeric_and_falls_back():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.uniform(1, 7, 2000), rng.normal(0, 1e-5, 100), [0.0, 7.0, 1e-300]])
+    texts = [f"{v:.17g}" for v in values] + [f"{v:.5f}" for v in values] + ["1.", ".5", "+2", "1E+3", "-0.25e-2"]
+    text = pd.Series(texts, dtype="str")
+    fast = io._plain_decimals(text)
+    np.testing.assert_array_equal(fast.to_numpy(), pd.to_numeric(text).astype("float64").to_numpy())
+    for odd in ("", "nan", "inf", "0x1", "1_0", "high", " 1"):
+        assert io._plain_decimals(pd.Series(["1.5", odd], dtype="str")) is None, odd

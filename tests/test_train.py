@@ -283,3 +283,15 @@ def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp
     with pytest.raises(ValueError, match="soft_ce"):
         train(base_config(tmp_path / "d", augment={"drop_annotators": 0.2}), features=feats, labels=labels,
               detailed_labels=detailed)
+
+
+def test_shipped_training_configs_parse():
+    from pathlib import Path
+    folder = Path(train_module.__file__).parent / "configs"
+    configs = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json") if p.stem != "ensemble"}
+    assert "late_fusion_augmented" in configs
+    for name, config in configs.items():
+        TrainConfig.from_dict(config)
+    mixup, drop = train_module._augment_settings(configs["late_fusion_augmented"]["augment"])
+    assert mixup == {"p": 0.3, "alpha": 0.2} and drop == 0.2
+    assert train_module._augment_settings({}) == (None, None)  # off by default

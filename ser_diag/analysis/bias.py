@@ -28,8 +28,6 @@ part of each resample, so they do not change the groups' results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import scipy.sparse
@@ -41,6 +39,7 @@ from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEG
 __all__ = [
     "cluster_ids",
     "default_speaker_metric",
+    "group_audit",
     "group_gaps",
     "group_metrics",
     "metric_frame",
@@ -51,9 +50,6 @@ __all__ = [
     "task_of",
     "worst_speakers",
 ]
-
-_SEP = "\x1f"  # joins group and metric names inside one bootstrap statistic
-
 
 # --------------------------------------------------------------------------- shared helpers
 
@@ -215,6 +211,11 @@ class _GroupedSums:
         return {name: np.moveaxis(out[name], -1, -2) for name in task_metric_names(self.task)}
 
 
+def _stack(values: dict[str, np.ndarray]) -> np.ndarray:
+    """``{metric: (..., S, G)}`` -> ``(..., S, G, M)`` in the dict's order."""
+    return np.stack(list(values.values()), axis=-1)
+
+
 def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
     if by not in merged:
         raise ValueError(f"column {by!r} not in the merged frame; label columns: "
@@ -282,60 +283,13 @@ def metric_frame(merged: pd.DataFrame, system: str | None = None, by: str = "Gen
     return _metric_frame(frames[system], task_of(merged), by, ddof)
 
 
-def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, level: float = 0.95,
-                  by_speaker: bool = False, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
-    """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
+def _group_index(labels: pd.Series, groups: list) -> np.ndarray:
+    """Position of each row's label in ``groups``; -1 for a missing label."""
+    index = np.full(len(labels), -1, dtype=np.int64)
+    for g, value in enumerate(groups):
+        index[(labels == value).fillna(False).to_numpy(bool)] = g
+    return index
 
-    Categorical: ``macro_f1, accuracy, uar, recall_<code>``; attributes: ``ccc_<attr>,
-    ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates and percentile CIs come from
-    :func:`ser_diag.resampling.bootstrap` of one vectorised statistic (the estimates equal
-    fairlearn's :func:`metric_frame` ``.by_group``), resampling speakers when ``by_speaker``
-    (unknown speakers count as one-utterance clusters). All systems and groups share the
-    resamples (same ``seed``).
-
-    Returns a tidy frame ``system, by, group, metric, estimate, ci_low, ci_high, level, unit,
-    n_boot, n, n_speakers``.
-    """
-    task = task_of(merged)
-    rows = []
-    for system, frame in system_frames(merged).items():
-        labels = _group_values(frame, by)
-        present = labels.dropna().unique()
-        groups = sorted(present.tolist(), key=str)
-        masks = {str(g): (labels == g).fillna(False).to_numpy(np.float32) for g in groups}
-        boot = _bootstrap_groups(frame, task, masks, n_boot, level, by_speaker, seed, ddof)
-        for g in groups:
-            in_group = frame[labels == g]
-            part = boot[boot["key"] == str(g)].set_index("metric")
-            for name in task_metric_names(task):
-                rows.append(dict(system=system, by=by, group=g, metric=name,
-                                 estimate=part.at[name, "estimate"],
-                                 ci_low=part.at[name, "ci_low"], ci_high=part.at[name, "ci_high"],
-                                 level=level, unit=part.at[name, "unit"], n_boot=n_boot,
-                                 n=len(in_group), n_speakers=int(in_group["SpkrID"].nunique())))
-    return pd.DataFrame(rows)
-
-
-def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000,
-                              level: float = 0.95, by_speaker: bool = False,
-                              seed: int = 0) -> pd.DataFrame:
-    """Recall of each class per group with CIs (categorical task): ``system, by, group, class,
-    recall, ci_low, ci_high, support`` where ``support`` is the number of true items of the
-    class in the group."""
-    if task_of(merged) != TASK_CATEGORICAL:
-        raise ValueError("per-class recall needs the categorical task")
-    table = group_metrics(merged, by=by, n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
-    table = table[table["metric"].str.startswith("recall_")].copy()
-    table["class"] = table["metric"].str.removeprefix("recall_")
-    first = merged[merged["system"] == merged["system"].iloc[0]]
-    support = first.groupby([by, "EmoClass_true"]).size()
-    table["support"] = [int(support.get((g, c), 0)) for g, c in zip(table["group"], table["class"])]
-    return (table.rename(columns={"estimate": "recall"})
-            [["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]]
-            .reset_index(drop=True))
-
-
-# --------------------------------------------------------------------------- gaps
 
 def _permutation_units(frame: pd.DataFrame, labels: pd.Series) -> tuple[np.ndarray, str]:
     """Units whose group label is shuffled: speakers when the label is constant within every
@@ -347,9 +301,15 @@ def _permutation_units(frame: pd.DataFrame, labels: pd.Series) -> tuple[np.ndarr
     return np.arange(len(frame)), "utterance permutation"
 
 
-def _permutation_gaps(statistic, unit_ids, labels, a, b, n_permutations, seed, batch=200):
-    """Gap ``stat(a) - stat(b)`` under ``n_permutations`` shuffles of the unit labels among the
-    units of groups a and b; returns ``{metric: (n_permutations,)}``."""
+def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations, seed,
+                      batch=resampling.CHUNK_ROWS) -> np.ndarray:
+    """Gap ``stat(a) - stat(b)`` of every system and metric, ``(n_permutations, S, M)``, under
+    shuffles of the group labels among the units (speakers) of groups a and b.
+
+    Each shuffle is ``rng.permutation`` of the units' is-a flags (one generator seeded with
+    ``seed``, so every system sees the same shuffles); group a's sums are the shuffled flags
+    times the per-unit sums, group b's the rest of the a-or-b total.
+    """
     first = pd.Series(np.arange(len(unit_ids))).groupby(unit_ids).first()
     unit_label = labels.to_numpy(object)[first.to_numpy()]
     in_ab = np.array([x == a or x == b for x in unit_label])
@@ -357,21 +317,133 @@ def _permutation_gaps(statistic, unit_ids, labels, a, b, n_permutations, seed, b
     is_a = np.array([x == a for x in unit_label[in_ab]])
     position = pd.Series(-1, index=first.index.to_numpy())
     position[units] = np.arange(units.size)
-    row_pos = position.loc[unit_ids].to_numpy()
+    per_unit = sums.unit_sums(position.loc[unit_ids].to_numpy(), units.size)      # (U, C)
+    total = np.asarray(per_unit.sum(axis=0), dtype=np.float64).ravel()
     rng = np.random.default_rng(seed)
-    out: dict[str, list] = {}
+    out = []
     for start in range(0, n_permutations, batch):
         size = min(batch, n_permutations - start)
-        shuffled = np.stack([rng.permutation(is_a) for _ in range(size)])      # (P, units)
-        padded = np.concatenate([shuffled, np.zeros((size, 1), bool)], axis=1)  # pos -1 -> False
-        mask_a = padded[:, row_pos]
-        pads_b = np.concatenate([~shuffled, np.zeros((size, 1), bool)], axis=1)
-        mask_b = pads_b[:, row_pos]
-        va, vb = statistic(mask_a.astype(np.float32)), statistic(mask_b.astype(np.float32))
-        for name in va:
-            out.setdefault(name, []).append(va[name] - vb[name])
-    return {name: np.concatenate(parts) for name, parts in out.items()}
+        shuffled = np.stack([rng.permutation(is_a) for _ in range(size)])       # (P, U)
+        sum_a = sums.product(shuffled, per_unit)
+        values = _stack(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))    # (P, S, 2, M)
+        out.append(values[:, :, 0] - values[:, :, 1])
+    return np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
 
+
+def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: int, level: float,
+           by_speaker: bool, n_permutations: int, seed: int, ddof: int):
+    """Group metrics and (``pair``) gaps of every system from one bootstrap of all systems and
+    groups at once: ``(metrics_rows, gap_rows)`` keyed by system."""
+    task = task_of(merged)
+    names = task_metric_names(task)
+    frames = system_frames(merged)
+    metric_rows: dict[str, list] = {}
+    gap_rows: dict[str, list] = {}
+    for block in _file_blocks(frames):
+        first = frames[block[0]]
+        labels = _group_values(first, by)
+        groups = sorted(labels.dropna().unique().tolist(), key=str)
+        if pair is not None:
+            observed = set(labels.dropna().tolist())
+            for g in pair:
+                if g not in observed:
+                    raise ValueError(f"group {g!r} not found in column {by!r} "
+                                     f"(values: {sorted(map(str, observed))})")
+        group = _group_index(labels, groups)
+        sums = _GroupedSums([frames[s] for s in block], task, ddof)
+        design = sums.grouped_design(group, len(groups))
+
+        def statistic(weights, sums=sums, design=design, n_groups=len(groups)):
+            raw = sums.product(weights, design)
+            return _stack(sums.finish(raw.reshape(len(raw), n_groups, sums.width)))   # (B, S, G, M)
+
+        n = len(first)
+        estimate = statistic(np.ones((1, n), dtype=np.float32))[0]                   # (S, G, M)
+        clusters = cluster_ids(first["SpkrID"]) if by_speaker else None
+        if n_boot > 0:
+            dist = resampling.bootstrap_distribution(
+                lambda w: {"all": statistic(w).reshape(len(w), -1)}, n, n_boot, groups=clusters,
+                seed=seed, dtype=sums.weight_dtype)["all"].reshape((n_boot,) + estimate.shape)
+        else:
+            dist = np.empty((0,) + estimate.shape)
+        low, high = resampling.percentile_interval(dist, level)
+        unit = "speaker" if by_speaker else "utterance"
+        masks = [group == g for g in range(len(groups))]
+        sizes = [int(m.sum()) for m in masks]
+        speakers = [int(first.loc[m, "SpkrID"].nunique()) for m in masks]
+        for i, system in enumerate(block):
+            metric_rows[system] = [
+                dict(system=system, by=by, group=value, metric=name, estimate=float(estimate[i, g, j]),
+                     ci_low=float(low[i, g, j]), ci_high=float(high[i, g, j]), level=level, unit=unit,
+                     n_boot=n_boot, n=sizes[g], n_speakers=speakers[g])
+                for g, value in enumerate(groups) for j, name in enumerate(names)]
+        if pair is None:
+            continue
+        ia, ib = groups.index(pair[0]), groups.index(pair[1])
+        gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
+        gap_low, gap_high = resampling.percentile_interval(dist[:, :, ia] - dist[:, :, ib], level)
+        unit_ids, method = _permutation_units(first, labels)
+        null = _permutation_null(sums, unit_ids, labels, pair[0], pair[1], n_permutations, seed)
+        for i, system in enumerate(block):
+            rows = gap_rows[system] = []
+            for j, name in enumerate(names):
+                values = null[:, i, j][np.isfinite(null[:, i, j])]
+                observed_gap = float(gap[i, j])
+                p_value = (float((1 + np.sum(np.abs(values) >= abs(observed_gap) - 1e-12)) / (1 + values.size))
+                           if np.isfinite(observed_gap) and values.size else float("nan"))
+                rows.append(dict(system=system, by=by, group_a=pair[0], group_b=pair[1], metric=name,
+                                 estimate_a=float(estimate[i, ia, j]), estimate_b=float(estimate[i, ib, j]),
+                                 gap=observed_gap, ci_low=float(gap_low[i, j]), ci_high=float(gap_high[i, j]),
+                                 level=level, unit=unit, n_boot=n_boot, p_value=p_value, method=method,
+                                 n_permutations=n_permutations))
+    order = list(frames)
+    return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])])
+
+
+def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, level: float = 0.95,
+                  by_speaker: bool = False, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+    """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
+
+    Categorical: ``macro_f1, accuracy, uar, recall_<code>``; attributes: ``ccc_<attr>,
+    ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates and percentile CIs come from one
+    bootstrap of every system and group at once (weights ``W * mask_group``; the estimates
+    equal fairlearn's :func:`metric_frame` ``.by_group``), resampling speakers when
+    ``by_speaker`` (unknown speakers count as one-utterance clusters). All systems and groups
+    share the resamples (same ``seed``).
+
+    Returns a tidy frame ``system, by, group, metric, estimate, ci_low, ci_high, level, unit,
+    n_boot, n, n_speakers``.
+    """
+    rows, _ = _audit(merged, by, None, n_boot, level, by_speaker, 0, seed, ddof)
+    return pd.DataFrame(rows)
+
+
+def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000,
+                              level: float = 0.95, by_speaker: bool = False, seed: int = 0,
+                              group_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Recall of each class per group with CIs (categorical task): ``system, by, group, class,
+    recall, ci_low, ci_high, support`` where ``support`` is the number of true items of the
+    class in the group.
+
+    The recalls are the ``recall_<code>`` rows of :func:`group_metrics`; pass its output for
+    this ``merged``, ``by`` and bootstrap settings as ``group_table`` to reuse it instead of
+    bootstrapping again.
+    """
+    if task_of(merged) != TASK_CATEGORICAL:
+        raise ValueError("per-class recall needs the categorical task")
+    table = group_table if group_table is not None else group_metrics(
+        merged, by=by, n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
+    table = table[table["metric"].str.startswith("recall_")].copy()
+    table["class"] = table["metric"].str.removeprefix("recall_")
+    first = merged[merged["system"] == merged["system"].iloc[0]]
+    support = first.groupby([by, "EmoClass_true"]).size()
+    table["support"] = [int(support.get((g, c), 0)) for g, c in zip(table["group"], table["class"])]
+    return (table.rename(columns={"estimate": "recall"})
+            [["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]]
+            .reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- gaps
 
 def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: str = "Male",
                n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
@@ -387,43 +459,19 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
     ci_high, level, unit, n_boot, p_value, method, n_permutations``.
     """
-    task = task_of(merged)
-    rows = []
-    for system, frame in system_frames(merged).items():
-        labels = _group_values(frame, by)
-        observed = set(labels.dropna().tolist())
-        for g in (a, b):
-            if g not in observed:
-                raise ValueError(f"group {g!r} not found in column {by!r} (values: {sorted(map(str, observed))})")
-        masks = {"a": (labels == a).fillna(False).to_numpy(np.float32),
-                 "b": (labels == b).fillna(False).to_numpy(np.float32)}
-        both = _grouped_statistic(frame, task, masks, ddof)
-
-        def with_gap(weights):
-            out = both(weights)
-            for name in task_metric_names(task):
-                out[f"gap{_SEP}{name}"] = out[f"a{_SEP}{name}"] - out[f"b{_SEP}{name}"]
-            return out
-
-        groups = cluster_ids(frame["SpkrID"]) if by_speaker else None
-        boot = resampling.bootstrap(with_gap, len(frame), n_boot=n_boot, groups=groups,
-                                    level=level, seed=seed).set_index("metric")
-        unit_ids, method = _permutation_units(frame, labels)
-        perm = _permutation_gaps(_single_statistic(frame, task, ddof), unit_ids, labels, a, b,
-                                 n_permutations, seed)
-        for name in task_metric_names(task):
-            gap_row = boot.loc[f"gap{_SEP}{name}"]
-            gap = float(gap_row["estimate"])
-            null = perm[name][np.isfinite(perm[name])]
-            p_value = (float((1 + np.sum(np.abs(null) >= abs(gap) - 1e-12)) / (1 + null.size))
-                       if np.isfinite(gap) and null.size else float("nan"))
-            rows.append(dict(system=system, by=by, group_a=a, group_b=b, metric=name,
-                             estimate_a=float(boot.at[f"a{_SEP}{name}", "estimate"]),
-                             estimate_b=float(boot.at[f"b{_SEP}{name}", "estimate"]),
-                             gap=gap, ci_low=gap_row["ci_low"], ci_high=gap_row["ci_high"],
-                             level=level, unit=gap_row["unit"], n_boot=n_boot, p_value=p_value,
-                             method=method, n_permutations=n_permutations))
+    _, rows = _audit(merged, by, (a, b), n_boot, level, by_speaker, n_permutations, seed, ddof)
     return pd.DataFrame(rows)
+
+
+def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Female", b: str | None = "Male",
+                n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
+                n_permutations: int = 1000, seed: int = 0,
+                ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(group_metrics(...), group_gaps(...))`` from one shared bootstrap: the same numbers
+    as the two calls, computed once. ``a=None`` or ``b=None``: no gaps (second item None)."""
+    pair = None if a is None or b is None else (a, b)
+    rows, gap_rows = _audit(merged, by, pair, n_boot, level, by_speaker, n_permutations, seed, ddof)
+    return pd.DataFrame(rows), (pd.DataFrame(gap_rows) if pair is not None else None)
 
 
 # --------------------------------------------------------------------------- speakers

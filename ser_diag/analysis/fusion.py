@@ -308,6 +308,18 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
 
 # --------------------------------------------------------------------------- disagreement
 
+def _pearson_matrix(values: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every pair of rows of ``(S, n)`` values (one product); ``nan``
+    where either row is constant (as :func:`ser_diag.metrics.pearson`)."""
+    if values.shape[1] == 0:
+        return np.full((len(values), len(values)), np.nan)
+    centred = values - values.mean(axis=1, keepdims=True)
+    cov = centred @ centred.T
+    sd = np.sqrt(np.diagonal(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((sd[:, None] > 0) & (sd[None, :] > 0), cov / (sd[:, None] * sd[None, :]), np.nan)
+
+
 def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     """How differently every pair of systems predicts the same files.
 
@@ -323,19 +335,20 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     for b in names[1:]:  # same files as the first system <=> every pair has the same files
         if not np.array_equal(frames[b]["FileName"].to_numpy(str), files):
             raise ValueError(f"systems {names[0]!r} and {b!r} are not scored on the same files")
-    columns = ["EmoClass_pred"] if task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
-    values = {s: [frames[s][c].to_numpy(str if task == TASK_CATEGORICAL else np.float64) for c in columns]
-              for s in names}  # converted once per system, not once per pair
+    if task == TASK_CATEGORICAL:  # integer codes of every system's predicted classes, compared at once
+        codes = pd.factorize(np.concatenate([frames[s]["EmoClass_pred"].to_numpy(str) for s in names]))[0]
+        codes = codes.reshape(len(names), len(files))
+        matrices = {"disagreement": np.array([[1.0 - float(np.mean(codes[i] == codes[j])) if files.size
+                                                else float("nan") for j in range(len(names))]
+                                               for i in range(len(names))])}
+    else:
+        matrices = {f"pearson_{attr}": _pearson_matrix(np.stack([frames[s][f"{attr}_pred"].to_numpy(np.float64)
+                                                                 for s in names]))
+                    for attr in ATTRIBUTES}
     rows = []
-    for a in names:
-        for b in names:
-            if task == TASK_CATEGORICAL:
-                rows.append((task, "disagreement", a, b,
-                             1.0 - metrics.accuracy(values[a][0], values[b][0])))
-            else:
-                for j, attr in enumerate(ATTRIBUTES):
-                    rows.append((task, f"pearson_{attr}", a, b,
-                                 metrics.pearson(values[a][j], values[b][j])))
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            rows += [(task, metric, a, b, float(matrix[i, j])) for metric, matrix in matrices.items()]
     return pd.DataFrame(rows, columns=["task", "metric", "system_a", "system_b", "value"])
 
 

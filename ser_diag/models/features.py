@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -288,6 +289,71 @@ class _ShardWriter:
         self.names, self.features = [], []
 
 
+def egemaps_functionals_and_llds(wave: np.ndarray, sample_rate: int = 16_000) -> tuple[np.ndarray, np.ndarray]:
+    """The 88 eGeMAPS v02 functionals ``(88,)`` and the 25 low-level descriptors ``(T, 25)`` of
+    one clip from a single openSMILE run (its multi-sink output config), identical to
+    :func:`ser_diag.models.encoders.egemaps_features` and ``EGemapsEncoder.encode(..., "frames")``,
+    which run openSMILE once per level."""
+    from opensmile.core.config import config
+    from opensmile.core.lib import OpenSMILE
+
+    reference = _egemaps_reference()
+    options = reference._options()
+    options.pop("sinkLevel", None)
+    root = reference.default_config_root
+    options.update(sink=os.path.join(root, config.EXTERNAL_OUTPUT_MULTI_CONFIG), sinkLevelLLD="lld",
+                   sinkLevelFunc="func", source=os.path.join(root, config.EXTERNAL_INPUT_CONFIG),
+                   sampleRate=int(sample_rate), nBits=16)
+    smile = OpenSMILE()
+    smile.initialize(config_file=reference.config_path, options=options, loglevel=reference.loglevel,
+                     log_file=reference.logfile, debug=reference.verbose)
+    llds, functionals = [], []
+    smile.external_sink_set_callback_ex("extsinklld", lambda data, meta: llds.append(data.copy()))
+    smile.external_sink_set_callback_ex("extsinkfunc", lambda data, meta: functionals.append(data.copy()))
+    # as opensmile.Smile.process_signal: float wave -> 16-bit integers
+    smile.external_audio_source_write_data("extsource", bytes((np.asarray(wave, np.float32) * 32768).astype(np.int16)))
+    smile.external_audio_source_set_eoi("extsource")
+    smile.run()
+    smile.free()
+    if not functionals:  # as opensmile does for a segment too short: NaN functionals
+        functionals.append(np.full(len(reference.feature_names), np.nan))
+    return (np.vstack(functionals).reshape(-1).astype(np.float32),
+            np.vstack(llds).astype(np.float32) if llds else np.zeros((0, 25), np.float32))
+
+
+@functools.lru_cache(maxsize=1)
+def _egemaps_reference():
+    import opensmile
+
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                           feature_level=opensmile.FeatureLevel.Functionals)
+
+
+def encode_levels(encoder, batch, levels) -> dict:
+    """``{level: encoder output}`` for several levels from one encoder pass where possible:
+    eGeMAPS functionals + descriptors from one openSMILE run
+    (:func:`egemaps_functionals_and_llds`); transformer encoders (``pooling`` attribute) pool
+    their own frames (:func:`ser_diag.models.encoders.pool_frames`) instead of a second forward
+    pass; any other encoder is called once per level."""
+    levels = tuple(levels)
+    if len(levels) == 1:
+        return {levels[0]: encoder.encode(batch, level=levels[0])}
+    from ser_diag.models.encoders import EGemapsEncoder, pool_frames
+
+    if isinstance(encoder, EGemapsEncoder):
+        pairs = [egemaps_functionals_and_llds(w, encoder.sample_rate) for w in batch]
+        both = {"pooled": np.stack([p for p, _ in pairs]), "frames": [f for _, f in pairs]}
+        return {level: both[level] for level in levels}
+    if hasattr(encoder, "pooling") and set(levels) == set(LEVELS):
+        import torch
+
+        frames = encoder.encode(batch, level="frames")
+        pooled = np.stack([pool_frames(torch.from_numpy(f)[None], torch.ones(1, len(f), dtype=torch.bool),
+                                       encoder.pooling)[0].numpy() for f in frames])
+        return {"frames": frames, "pooled": pooled}
+    return {level: encoder.encode(batch, level=level) for level in levels}
+
+
 def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | os.PathLike,
                      file_names=None, level: str = "pooled", batch_size: int = 8,
                      bucket_by_length: bool = True, progress: bool = True,
@@ -300,50 +366,68 @@ def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | o
     :func:`normalize_wave` (``normalize="auto"``: per clip unless the encoder says
     ``normalize_audio = False``, as eGeMAPS does; or ``"clip"``, ``(mean, std)``, ``None``);
     text through :func:`read_transcript`. Batches of ``batch_size`` items are formed by length
-    (:func:`plan_batches`) unless ``bucket_by_length=False``. Cached files are skipped, so calling
-    again after an interruption resumes. Raises ``ValueError`` if the cache was made with other
-    settings, :class:`~ser_diag.errors.InputError` for a missing audio file.
+    (:func:`plan_batches`) unless ``bucket_by_length=False``. Cached files are skipped (a fully
+    cached corpus returns the store without calling the encoder), so calling again after an
+    interruption resumes. Raises ``ValueError`` if the cache was made with other settings,
+    :class:`~ser_diag.errors.InputError` for a missing audio file.
     """
+    return extract_feature_levels(corpus_root, encoder, cache_dir, file_names, (level,), batch_size,
+                                  bucket_by_length, progress, normalize, max_seconds, shard_size)[level]
+
+
+def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: str | os.PathLike,
+                           file_names=None, levels=LEVELS, batch_size: int = 8,
+                           bucket_by_length: bool = True, progress: bool = True,
+                           normalize: str | tuple[float, float] | None = "auto",
+                           max_seconds: float | None = 12.0, shard_size: int = 256) -> dict:
+    """:func:`extract_features` for several ``levels`` at once: each file is read and encoded
+    once for all the levels it still misses (:func:`encode_levels`), e.g. eGeMAPS functionals
+    and descriptors in one openSMILE pass, or MiniLM tokens and their mean in one forward pass.
+    Returns ``{level: FeatureStore}``; each level is its own cache, as :func:`extract_features`
+    writes it."""
     from tqdm.auto import tqdm
 
     root = Path(corpus_root)
+    levels = tuple(dict.fromkeys(levels))
     names = corpus_file_names(root) if file_names is None else list(dict.fromkeys(str(f) for f in file_names))
     modality = encoder.modality
+    if modality not in ("audio", "text"):
+        raise ValueError(f"unknown encoder modality {modality!r}")
     sample_rate = int(getattr(encoder, "sample_rate", 16_000))
     if normalize == "auto":
         normalize = "clip" if getattr(encoder, "normalize_audio", True) else None
-    spec = FeatureSpec(
-        encoder_key=encoder.key, level=level, modality=modality,
-        dim=int(encoder.pooled_dim if level == "pooled" else encoder.dim),
-        normalize=_normalize_tag(normalize) if modality == "audio" else "none",
-        max_seconds=max_seconds if modality == "audio" else None,
-        sample_rate=sample_rate if modality == "audio" else 0)
-    path = store_path(cache_dir, encoder.key, level)
-    path.mkdir(parents=True, exist_ok=True)
-    spec_file = path / "spec.json"
-    if spec_file.is_file():
-        cached = FeatureSpec.from_json(spec_file.read_text(encoding="utf-8"))
-        if cached != spec:
-            raise ValueError(f"{path} holds features made with {cached}, not {spec}; "
-                             "use another cache_dir")
-    else:
-        _atomic_save(spec_file, lambda fh: fh.write(spec.to_json().encode()))
+    done, paths = {}, {}
+    for level in levels:
+        spec = FeatureSpec(
+            encoder_key=encoder.key, level=level, modality=modality,
+            dim=int(encoder.pooled_dim if level == "pooled" else encoder.dim),
+            normalize=_normalize_tag(normalize) if modality == "audio" else "none",
+            max_seconds=max_seconds if modality == "audio" else None,
+            sample_rate=sample_rate if modality == "audio" else 0)
+        path = paths[level] = store_path(cache_dir, encoder.key, level)
+        path.mkdir(parents=True, exist_ok=True)
+        spec_file = path / "spec.json"
+        if spec_file.is_file():
+            cached = FeatureSpec.from_json(spec_file.read_text(encoding="utf-8"))
+            if cached != spec:
+                raise ValueError(f"{path} holds features made with {cached}, not {spec}; "
+                                 "use another cache_dir")
+        else:
+            _atomic_save(spec_file, lambda fh: fh.write(spec.to_json().encode()))
+        done[level] = FeatureStore(path)
 
-    done = FeatureStore(path)
-    todo = [f for f in names if f not in done]
+    todo = [f for f in names if any(f not in done[level] for level in levels)]
     if not todo:  # everything cached: no encoder call, no tokenizer call on an empty list
         return done
     if modality == "audio":
         lengths = [audio_length(root / "Audios" / f, sample_rate, max_seconds) for f in todo]
         items = None
-    elif modality == "text":
+    else:
         items = [read_transcript(root, f) for f in todo]
         lengths = encoder.token_counts(items) if hasattr(encoder, "token_counts") else [len(t) for t in items]
-    else:
-        raise ValueError(f"unknown encoder modality {modality!r}")
 
-    writer = _ShardWriter(path, level, shard_size)
-    bar = tqdm(total=len(todo), desc=f"features {encoder.key} ({level})", disable=not progress,
+    writers = {level: _ShardWriter(paths[level], level, shard_size) for level in levels}
+    bar = tqdm(total=len(todo), desc=f"features {encoder.key} ({'+'.join(levels)})", disable=not progress,
                unit="file")
     try:
         for batch in plan_batches(lengths, batch_size, bucket_by_length):
@@ -353,9 +437,13 @@ def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | o
                                          normalize) for f in batch_names]
             else:
                 inputs = [items[i] for i in batch]
-            writer.add(batch_names, encoder.encode(inputs, level=level))
+            needed = [level for level in levels if any(f not in done[level] for f in batch_names)]
+            for level, outputs in encode_levels(encoder, inputs, needed).items():
+                keep = [j for j, f in enumerate(batch_names) if f not in done[level]]
+                writers[level].add([batch_names[j] for j in keep], [outputs[j] for j in keep])
             bar.update(len(batch))
     finally:
-        writer.flush()
+        for writer in writers.values():
+            writer.flush()
         bar.close()
-    return FeatureStore(path)
+    return {level: FeatureStore(paths[level]) for level in levels}

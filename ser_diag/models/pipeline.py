@@ -18,6 +18,13 @@ late_fusion_soft   as late_fusion                       CE to annotator vote dis
 (``quick=True``: the first four, fewer epochs) and writes each system's predictions for the
 Development files to ``<out>/predictions/<system>/``, for Test3 to
 ``<out>/predictions_test3/<system>/``, plus ``<out>/pipeline.json``.
+
+Speed (the README's main command must finish in minutes on 2 CPU cores): each encoder runs once
+for all the levels the systems need (:func:`ser_diag.models.features.extract_feature_levels`:
+eGeMAPS functionals and descriptors from one openSMILE pass, MiniLM tokens and their mean from
+one forward pass), and torch runs on ``num_threads`` threads (default 1: the heads are tiny, and
+on a shared 2-core machine one thread was about 6x faster per cross-attention epoch than two
+competing for the cores; ``bench/bench_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -60,27 +67,58 @@ def _log(msg: str) -> None:
 
 def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, quick: bool = False,
                            systems: tuple[str, ...] | None = None, seed: int = 0,
-                           split: str = "Test3") -> Path:
+                           split: str = "Test3", num_threads: int | None = 1) -> Path:
     """Extract features, train the reference systems, write their Development and Test3
     predictions; return the predictions folder of ``split`` (one sub-folder per system:
-    ``<out>/predictions_test3`` for Test3, ``<out>/predictions`` for Development)."""
-    from ser_diag.io import is_synthetic, read_detailed_labels, read_labels, soft_labels
-    from ser_diag.models.train import open_feature_store, predictions_dir, train
+    ``<out>/predictions_test3`` for Test3, ``<out>/predictions`` for Development).
+    ``num_threads``: torch threads while it runs (``None``: leave torch's setting)."""
+    import torch
 
-    corpus, out = Path(corpus_dir), Path(out_dir)
+    previous = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    try:
+        return _run(Path(corpus_dir), Path(out_dir), quick, systems, seed, split)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def extract_system_features(corpus: Path, names, cache_dir: Path, timings: dict | None = None) -> dict:
+    """Feature stores keyed ``"<encoder>/<level>"`` for the systems ``names``: every encoder is
+    loaded and run once for all the levels those systems use."""
+    from ser_diag.models.encoders import load_encoder
+    from ser_diag.models.features import extract_feature_levels
+
+    levels: dict[str, list[str]] = {}
+    for name in names:
+        for spec in REFERENCE_SYSTEMS[name]["modalities"].values():
+            levels.setdefault(spec["encoder"], [])
+            if spec["level"] not in levels[spec["encoder"]]:
+                levels[spec["encoder"]].append(spec["level"])
+    stores = {}
+    for encoder_name, wanted in levels.items():
+        t = time.perf_counter()
+        found = extract_feature_levels(corpus, load_encoder(encoder_name), cache_dir, levels=tuple(wanted),
+                                       progress=False)
+        stores.update({f"{encoder_name}/{level}": store for level, store in found.items()})
+        seconds = round(time.perf_counter() - t, 2)
+        if timings is not None:
+            timings[f"features {encoder_name}"] = seconds
+        _log(f"features {encoder_name} ({' + '.join(wanted)}): in {seconds} s")
+    return stores
+
+
+def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str) -> Path:
+    from ser_diag.io import is_synthetic, read_detailed_labels, read_labels, soft_labels
+    from ser_diag.models.train import predictions_dir, train
+
     names = systems or (QUICK_SYSTEMS if quick else tuple(REFERENCE_SYSTEMS))
     t0 = time.perf_counter()
     labels = read_labels(corpus)
-    soft = soft_labels(read_detailed_labels(corpus))
-    stores, timings = {}, {}
-    for name in names:
-        for spec in REFERENCE_SYSTEMS[name]["modalities"].values():
-            key = f"{spec['encoder']}/{spec['level']}"
-            if key not in stores:
-                t = time.perf_counter()
-                stores[key] = open_feature_store(corpus, spec, out / "features", progress=False)
-                timings[f"features {key}"] = round(time.perf_counter() - t, 2)
-                _log(f"features {key}: {stores[key].dim}-d in {timings[f'features {key}']} s")
+    detailed = read_detailed_labels(corpus)
+    soft = soft_labels(detailed)
+    timings = {}
+    stores = extract_system_features(corpus, names, out / "features", timings)
     trained = []
     for name in names:
         system = REFERENCE_SYSTEMS[name]
@@ -89,7 +127,7 @@ def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.Path
         if quick:
             config.update(epochs=15, patience=5)
         features = {m: stores[f"{s['encoder']}/{s['level']}"] for m, s in system["modalities"].items()}
-        result = train(config, features=features, labels=labels, soft_labels=soft)
+        result = train(config, features=features, labels=labels, soft_labels=soft, detailed_labels=detailed)
         timings[f"train {name}"] = round(result.seconds, 2)
         _log(f"{name}: best epoch {result.best_epoch}, dev " +
              ", ".join(f"{k} {v:.3f}" for k, v in result.dev_metrics.items() if k in
@@ -109,4 +147,4 @@ def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.Path
     return predictions_dir(out, "", split)
 
 
-__all__ = ["REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "run_reference_pipeline"]
+__all__ = ["REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "extract_system_features", "run_reference_pipeline"]

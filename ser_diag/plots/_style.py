@@ -26,10 +26,22 @@ def new_axes(ax=None, figsize=(6.0, 5.0)):
 
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str, dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``<out_dir>/<stem>.pdf`` and ``.png``; return both paths."""
+    """Write ``fig`` as ``<out_dir>/<stem>.pdf`` and ``.png``; return both paths.
+
+    The layout engine (constrained layout) runs once, for the PNG; the PDF reuses those axes
+    positions (the layout is in figure-relative units), which saves a third of the time. PNGs
+    use fast zlib compression (level 1: same pixels, slightly larger files).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
-    fig.savefig(paths[0])
-    fig.savefig(paths[1], dpi=dpi)
+    fig.savefig(paths[1], dpi=dpi, pil_kwargs={"compress_level": 1})
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        fig.set_layout_engine("none")
+    try:
+        fig.savefig(paths[0])
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
     return paths

@@ -14,17 +14,10 @@ from ser_diag import io
 from ser_diag.errors import InputError
 from ser_diag.evaluate import evaluate_paths, format_text
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
+from reference_metrics import reference_ccc
 
 REPO = Path(__file__).resolve().parents[1]
 CODES = np.array(CLASS_CODES)
-
-
-def reference_ccc(x, y, ddof=0):
-    """Lin (1989): 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), moments over n - ddof."""
-    n = len(x)
-    s_xy = np.sum((x - x.mean()) * (y - y.mean())) / (n - ddof)
-    return 2 * s_xy / (np.sum((x - x.mean()) ** 2) / (n - ddof)
-                       + np.sum((y - y.mean()) ** 2) / (n - ddof) + (x.mean() - y.mean()) ** 2)
 
 
 @pytest.fixture(scope="module")

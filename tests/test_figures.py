@@ -24,6 +24,7 @@ from ser_diag import cli, io, resampling
 from ser_diag.analysis import bias, confusion, regression_to_mean
 from ser_diag.schema import CLASS_CODES, SYNTHETIC_BANNER
 from ser_diag.simulate import simulate_challenge
+from reference_metrics import reference_ccc
 
 REPO = Path(__file__).resolve().parents[1]
 N_BOOT = 100
@@ -77,8 +78,7 @@ def _truth(challenge: Path, system: str) -> pd.DataFrame:
 
 def _ccc(x: np.ndarray, y: np.ndarray) -> float:
     """Lin's CCC with population (ddof 0) moments, the challenge convention."""
-    cov = np.mean((x - x.mean()) * (y - y.mean()))
-    return float(2 * cov / (x.var() + y.var() + (x.mean() - y.mean()) ** 2))
+    return float(reference_ccc(x, y, ddof=0))
 
 
 def test_every_figure_table_and_summary_is_written(figures_out):

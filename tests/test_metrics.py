@@ -17,18 +17,9 @@ from sklearn.metrics import (
 
 from ser_diag import metrics
 from ser_diag.schema import CLASS_CODES
+from reference_metrics import reference_ccc
 
 CODES = np.array(CLASS_CODES)
-
-
-def reference_ccc(x, y, ddof=0):
-    """Lin (1989): 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), moments over n - ddof."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    n = len(x)
-    s_xy = np.sum((x - x.mean()) * (y - y.mean())) / (n - ddof)
-    s_xx = np.sum((x - x.mean()) ** 2) / (n - ddof)
-    s_yy = np.sum((y - y.mean()) ** 2) / (n - ddof)
-    return 2 * s_xy / (s_xx + s_yy + (x.mean() - y.mean()) ** 2)
 
 
 def random_labels(rng, n, p_correct=0.4, classes=8):

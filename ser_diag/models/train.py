@@ -824,3 +824,32 @@ __all__ = ["AUGMENTATIONS", "ArrayFeatures", "TrainConfig", "TrainResult", "deve
            "open_feature_store", "predict",
            "predictions_dir",
            "train", "train_from_config"]
+
+
+def attention_weights(result: TrainResult, file_names, *, corpus=None, cache_dir=None, labels=None,
+                      features: dict | None = None) -> tuple[dict, dict, np.ndarray]:
+    """Attention maps of a trained attention model for ``file_names``, for inspection.
+
+    Rebuilds the inputs exactly as :func:`train` did (the run's ``config.json``: feature specs,
+    frame averaging, z-normalisation with Train statistics, padding) and runs the model in
+    eval mode. Returns ``(attention, masks, names)``: the model's ``attention`` dict (e.g.
+    ``audio_to_text`` of shape (n, T_audio, T_text)), the padding masks per modality, and the
+    file names in row order (those of ``file_names`` the run knows, sorted as in training).
+    ``features`` (modality -> store) skips opening the cached stores.
+    """
+    config = TrainConfig.from_dict(json.loads((Path(result.run_dir) / "config.json").read_text()))
+    if features is None:
+        corpus = corpus or config.corpus
+        cache = Path(cache_dir or config.feature_cache or Path(config.out_dir) / "features")
+        features = {m: open_feature_store(corpus, spec, cache, progress=False)
+                    for m, spec in config.modalities.items()}
+    data = _load_data(config, features, _labels_frame(config, labels), None)
+    _normalize(data)
+    rows = np.flatnonzero(np.isin(data.file_names, np.asarray(list(file_names), dtype=str)))
+    feats, masks = _collate(data, rows, torch.device("cpu"))
+    model = result.model.to("cpu").eval()
+    with torch.no_grad():
+        out = model(feats, masks)
+    if "attention" not in out:
+        raise ValueError(f"{type(model).__name__} has no attention to show")
+    return out["attention"], masks, data.file_names[rows]

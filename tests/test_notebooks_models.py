@@ -103,12 +103,6 @@ def test_committed_without_outputs_parametrised_and_marked_synthetic(name):
     assert nb.metadata.kernelspec.name == "python3"
 
 
-def test_runtime_of_the_three_notebooks(runs):
-    cpu = sum(runs[k]["cpu"] for k in ("04", "05", "06"))
-    wall = {k: round(runs[k]["wall"], 1) for k in ("04", "05", "06")}
-    print(f"notebooks wall {wall} s, kernels' CPU {cpu:.1f} s")
-
-
 def test_train_reference_fusion(runs):
     nb, result, work = runs["04"]["nb"], runs["04"]["result"], runs["work"]
     assert not errors(nb)

@@ -202,7 +202,8 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
         frame = _rows(t["gender_metrics"], task=task, system=focus)
         gaps = _rows(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
         if len(frame):
-            figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(frame, gaps, system=focus).figure_
+            figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
+                frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
         speakers = _rows(t["speaker_metrics"], task=task, system=focus)
         if len(speakers):
             figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(

@@ -18,18 +18,13 @@ Design (planted, so that each modality carries part of the answer and fusion sho
 * **Prosody carries arousal and dominance** (:func:`prosody_for`): espeak-ng pitch, pitch
   range, speaking rate and volume rise with arousal, volume and rate with dominance, pauses
   between clauses shrink with arousal; plus a speaker baseline (voice variant, gender, pitch
-  offset, habitual rate) and per-file noise. As in real speech, the voice also carries a
-  *weak* valence cue: pitch level and range rise a little with valence (volume and rate do not).
+  offset, habitual rate) and per-file noise.
 * **Text carries valence and class cues** (:func:`transcript_for`): a topic clause and 0-2
   evaluative words whose polarity follows valence (``P(positive) = sigmoid(1.5 (V - 4))``).
   Ambiguity is planted: 30 % of emotional files (80 % of neutral ones) are neutrally worded,
   and the negative classes A/D/F/C/S mostly draw from one shared negative lexicon, using their
   own cue words only 35 % of the time (15 % another negative class's cues), so text alone
   confuses them while arousal (anger, fear high; contempt, sadness low) separates them.
-  As in real speech, the words also carry a *weak* arousal cue, independent of the class and
-  valence wording: 60 % of transcripts open with an intensity phrase (:data:`AROUSAL_OPENERS`),
-  high-arousal with probability ``sigmoid(1.5 (A - 4))``, low-arousal otherwise; none of its
-  words is in the valence lexicon.
 * **Annotators**: 5-7 of a pool of 60 workers per file. Each votes the latent class with a
   file-specific probability ``~ Beta(4, 3)``, otherwise a similar class (:data:`CONFUSIONS`)
   or ``Other-...``; scores are ``round(latent + worker bias + N(0, 0.9))`` clipped to 1-7.
@@ -89,9 +84,6 @@ CLASS_AVD: dict[str, tuple[float, float, float]] = {
     "O": (4.2, 4.0, 4.2),
 }
 AVD_SD = 0.75
-#: The weak valence cue of the voice: espeak-ng pitch and pitch-range units per valence point.
-PITCH_PER_VALENCE = 2.0
-RANGE_PER_VALENCE = 5.0
 
 #: Where an annotator's vote goes when it is not the latent class.
 CONFUSIONS: dict[str, dict[str, float]] = {
@@ -152,12 +144,6 @@ NEUTRAL_COMMENTS = ("it was the usual", "nothing much to say", "that is how it g
 EVALUATIONS = ("it was really {w}", "that is so {w}", "honestly it felt {w}",
                "the whole thing was {w}", "I found it {w}", "everyone said it was {w}")
 OPENERS = ("well", "you know", "so", "okay", "and")
-#: Valence-free openers that carry arousal (high: agitated, low: drowsy), see :func:`transcript_for`.
-AROUSAL_OPENERS: dict[str, tuple[str, ...]] = {
-    "high": ("oh wow", "listen", "right now", "whoa", "quick"),
-    "low": ("hmm", "um", "sleepily", "slowly", "yawn"),
-}
-AROUSAL_OPENER_SHARE = 0.6
 
 
 def class_prior() -> dict[str, float]:
@@ -173,22 +159,16 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def transcript_for(emo_class: str, valence: float, arousal: float,
-                   rng: np.random.Generator) -> tuple[list[str], bool]:
+def transcript_for(emo_class: str, valence: float, rng: np.random.Generator) -> tuple[list[str], bool]:
     """Clauses of one transcript (joined with ", "), and whether it is neutrally worded.
 
-    Opener: an :data:`AROUSAL_OPENERS` phrase with probability 0.6 (high-arousal with
-    probability ``sigmoid(1.5 (A - 4))``), else a plain opener with probability 0.4.
     Evaluative words: positive with probability ``sigmoid(1.5 (V - 4))``; a positive word is a
     happiness cue for H, otherwise from :data:`POSITIVE_SHARED`; a negative word is the class's
     own cue (35 %), another negative class's cue (15 %) or :data:`NEGATIVE_SHARED` (50 %).
     Surprise adds its own cue word half of the time.
     """
     clauses = [str(rng.choice(TOPICS))]
-    if rng.random() < AROUSAL_OPENER_SHARE:
-        level = "high" if rng.random() < _sigmoid(1.5 * (arousal - 4.0)) else "low"
-        clauses[0] = f"{rng.choice(AROUSAL_OPENERS[level])} {clauses[0]}"
-    elif rng.random() < 0.4:
+    if rng.random() < 0.4:
         clauses[0] = f"{rng.choice(OPENERS)} {clauses[0]}"
     neutral_share = 0.8 if emo_class in ("N", "O") else 0.3
     if rng.random() < neutral_share:
@@ -217,18 +197,17 @@ def transcript_for(emo_class: str, valence: float, arousal: float,
     return clauses, False
 
 
-def prosody_for(act: float, val: float, dom: float, speaker: dict, rng: np.random.Generator) -> dict:
-    """espeak-ng prosody and inter-clause pause of one file from latent arousal/valence/dominance.
+def prosody_for(act: float, dom: float, speaker: dict, rng: np.random.Generator) -> dict:
+    """espeak-ng prosody and inter-clause pause of one file from latent arousal/dominance.
 
-    pitch = speaker pitch + 6 (A-4) + PITCH_PER_VALENCE (V-4); range = 50 + 10 (A-4)
-    + RANGE_PER_VALENCE (V-4); rate = speaker rate (175 +- 12) + 20 (A-4)
+    pitch = speaker pitch + 6 (A-4); range = 50 + 10 (A-4); rate = speaker rate (175 +- 12) + 20 (A-4)
     + 6 (D-4) wpm; volume = 65 + 10 (A-4) + 9 (D-4); pause = 0.32 - 0.07 (A-4) s; each plus
     Gaussian noise (clipped to espeak-ng's ranges, volume kept below clipping).
     """
-    a, v, d = act - 4.0, val - 4.0, dom - 4.0
+    a, d = act - 4.0, dom - 4.0
     return {
-        "pitch": int(np.clip(round(speaker["pitch"] + 6 * a + PITCH_PER_VALENCE * v + rng.normal(0, 3)), 0, 100)),
-        "pitch_range": int(np.clip(round(50 + 10 * a + RANGE_PER_VALENCE * v + rng.normal(0, 5)), 0, 100)),
+        "pitch": int(np.clip(round(speaker["pitch"] + 6 * a + rng.normal(0, 3)), 0, 100)),
+        "pitch_range": int(np.clip(round(50 + 10 * a + rng.normal(0, 5)), 0, 100)),
         "rate": int(np.clip(round(speaker["rate"] + 20 * a + 6 * d + rng.normal(0, 8)), 90, 330)),
         "volume": int(np.clip(round(65 + 10 * a + 9 * d + rng.normal(0, 5)), 20, 110)),
         "pause_s": float(np.clip(0.32 - 0.07 * a + rng.normal(0, 0.04), 0.04, 0.8)),
@@ -312,8 +291,8 @@ def design_corpus(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFra
         spk = speakers[int(rng.integers(len(speakers)))]
         latent = str(rng.choice(codes, p=p / p.sum()))
         avd = np.clip(np.array(CLASS_AVD[latent]) + rng.normal(0, AVD_SD, size=3), 1, 7)
-        clauses, neutral_text = transcript_for(latent, avd[1], avd[0], rng)
-        prosody = prosody_for(avd[0], avd[1], avd[2], spk, rng)
+        clauses, neutral_text = transcript_for(latent, avd[1], rng)
+        prosody = prosody_for(avd[0], avd[2], spk, rng)
         votes = _annotate(latent, avd, worker_ids, worker_bias, rng)
         truth_rows.append({
             "index": i, "SpkrID": int(spk["SpkrID"]), "Gender": spk["Gender"],

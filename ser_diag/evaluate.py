@@ -166,9 +166,12 @@ def format_text(result: dict) -> str:
             return (obj.get("ccc") or {}).get(metric[4:])
         return obj.get(metric)
 
-    lines += _table(["system", "n"] + [label for _, label in metrics],
-                    [[o["system"], str(o["n"])] + [_cell(o, m, get(o, m)) for m, _ in metrics]
-                     for o in objects])
+    def count(n):
+        return "-" if n is None else str(n)
+
+    lines += _table(["system", "n cat.", "n attr."] + [label for _, label in metrics],
+                    [[o["system"], count(o["n_categorical"]), count(o["n_attributes"])]
+                     + [_cell(o, m, get(o, m)) for m, _ in metrics] for o in objects])
     with_classes = [o for o in objects if o.get("per_class_f1")]
     if with_classes:
         lines += ["", "Per-class F1"]

@@ -97,6 +97,8 @@ def test_directory_of_systems(challenge):
     text = format_text(result)
     assert all(name in text for name in ("alpha", "beta", "gamma"))
     assert f"{result['systems']['alpha']['macro_f1']:.4f}" in text
+    gamma_row = next(line.split() for line in text.splitlines() if line.startswith("gamma"))
+    assert gamma_row[1:3] == [str(gamma["n_categorical"]), "-"]  # files scored per task
     assert SYNTHETIC_BANNER not in text
 
 

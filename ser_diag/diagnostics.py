@@ -156,7 +156,9 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
                     ddof=ddof, scheme=scheme)
 
 
-def _rows(frame: pd.DataFrame, **equal) -> pd.DataFrame:
+def rows_where(frame: pd.DataFrame, **equal) -> pd.DataFrame:
+    """Rows of a tidy table whose columns equal the given values, e.g.
+    ``rows_where(tables["shrinkage"], system="sys01", attribute="EmoVal")``."""
     mask = pd.Series(True, index=frame.index)
     for column, value in equal.items():
         mask &= frame[column] == value
@@ -180,7 +182,7 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
     figures: dict[str, plt.Figure] = {}
     if diag.categorical is not None:
         focus = s["focus"][TASK_CATEGORICAL]
-        d = ConfusionMatrixDisplay.from_frame(_rows(t["confusion"], system=focus), system=focus)
+        d = ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=focus), system=focus)
         figures["fig3a_confusion_categorical"] = d.figure_
         if "confusion_difference" in t:
             d = ConfusionDifferenceDisplay.from_frame(t["confusion_difference"])
@@ -188,23 +190,23 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
     if diag.attributes is not None:
         focus = s["focus"][TASK_ATTRIBUTES]
         for attr in ATTRIBUTES:
-            part = _rows(t["binned"], system=focus, attribute=attr)
+            part = rows_where(t["binned"], system=focus, attribute=attr)
             if len(part):
                 d = BinnedAttributeDisplay.from_frame(part, system=focus, attribute=attr)
                 figures[f"{BINNED_FIGURE[attr]}_binned_{ATTRIBUTE_NAMES[attr]}"] = d.figure_
-        shrink = _rows(t["shrinkage"], system=focus)
-        d = RegressionToMeanDisplay.from_frame(_rows(t["bin_means"], system=focus), shrinkage=shrink)
+        shrink = rows_where(t["shrinkage"], system=focus)
+        d = RegressionToMeanDisplay.from_frame(rows_where(t["bin_means"], system=focus), shrinkage=shrink)
         figures["regression_to_mean_extremes"] = d.figure_
     for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
         if "gender_metrics" not in t or task not in s["focus"]:
             continue
         focus = s["focus"][task]
-        frame = _rows(t["gender_metrics"], task=task, system=focus)
-        gaps = _rows(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
+        frame = rows_where(t["gender_metrics"], task=task, system=focus)
+        gaps = rows_where(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
         if len(frame):
             figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
                 frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
-        speakers = _rows(t["speaker_metrics"], task=task, system=focus)
+        speakers = rows_where(t["speaker_metrics"], task=task, system=focus)
         if len(speakers):
             figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(
                 speakers, system=focus).figure_
@@ -212,7 +214,7 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
         figures["fig4_topk_fusion"] = FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_
     if "disagreement" in t:
         for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
-            part = _rows(t["disagreement"], task=task)
+            part = rows_where(t["disagreement"], task=task)
             if len(part):
                 figures[f"system_disagreement_{task}"] = DisagreementDisplay.from_frame(part).figure_
     return figures

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
+from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.plots._style import save_figure
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
@@ -30,9 +30,7 @@ def _interval(row) -> str:
 
 
 def _lookup(frame, **equal):
-    rows = frame
-    for column, value in equal.items():
-        rows = rows[rows[column] == value]
+    rows = rows_where(frame, **equal)
     return None if rows.empty else rows.iloc[0].to_dict()
 
 

@@ -565,6 +565,18 @@ def _row_of(file: str, value: str) -> int | None:
     return _locate(Path(file), "FileName", value) if Path(file).is_file() else None
 
 
+def task_of(merged: pd.DataFrame) -> str:
+    """The task of a merged frame: ``merged.attrs["task"]``, else inferred from its columns."""
+    task = merged.attrs.get("task")
+    if task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
+        return task
+    if "EmoClass_pred" in merged:
+        return TASK_CATEGORICAL
+    if all(f"{a}_pred" in merged for a in ATTRIBUTES):
+        return TASK_ATTRIBUTES
+    raise ValueError("merged frame has neither EmoClass_pred nor EmoAct/EmoVal/EmoDom_pred columns")
+
+
 def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersection: bool = False) -> pd.DataFrame:
     """Join labels and predictions for one task into the tidy ``merged`` frame.
 
@@ -804,6 +816,7 @@ __all__ = [
     "read_predictions",
     "read_systems",
     "soft_labels",
+    "task_of",
     "validate_submission",
     "write_attribute_predictions",
     "write_categorical_predictions",

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ser_diag.analysis.bias import worst_speakers
-from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
+from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.plots.bias import metric_label
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
@@ -193,13 +193,6 @@ def _figure_markup(fig, caption: str) -> str:
     return f"<figure>{body}<figcaption>{label}</figcaption></figure>"
 
 
-def _rows(frame: pd.DataFrame, **equal) -> pd.DataFrame:
-    mask = pd.Series(True, index=frame.index)
-    for column, value in equal.items():
-        mask &= frame[column].astype(str) == str(value)
-    return frame[mask]
-
-
 # ----------------------------------------------------------------------------- sections
 
 class _Page:
@@ -246,7 +239,7 @@ class _Page:
         for task, wanted, title in (("categorical", _CATEGORICAL_HEADLINE[:3], "Task 1 - categorical"),
                                     ("categorical", _CATEGORICAL_HEADLINE[3:], "Task 1 - F1 per class"),
                                     ("attributes", _ATTRIBUTE_HEADLINE, "Task 2 - attributes (CCC)")):
-            part = _rows(metrics, task=task) if "task" in metrics else metrics
+            part = rows_where(metrics, task=task) if "task" in metrics else metrics
             part = part[part["metric"].isin(wanted)]
             if part.empty:
                 continue
@@ -279,7 +272,7 @@ class _Page:
                "</div>"]
         if "minority_destinations" in self.t:
             table = self.t["minority_destinations"]
-            table = _rows(table, system=focus)
+            table = rows_where(table, system=focus)
             shown = pd.DataFrame({
                 "true class": [CLASS_NAMES[str(c)] for c in table["true"]],
                 "rank": table["rank"].to_numpy(),
@@ -304,7 +297,7 @@ class _Page:
         stem = f"{section}_binned_{name}"
         out = ['<div class="figs">', self.figure(stem, f"True vs predicted {name} bins of {focus}, row-normalised.")]
         if "per_bin" in self.t:
-            table = _rows(self.t["per_bin"], system=focus, attribute=attribute)
+            table = rows_where(self.t["per_bin"], system=focus, attribute=attribute)
             shown = table[["true_bin", "n", "mean_true", "mean_pred", "bias", "mae", "ccc"]].copy()
             shown["true_bin"] = shown["true_bin"].astype(str)
             out.append(f"<div><h3>Per true bin ({html.escape(str(focus))}, {name})</h3>"
@@ -321,7 +314,7 @@ class _Page:
                            f"Mean prediction per true bin with CIs, {self.focus('attributes')}; "
                            "flatter than the identity = regression to the mean.")]
         if "extreme_bin_recall" in self.t:
-            ext = _rows(self.t["extreme_bin_recall"], system=self.focus("attributes")).copy()
+            ext = rows_where(self.t["extreme_bin_recall"], system=self.focus("attributes")).copy()
             ext["attribute"] = ext["attribute"].map(lambda a: ATTRIBUTE_NAMES.get(a, a))
             ext["true_bin"] = ext["true_bin"].astype(str)
             out.append("<div><h3>Recall of the extreme bins</h3>"
@@ -405,7 +398,7 @@ class _Page:
             speakers = self.t["speaker_metrics"]
             frames = []
             for task, focus in self.s.get("focus", {}).items():
-                part = _rows(speakers, task=task, system=focus) if "task" in speakers else speakers
+                part = rows_where(speakers, task=task, system=focus) if "task" in speakers else speakers
                 if len(part):
                     frames.append(worst_speakers(part.drop(columns=["task"], errors="ignore"), n=10)
                                   .assign(task=task))

@@ -32,6 +32,7 @@ from ser_diag.metrics import (
     precision_recall_f1_from_confusion,
     unweighted_average_recall_from_confusion,
 )
+from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -371,17 +372,6 @@ def attribute_statistics(y_true, y_pred, ddof: int = 0) -> Statistic:
 
 # --------------------------------------------------------------------------- merged frames
 
-def _task(merged: pd.DataFrame) -> str:
-    task = merged.attrs.get("task")
-    if task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
-        return task
-    if "EmoClass_pred" in merged.columns:
-        return TASK_CATEGORICAL
-    if any(f"{a}_pred" in merged.columns for a in ATTRIBUTES):
-        return TASK_ATTRIBUTES
-    raise ValueError("merged frame has neither EmoClass_pred nor attribute prediction columns")
-
-
 def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:
     """Group systems scored on identical file lists: ``[(systems, row positions)]``, each
     system's rows in the same file order. Systems without predictions for ``task`` are skipped."""
@@ -449,7 +439,7 @@ def bootstrap_metrics(merged: pd.DataFrame, n_boot: int = 1000, level: float = 0
     (``macro_f1 ...`` for the categorical task, ``ccc_<attr>, ccc_mean, pearson_<attr>`` for
     attributes; CCC with denominator ``n - ddof``).
     """
-    task = _task(merged)
+    task = task_of(merged)
     rows = []
     for names, positions in _system_blocks(merged, task):
         scorer = _scorer(merged, positions, task, ddof)
@@ -515,8 +505,8 @@ def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
     if system_a == system_b:
         raise ValueError("system_a and system_b must differ")
     task = TASK_ATTRIBUTES if metric.startswith(("ccc_", "pearson_")) else TASK_CATEGORICAL
-    if _task(merged) != task:
-        raise ValueError(f"metric {metric!r} is not computed for the {_task(merged)} task")
+    if task_of(merged) != task:
+        raise ValueError(f"metric {metric!r} is not computed for the {task_of(merged)} task")
     blocks = _system_blocks(merged, task, systems=[system_a, system_b])
     if len(blocks) != 1 or len(blocks[0][0]) != 2:
         raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")

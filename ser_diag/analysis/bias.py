@@ -34,6 +34,7 @@ import scipy.sparse
 from fairlearn.metrics import MetricFrame
 
 from ser_diag import metrics, resampling
+from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -52,18 +53,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- shared helpers
-
-def task_of(merged: pd.DataFrame) -> str:
-    """The task of a merged frame: ``merged.attrs["task"]``, else inferred from its columns."""
-    task = merged.attrs.get("task")
-    if task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
-        return task
-    if "EmoClass_pred" in merged:
-        return TASK_CATEGORICAL
-    if all(f"{a}_pred" in merged for a in ATTRIBUTES):
-        return TASK_ATTRIBUTES
-    raise ValueError("merged frame has neither EmoClass_pred nor EmoAct/EmoVal/EmoDom_pred columns")
-
 
 def system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One frame per system (order of first appearance), rows in the shared file order.

@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ser_diag.resampling import bootstrap_metrics  # noqa: E402
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES  # noqa: E402
+from ser_diag.resampling import bootstrap_metrics
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 
 TARGET_SECONDS, TARGET_RATIO = 5.0, 30.0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -28,12 +27,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
-from ser_diag.models import encoders as enc  # noqa: E402
-from ser_diag.models import features as feat  # noqa: E402
+from ser_diag.models import encoders as enc
+from ser_diag.models import features as feat
 
 SR = 16_000
 

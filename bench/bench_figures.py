@@ -31,10 +31,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ser_diag import diagnostics, figures, io  # noqa: E402
-from ser_diag.simulate import simulate_challenge  # noqa: E402
+from ser_diag import diagnostics, figures, io
+from ser_diag.simulate import simulate_challenge
 
 TARGET_SECONDS = 30.0
 

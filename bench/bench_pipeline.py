@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
-from ser_diag.models import pipeline  # noqa: E402
+from ser_diag.models import pipeline
 
 
 def per_level_extraction(corpus, names, cache_dir, timings=None):

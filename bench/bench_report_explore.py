@@ -15,7 +15,6 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser_diag.explore import Explorer  # noqa: E402
-from ser_diag.figures import write_paper_figures  # noqa: E402
-from ser_diag.report import write_report  # noqa: E402
-from ser_diag.simulate import simulate_challenge  # noqa: E402
+from ser_diag.explore import Explorer
+from ser_diag.figures import write_paper_figures
+from ser_diag.report import write_report
+from ser_diag.simulate import simulate_challenge
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

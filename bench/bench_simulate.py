@@ -21,10 +21,9 @@ import time
 import numpy as np
 from scipy.special import ndtr
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ser_diag import simulate as sim  # noqa: E402
-from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES, CLASS_CODES, MINORITY_NEGATIVE  # noqa: E402
+from ser_diag import simulate as sim
+from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES, CLASS_CODES, MINORITY_NEGATIVE
 
 TARGET_SECONDS, TARGET_RATIO = 8.0, 20.0
 

@@ -46,7 +46,7 @@ TABLES = (
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(REPO))
+    env = dict(os.environ, MPLBACKEND="Agg")
     return subprocess.run([sys.executable, "-m", "ser_diag", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -1,5 +1,8 @@
-"""Command line: parse, call the library, map :class:`InputError` to one line and exit 2.
+"""ser-diag: where, and for whom, does a speech-emotion model fail?
 
+The command line parses, calls the library and maps every documented failure to one line:
+bad input (:class:`~ser_diag.errors.InputError`) → ``error: ...`` and exit 2; Ctrl-C → exit 130;
+a closed pipe (``| head``) → a quiet end. Long steps report on stderr (``--quiet`` silences them).
 Each subcommand imports its module lazily, so ``evaluate`` never pays for torch.
 """
 
@@ -7,88 +10,188 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from ser_diag.errors import InputError
 from ser_diag.schema import SPLITS
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+#: One bootstrap default for every command that draws intervals.
+DEFAULT_BOOTSTRAP = 1000
 
+log = logging.getLogger("ser_diag")
+
+
+# ----------------------------------------------------------------------------- option types
+
+def _bootstrap_count(text: str) -> int:
+    """``--bootstrap``: an integer >= 0 (0: no intervals)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 for no intervals")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _level(text: str) -> float:
+    """``--level``: a confidence level strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1 (e.g. 0.95)")
+    return value
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown next to every option; descriptions keep their line breaks."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (and exit 2, argparse's convention)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ----------------------------------------------------------------------------- parser
 
 def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = "Development") -> None:
     p.add_argument("--labels", required=True, type=Path,
-                   help="MSP-Podcast root or Labels/labels_consensus.csv")
+                   help="MSP-Podcast root (with Labels/) or Labels/labels_consensus.csv")
     p.add_argument("--predictions", required=True, type=Path,
-                   help="one system's prediction file(s) or a directory of systems")
-    p.add_argument("--split", default=split_default, choices=SPLITS)
+                   help="one system's prediction file, or a directory with one sub-folder per "
+                        "system (categorical.csv and/or attributes.csv)")
+    p.add_argument("--split", default=split_default, choices=SPLITS,
+                   help="the labels' Split_Set to score")
     p.add_argument("--intersection", action="store_true",
-                   help="score only files present in both labels and predictions")
+                   help="score only files present in both labels and predictions "
+                        "(default: every labelled file of the split must be predicted)")
 
 
-def _add_bootstrap_args(p: argparse.ArgumentParser, n_boot: int) -> None:
-    p.add_argument("--bootstrap", type=int, default=n_boot, metavar="B",
-                   help=f"bootstrap resamples for confidence intervals (default {n_boot}; 0: none)")
-    p.add_argument("--by-speaker", action="store_true",
-                   help="resample speakers (cluster bootstrap) instead of utterances")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level")
-    p.add_argument("--seed", type=int, default=0)
+def _add_resampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", type=_bootstrap_count, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap resamples for confidence intervals and permutations for "
+                        "tests (0: none)")
+    unit = p.add_mutually_exclusive_group()
+    unit.add_argument("--unit", choices=("auto", "speaker", "utterance"), default="auto",
+                      help="resampling unit; auto: speakers when the labels carry speaker IDs "
+                           "(utterances of one speaker are not independent), else utterances")
+    unit.add_argument("--by-utterance", dest="unit", action="store_const", const="utterance",
+                      help="shorthand for --unit utterance")
+    unit.add_argument("--by-speaker", dest="unit", action="store_const", const="speaker",
+                      help="shorthand for --unit speaker")
+    p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resamples")
+    p.add_argument("--ddof", type=int, default=0, choices=(0, 1),
+                   help="CCC variance denominator n - ddof (0: as the challenge scored it)")
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ser_diag", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="ser-diag", formatter_class=_Formatter,
+        description="Where, and for whom, does a speech-emotion-recognition model fail?\n"
+                    "Diagnostics for the Interspeech 2025 MSP-Podcast challenge formats.",
+        epilog="Also runnable as `python -m ser_diag`. Exit status: 0 done, 2 bad input or "
+               "unusable output folder, 130 interrupted.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the main job on the embedded (synthetic) default")
-    p.add_argument("--out", type=Path, default=Path("data/demo"))
-    p.add_argument("--figures", type=Path, default=Path("figures"))
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
+        _add_quiet(p)
+        return p
+
+    p = command("demo", "the main job on the embedded (synthetic) default")
+    p.add_argument("--out", type=Path, default=Path("data/demo"),
+                   help="folder for the simulated data, corpus, models and reports")
+    p.add_argument("--figures", type=Path, default=Path("figures"), help="folder for the figure sets")
     p.add_argument("--quick", action="store_true", help="small sizes, for tests")
     p.add_argument("--skip-models", action="store_true",
-                   help="only the simulated challenge, no corpus/training")
+                   help="only the simulated challenge, no speech corpus or training")
 
-    p = sub.add_parser("simulate", help="write a seeded synthetic challenge in the official layouts")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--systems", type=int, default=8)
-    p.add_argument("--split", default="Development", choices=("Development", "Test3"))
-    p.add_argument("--n", type=int, default=None, help="number of files (default: by split)")
+    p = command("simulate", "write a seeded synthetic challenge in the official layouts")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--systems", type=_positive_int, default=8, help="number of simulated systems")
+    p.add_argument("--split", default="Development", choices=("Development", "Test3"),
+                   help="split to simulate (sets the class mix and file names)")
+    p.add_argument("--n", type=_positive_int, default=None,
+                   help="number of files (default: the split's size)")
 
-    p = sub.add_parser("evaluate", help="metrics with bootstrap confidence intervals")
+    p = command("evaluate", "challenge metrics with bootstrap confidence intervals")
     _add_data_args(p)
-    _add_bootstrap_args(p, n_boot=0)
-    p.add_argument("--ddof", type=int, default=0, choices=(0, 1),
-                   help="CCC variance denominator N-ddof (challenge: 0)")
+    _add_resampling_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
-    p = sub.add_parser("validate", help="check a submission file before sending it")
-    p.add_argument("--predictions", required=True, type=Path)
+    p = command("validate", "check a submission file before sending it")
+    p.add_argument("--predictions", required=True, type=Path, help="the prediction file to check")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--labels", type=Path)
+    g.add_argument("--labels", type=Path, help="MSP-Podcast root or labels_consensus.csv")
     g.add_argument("--file-list", type=Path, help="text file with one expected FileName per line")
-    p.add_argument("--split", default="Development", choices=SPLITS)
+    p.add_argument("--split", default="Development", choices=SPLITS, help="split the file is for")
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings (e.g. attribute predictions outside 1-7) as errors")
 
-    p = sub.add_parser("figures", help="the paper figure set, tables and summary.md")
-    _add_data_args(p)
-    _add_bootstrap_args(p, n_boot=1000)
-    p.add_argument("--out", type=Path, required=True)
+    for name, help_text in (("figures", "the paper figure set (PDF + PNG), tables/*.csv and summary.md"),
+                            ("report", "a self-contained HTML report")):
+        p = command(name, help_text)
+        _add_data_args(p)
+        _add_resampling_args(p)
+        p.add_argument("--baseline", default=None, metavar="SYSTEM",
+                       help="system drawn as the baseline in the top-K fusion figure "
+                            "(default: a system whose name contains 'baseline', else none)")
+        p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
 
-    p = sub.add_parser("report", help="self-contained HTML report")
-    _add_data_args(p)
-    _add_bootstrap_args(p, n_boot=1000)
-    p.add_argument("--out", type=Path, required=True)
+    p = command("make-corpus", "synthetic speech corpus in the MSP-Podcast layout")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
+    p.add_argument("--n", type=_positive_int, default=600, help="number of utterances")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
 
-    p = sub.add_parser("make-corpus", help="synthetic speech corpus in the MSP-Podcast layout")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n", type=int, default=600)
-    p.add_argument("--seed", type=int, default=0)
+    p = command("train", "train a reference model from a JSON config")
+    p.add_argument("--config", type=Path, required=True,
+                   help="JSON config (see ser_diag/models/configs/)")
 
-    p = sub.add_parser("train", help="train a reference model from a JSON config")
-    p.add_argument("--config", type=Path, required=True)
-
-    p = sub.add_parser("ensemble", help="train K reference systems and write their predictions")
-    p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--k", type=int, default=None)
+    p = command("ensemble", "train K reference systems and write their predictions")
+    p.add_argument("--config", type=Path, required=True, help="JSON ensemble config")
+    p.add_argument("--k", type=_positive_int, default=None, help="keep only the first K systems")
     return parser
+
+
+# ----------------------------------------------------------------------------- running
+
+def _resampling(args: argparse.Namespace):
+    from ser_diag.resampling import Resampling
+    return Resampling(n_boot=args.bootstrap, level=args.level, unit=args.unit, seed=args.seed,
+                      ddof=args.ddof)
+
+
+def _wrote(paths, out: Path) -> None:
+    files = [p for p in paths if Path(p).is_file()] if paths is not None else []
+    count = len(files) if files else sum(1 for p in Path(out).rglob("*") if p.is_file())
+    print(f"wrote {count} files to {out}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,33 +202,33 @@ def _run(args: argparse.Namespace) -> int:
                  skip_models=args.skip_models)
     elif cmd == "simulate":
         from ser_diag.simulate import simulate_challenge
+        log.info("simulating %d systems on the %s split ...", args.systems, args.split)
         simulate_challenge(args.out, seed=args.seed, n_systems=args.systems,
                            split=args.split, n=args.n)
-        print(f"wrote synthetic challenge to {args.out}", file=sys.stderr)
+        _wrote(None, args.out)
     elif cmd == "evaluate":
         from ser_diag.evaluate import evaluate_paths, format_text
         result = evaluate_paths(args.labels, args.predictions, split=args.split,
-                                n_boot=args.bootstrap, by_speaker=args.by_speaker,
-                                level=args.level, seed=args.seed, ddof=args.ddof,
-                                intersection=args.intersection)
+                                resampling=_resampling(args), intersection=args.intersection)
         print(json.dumps(result, indent=2) if args.json else format_text(result))
     elif cmd == "validate":
         from ser_diag.io import validate_submission
-        print(validate_submission(args.predictions, labels=args.labels,
-                                  file_list=args.file_list, split=args.split))
-    elif cmd == "figures":
-        from ser_diag.figures import write_paper_figures
-        write_paper_figures(args.labels, args.predictions, args.out, split=args.split,
-                            n_boot=args.bootstrap, by_speaker=args.by_speaker,
-                            level=args.level, seed=args.seed, intersection=args.intersection)
-    elif cmd == "report":
-        from ser_diag.report import write_report
-        write_report(args.labels, args.predictions, args.out, split=args.split,
-                     n_boot=args.bootstrap, by_speaker=args.by_speaker, level=args.level,
-                     seed=args.seed, intersection=args.intersection)
+        print(validate_submission(args.predictions, labels=args.labels, file_list=args.file_list,
+                                  split=args.split, strict=args.strict))
+    elif cmd in ("figures", "report"):
+        if cmd == "figures":
+            from ser_diag.figures import write_paper_figures as write
+        else:
+            from ser_diag.report import write_report as write
+        written = write(args.labels, args.predictions, args.out, split=args.split,
+                        resampling=_resampling(args), intersection=args.intersection,
+                        baseline=args.baseline)
+        _wrote(written, args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus
+        log.info("synthesising %d utterances with espeak-ng ...", args.n)
         make_corpus(args.out, n=args.n, seed=args.seed)
+        _wrote(None, args.out)
     elif cmd == "train":
         from ser_diag.models.train import train_from_config
         train_from_config(args.config)
@@ -135,10 +238,47 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, never a source excerpt."""
+    text = " ".join(str(message).split())
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def _configure_output(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ser-diag: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    warnings.showwarning = _show_warning
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        return _run(args)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    _configure_output(getattr(args, "quiet", False))
+    try:
+        status = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return status
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE

@@ -14,10 +14,17 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+import logging
+
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
+from ser_diag.names import format_p, human_name
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.plots._style import save_figure
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
+
+log = logging.getLogger(__name__)
+#: Column added to every ``tables/*.csv`` written from synthetic data (value ``True``).
+SYNTHETIC_COLUMN = "synthetic"
 
 
 def _interval(row) -> str:
@@ -66,7 +73,7 @@ def summary_markdown(diag: Diagnostics) -> str:
     if "shrinkage" in t:
         focus = s["focus"]["attributes"]
         lines += [f"## Regression to the mean ({focus})", "",
-                  "| attribute | slope E[pred given true] | sd_pred / sd_true | CCC |", "|---|---|---|---|"]
+                  "| attribute | slope E[pred given true] | SD ratio (pred / true) | CCC |", "|---|---|---|---|"]
         for attr in ATTRIBUTES:
             cells = [_interval(_lookup(t["shrinkage"], system=focus, attribute=attr, metric=m))
                      for m in ("slope", "variance_ratio", "ccc")]
@@ -79,8 +86,9 @@ def summary_markdown(diag: Diagnostics) -> str:
             for metric in ("macro_f1", "ccc_mean"):
                 row = _lookup(gaps, task=task, system=focus, metric=metric)
                 if row:
-                    lines.append(f"- {focus}, {metric}: {_interval(dict(row, estimate=row['gap']))}, "
-                                 f"p = {row['p_value']:.3g}")
+                    lines.append(f"- {focus}, {human_name(metric)}: "
+                                 f"{_interval(dict(row, estimate=row['gap']))}, "
+                                 f"{format_p(row['p_value'], prefix=True)}")
         lines.append("")
     if "fusion_curve" in t:
         curve = t["fusion_curve"]
@@ -89,21 +97,31 @@ def summary_markdown(diag: Diagnostics) -> str:
                 ["task", "metric", "method"], sort=False):
             best = part.loc[part["estimate"].idxmax()]
             first = part[part["k"] == 1].iloc[0]
-            lines.append(f"- {metric} ({method}): top-1 {_interval(first.to_dict())} → best K={best['k']} "
+            lines.append(f"- {human_name(metric)} ({method}): top-1 {_interval(first.to_dict())} → best K={best['k']} "
                          f"{_interval(best.to_dict())}")
         lines.append("")
     return "\n".join(lines)
+
+
+def table_csv(table, synthetic: bool) -> str:
+    """A tidy table as CSV text; tables made from synthetic data carry a last column
+    ``synthetic`` = ``True`` on every row, so a copied-out table still says where it came from."""
+    if synthetic:
+        table = table.assign(**{SYNTHETIC_COLUMN: True})
+    return table.to_csv(index=False)
 
 
 def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike) -> list[Path]:
     """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``."""
     out = Path(out_dir)
     written = []
-    for stem, fig in build_figures(diag).items():
+    figures = build_figures(diag)
+    log.info("saving %d figures as PDF and PNG ...", len(figures))
+    for stem, fig in figures.items():
         written += save_figure(fig, out, stem)
         plt.close(fig)
     for name, table in diag.tables.items():
-        written.append(atomic_write_text(out / "tables" / f"{name}.csv", table.to_csv(index=False)))
+        written.append(atomic_write_text(out / "tables" / f"{name}.csv", table_csv(table, diag.synthetic)))
     written.append(atomic_write_text(out / "summary.md", summary_markdown(diag)))
     return written
 

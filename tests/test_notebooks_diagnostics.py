@@ -4,7 +4,6 @@ challenge, are committed without outputs, and produce what they promise."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -13,19 +12,17 @@ import papermill
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-REPO = NOTEBOOKS.parent
 FIGURE_STEMS = ("fig3a_confusion_categorical", "fig3b_binned_arousal", "fig4_topk_fusion",
                 "regression_to_mean_extremes", "gender_audit_attributes")
 
 
-def execute(name: str, tmp_path: Path, **parameters) -> nbformat.NotebookNode:
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
-        papermill.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=parameters,
-                                   kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
-    finally:
-        os.environ["MPLBACKEND"] = "Agg"
+def execute(name: str, tmp_path: Path, monkeypatch, **parameters) -> nbformat.NotebookNode:
+    """Run a notebook as a person does: kernel started in ``notebooks/``, the installed package,
+    no PYTHONPATH."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=parameters,
+                               kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
     return nbformat.read(tmp_path / name, as_version=4)
 
 
@@ -53,9 +50,9 @@ def test_committed_without_outputs_and_parametrised(name):
     assert nb.metadata.kernelspec.name == "python3"
 
 
-def test_regenerate_paper_figures_notebook(tmp_path):
+def test_regenerate_paper_figures_notebook(tmp_path, monkeypatch):
     out = tmp_path / "figures"
-    nb = execute("02_regenerate_paper_figures.ipynb", tmp_path, N_FILES=600, N_SYSTEMS=3, N_BOOT=50,
+    nb = execute("02_regenerate_paper_figures.ipynb", tmp_path, monkeypatch, N_FILES=600, N_SYSTEMS=3, N_BOOT=50,
                  OUT_DIR=str(out))
     text = outputs_text(nb)
     assert "error" not in {o.get("output_type") for c in nb.cells for o in c.get("outputs", [])}
@@ -72,9 +69,9 @@ def test_regenerate_paper_figures_notebook(tmp_path):
     assert (metrics["n_boot"] == 50).all()
 
 
-def test_audit_gender_bias_notebook(tmp_path):
+def test_audit_gender_bias_notebook(tmp_path, monkeypatch):
     out = tmp_path / "audit"
-    nb = execute("03_audit_gender_bias.ipynb", tmp_path, N_FILES=900, N_SYSTEMS=2, N_BOOT=50,
+    nb = execute("03_audit_gender_bias.ipynb", tmp_path, monkeypatch, N_FILES=900, N_SYSTEMS=2, N_BOOT=50,
                  OUT_DIR=str(out))
     text = outputs_text(nb)
     assert "error" not in {o.get("output_type") for c in nb.cells for o in c.get("outputs", [])}

@@ -27,8 +27,24 @@ def test_diagnostics_wing_is_import_light():
     assert out.stdout.strip() == "", f"diagnostics import {out.stdout.strip()}"
 
 
+#: Modules whose docstrings teach by example (audmetric style): each must keep some.
+MODULES_WITH_EXAMPLES = ("ser_diag.metrics", "ser_diag.names", "ser_diag.resampling")
+
+
 @pytest.mark.parametrize("name", DIAGNOSTIC_MODULES)
 def test_doctests(name):
+    """Every example in every diagnostics module's docstrings runs and prints what it shows."""
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+    if name in MODULES_WITH_EXAMPLES:
+        assert result.attempted >= 3, f"{name}: {result.attempted} examples"
+
+
+def test_doctests_are_really_run():
+    """The doctest run above can fail: a planted wrong example is reported as a failure."""
+    import types
+    planted = types.ModuleType("planted")
+    planted.__doc__ = ">>> 1 + 1\n3\n"
+    result = doctest.testmod(planted, report=False)
+    assert (result.attempted, result.failed) == (1, 1)

@@ -12,14 +12,17 @@ Frames (see :mod:`ser_diag.schema`): ``labels`` one row per file; ``predictions`
 
 from __future__ import annotations
 
+import csv
 import os
 import re
+import warnings
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ser_diag.errors import InputError
+from ser_diag.errors import InputError, InputWarning, quoted, shorten, warn
 from ser_diag.outputs import atomic_write_text
 from ser_diag.schema import (
     ALL_CODES,
@@ -60,33 +63,105 @@ _N_EXAMPLES = 3
 # Reading CSV text into a validated string table whose index is the line number in the file
 # --------------------------------------------------------------------------------------------
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file, in words."""
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link that loops or points nowhere"
+    if path.is_dir():
+        return "a folder, not a CSV file"
+    return "no such file" if not path.exists() else "not a regular file"
+
+
+def _record_start_lines(text: str, count: int) -> list[int]:
+    """Line (1-based, in ``text``) on which each of the first ``count`` CSV records starts; a
+    quoted field with a line break spans several lines (the slow path, for error messages)."""
+    reader = csv.reader(StringIO(text))
+    starts, line = [], 1
+    for _ in range(count):
+        starts.append(line)
+        try:
+            next(reader)
+        except (StopIteration, csv.Error):
+            break
+        line = reader.line_num + 1
+    return starts
+
+
+def _editor_line(text: str, record: int, offset: int) -> int:
+    """Line an editor shows for the 1-based CSV ``record`` of ``text`` (after ``offset`` skipped lines)."""
+    starts = _record_start_lines(text, record)
+    return offset + (starts[record - 1] if len(starts) >= record else record)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8 text (a BOM is dropped); a byte that is not UTF-8 raises an InputError
+    naming the line and character an editor shows."""
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        start = bom + err.start
+        line_start = data.rfind(b"\n", 0, start) + 1
+        character = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+        raise InputError(path, None, f"not UTF-8 text: byte 0x{data[start]:02x} at character {character} "
+                         "(Windows-1252 or Latin-1? save the file as UTF-8)",
+                         row=data.count(b"\n", 0, start) + 1) from None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """All cells as stripped strings (``""`` when empty); index = line number (header = 1).
 
-    Blank lines are dropped but still counted, so the index is the line an editor shows.
+    The index is the line an editor shows: blank lines are dropped but still counted, and a
+    quoted cell with a line break counts its lines. A header naming a column twice, an empty or
+    blank file and a byte that is not UTF-8 are :class:`InputError` s.
     """
     if not path.is_file():
-        raise InputError(path, None, "no such file")
+        raise InputError(path, None, _not_a_file(path))
     try:
-        table = pd.read_csv(path, dtype=str, na_filter=False, skip_blank_lines=False,
-                            encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise InputError(path, None, "empty file (no header)", row=1) from None
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(path, None, f"cannot read ({err.strerror})") from None
+    text = _decode(path, data)
+    if not text.strip():
+        raise InputError(path, None, "empty file (no header)" if not text else
+                         "blank file (only white space, no header)", row=1)
+    body = text.lstrip("\r\n\t ")
+    offset = text[: len(text) - len(body)].count("\n")  # blank lines above the header
+    try:
+        raw = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
     except pd.errors.ParserError as err:
-        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
-        if found is None:
-            raise InputError(path, None, f"not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
-        expected, line, seen = (int(g) for g in found.groups())
-        raise InputError(path, None, f"{seen} fields where the header has {expected}", row=line) from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    table.index = table.index + 2
+        message = str(err).strip().splitlines()[0] if str(err).strip() else "parser error"
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+        if found is not None:
+            expected, record, seen = (int(g) for g in found.groups())
+            raise InputError(path, None, f"{seen} fields where the header has {expected}",
+                             row=_editor_line(body, record, offset)) from None
+        found = re.search(r"EOF inside string starting at row (\d+)", message)
+        if found is not None:
+            raise InputError(path, None, "a quote (\") that is never closed",
+                             row=_editor_line(body, int(found.group(1)) + 1, offset)) from None
+        raise InputError(path, None, f"not a readable CSV file: {message}") from None
+    raw = raw.fillna("")
+    header = [str(c).strip() for c in raw.iloc[0]]
+    named = [c for c in header if c]
+    for column in named:
+        if named.count(column) > 1:
+            positions = [i + 1 for i, c in enumerate(header) if c == column]
+            raise InputError(path, column, f"the header names this column {len(positions)} times "
+                             f"(columns {', '.join(map(str, positions))})", row=offset + 1)
+    header = [c if c else f"Unnamed: {i}" for i, c in enumerate(header)]
+    lines = np.arange(len(raw), dtype=np.int64) + 1
+    if body.count("\n") + (not body.endswith("\n")) != len(raw):  # quoted line breaks
+        breaks = sum(raw[c].str.count("\n").to_numpy(dtype=np.int64) for c in raw.columns)
+        lines = 1 + np.concatenate([[0], np.cumsum(1 + breaks)[:-1]])
+    table = raw.iloc[1:]
+    table.columns = header
+    table.index = lines[1:] + offset
     for column in table.columns:
         table[column] = table[column].str.strip()
     table = table.loc[(table != "").any(axis=1)]
     if table.empty:
-        raise InputError(path, None, "no data rows (header only)", row=2)
+        raise InputError(path, None, "no data rows (header only)", row=offset + 2)
     return table
 
 
@@ -96,7 +171,7 @@ def _require_columns(table: pd.DataFrame, path: Path, columns) -> None:
         if column not in present:
             near = [c for c in present if c.lower() == column.lower()]
             hint = f" (found {near[0]!r}; names are case-sensitive)" if near else ""
-            raise InputError(path, column, f"missing column; header is {','.join(present)}{hint}", row=1)
+            raise InputError(path, column, f"missing column; header is {shorten(','.join(present), 200)}{hint}", row=1)
 
 
 def _first_bad(table: pd.DataFrame, bad: pd.Series) -> tuple[int, int]:
@@ -122,7 +197,7 @@ def _check_unique(table: pd.DataFrame, path: Path, column: str) -> None:
         line, count = _first_bad(table, repeated)
         value = table.at[line, column]
         first = int(table.index[np.argmax((table[column] == value).to_numpy())])
-        raise InputError(path, column, f"duplicate {column} {value!r}, also on row {first}{_more(count)}",
+        raise InputError(path, column, f"duplicate {column} {quoted(value)}, also on row {first}{_more(count)}",
                          row=line)
 
 
@@ -130,7 +205,7 @@ def _check_codes(table: pd.DataFrame, path: Path, column: str, allowed) -> None:
     unknown = ~table[column].isin(allowed)
     if unknown.any():
         line, count = _first_bad(table, unknown)
-        raise InputError(path, column, f"unknown value {table.at[line, column]!r}; expected one of "
+        raise InputError(path, column, f"unknown value {quoted(table.at[line, column])}; expected one of "
                          f"{', '.join(a for a in allowed if a)}{_more(count)}", row=line)
 
 
@@ -172,9 +247,9 @@ def _numbers(table: pd.DataFrame, path: Path, column: str, low: float, high: flo
         if raw == "":
             problem = "empty value"
         elif np.isnan(value):
-            problem = f"{raw!r} is not a number" if raw.lower() != "nan" else "NaN value"
+            problem = f"{quoted(raw)} is not a number" if raw.lower() != "nan" else "NaN value"
         else:
-            problem = f"{raw} outside [{low:g}, {high:g}]"
+            problem = f"{shorten(raw, 40)} outside [{low:g}, {high:g}]"
         raise InputError(path, column, problem + _more(count), row=line)
     return values
 
@@ -261,7 +336,7 @@ def _speakers(table: pd.DataFrame, file: Path) -> pd.Series:
     bad = (values.isna() & ~missing) | (values.notna() & (values != values.round()))
     if bad.any():
         line, count = _first_bad(table, bad)
-        raise InputError(file, "SpkrID", f"{text.at[line]!r} is not an integer speaker id or "
+        raise InputError(file, "SpkrID", f"{quoted(text.at[line])} is not an integer speaker id or "
                          f"{UNKNOWN!r}{_more(count)}", row=line)
     return values.astype("Int64")
 
@@ -293,13 +368,14 @@ def read_detailed_labels(path: str | os.PathLike) -> pd.DataFrame:
     """
     file = _labels_file(path, LABELS_DETAILED)
     table = _read_table(file)
-    if DETAILED_V1_COLUMNS[1] in table.columns:
+    v2_only = set(DETAILED_V2_COLUMNS) - set(DETAILED_V1_COLUMNS) - set(ATTRIBUTES)
+    if DETAILED_V1_COLUMNS[1] in table.columns or not v2_only & set(table.columns):
         _require_columns(table, file, DETAILED_V1_COLUMNS)
         parts = table["EmoDetail"].str.extract(_EMO_DETAIL)
         unparsed = parts["WorkerID"].isna()
         if unparsed.any():
             line, count = _first_bad(table, unparsed)
-            raise InputError(file, "EmoDetail", f"cannot parse {table.at[line, 'EmoDetail']!r}; expected "
+            raise InputError(file, "EmoDetail", f"cannot parse {quoted(table.at[line, 'EmoDetail'])}; expected "
                              f"'WORKER; Primary; Second,...; A:x; V:x; D:x;'{_more(count)}", row=line)
         detail = parts.fillna("")
         detail.insert(0, "FileName", table["FileName"])
@@ -319,7 +395,7 @@ def read_detailed_labels(path: str | os.PathLike) -> pd.DataFrame:
     codes = codes.where(~major.str.lower().str.startswith("other"), "O")
     if codes.isna().any():
         line, count = _first_bad(detail, codes.isna())
-        raise InputError(file, columns["EmoClass_Major"], f"unknown primary emotion {major.at[line]!r}; expected "
+        raise InputError(file, columns["EmoClass_Major"], f"unknown primary emotion {quoted(major.at[line])}; expected "
                          f"{', '.join(LONG_NAME_TO_CODE)} or 'Other-...'{_more(count)}", row=line)
     out = pd.DataFrame({"FileName": detail["FileName"], "WorkerID": detail["WorkerID"], "EmoClass": codes,
                         "EmoClass_Major": major,
@@ -331,6 +407,13 @@ def read_detailed_labels(path: str | os.PathLike) -> pd.DataFrame:
             out[attribute] = _numbers(values, file, attribute, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
         except InputError as err:
             raise InputError(file, columns[attribute], f"{attribute} {err.message}", row=err.row) from None
+    repeated = out.duplicated(keep="first")
+    if repeated.any():
+        line, count = _first_bad(out, repeated)
+        same = (out == out.loc[line]).all(axis=1).to_numpy()
+        raise InputError(file, columns["WorkerID"], f"judgement {quoted(out.at[line, 'WorkerID'])} on "
+                         f"{quoted(out.at[line, 'FileName'])} repeats row {int(out.index[np.argmax(same)])} "
+                         f"exactly (same file, worker and ratings){_more(count)}", row=line)
     out = out.loc[:, list(DETAILED_COLUMNS)].reset_index(drop=True)
     out.attrs.update(source=str(file), synthetic=is_synthetic(file))
     return out
@@ -385,7 +468,7 @@ def _read_baseline(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     if wrong.any():
         line, count = _first_bad(table, wrong)
         raise InputError(path, "Prediction", f"expected {len(CLASS_CODES)} logits joined by ', ', found "
-                         f"{table.at[line, 'Prediction']!r}{_more(count)}", row=line)
+                         f"{quoted(table.at[line, 'Prediction'])}{_more(count)}", row=line)
     fields = text.str.split(",", expand=True)
     fields.columns = list(CLASS_CODES)
     logits = np.column_stack([pd.to_numeric(fields[c].str.strip(), errors="coerce").to_numpy(dtype="float64")
@@ -393,7 +476,7 @@ def _read_baseline(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     bad = ~np.isfinite(logits).all(axis=1)
     if bad.any():
         line, count = _first_bad(table, bad)
-        raise InputError(path, "Prediction", f"logits {table.at[line, 'Prediction']!r} are not all finite "
+        raise InputError(path, "Prediction", f"logits {quoted(table.at[line, 'Prediction'])} are not all finite "
                          f"numbers{_more(count)}", row=line)
     out = pd.DataFrame({"FileName": table["Filename"],
                         "EmoClass": np.asarray(CLASS_CODES)[logits.argmax(axis=1)]}, index=table.index)
@@ -416,7 +499,7 @@ def _read_prediction_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...], st
     has_class = "EmoClass" in columns
     has_attributes = any(a in columns for a in ATTRIBUTES)
     if "FileName" not in columns or not (has_class or has_attributes):
-        raise InputError(path, None, f"unrecognised header {','.join(table.columns)!r}; expected "
+        raise InputError(path, None, f"unrecognised header {quoted(','.join(table.columns), 120)}; expected "
                          f"{','.join(CATEGORICAL_PREDICTION_COLUMNS)}[,P_A..P_N], "
                          f"{','.join(ATTRIBUTE_PREDICTION_COLUMNS)} or "
                          f"{','.join(BASELINE_PREDICTION_COLUMNS)}", row=1)
@@ -437,18 +520,72 @@ def _read_prediction_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...], st
                 line, count = _first_bad(table, off)
                 raise InputError(path, "P_A..P_N", f"probabilities sum to {total.at[line]:.6g}, not 1"
                                  f"{_more(count)}", row=line)
+            _check_argmax(out, path)
         tasks.append(TASK_CATEGORICAL)
     if has_attributes:
         _require_columns(table, path, ATTRIBUTES)
-        for attribute in ATTRIBUTES:
-            out[attribute] = _numbers(table, path, attribute, ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+        for attribute in ATTRIBUTES:  # any finite value: outside 1-7 is model output, warned about
+            out[attribute] = _numbers(table, path, attribute, -np.inf, np.inf)
         tasks.append(TASK_ATTRIBUTES)
     return out, tuple(tasks), "FileName"
 
 
+#: Largest gap between the probability of ``EmoClass`` and the highest ``P_*`` still counted as
+#: agreement (files store about 6 significant digits).
+ARGMAX_TOLERANCE = 1e-6
+
+
+def _check_argmax(frame: pd.DataFrame, path: Path) -> None:
+    """Warn when ``EmoClass`` is not the most probable class of ``P_A..P_N`` (ties agree): a
+    submission whose label column and probabilities disagree usually has a bug."""
+    probs = frame[list(PROB_COLUMNS)].to_numpy(dtype="float64")
+    chosen = probs[np.arange(len(frame)), pd.Index(CLASS_CODES).get_indexer(frame["EmoClass"])]
+    differs = chosen < probs.max(axis=1) - ARGMAX_TOLERANCE
+    if differs.any():
+        line, count = _first_bad(frame, differs)
+        top = CLASS_CODES[int(probs[np.argmax(differs)].argmax())]
+        warn(InputWarning(path, "EmoClass", f"EmoClass is not the most probable class of P_A..P_N in {count} "
+                          f"of {len(frame)} rows (here {quoted(frame.at[line, 'EmoClass'])}, highest P_{top}); "
+                          "EmoClass is scored as given", row=line))
+
+
+def out_of_range(values: pd.DataFrame, columns=ATTRIBUTES) -> dict | None:
+    """Attribute values outside [1, 7] in ``columns`` of ``values``: ``dict(count, min, max,
+    row, column)`` (``row``: index label of the first such row) or None when all are inside."""
+    block = values[list(columns)].to_numpy(dtype="float64")
+    outside = (block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)
+    if not outside.any():
+        return None
+    first = int(np.argmax(outside.any(axis=1)))
+    return {"count": int(outside.sum()), "min": float(block[outside].min()), "max": float(block[outside].max()),
+            "row": values.index[first], "column": list(columns)[int(np.argmax(outside[first]))]}
+
+
+def _entries(folder: Path) -> list[Path]:
+    """Visible entries of ``folder`` (names starting with ``.`` are skipped), sorted."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise InputError(folder, None, f"cannot list this folder ({err.strerror})") from None
+
+
 def _csv_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith("."))
+    """The ``*.csv`` files of ``folder``; a ``*.csv`` that is a folder, a broken link or a link
+    loop is an InputError (the system would silently lose a task)."""
+    files = [p for p in _entries(folder) if p.suffix.lower() == ".csv"]
+    for file in files:
+        if not file.is_file():
+            raise InputError(file, None, _not_a_file(file))
+    return files
+
+
+def _check_no_deeper(folder: Path) -> None:
+    """A folder without CSV files whose sub-folder has some: the system folder is one level too deep."""
+    for inner in _entries(folder):
+        if inner.is_dir() and any(p.suffix.lower() == ".csv" for p in _entries(inner)):
+            raise InputError(folder, None, f"no prediction CSV files here, but its sub-folder "
+                             f"{quoted(inner.name)} has some: put a system's categorical.csv/attributes.csv "
+                             "directly in its folder (predictions/<system>/categorical.csv)")
 
 
 def _system_name(file: Path) -> str:
@@ -499,12 +636,13 @@ def read_predictions(path: str | os.PathLike, system: str | None = None) -> pd.D
     if path.is_dir():
         files = _csv_files(path)
         if not files:
+            _check_no_deeper(path)
             raise InputError(path, None, "no *.csv prediction files in this folder")
         name = system or path.absolute().name
     elif path.is_file():
         files, name = [path], system or _system_name(path)
     else:
-        raise InputError(path, None, "no such file or folder")
+        raise InputError(path, None, _not_a_file(path) if path.is_symlink() else "no such file or folder")
     return _predictions_frame([_read_system(name, files)], path)
 
 
@@ -519,9 +657,15 @@ def read_systems(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_dir():
         return read_predictions(path)
     groups: dict[str, list[Path]] = {}
-    for folder in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if files := _csv_files(folder):
-            groups[folder.name] = files
+    for entry in _entries(path):
+        if entry.is_dir():
+            if files := _csv_files(entry):
+                groups[entry.name] = files
+            else:
+                _check_no_deeper(entry)
+                warn(InputWarning(entry, None, "a folder without prediction CSV files; ignored"))
+        elif not entry.is_file():
+            warn(InputWarning(entry, None, f"{_not_a_file(entry)}; ignored"))
     folders = set(groups)
     for file in _csv_files(path):
         name = _system_name(file)
@@ -601,7 +745,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
     names = pd.Index(labels["FileName"])
     if not names.is_unique:
-        raise InputError(label_file, "FileName", f"duplicate FileName {names[names.duplicated()][0]!r}")
+        raise InputError(label_file, "FileName", f"duplicate FileName {quoted(names[names.duplicated()][0])}")
     # integer codes: position of each prediction's file in labels (-1: unlabelled), system number
     position = names.get_indexer(preds["FileName"])
     known = position >= 0
@@ -609,7 +753,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
         first = preds.loc[~known].iloc[0]
         file = _source(preds, first["system"], task)
         count = int((~known & (preds["system"] == first["system"]).to_numpy()).sum())
-        raise InputError(file, "FileName", f"{first['FileName']!r} is not in the {scope}{_more(count)}",
+        raise InputError(file, "FileName", f"{quoted(first['FileName'])} is not in the {scope}{_more(count)}",
                          row=_row_of(file, first["FileName"]))
     system_code, systems = pd.factorize(preds["system"], sort=True)
     flat = system_code[known] * len(names) + position[known]
@@ -617,19 +761,23 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     if votes.max() > 1:
         first = preds.loc[known].iloc[int(np.argmax(votes.ravel()[flat] > 1))]
         raise InputError(_source(preds, first["system"], task), "FileName",
-                         f"duplicate FileName {first['FileName']!r} for system {first['system']!r}")
+                         f"duplicate FileName {quoted(first['FileName'])} for system {quoted(first['system'])}")
     in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
                else np.ones(len(names), dtype=bool))
     covered = votes > 0
     rank = np.empty(len(names), dtype=np.int64)
     rank[names.argsort()] = np.arange(len(names))  # order of the labelled files by FileName
     n_expected = int(in_task.sum())
+    if n_expected == 0:
+        raise InputError(label_file, "EmoClass", f"no file of {f'split {split}' if split else 'the labels'} "
+                         "has one of the 8 classes "
+                         f"({', '.join(CLASS_CODES)}); all are O (other) or X (no agreement)")
     for k, system in enumerate(systems):
         missing = np.flatnonzero(in_task & ~covered[k])
         if len(missing) and not intersection:
             missing = missing[np.argsort(rank[missing])]
             where = _row_of(label_file, names[missing[0]])
-            examples = ", ".join(repr(f) for f in names[missing[:_N_EXAMPLES]])
+            examples = ", ".join(quoted(f) for f in names[missing[:_N_EXAMPLES]])
             raise InputError(_source(preds, system, task), "FileName",
                              f"{len(missing)} of {n_expected} files of the {scope} have no {task} "
                              f"prediction, e.g. {examples}"
@@ -651,11 +799,29 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     if task == TASK_CATEGORICAL:
         columns.update({c: guess[c] for c in PROB_COLUMNS if c in guess and guess[c].notna().any()})
     merged = pd.DataFrame(columns)
+    if task == TASK_ATTRIBUTES:
+        _warn_out_of_range(merged, preds, task)
     merged.attrs = {"task": task, "split": split,
                     "synthetic": bool(labels.attrs.get("synthetic") or predictions.attrs.get("synthetic")),
                     "dropped": n_expected - int(common.sum()),
                     "dropped_predictions": int((~known).sum())}
     return merged
+
+
+def _warn_out_of_range(merged: pd.DataFrame, preds: pd.DataFrame, task: str) -> None:
+    """One warning for every attribute prediction outside [1, 7]: model output, scored as given."""
+    found = out_of_range(merged, [f"{a}_pred" for a in ATTRIBUTES])
+    if found is None:
+        return
+    columns = [f"{a}_pred" for a in ATTRIBUTES]
+    block = merged[columns].to_numpy(dtype="float64")
+    per_row = ((block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)).any(axis=1)
+    systems = pd.unique(merged.loc[per_row, "system"])
+    others = f" and {len(systems) - 1} more system{'s' if len(systems) > 2 else ''}" if len(systems) > 1 else ""
+    warn(InputWarning(_source(preds, systems[0], task), None,
+                      f"{found['count']} attribute predictions outside [1, 7] (min {found['min']:.4g}, "
+                      f"max {found['max']:.4g}; system {quoted(systems[0])}{others}); scored as given, "
+                      "as the challenge's CCC scores them"))
 
 
 def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, split: str | None = "Development",
@@ -693,15 +859,30 @@ def _read_file_list(path: Path) -> dict[str, int]:
 
 
 def validate_submission(predictions_path: str | os.PathLike, labels=None, file_list=None,
-                        split: str | None = "Development") -> str:
+                        split: str | None = "Development", strict: bool = False) -> str:
     """Check a submission before sending it; return a one-line ``"OK: ..."`` or raise InputError.
 
     Checks the format (layout by header), one row per expected file, no duplicates, no files
-    outside the expected set, known class codes, attributes finite in [1, 7]. The expected set is
-    every file of ``split`` in ``labels`` (corpus root, CSV or a labels frame) -- for the
-    categorical task the ``O``/``X`` files may be present but are not required -- or the names in
+    outside the expected set, known class codes, finite attributes. The expected set is every
+    file of ``split`` in ``labels`` (corpus root, CSV or a labels frame) -- for the categorical
+    task the ``O``/``X`` files may be present but are not required -- or the names in
     ``file_list`` (one per line). With neither, only the format is checked.
+
+    Attribute predictions outside [1, 7] (model output the challenge scores as given) and an
+    ``EmoClass`` that is not the argmax of ``P_*`` are :class:`~ser_diag.errors.InputWarning` s;
+    ``strict=True`` makes every such warning an InputError.
     """
+    if not strict:
+        return _validate_submission(predictions_path, labels, file_list, split)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        try:
+            return _validate_submission(predictions_path, labels, file_list, split)
+        except InputWarning as warning:
+            raise warning.as_error(" (an error with --strict)") from None
+
+
+def _validate_submission(predictions_path, labels, file_list, split) -> str:
     if labels is not None and file_list is not None:
         raise ValueError("give labels or file_list, not both")
     path = Path(predictions_path)
@@ -732,6 +913,10 @@ def validate_submission(predictions_path: str | os.PathLike, labels=None, file_l
     reports, seen = [], {}
     for file in files:
         frame, tasks, name_column = _read_prediction_file(file)
+        if TASK_ATTRIBUTES in tasks and (found := out_of_range(frame)) is not None:
+            warn(InputWarning(file, found["column"], f"{found['count']} attribute predictions outside [1, 7] "
+                              f"(min {found['min']:.4g}, max {found['max']:.4g}); allowed and scored as given "
+                              "(validate --strict makes this an error)", row=int(found["row"])))
         for task in tasks:
             if task in seen:
                 raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
@@ -740,13 +925,13 @@ def validate_submission(predictions_path: str | os.PathLike, labels=None, file_l
             extra = ~_is_in(frame["FileName"], allowed)
             if extra.any():
                 line, count = _first_bad(frame, extra)
-                raise InputError(file, name_column, f"{frame.at[line, 'FileName']!r} is not an expected "
+                raise InputError(file, name_column, f"{quoted(frame.at[line, 'FileName'])} is not an expected "
                                  f"file ({scope}){_more(count)}", row=line)
             for task in tasks:
                 missing = expected[task].difference(frame["FileName"])
                 if len(missing):
                     where = locate(missing[0])
-                    examples = ", ".join(repr(f) for f in missing[:_N_EXAMPLES])
+                    examples = ", ".join(quoted(f) for f in missing[:_N_EXAMPLES])
                     raise InputError(file, name_column, f"{len(missing)} of {len(expected[task])} expected "
                                      f"files missing, e.g. {examples} ({scope}"
                                      f"{f', row {where}' if where else ''})")
@@ -823,3 +1008,56 @@ __all__ = [
     "write_labels_consensus",
     "write_labels_detailed",
 ]
+
+
+# --------------------------------------------------------------------------- public readers for the explorer
+
+def submitted(predictions: pd.DataFrame, task: str) -> pd.Series:
+    """Rows of a predictions frame (:func:`read_systems`) that carry a prediction for ``task``
+    (``EmoClass`` for categorical; all of ``EmoAct``, ``EmoVal``, ``EmoDom`` for attributes)."""
+    columns = ["EmoClass"] if task == TASK_CATEGORICAL else list(ATTRIBUTES)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if not set(columns) <= set(predictions.columns):
+        return pd.Series(False, index=predictions.index)
+    return predictions[columns].notna().all(axis=1)
+
+
+def corpus_files(corpus: str | os.PathLike | None, file_names) -> pd.DataFrame:
+    """Transcript text and audio path of each file of an MSP-Podcast-layout corpus.
+
+    ``corpus``: the root holding ``Transcripts/<stem>.txt`` and ``Audios/<FileName>``. Returns
+    one row per name in order, columns ``FileName``, ``transcript`` (stripped text, None when
+    the file is missing) and ``audio`` (path as text, None when missing); a column is left out
+    when the corpus has no such folder.
+    """
+    names = [str(n) for n in file_names]
+    out = pd.DataFrame({"FileName": names})
+    if corpus is None:
+        return out
+    root = Path(corpus)
+    transcripts, audios = root / "Transcripts", root / "Audios"
+    if transcripts.is_dir():
+        def text(name):
+            path = transcripts / f"{Path(name).stem}.txt"
+            return path.read_text(encoding="utf-8", errors="replace").strip() if path.is_file() else None
+        out["transcript"] = [text(n) for n in names]
+    if audios.is_dir():
+        out["audio"] = [str(audios / n) if (audios / n).is_file() else None for n in names]
+    return out
+
+
+def detailed_labels_file(corpus: str | os.PathLike | None = None,
+                         labels_source: str | os.PathLike | None = None) -> Path | None:
+    """Where the annotators' votes are: ``<corpus>/Labels/labels_detailed.csv`` or
+    ``labels_detailed.csv`` beside the consensus labels file; None when neither exists.
+    Read it with :func:`read_detailed_labels` and :func:`soft_labels`."""
+    candidates = []
+    if corpus is not None:
+        candidates.append(Path(corpus) / "Labels" / "labels_detailed.csv")
+    if labels_source:
+        candidates.append(Path(labels_source).parent / "labels_detailed.csv")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+__all__ += ["corpus_files", "detailed_labels_file", "submitted"]

@@ -353,7 +353,6 @@ def test_attribute_predictions_round_trip(tmp_path):
     ("FileName,EmoClass\na.wav,A\nb.wav,\n", 3, "EmoClass", "unknown value ''"),
     ("FileName,EmoClass\na.wav,A\nb.wav,S\na.wav,N\n", 4, "FileName", "also on row 2"),
     ("FileName,EmoAct,EmoVal,EmoDom\na.wav,4,4,4\nb.wav,4,nan,4\n", 3, "EmoVal", "NaN value"),
-    ("FileName,EmoAct,EmoVal,EmoDom\na.wav,4,4,7.01\n", 2, "EmoDom", "7.01 outside [1, 7]"),
     ("FileName,EmoAct,EmoVal\na.wav,4,4\n", 1, "EmoDom", "missing column"),
     ("FileName,EmoClass," + ",".join(PROB_COLUMNS) + "\na.wav,A,1,0,0,0,0,0,0,0\nb.wav,A,0.9,0.2,0,0,0,0,0,0\n",
      3, "P_A..P_N", "sum to 1.1"),
@@ -528,7 +527,7 @@ def test_load_fails_on_a_bad_file_of_any_system(tmp_path):
     root, predictions, _ = corpus_and_systems(tmp_path)
     file = predictions / "sys2" / "attributes.csv"
     lines = file.read_text().splitlines()
-    lines[7] = ",".join(lines[7].split(",")[:3] + ["9"])
+    lines[7] = ",".join(lines[7].split(",")[:3] + ["inf"])
     write_text(file, "\n".join(lines))
     with pytest.raises(InputError) as err:
         io.load(root, predictions)

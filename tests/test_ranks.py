@@ -1,0 +1,182 @@
+"""Leaderboard ranks: a planted tie and clear gaps are recovered, and rank intervals, p_best,
+win probabilities and Holm adjustments equal an independent brute-force computation on the
+same resamples."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from ser_diag import io
+from ser_diag.analysis import ranks
+from ser_diag.resampling import bootstrap_metrics, bootstrap_weights
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES
+
+N_SPEAKERS, PER_SPEAKER = 60, 10
+
+
+def _labels(rng, n_speakers=N_SPEAKERS, per_speaker=PER_SPEAKER):
+    n = n_speakers * per_speaker
+    speaker = np.repeat(np.arange(n_speakers), per_speaker)
+    true = rng.normal(4.0, 1.0, size=(n, 3)).clip(1, 7)
+    return pd.DataFrame({
+        "FileName": [f"MSP-PODCAST_{s % 12:04d}_{i:04d}.wav" for i, s in enumerate(speaker)],
+        "EmoClass": np.array(CLASS_CODES)[np.arange(n) % 8],
+        **{a: true[:, j] for j, a in enumerate(ATTRIBUTES)},
+        "SpkrID": pd.array(100 + speaker, dtype="Int64"),
+        "Gender": np.where(speaker % 2 == 0, "Female", "Male"),
+        "Split_Set": "Development",
+    })
+
+
+def _with_errors(rng, true_codes, error_rate):
+    """Hard labels: each file wrong with probability ``error_rate`` (a uniformly drawn other class)."""
+    idx = pd.Index(CLASS_CODES).get_indexer(true_codes)
+    wrong = rng.random(len(idx)) < error_rate
+    shift = rng.integers(1, 8, size=len(idx))
+    return np.array(CLASS_CODES)[np.where(wrong, (idx + shift) % 8, idx)]
+
+
+def _challenge(seed=0):
+    """Four systems: 'good' (10% errors), 'twin' (identical file to good), 'mid' (30%), 'bad' (60%);
+    attributes: noise sd 0.3, identical twin, 0.8, 1.6."""
+    rng = np.random.default_rng(seed)
+    labels = _labels(rng)
+    good_cls = _with_errors(rng, labels["EmoClass"], 0.10)
+    good_att = (labels[list(ATTRIBUTES)].to_numpy() + rng.normal(0, 0.3, (len(labels), 3))).clip(1, 7)
+    systems = {"good": (good_cls, good_att), "twin": (good_cls, good_att),
+               "mid": (_with_errors(rng, labels["EmoClass"], 0.30),
+                       (labels[list(ATTRIBUTES)].to_numpy() + rng.normal(0, 0.8, (len(labels), 3))).clip(1, 7)),
+               "bad": (_with_errors(rng, labels["EmoClass"], 0.60),
+                       (labels[list(ATTRIBUTES)].to_numpy() + rng.normal(0, 1.6, (len(labels), 3))).clip(1, 7))}
+    preds = pd.concat([pd.DataFrame({"system": name, "FileName": labels["FileName"], "EmoClass": cls,
+                                     **{a: att[:, j] for j, a in enumerate(ATTRIBUTES)}})
+                       for name, (cls, att) in systems.items()], ignore_index=True)
+    return labels, {task: io.merge(labels, preds, task) for task in ("categorical", "attributes")}
+
+
+@pytest.fixture(scope="module")
+def challenge():
+    return _challenge()
+
+
+def test_tie_and_gaps_recovered(challenge):
+    _, merged = challenge
+    board, pairs = ranks.leaderboard_ranks(merged["categorical"], n_boot=300, unit="speaker", seed=1)
+    row = board.set_index("system")
+    # the identical prediction files are tied: same estimate, rank, interval, p_best and tier
+    for column in ("estimate", "rank", "rank_ci_low", "rank_ci_high", "p_best", "tier"):
+        assert row.at["good", column] == row.at["twin", column], column
+    assert row.at["good", "rank"] == 1 and row.at["good", "rank_ci_low"] == 1
+    assert row.at["good", "p_best"] == pytest.approx(0.5)          # they share every resample's top
+    tie = pairs[(pairs["system_a"].isin(["good", "twin"])) & (pairs["system_b"].isin(["good", "twin"]))].iloc[0]
+    assert tie["p_value"] == 1.0 and tie["win_prob"] == 0.5 and not tie["significant"]
+    # clear gaps: three tiers, ranks certain
+    assert row.loc[["good", "twin", "mid", "bad"], "tier"].tolist() == [1, 1, 2, 3]
+    assert row.at["mid", "rank"] == 3 and (row.at["mid", "rank_ci_low"], row.at["mid", "rank_ci_high"]) == (3, 3)
+    assert row.at["bad", "p_best"] == 0.0
+    # planted values inside 99% CIs (3 checks, so a fixed seed rarely misses by chance):
+    # macro-F1 = 1 - error rate in expectation (balanced classes, errors spread uniformly)
+    wide = ranks.leaderboard_ranks(merged["categorical"], n_boot=300, unit="speaker", seed=1,
+                                   level=0.99)[0].set_index("system")
+    for system, error in (("good", 0.10), ("mid", 0.30), ("bad", 0.60)):
+        assert wide.at[system, "ci_low"] <= 1 - error <= wide.at[system, "ci_high"], system
+    assert set(board["unit"]) == {"speaker"}
+    assert {"system", "task", "metric", "estimate", "ci_low", "ci_high", "rank", "rank_ci_low", "rank_ci_high",
+            "p_best", "tier"} <= set(board.columns)
+
+
+def test_attribute_ranks_tie_and_tiers(challenge):
+    _, merged = challenge
+    board, _ = ranks.leaderboard_ranks(merged["attributes"], n_boot=200, unit="speaker")
+    assert list(pd.unique(board["metric"])) == ["ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
+    for metric, part in board.groupby("metric"):
+        row = part.set_index("system")
+        assert row.at["good", "tier"] == row.at["twin", "tier"] == 1
+        assert row.at["good", "rank"] == row.at["twin", "rank"] == 1
+        assert row.at["bad", "tier"] == 3 and row.at["bad", "rank"] == 4
+
+
+def test_cis_are_those_of_the_metrics_table(challenge):
+    _, merged = challenge
+    board, _ = ranks.leaderboard_ranks(merged["categorical"], n_boot=150, unit="speaker", seed=3)
+    table = bootstrap_metrics(merged["categorical"], n_boot=150, by_speaker=True, seed=3)
+    table = table[table["metric"] == "macro_f1"].set_index("system")
+    for row in board.itertuples():
+        assert row.ci_low == pytest.approx(table.at[row.system, "ci_low"], abs=1e-12)
+        assert row.ci_high == pytest.approx(table.at[row.system, "ci_high"], abs=1e-12)
+
+
+def test_rank_statistics_match_brute_force(challenge):
+    labels, merged = challenge
+    frame, n_boot, seed = merged["categorical"], 60, 7
+    board, pairs = ranks.leaderboard_ranks(frame, n_boot=n_boot, unit="speaker", seed=seed)
+    systems = ["bad", "good", "mid", "twin"]
+    first = frame[frame["system"] == systems[0]].reset_index(drop=True)
+    weights = bootstrap_weights(len(first), n_boot, groups=first["SpkrID"], seed=seed)
+    truth = first["EmoClass_true"].to_numpy()
+    preds = {s: frame[frame["system"] == s]["EmoClass_pred"].to_numpy() for s in systems}
+    scores = np.array([[f1_score(truth, preds[s], labels=list(CLASS_CODES), average="macro", zero_division=0,
+                                 sample_weight=w) for s in systems] for w in weights])          # (B, S)
+    ranks_b = np.array([[1 + sum(row[t] > row[i] for t in range(len(systems))) for i in range(len(systems))]
+                        for row in scores])
+    for i, system in enumerate(systems):
+        got = board.set_index("system").loc[system]
+        ordered = np.sort(ranks_b[:, i])
+        low = ordered[int(np.ceil(0.025 * n_boot)) - 1]
+        high = ordered[int(np.ceil(0.975 * n_boot)) - 1]
+        assert (got["rank_ci_low"], got["rank_ci_high"]) == (low, high), system
+        best = [1.0 / np.sum(row == row.max()) if row[i] == row.max() else 0.0 for row in scores]
+        assert got["p_best"] == pytest.approx(np.mean(best))
+    for row in pairs.itertuples():
+        a, b = systems.index(row.system_a), systems.index(row.system_b)
+        d = scores[:, a] - scores[:, b]
+        assert row.win_prob == pytest.approx(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+        assert row.se == pytest.approx(np.std(d, ddof=1), abs=1e-9)
+
+
+def test_holm_against_definition():
+    rng = np.random.default_rng(0)
+    p = rng.random(12) ** 3
+    m = len(p)
+    order = np.argsort(p)
+    expected = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        expected[i] = running
+    np.testing.assert_allclose(ranks.holm(p), expected)
+    assert np.isnan(ranks.holm([0.01, np.nan])[1])
+
+
+def test_tier_rule_is_relative_to_the_tier_head():
+    # a > b > c, a-b and b-c not significant, a-c significant: c opens tier 2 (head a)
+    systems = ["a", "b", "c"]
+    est = np.array([0.5, 0.45, 0.4])
+    pairs = pd.DataFrame({"system_a": ["a", "a", "b"], "system_b": ["b", "c", "c"], "estimate_a": [0.5, 0.5, 0.45],
+                          "estimate_b": [0.45, 0.4, 0.4], "p_holm": [0.2, 0.01, 0.2]})
+    assert ranks._tiers(systems, est, pairs, 0.05).tolist() == [1, 1, 2]
+
+
+def test_memory_streams_systems_in_blocks(challenge, monkeypatch):
+    """Blocks of systems give the same numbers as one block (no S x S x B array needed)."""
+    _, merged = challenge
+    whole, _ = ranks.leaderboard_ranks(merged["attributes"], n_boot=50, unit="speaker")
+    monkeypatch.setattr(ranks, "SYSTEM_BLOCK", 1)
+    blocks, _ = ranks.leaderboard_ranks(merged["attributes"], n_boot=50, unit="speaker")
+    pd.testing.assert_frame_equal(whole, blocks)
+
+
+def test_rank_tables_both_tasks(challenge):
+    _, merged = challenge
+    tables = ranks.rank_tables(merged["categorical"], merged["attributes"], n_boot=50)
+    board = tables["leaderboard_ranks"]
+    assert set(board["task"]) == {"categorical", "attributes"}
+    assert set(board["unit"]) == {"speaker"}                     # auto: speakers are known
+    pairs = tables["leaderboard_pairs"]
+    assert len(pairs) == 6 * 5                                   # 6 pairs x (macro-F1 + 4 CCCs)
+    assert list(itertools.chain(pairs["estimate_a"] >= pairs["estimate_b"])) == [True] * len(pairs)

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import logging
 
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
+from ser_diag.resampling import Resampling
 from ser_diag.names import format_p, human_name
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.plots._style import save_figure
@@ -126,12 +127,14 @@ def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike) -> list[Pat
     return written
 
 
-def write_paper_figures(labels, predictions, out, split: str | None = "Development", n_boot: int = 1000,
-                        by_speaker: bool = False, level: float = 0.95, seed: int = 0,
-                        intersection: bool = False, ddof: int = 0, scheme: str = "unit") -> list[Path]:
-    """Validate inputs, compute every diagnostic once and write the figure set into ``out``."""
-    diag = compute_diagnostics(labels, predictions, split=split, n_boot=n_boot, by_speaker=by_speaker,
-                               level=level, seed=seed, intersection=intersection, ddof=ddof, scheme=scheme)
-    with staged_output(out) as stage:
+def write_paper_figures(labels, predictions, out, split: str | None = "Development",
+                        resampling: Resampling | None = None, intersection: bool = False,
+                        scheme: str = "unit", baseline: str | None = None, **legacy) -> list[Path]:
+    """Validate inputs, compute every diagnostic once and write the figure set into ``out``.
+    ``resampling``: :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level,
+    by_speaker, seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`."""
+    with staged_output(out) as stage:  # checks and locks `out` before computing
+        diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
+                                   intersection=intersection, scheme=scheme, baseline=baseline)
         written = write_diagnostics(diag, stage)
     return [Path(out) / p.relative_to(stage) for p in written]

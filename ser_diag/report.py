@@ -25,6 +25,7 @@ import pandas as pd
 
 from ser_diag.analysis.bias import worst_speakers
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
+from ser_diag.resampling import Resampling
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.plots.bias import metric_label
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
@@ -491,23 +492,25 @@ def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
     )
 
 
-def write_report(labels, predictions, out, split: str | None = "Development", n_boot: int = 1000,
-                 by_speaker: bool = False, level: float = 0.95, seed: int = 0,
-                 intersection: bool = False, ddof: int = 0) -> Path:
+def write_report(labels, predictions, out, split: str | None = "Development",
+                 resampling: Resampling | None = None, intersection: bool = False,
+                 baseline: str | None = None, **legacy) -> Path:
     """Validate inputs, compute the diagnostics once and write ``out/index.html`` plus
-    ``out/tables/*.csv``; returns the path of ``index.html``."""
-    diag = compute_diagnostics(labels, predictions, split=split, n_boot=n_boot, by_speaker=by_speaker,
-                               level=level, seed=seed, intersection=intersection, ddof=ddof)
-    figures = build_figures(diag)
-    try:
-        with staged_output(out) as stage:
+    ``out/tables/*.csv``; returns the path of ``index.html``. ``resampling``:
+    :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level, by_speaker,
+    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`."""
+    with staged_output(out) as stage:  # checks and locks `out` before computing
+        diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
+                                   intersection=intersection, baseline=baseline)
+        figures = build_figures(diag)
+        try:
             names = []
             for name, table in diag.tables.items():
                 atomic_write_text(stage / "tables" / f"{name}.csv", table.to_csv(index=False))
                 names.append(name)
             atomic_write_text(stage / "index.html", render_html(diag, figures, names))
-    finally:
-        for fig in figures.values():
-            plt.close(fig)
+        finally:
+            for fig in figures.values():
+                plt.close(fig)
     return Path(out) / "index.html"
 

@@ -65,7 +65,7 @@ from ser_diag.io import (
     write_labels_consensus,
     write_labels_detailed,
 )
-from ser_diag.outputs import staged_output
+from ser_diag.outputs import check_writable, staged_output
 from ser_diag.schema import (
     ATTRIBUTE_MAX,
     ATTRIBUTE_MIN,
@@ -616,6 +616,7 @@ def simulate_challenge(
     ``params`` go to :func:`simulate_labels` (``class_mix``, ``extra_share``, ...) or to
     :func:`simulate_systems` (``specs``, ``error_correlation`` or any :class:`SystemSpec` field).
     """
+    check_writable(out)  # before computing: one line, not a traceback after it
     label_params, system_params = _split_params(params)
     labels, detailed = simulate_labels(n, split=split, seed=seed, **label_params)
     error_correlation = _error_correlation(system_params.pop("error_correlation", None))

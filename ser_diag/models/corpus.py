@@ -49,7 +49,7 @@ import soundfile as sf
 
 from ser_diag.errors import InputError
 from ser_diag.io import write_labels_consensus, write_labels_detailed
-from ser_diag.outputs import staged_output
+from ser_diag.outputs import check_writable, staged_output
 from ser_diag.models.speech_synth import (
     ENGLISH_ACCENTS,
     FEMALE_VARIANTS,
@@ -346,6 +346,7 @@ def make_corpus(out: str | os.PathLike, n: int = 600, seed: int = 0,
     processes (default: CPU count); the output does not depend on it.
     """
     out = Path(out)
+    check_writable(out)  # before the synthesis: one line, not a traceback after it
     labels, detailed, truth = design_corpus(n=n, seed=seed)
     with staged_output(out) as stage:
         for sub in ("Audios", "Transcripts", "Labels"):

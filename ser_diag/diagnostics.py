@@ -18,7 +18,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
 from ser_diag.evaluate import ccc_convention, evaluate_merged
-from ser_diag.resampling import bootstrap_metrics, shared_weights
+from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 #: Paper figure each attribute's binned matrix mirrors (Interspeech 2025 challenge, Fig. 3b-d).
@@ -31,9 +31,13 @@ class Diagnostics:
     """Inputs and results of one diagnostic run.
 
     ``categorical`` / ``attributes``: merged frames (None if no system gave that task);
-    ``settings``: split, n_boot, level, unit, seed, ddof, ccc_convention, bin scheme and the
+    ``settings``: split, n_boot, level, unit (resolved: "speaker" when any task resamples
+    speakers), unit_setting (as asked: auto/speaker/utterance), resampling (the
+    :class:`~ser_diag.resampling.Resampling`), seed, ddof, ccc_convention, bin scheme, the
     focus system of each task (the best by its headline metric, shown in single-system
-    figures); ``evaluation``: the ``evaluate`` JSON; ``tables``: name -> tidy frame.
+    figures), ``worst`` of each task, ``baseline`` (a system name or None: no baseline
+    system) and ``notes`` (analyses skipped or undefined, for people);
+    ``evaluation``: the ``evaluate`` JSON; ``tables``: name -> tidy frame.
     """
 
     categorical: pd.DataFrame | None
@@ -61,70 +65,126 @@ def _with_task(frame: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
-             labels: pd.DataFrame | None = None, split: str | None = None, n_boot: int = 1000,
-             by_speaker: bool = False, level: float = 0.95, seed: int = 0, ddof: int = 0,
-             scheme: str = "unit", min_speaker_utterances: int = 10) -> Diagnostics:
+             labels: pd.DataFrame | None = None, split: str | None = None,
+             resampling: Resampling | None = None, scheme: str = "unit",
+             min_speaker_utterances: int = 10, baseline: str | None = None, **legacy) -> Diagnostics:
     """Run every analysis on already merged frames (see :func:`compute_diagnostics`).
 
-    All analyses run inside :func:`ser_diag.resampling.shared_weights`, so the resamples of a
-    set of files are drawn once and shared (same numbers, less drawing).
+    ``resampling``: one :class:`~ser_diag.resampling.Resampling` for every interval, test and
+    split (default: 1000 resamples of speakers whenever ``SpkrID`` is known; the older
+    keywords ``n_boot, level, by_speaker, seed, ddof`` override its fields). ``baseline``:
+    the system drawn as baseline (default: one whose name contains "baseline", else none;
+    ``settings["baseline"]`` is None then). All analyses run inside
+    :func:`ser_diag.resampling.shared_weights`, so the resamples of a set of files are drawn
+    once and shared (same numbers, less drawing).
     """
     if categorical is None and attributes is None:
         raise ValueError("no system submitted either task")
+    settings = Resampling.of(resampling, **legacy)
     with shared_weights():
-        return _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level, seed,
-                         ddof, scheme, min_speaker_utterances)
+        return _diagnose(categorical, attributes, labels, split, settings, scheme,
+                         min_speaker_utterances, baseline)
 
 
-def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level, seed, ddof, scheme,
-              min_speaker_utterances) -> Diagnostics:
-    kw = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
+def _resolved_unit(settings: Resampling, frames) -> str:
+    units = {settings.unit_for(f["SpkrID"] if "SpkrID" in f.columns else None) for f in frames}
+    return "speaker" if "speaker" in units else "utterance"
+
+
+def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling) -> pd.DataFrame:
+    """Headline-metric CIs of every system resampled by utterance and by speaker side by side:
+    ``task, system, metric, estimate, ci_low_utterance, ci_high_utterance, width_utterance,
+    ci_low_speaker, ci_high_speaker, width_speaker, width_ratio`` (speaker / utterance).
+    A ratio above 1 is how much an utterance bootstrap understates the uncertainty when
+    speakers contribute many, correlated utterances. Empty when no speaker is known."""
+    parts = []
+    for task, merged in frames.items():
+        if merged is None or "SpkrID" not in merged.columns or not merged["SpkrID"].notna().any():
+            continue
+        metrics_ = [HEADLINE[task]] + ([] if task == TASK_CATEGORICAL else
+                                       [f"ccc_{a}" for a in ATTRIBUTES])
+        both = {}
+        for unit in ("utterance", "speaker"):
+            table = bootstrap_metrics(merged, settings.replace(unit=unit))
+            both[unit] = table[table["metric"].isin(metrics_)].set_index(["system", "metric"])
+        utt, spk = both["utterance"], both["speaker"]
+        out = pd.DataFrame({"estimate": utt["estimate"],
+                            "ci_low_utterance": utt["ci_low"], "ci_high_utterance": utt["ci_high"],
+                            "width_utterance": utt["ci_high"] - utt["ci_low"],
+                            "ci_low_speaker": spk["ci_low"], "ci_high_speaker": spk["ci_high"],
+                            "width_speaker": spk["ci_high"] - spk["ci_low"]})
+        out["width_ratio"] = out["width_speaker"] / out["width_utterance"]
+        out["level"], out["n_boot"] = settings.level, settings.n_boot
+        parts.append(out.reset_index().assign(task=task))
+    columns = ["task", "system", "metric", "estimate", "ci_low_utterance", "ci_high_utterance",
+               "width_utterance", "ci_low_speaker", "ci_high_speaker", "width_speaker", "width_ratio",
+               "level", "n_boot"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
+              min_speaker_utterances, baseline) -> Diagnostics:
+    n_boot = rs.n_boot
     tables: dict[str, pd.DataFrame] = {}
-    settings = dict(split=split, n_boot=n_boot, level=level, seed=seed, ddof=ddof, scheme=scheme,
-                    unit="speaker" if by_speaker else "utterance",
-                    ccc_convention=ccc_convention(ddof), focus={}, baseline={})
+    frames = [f for f in (categorical, attributes) if f is not None]
+    systems = list(pd.unique(pd.concat([f["system"] for f in frames])))
+    if baseline is not None and baseline not in systems:
+        raise ValueError(f"baseline {baseline!r} is not one of the systems {systems}")
+    base_name = baseline if baseline is not None else fusion.default_baseline(systems)
+    settings = dict(split=split, n_boot=n_boot, level=rs.level, seed=rs.seed, ddof=rs.ddof, scheme=scheme,
+                    unit=_resolved_unit(rs, frames), unit_setting=rs.unit, resampling=rs,
+                    ccc_convention=ccc_convention(rs.ddof), focus={}, worst={}, baseline=base_name,
+                    notes=[])
     scores = {}
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
             continue
-        scores[task] = bootstrap_metrics(merged, ddof=ddof, **kw)
-        settings["focus"][task], settings["baseline"][task] = _best(scores[task], HEADLINE[task])
+        scores[task] = bootstrap_metrics(merged, rs)
+        settings["focus"][task], settings["worst"][task] = _best(scores[task], HEADLINE[task])
     tables["metrics"] = pd.concat([_with_task(s, t) for t, s in scores.items()], ignore_index=True)
-    evaluation = evaluate_merged(categorical, attributes, n_boot=n_boot, by_speaker=by_speaker,
-                                 level=level, seed=seed, ddof=ddof,
+    evaluation = evaluate_merged(categorical, attributes, resampling=rs,
                                  scores=(scores.get(TASK_CATEGORICAL), scores.get(TASK_ATTRIBUTES)))
+    if n_boot > 0:
+        tables["unit_comparison"] = unit_comparison({TASK_CATEGORICAL: categorical,
+                                                     TASK_ATTRIBUTES: attributes}, rs)
 
     if categorical is not None:
-        focus, worst = settings["focus"][TASK_CATEGORICAL], settings["baseline"][TASK_CATEGORICAL]
+        focus = settings["focus"][TASK_CATEGORICAL]
+        other = base_name if base_name in set(categorical["system"]) else settings["worst"][TASK_CATEGORICAL]
         tables["confusion"] = confusion.confusion_table(categorical, normalize="true")
-        tables["minority_destinations"] = confusion.minority_destinations(categorical, system=focus, **kw)
-        if focus != worst:
-            tables["confusion_difference"] = confusion.confusion_difference(categorical, focus, worst)
+        tables["minority_destinations"] = confusion.minority_destinations(categorical, system=focus, resampling=rs)
+        if focus != other:
+            tables["confusion_difference"] = confusion.confusion_difference(categorical, focus, other)
     if attributes is not None:
         tables["binned"] = binned.binned_matrix(attributes, scheme=scheme)
-        tables["per_bin"] = binned.per_bin_table(attributes, scheme=scheme, ddof=ddof)
-        tables["shrinkage"] = regression_to_mean.shrinkage_table(attributes, ddof=ddof, **kw)
-        tables["bin_means"] = regression_to_mean.bin_means(attributes, scheme=scheme, **kw)
+        tables["per_bin"] = binned.per_bin_table(attributes, scheme=scheme, ddof=rs.ddof)
+        tables["shrinkage"] = regression_to_mean.shrinkage_table(attributes, resampling=rs)
+        settings["notes"] += tables["shrinkage"].attrs.get("notes", [])
+        tables["bin_means"] = regression_to_mean.bin_means(attributes, scheme=scheme, resampling=rs)
         tables["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme,
                                                                              matrix=tables["binned"])
-        tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, seed=seed, ddof=ddof)
+        tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, resampling=rs)
 
     gender, gaps, speakers, disagreement, class_recall = [], [], [], [], None
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
             continue
-        has_gender = merged["Gender"].notna().any()
+        has_gender = "Gender" in merged.columns and merged["Gender"].notna().any()
         if has_gender:
             pair = ("Female", "Male") if set(merged["Gender"].dropna()) >= {"Female", "Male"} else (None, None)
-            by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], ddof=ddof,
-                                                    n_permutations=n_boot, **kw)
+            by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], resampling=rs,
+                                                    n_permutations=n_boot)
             gender.append(_with_task(by_group, task))
             if group_gaps is not None:
                 gaps.append(_with_task(group_gaps, task))
             if task == TASK_CATEGORICAL:
-                class_recall = bias.per_class_recall_by_group(merged, by="Gender", group_table=by_group, **kw)
-        speakers.append(_with_task(bias.speaker_metrics(merged, min_utterances=min_speaker_utterances,
-                                                        ddof=ddof), task))
+                class_recall = bias.per_class_recall_by_group(merged, by="Gender", group_table=by_group)
+        per_speaker = bias.speaker_metrics(merged, min_utterances=min_speaker_utterances, ddof=rs.ddof)
+        if len(per_speaker):
+            speakers.append(_with_task(per_speaker, task))
+        else:
+            settings["notes"].append(f"{task}: no speaker has {min_speaker_utterances} or more utterances; "
+                                     "per-speaker analyses skipped")
         if merged["system"].nunique() > 1:
             disagreement.append(fusion.pairwise_disagreement(merged))
     for name, parts in (("gender_metrics", gender), ("gender_gaps", gaps),
@@ -134,7 +194,8 @@ def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level,
     if class_recall is not None:
         tables["class_recall_by_gender"] = class_recall
     if len(evaluation.get("systems", {})) > 1:
-        curve = fusion.topk_fusion_curve(categorical, attributes, ddof=ddof, **kw)
+        curve = fusion.topk_fusion_curve(categorical, attributes, resampling=rs,
+                                         baseline=base_name if base_name is not None else None)
         tables["fusion_curve"] = curve
         tables["fusion_ranking"] = curve.attrs["ranking"]
     synthetic = any(bool(f.attrs.get("synthetic")) for f in (categorical, attributes) if f is not None)
@@ -143,17 +204,18 @@ def _diagnose(categorical, attributes, labels, split, n_boot, by_speaker, level,
 
 
 def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
-                        split: str | None = "Development", n_boot: int = 1000, by_speaker: bool = False,
-                        level: float = 0.95, seed: int = 0, intersection: bool = False, ddof: int = 0,
-                        scheme: str = "unit") -> Diagnostics:
-    """Load and validate labels and predictions (:func:`ser_diag.io.load`), then :func:`diagnose`.
+                        split: str | None = "Development", resampling: Resampling | None = None,
+                        intersection: bool = False, scheme: str = "unit", baseline: str | None = None,
+                        **legacy) -> Diagnostics:
+    """Load and validate labels and predictions (:func:`ser_diag.io.load`), then :func:`diagnose`
+    with ``resampling`` (:class:`~ser_diag.resampling.Resampling`) and ``baseline``.
 
     Bad input raises :class:`ser_diag.errors.InputError` before any analysis runs.
     """
+    settings = Resampling.of(resampling, **legacy)
     data = io.load(labels_path, predictions_path, split=split, intersection=intersection)
     return diagnose(data.get("categorical"), data.get("attributes"), labels=data.get("labels"),
-                    split=split, n_boot=n_boot, by_speaker=by_speaker, level=level, seed=seed,
-                    ddof=ddof, scheme=scheme)
+                    split=split, resampling=settings, scheme=scheme, baseline=baseline)
 
 
 def rows_where(frame: pd.DataFrame, **equal) -> pd.DataFrame:
@@ -169,7 +231,7 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
     """The paper figure set as ``{file stem: Figure}``; stems name the paper figure mirrored.
 
     Single-system figures show each task's focus system (best headline metric); the
-    difference matrix compares it with the worst system.
+    difference matrix compares it with the baseline system (the worst when there is none).
     """
     # Imported here so that computing tables never pays for the plotting stack.
     from ser_diag.plots.bias import GroupGapDisplay, SpeakerDistributionDisplay

@@ -12,10 +12,15 @@ import os
 import pandas as pd
 
 from ser_diag import io
-from ser_diag.resampling import bootstrap_metrics
+from ser_diag.resampling import Resampling, bootstrap_metrics
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
 
-__all__ = ["ccc_convention", "evaluate_merged", "evaluate_paths", "format_text"]
+__all__ = ["UAR_CONVENTION", "ccc_convention", "evaluate_merged", "evaluate_paths", "format_text"]
+
+#: The UAR convention of every output (the other: ``metrics.unweighted_average_recall(...,
+#: classes="all")``, mean over all eight codes as audmetric and ``recall_score(labels=all 8)``).
+UAR_CONVENTION = ("UAR = mean recall over the classes present in the truth "
+                  "(scikit-learn balanced_accuracy_score); audmetric averages all 8 classes")
 
 #: Metrics reported (with intervals under ``ci`` when bootstrapped).
 CATEGORICAL_METRICS = ("macro_f1", "accuracy", "uar") + tuple(f"f1_{c}" for c in CLASS_CODES)
@@ -46,14 +51,14 @@ def _number(value) -> float | None:
 
 def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | None,
                    cat_scores: pd.DataFrame | None, att_scores: pd.DataFrame | None,
-                   n_boot: int, by_speaker: bool, level: float, ddof: int,
-                   synthetic: bool) -> dict:
+                   settings: Resampling, synthetic: bool) -> dict:
+    n_boot, level, ddof = settings.n_boot, settings.level, settings.ddof
     def scores_of(frame):
         if frame is None:
             return {}
         sub = frame.loc[frame["system"] == system]
-        return {m: (e, lo, hi) for m, e, lo, hi in
-                sub[["metric", "estimate", "ci_low", "ci_high"]].itertuples(index=False)}
+        return {m: (e, lo, hi, u) for m, e, lo, hi, u in
+                sub[["metric", "estimate", "ci_low", "ci_high", "unit"]].itertuples(index=False)}
 
     scores = {**scores_of(cat_scores), **scores_of(att_scores)}
 
@@ -79,10 +84,12 @@ def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | No
         "ccc": ({a: value(f"ccc_{a}") for a in ATTRIBUTES} if has_att else None),
         "ccc_mean": value("ccc_mean"),
         "ccc_convention": ccc_convention(ddof),
+        "uar_convention": UAR_CONVENTION if has_cat else None,
         "synthetic": bool(synthetic),
     }
     if n_boot > 0:
-        ci = {"level": level, "unit": "speaker" if by_speaker else "utterance", "n_boot": n_boot}
+        units = {v[3] for v in scores.values()}
+        ci = {"level": level, "unit": "speaker" if "speaker" in units else "utterance", "n_boot": n_boot}
         for metric in CATEGORICAL_METRICS + ATTRIBUTE_METRICS:
             if metric in scores:
                 ci[metric] = {"ci_low": _number(scores[metric][1]),
@@ -92,46 +99,49 @@ def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | No
 
 
 def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
-                    n_boot: int = 0, by_speaker: bool = False, level: float = 0.95, seed=0,
-                    ddof: int = 0, scores: tuple | None = None) -> dict:
+                    resampling: Resampling | None = None, scores: tuple | None = None,
+                    **legacy) -> dict:
     """:func:`evaluate_paths` on already merged frames (either may be None).
 
     ``scores``: optional ``(categorical, attributes)`` :func:`bootstrap_metrics` frames computed
     with the same settings, so callers that already have them do not resample twice.
     """
+    settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
     frames = [f for f in (categorical, attributes) if f is not None]
     systems = list(pd.unique(pd.concat([f["system"] for f in frames], ignore_index=True))) \
         if frames else []
     synthetic = any(bool(f.attrs.get("synthetic", False)) for f in frames)
-    kwargs = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed, ddof=ddof)
     cat_scores, att_scores = scores if scores is not None else (None, None)
     if cat_scores is None and categorical is not None:
-        cat_scores = bootstrap_metrics(categorical, **kwargs)
+        cat_scores = bootstrap_metrics(categorical, settings)
     if att_scores is None and attributes is not None:
-        att_scores = bootstrap_metrics(attributes, **kwargs)
-    objects = {s: _system_object(s, categorical, attributes, cat_scores, att_scores, n_boot,
-                                 by_speaker, level, ddof, synthetic) for s in systems}
+        att_scores = bootstrap_metrics(attributes, settings)
+    objects = {s: _system_object(s, categorical, attributes, cat_scores, att_scores, settings, synthetic)
+               for s in systems}
     if len(objects) == 1:
         return next(iter(objects.values()))
     return {"systems": objects}
 
 
 def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
-                   split: str | None = "Development", n_boot: int = 0, by_speaker: bool = False,
-                   level: float = 0.95, seed=0, ddof: int = 0, intersection: bool = False) -> dict:
+                   split: str | None = "Development", resampling: Resampling | None = None,
+                   intersection: bool = False, **legacy) -> dict:
     """Challenge scores of one system, or of every system in a directory of systems.
 
-    Task 1: macro-F1 over the 8 codes (O/X label rows dropped), accuracy, UAR, per-class F1.
+    Task 1: macro-F1 over the 8 codes (O/X label rows dropped), accuracy, UAR (mean recall
+    over the classes present in the truth, :data:`UAR_CONVENTION`), per-class F1.
     Task 2: CCC per attribute with variance denominator ``n - ddof`` and their mean.
-    With ``n_boot > 0``: percentile bootstrap intervals (``ci``) at ``level``, resampling
-    utterances or, with ``by_speaker``, speakers. One system gives one object with keys
-    ``system, n, n_categorical, n_attributes, macro_f1, accuracy, uar, per_class_f1, ccc,
-    ccc_mean, ccc_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
+    ``resampling`` (:class:`~ser_diag.resampling.Resampling`; default here ``n_boot=0``: no
+    intervals; older keywords ``n_boot, level, by_speaker, seed, ddof`` override it): with
+    ``n_boot > 0``, percentile bootstrap intervals (``ci``) at ``level`` over the resolved
+    unit (speakers whenever ``SpkrID`` is known, unless ``unit="utterance"``), named in
+    ``ci.unit``. One system gives one object with keys ``system, n, n_categorical,
+    n_attributes, macro_f1, accuracy, uar, per_class_f1, ccc, ccc_mean, ccc_convention,
+    uar_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
     A task a system did not submit has null values.
     """
     data = io.load(labels, predictions, split=split, intersection=intersection)
-    return evaluate_merged(data.get("categorical"), data.get("attributes"), n_boot=n_boot,
-                           by_speaker=by_speaker, level=level, seed=seed, ddof=ddof)
+    return evaluate_merged(data.get("categorical"), data.get("attributes"), resampling=resampling, **legacy)
 
 
 def _cell(obj: dict, metric: str, value) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "moments_from_sums",
     "pearson_from_moments",
     "MOMENT_NAMES",
+    "MomentDesign",
 ]
 
 
@@ -106,12 +107,17 @@ def precision_recall_f1_from_confusion(cm) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def macro_f1_from_confusion(cm) -> np.ndarray:
-    """Unweighted mean of the K per-class F1 scores (a class never true nor predicted counts 0).
+    """Unweighted mean of the K per-class F1 scores (a class never true nor predicted counts 0);
+    ``nan`` for an empty matrix (no items), like accuracy and UAR.
 
     >>> float(macro_f1_from_confusion([[3, 1], [0, 0]]))
     0.42857142857142855
+    >>> float(macro_f1_from_confusion([[0, 0], [0, 0]]))
+    nan
     """
-    return precision_recall_f1_from_confusion(cm)[2].mean(axis=-1)
+    cm = np.asarray(cm, dtype=np.float64)
+    f1 = precision_recall_f1_from_confusion(cm)[2].mean(axis=-1)
+    return np.where(cm.sum(axis=(-2, -1)) > 0, f1, np.nan)
 
 
 def macro_f1(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> float:
@@ -137,30 +143,42 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
-def unweighted_average_recall_from_confusion(cm) -> np.ndarray:
-    """Mean recall over the classes that occur in the truth (rows with support > 0);
-    ``nan`` when no class occurs.
+def unweighted_average_recall_from_confusion(cm, classes: str = "present") -> np.ndarray:
+    """Mean recall over the classes that occur in the truth (rows with support > 0;
+    ``classes="present"``, the convention here = scikit-learn ``balanced_accuracy_score``) or
+    over all K classes (``classes="all"``, a class without support counting 0 = audmetric's
+    UAR and ``recall_score(average="macro", labels=all K)``); ``nan`` when no class occurs.
 
     >>> float(unweighted_average_recall_from_confusion([[3, 1], [0, 0]]))
     0.75
+    >>> float(unweighted_average_recall_from_confusion([[3, 1], [0, 0]], classes="all"))
+    0.375
     """
+    if classes not in ("present", "all"):
+        raise ValueError(f"classes must be 'present' or 'all', not {classes!r}")
     cm = np.asarray(cm, dtype=np.float64)
     actual = cm.sum(axis=-1)
-    present = actual > 0
+    present = actual > 0 if classes == "present" else np.broadcast_to(
+        (actual.sum(axis=-1) > 0)[..., None], actual.shape)
     recall = _safe_divide(np.diagonal(cm, axis1=-2, axis2=-1), actual)
     n_present = present.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_present > 0, (recall * present).sum(axis=-1) / n_present, np.nan)
 
 
-def unweighted_average_recall(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> float:
+def unweighted_average_recall(y_true, y_pred, labels: Sequence[str] = CLASS_CODES,
+                              classes: str = "present") -> float:
     r"""Unweighted average recall (UAR): :math:`\frac{1}{|K_+|}\sum_{k\in K_+} tp_k/(tp_k+fn_k)`
-    over the classes present in ``y_true``; equals scikit-learn ``balanced_accuracy_score``.
+    over the classes present in ``y_true`` (default; equals scikit-learn
+    ``balanced_accuracy_score``), or over all ``labels`` with ``classes="all"`` (audmetric's
+    convention, equal to ``recall_score(average="macro", labels=labels, zero_division=0)``).
 
     >>> unweighted_average_recall(["A", "A", "S", "S"], ["A", "S", "S", "S"])
     0.75
+    >>> unweighted_average_recall(["A", "A", "S", "S"], ["A", "S", "S", "S"], classes="all")
+    0.1875
     """
-    return float(unweighted_average_recall_from_confusion(confusion_counts(y_true, y_pred, labels)))
+    return float(unweighted_average_recall_from_confusion(confusion_counts(y_true, y_pred, labels), classes))
 
 
 def per_class_scores(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> pd.DataFrame:
@@ -203,7 +221,7 @@ def lin_decomposition(y_true, y_pred, ddof: int = 0) -> dict[str, float]:
     x, y = _pair(y_true, y_pred)
     n = x.size
     nan = float("nan")
-    if n - ddof <= 0:
+    if n - ddof <= 0 or n < 2:  # one item has no spread: CCC undefined (audmetric: nan)
         return dict(ccc=nan, rho=nan, scale_v=nan, location_u=nan, c_b=nan,
                     mean_true=float(x.mean()) if n else nan,
                     mean_pred=float(y.mean()) if n else nan, sd_true=nan, sd_pred=nan)
@@ -230,7 +248,8 @@ def ccc(y_true, y_pred, ddof: int = 0) -> float:
     r"""Lin's concordance correlation coefficient
     :math:`\frac{2\,\mathrm{cov}(x, y)}{\sigma_x^2 + \sigma_y^2 + (\mu_x - \mu_y)^2}`, moments
     with denominator ``n - ddof``: ``ddof=0`` population variance (challenge, audmetric),
-    ``ddof=1`` sample variance (torchmetrics). ``nan`` if the denominator is 0.
+    ``ddof=1`` sample variance (torchmetrics). ``nan`` if the denominator is 0 or for fewer
+    than two items (as audmetric).
 
     >>> round(ccc([1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.0, 3.5]), 6)   # 1.25 / 1.625
     0.769231
@@ -274,22 +293,76 @@ def weighted_confusion(weights, true_idx, pred_idx, k: int = len(CLASS_CODES)) -
 MOMENT_NAMES = ("sum_w", "mean_true", "mean_pred", "var_true", "var_pred", "cov")
 
 
+class MomentDesign:
+    r"""The one kernel behind every weighted CCC/moment in ser_diag: the raw weighted sums
+    :math:`[\sum w, \sum wx, \sum wy, \sum wx^2, \sum wy^2, \sum wxy]` of S prediction
+    series ``y_pred`` ``(S, n, A)`` against one truth ``y_true`` ``(n, A)`` (A columns, e.g.
+    the three attributes) are *linear* in the item weights, so for any ``(B, n)`` weight
+    matrix they are one product ``W @ columns`` with the compact design
+
+    ``columns = [1, x, x^2, y_1..y_S, y^2_1..y^2_S, (xy)_1..(xy)_S]`` (``n x (1 + 2A + 3SA)``),
+
+    and :meth:`unpack` lays them out as ``(..., S, A, 6)`` for :func:`moments_from_sums`.
+    Data are shifted by the truth's mean per column (exact in theory, kinder to rounding;
+    :meth:`moments` adds it back). Linearity is what resampling, group masks (``W * mask``),
+    per-speaker sums (``membership @ columns``) and permutation swaps rely on.
+
+    >>> d = MomentDesign([[1.0], [2.0], [3.0]], [[[1.0], [1.0], [4.0]]])
+    >>> d.moments(np.array([[1.0, 1.0, 2.0]]) @ d.columns)[0, 0, 0].round(4).tolist()
+    [4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]
+    """
+
+    def __init__(self, y_true, y_pred):
+        x = np.asarray(y_true, dtype=np.float64)
+        x = x.reshape(x.shape[0], -1)
+        y = np.asarray(y_pred, dtype=np.float64)
+        if y.shape == x.shape:
+            y = y[None]
+        y = y.reshape(-1, x.shape[0], x.shape[1])
+        self.s, self.n, self.a = y.shape
+        # Identical prediction series share their columns, so identical systems get
+        # bit-identical sums (exact ties) and the product is smaller.
+        first: dict[bytes, int] = {}
+        self._system_of = np.array([first.setdefault(y[i].tobytes(), len(first)) for i in range(self.s)])
+        y = y[[list(self._system_of).index(u) for u in range(len(first))]]
+        self.shift = x.mean(axis=0) if self.n else np.zeros(self.a)
+        x, y = x - self.shift, y - self.shift
+        self._unique = y.shape[0]
+        per_system = [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in (y, y * y, x[None] * y)]
+        self.columns = np.column_stack([np.ones(self.n), x, x * x] + per_system)
+        self.width = self.columns.shape[1]
+
+    def unpack(self, raw) -> np.ndarray:
+        """Raw sums ``(..., width)`` -> ``(..., S, A, 6)`` in the order of
+        :func:`moments_from_sums` (shifted data)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        lead, s, a = raw.shape[:-1], self._unique, self.a
+        full = lead + (self.s, a)
+        sy, syy, sxy = (raw[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a]
+                        .reshape(lead + (s, a))[..., self._system_of, :] for i in range(3))
+        return np.stack([np.broadcast_to(raw[..., :1, None], full),
+                         np.broadcast_to(raw[..., None, 1:1 + a], full), sy,
+                         np.broadcast_to(raw[..., None, 1 + a:1 + 2 * a], full), syy, sxy], axis=-1)
+
+    def moments(self, raw, ddof: int = 0) -> np.ndarray:
+        """Raw sums ``(..., width)`` -> moments ``(..., S, A, 6)`` (:data:`MOMENT_NAMES`)."""
+        return moments_from_sums(self.unpack(raw), ddof, self.shift)
+
+
 def weighted_moments(weights, y_true, y_pred, ddof: int = 0) -> np.ndarray:
     r"""Weighted means, variances and covariance of ``(y_true, y_pred)`` per weight row, shape
     ``(B, 6)`` in the order :data:`MOMENT_NAMES`. With frequency weights ``w``:
     :math:`\mu = \sum w x / \sum w`, :math:`\mathrm{var} = \sum w (x-\mu)^2 / (\sum w - \mathrm{ddof})`
     (``ddof=1``: the frequency-weight correction ``sum(w) - 1``). Sums are taken in float64 on
-    data shifted by a common constant (exact in theory, kinder to rounding).
+    shifted data through :class:`MomentDesign`.
 
     >>> weighted_moments([[1, 1, 2]], [1.0, 2.0, 3.0], [1.0, 1.0, 4.0]).round(4).tolist()
     [[4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]]
     """
     w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
     x, y = _pair(y_true, y_pred)
-    shift = 0.5 * (x.mean() + y.mean()) if x.size else 0.0
-    x, y = x - shift, y - shift
-    sums = w @ np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
-    return moments_from_sums(sums, ddof, shift)
+    design = MomentDesign(x[:, None], y[None, :, None])
+    return design.moments(w @ design.columns, ddof)[:, 0, 0]
 
 
 def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:
@@ -311,16 +384,17 @@ def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:
 
 
 def ccc_from_moments(moments) -> np.ndarray:
-    """CCC from :func:`weighted_moments` output (last axis); ``nan`` where the denominator is 0.
+    """CCC from :func:`weighted_moments` output (last axis); ``nan`` where the denominator is 0
+    or the total weight is below 2 (one item: undefined, as :func:`ccc`).
 
     >>> ccc_from_moments([4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]).round(6).tolist()   # 2.25 / 3
     0.75
     """
     m = np.asarray(moments, dtype=np.float64)
-    mx, my, vx, vy, cov = (m[..., i] for i in range(1, 6))
+    sw, mx, my, vx, vy, cov = (m[..., i] for i in range(6))
     den = vx + vy + (mx - my) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 2.0 * cov / den, np.nan)
+        return np.where((den > 0) & (sw >= 2), 2.0 * cov / den, np.nan)
 
 
 def pearson_from_moments(moments) -> np.ndarray:

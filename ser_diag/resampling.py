@@ -16,7 +16,9 @@ under a gigabyte.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import threading
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +28,7 @@ import pandas as pd
 import scipy.sparse
 
 from ser_diag.metrics import (
+    MomentDesign,
     ccc_from_moments,
     moments_from_sums,
     pearson_from_moments,
@@ -36,7 +39,11 @@ from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
+    "Resampling",
+    "UNITS",
     "attribute_statistics",
+    "cluster_ids",
+    "permutation_p_value",
     "bootstrap",
     "bootstrap_distribution",
     "bootstrap_metrics",
@@ -53,16 +60,113 @@ CHUNK_ROWS = 200
 #: Rows drawn per call of the generator; chunks are multiples of it, so results do not
 #: depend on the chunk size.
 _DRAW_BLOCK = 8
+#: Resampling units: ``"auto"`` resolves to ``"speaker"`` when the rows carry any known
+#: ``SpkrID`` and to ``"utterance"`` otherwise.
+UNITS = ("auto", "speaker", "utterance")
 
 Statistic = Callable[[np.ndarray], dict]
 
 
+# --------------------------------------------------------------------------- settings
+
+@dataclasses.dataclass(frozen=True)
+class Resampling:
+    """How every interval and test resamples: one frozen settings object passed through
+    :mod:`ser_diag.diagnostics`, the analyses, ``figures``, ``report`` and the explorer.
+
+    ``n_boot`` resamples (0: no intervals), percentile intervals at ``level``, resampling
+    ``unit``: ``"auto"`` (default) = speakers whenever the rows carry a known ``SpkrID``, else
+    utterances; ``"speaker"`` (cluster bootstrap over ``SpkrID``) or ``"utterance"``. Speaker
+    is the default because MSP-Podcast speakers contribute many utterances whose errors are
+    correlated: resampling utterances then gives intervals that are too narrow (measured in
+    ``bench/bench_calibration.py``). Rows whose speaker is unknown are each a cluster of
+    their own. ``seed`` seeds the draws; ``ddof`` is the CCC variance denominator ``n - ddof``.
+    The resolved unit is named in every output (column ``unit``).
+
+    >>> Resampling(n_boot=200).unit_for(pd.Series([1, 1, None]))
+    'speaker'
+    >>> Resampling().unit_for(pd.Series([None, None], dtype="Int64"))
+    'utterance'
+    """
+
+    n_boot: int = 1000
+    level: float = 0.95
+    unit: str = "auto"
+    seed: int = 0
+    ddof: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.n_boot, bool) or int(self.n_boot) != self.n_boot or self.n_boot < 0:
+            raise ValueError(f"n_boot must be a non-negative integer, not {self.n_boot!r}")
+        object.__setattr__(self, "n_boot", int(self.n_boot))
+        if not 0 < float(self.level) < 1:
+            raise ValueError(f"level must be in (0, 1), not {self.level!r}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, not {self.unit!r}")
+        if int(self.ddof) != self.ddof or self.ddof < 0:
+            raise ValueError(f"ddof must be a non-negative integer, not {self.ddof!r}")
+
+    def replace(self, **changes) -> "Resampling":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def of(cls, resampling: "Resampling | None" = None, **legacy) -> "Resampling":
+        """``resampling`` (default :class:`Resampling()`) with the older keyword arguments
+        ``n_boot, level, seed, ddof, unit`` and ``by_speaker`` (True: "speaker", False:
+        "utterance") applied on top when given (not None)."""
+        unknown = set(legacy) - {"n_boot", "level", "seed", "ddof", "unit", "by_speaker"}
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+        base = resampling if resampling is not None else cls()
+        if not isinstance(base, Resampling):
+            raise TypeError(f"resampling must be a Resampling, not {type(base).__name__}")
+        changes = {k: v for k, v in legacy.items() if v is not None and k != "by_speaker"}
+        if legacy.get("by_speaker") is not None:
+            changes["unit"] = "speaker" if legacy["by_speaker"] else "utterance"
+        return base.replace(**changes) if changes else base
+
+    def unit_for(self, speakers) -> str:
+        """The resolved unit for rows with these speaker IDs (None: no ``SpkrID`` column)."""
+        if self.unit == "utterance":
+            return "utterance"
+        if speakers is None:
+            if self.unit == "speaker":
+                raise ValueError("unit='speaker' needs a SpkrID column")
+            return "utterance"
+        if self.unit == "speaker":
+            return "speaker"
+        return "speaker" if pd.Series(speakers).notna().any() else "utterance"
+
+    def groups(self, frame: pd.DataFrame, rows=None):
+        """``(groups, unit)`` for :func:`bootstrap`: the ``SpkrID`` of ``frame`` (rows ``rows``
+        by position) when the resolved unit is speaker, else None."""
+        speakers = frame["SpkrID"] if "SpkrID" in frame.columns else None
+        if speakers is not None and rows is not None:
+            speakers = speakers.iloc[rows]
+        unit = self.unit_for(speakers)
+        if unit == "utterance":
+            return None, unit
+        return speakers.reset_index(drop=True), unit
+
+    def describe(self, unit: str | None = None) -> str:
+        """One line for people: ``95% percentile bootstrap, 1000 resamples of speakers``."""
+        return (f"{self.level:.0%} percentile bootstrap, {self.n_boot} resamples of "
+                f"{unit or self.unit}s")
+
+
 # --------------------------------------------------------------------------- weights
 
-def _cluster_codes(groups, n: int) -> np.ndarray:
-    """Integer cluster id per item; a missing id (NaN/<NA>) is a cluster of its own."""
-    groups = pd.Series(pd.array(groups) if not isinstance(groups, pd.Series) else groups)
-    if len(groups) != n:
+def cluster_ids(speakers, n: int | None = None) -> np.ndarray:
+    """Integer cluster id per row: one id per known speaker (order of first appearance), and
+    a fresh id for every row whose speaker is unknown (NaN/<NA>), so such utterances are
+    resampled on their own.
+
+    >>> cluster_ids(pd.array([7, 7, None, 3, None], dtype="Int64")).tolist()
+    [0, 0, 2, 1, 3]
+    """
+    groups = speakers if isinstance(speakers, pd.Series) else pd.Series(pd.array(speakers))
+    if n is not None and len(groups) != n:
         raise ValueError(f"groups has {len(groups)} entries for {n} items")
     codes, uniques = pd.factorize(groups, use_na_sentinel=True)
     codes = codes.astype(np.int64)
@@ -71,11 +175,33 @@ def _cluster_codes(groups, n: int) -> np.ndarray:
     return codes
 
 
+_cluster_codes = lambda groups, n: cluster_ids(groups, n)  # noqa: E731  (older private name)
+
+
+def permutation_p_value(null, observed: float, exact: bool = False) -> float:
+    """Two-sided permutation p-value of ``observed`` against the null draws ``null`` (non-finite
+    draws ignored): ``(1 + #{|null| >= |observed|}) / (1 + P)`` for ``P`` random permutations
+    (Phipson & Smyth 2010), ``#{...} / P`` when ``null`` enumerates every permutation
+    (``exact``). A relative tolerance of 1e-12 counts ties as extreme. nan when undefined.
+
+    >>> permutation_p_value([0.1, -0.3, 0.5, 0.0], 0.3)
+    0.6
+    """
+    d = np.asarray(null, dtype=np.float64).ravel()
+    d = np.abs(d[np.isfinite(d)])
+    if d.size == 0 or not np.isfinite(observed):
+        return float("nan")
+    hits = int(np.sum(d >= abs(observed) - 1e-12 * max(1.0, abs(observed))))
+    return float(hits / d.size) if exact else float((1 + hits) / (d.size + 1))
+
+
 class _WeightCache:
-    """Whole ``(n_boot, n)`` weight matrices by request, least recently used dropped first."""
+    """Whole ``(n_boot, n)`` weight matrices by request, least recently used dropped first.
+    Used only by the thread that opened :func:`shared_weights` (``owner``)."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes, self.entries = max_bytes, OrderedDict()
+        self.owner = threading.get_ident()
 
     def get(self, key):
         if key in self.entries:
@@ -91,6 +217,12 @@ class _WeightCache:
 
 
 _cache: _WeightCache | None = None
+_cache_lock = threading.Lock()
+
+
+def _active_cache() -> _WeightCache | None:
+    cache = _cache
+    return cache if cache is not None and cache.owner == threading.get_ident() else None
 
 
 @contextlib.contextmanager
@@ -101,18 +233,26 @@ def shared_weights(max_bytes: int = 1 << 30):
     The results are exactly those without the block (the draws are deterministic in the seed
     and do not depend on chunking); only the repeated drawing is saved, e.g. when
     :mod:`ser_diag.diagnostics` runs a dozen analyses over the same files. At most
-    ``max_bytes`` of matrices are kept (least recently used dropped). Nested blocks share the
-    outer cache.
+    ``max_bytes`` of matrices are kept (least recently used dropped); a matrix larger than
+    that is never built (drawn chunk by chunk instead, so memory stays bounded at any
+    ``n``). Nested blocks share the outer cache. The cache serves only the thread that opened
+    the block: another thread (e.g. the explorer's background worker) draws its own weights,
+    so no thread ever sees a half-filled entry.
     """
     global _cache
-    if _cache is not None:
+    with _cache_lock:
+        if _cache is not None:
+            owned = False
+        else:
+            _cache, owned = _WeightCache(max_bytes), True
+    if not owned:
         yield
         return
-    _cache = _WeightCache(max_bytes)
     try:
         yield
     finally:
-        _cache = None
+        with _cache_lock:
+            _cache = None
 
 
 def _draw_chunks(n: int, n_boot: int, mapping, m: int, seed, chunk: int, dtype,
@@ -140,22 +280,24 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
     if groups is None:
         mapping, m = None, n
     else:
-        mapping = _cluster_codes(groups, n)
+        mapping = cluster_ids(groups, n)
         m = int(mapping.max()) + 1 if n else 0
-    cacheable = _cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
+    cache = _active_cache()
+    cacheable = (cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
+                 and n_boot * n * np.dtype(dtype).itemsize <= cache.max_bytes)
     if not cacheable:
         yield from _draw_chunks(n, n_boot, mapping, m, seed, chunk, dtype, reuse)
         return
     group_key = None if mapping is None else hashlib.sha1(mapping.tobytes()).hexdigest()
     key = (n, n_boot, group_key, int(seed), np.dtype(dtype).str)
-    matrix = _cache.get(key)
+    matrix = cache.get(key)
     if matrix is None:
         matrix = np.empty((n_boot, n), dtype=dtype)  # filled in place: no list of chunks to concatenate
         start = 0
         for counts in _draw_chunks(n, n_boot, mapping, m, seed, CHUNK_ROWS, dtype, True):
             matrix[start:start + len(counts)] = counts
             start += len(counts)
-        _cache.put(key, matrix)
+        cache.put(key, matrix)
     step = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
     for start in range(0, n_boot, step):
         yield matrix[start:start + step]
@@ -253,7 +395,8 @@ def bootstrap(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,
 def confusion_statistics(cm, labels: Sequence[str] = CLASS_CODES) -> dict:
     """``macro_f1, accuracy, uar, f1_/recall_/precision_<code>`` from (weighted) confusion
     matrices ``(..., K, K)`` (rows = true), each of shape ``(...)``; macro-F1 averages all K
-    classes (zero_division=0), accuracy is nan for an empty matrix.
+    classes (zero_division=0); macro-F1, accuracy and UAR are nan for an empty matrix; UAR
+    averages the classes present in the truth (:data:`ser_diag.evaluate.UAR_CONVENTION`).
 
     >>> out = confusion_statistics(np.array([[2.0, 0.0], [1.0, 1.0]]), labels=("A", "S"))
     >>> [round(float(out[k]), 6) for k in ("accuracy", "uar", "recall_S")]
@@ -264,7 +407,7 @@ def confusion_statistics(cm, labels: Sequence[str] = CLASS_CODES) -> dict:
     total = cm.sum(axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(total > 0, np.trace(cm, axis1=-2, axis2=-1) / total, np.nan)
-    out = {"macro_f1": f1.mean(axis=-1), "accuracy": acc,
+    out = {"macro_f1": np.where(total > 0, f1.mean(axis=-1), np.nan), "accuracy": acc,
            "uar": unweighted_average_recall_from_confusion(cm)}
     for prefix, values in (("f1", f1), ("recall", recall), ("precision", precision)):
         for i, code in enumerate(labels):
@@ -303,34 +446,17 @@ class _AttributeScorer:
     weight_dtype = np.float64  # moments are summed in float64
 
     def __init__(self, y_true, y_pred, ddof: int = 0, attributes: Sequence[str] = ATTRIBUTES):
-        x = np.asarray(y_true, dtype=np.float64)
-        y = np.asarray(y_pred, dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
-        y = y.reshape((1,) + x.shape) if y.ndim == x.ndim and y.shape == x.shape else y
-        y = y.reshape(y.shape[0], x.shape[0], x.shape[1])
-        self.s, self.n, self.a = y.shape
+        self.design = MomentDesign(y_true, y_pred)
+        self.s, self.n, self.a = self.design.s, self.design.n, self.design.a
         self.attributes, self.ddof = tuple(attributes)[: self.a], ddof
-        # A common shift per attribute keeps mean(true) - mean(pred) and tames rounding.
-        self._shift = x.mean(axis=0) if self.n else np.zeros(self.a)
-        x, y = x - self._shift, y - self._shift
-        shared = [x, x * x]                                   # (n, A) each
-        per_system = [y, y * y, x[None] * y]                  # (S, n, A) each
-        self._design = np.column_stack(
-            [c for c in shared] + [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in per_system])
 
     def sums(self, w: np.ndarray) -> np.ndarray:
+        """Sums ``(B, S, A, 6)`` of :class:`~ser_diag.metrics.MomentDesign` (linear in ``w``)."""
         w = np.atleast_2d(np.asarray(w)).astype(np.float64, copy=False)
-        b, s, a = w.shape[0], self.s, self.a
-        raw = w @ self._design
-        sx, sxx = raw[:, :a], raw[:, a:2 * a]
-        sy, syy, sxy = (raw[:, 2 * a + i * s * a: 2 * a + (i + 1) * s * a].reshape(b, s, a)
-                        for i in range(3))
-        sw = np.broadcast_to(w.sum(axis=1)[:, None, None], (b, s, a))
-        return np.stack([sw, np.broadcast_to(sx[:, None], (b, s, a)), sy,
-                         np.broadcast_to(sxx[:, None], (b, s, a)), syy, sxy], axis=-1)
+        return self.design.unpack(w @ self.design.columns)
 
     def finish(self, sums: np.ndarray) -> dict:
-        moments = moments_from_sums(sums, self.ddof)
+        moments = moments_from_sums(sums, self.ddof, self.design.shift)
         ccc, rho = ccc_from_moments(moments), pearson_from_moments(moments)
         out = {f"ccc_{attr}": ccc[..., i] for i, attr in enumerate(self.attributes)}
         out["ccc_mean"] = ccc.mean(axis=-1)
@@ -420,36 +546,32 @@ def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
     return _AttributeScorer(true, np.stack([values[r] for r in rows]), ddof)
 
 
-def _groups(merged: pd.DataFrame, rows: np.ndarray, by_speaker: bool):
-    if not by_speaker:
-        return None
-    if "SpkrID" not in merged.columns:
-        raise ValueError("by_speaker needs a SpkrID column")
-    return merged["SpkrID"].iloc[rows].reset_index(drop=True)
-
-
-def bootstrap_metrics(merged: pd.DataFrame, n_boot: int = 1000, level: float = 0.95,
-                      by_speaker: bool = False, seed=0, ddof: int = 0) -> pd.DataFrame:
+def bootstrap_metrics(merged: pd.DataFrame, resampling: Resampling | None = None,
+                      **legacy) -> pd.DataFrame:
     """Point estimates and percentile bootstrap intervals of every metric of every system.
 
-    ``merged`` is one task's :func:`ser_diag.io.merge` output. All systems scored on the same
-    files share the same resamples (paired intervals). ``by_speaker`` resamples ``SpkrID``
-    clusters (unit "speaker"). Returns a tidy frame with columns ``system, metric, estimate,
-    ci_low, ci_high, level, unit, n_boot, n``; metric names as in :mod:`ser_diag.metrics`
-    (``macro_f1 ...`` for the categorical task, ``ccc_<attr>, ccc_mean, pearson_<attr>`` for
-    attributes; CCC with denominator ``n - ddof``).
+    ``merged`` is one task's :func:`ser_diag.io.merge` output; ``resampling`` the settings
+    (:class:`Resampling`; default: 1000 resamples of speakers when ``SpkrID`` is known).
+    The older keywords ``n_boot, level, by_speaker, seed, ddof`` still override its fields.
+    All systems scored on the same files share the same resamples (paired intervals).
+    Returns a tidy frame with columns ``system, metric, estimate, ci_low, ci_high, level,
+    unit, n_boot, n``; metric names as in :mod:`ser_diag.metrics` (``macro_f1 ...`` for the
+    categorical task, ``ccc_<attr>, ccc_mean, pearson_<attr>`` for attributes; CCC with
+    denominator ``n - ddof``). ``unit`` is the resolved unit of each system's files.
     """
+    settings = Resampling.of(resampling, **legacy)
+    n_boot, level = settings.n_boot, settings.level
     task = task_of(merged)
     rows = []
     for names, positions in _system_blocks(merged, task):
-        scorer = _scorer(merged, positions, task, ddof)
+        scorer = _scorer(merged, positions, task, settings.ddof)
         n = scorer.n
-        groups = _groups(merged, positions[0], by_speaker)
+        groups, unit = settings.groups(merged, positions[0])
         estimate = scorer(np.ones((1, n), dtype=np.float32))
         metrics = list(estimate)
         if n_boot > 0:
             parts = defaultdict(list)
-            for w in _weight_chunks(n, n_boot, groups, seed, dtype=scorer.weight_dtype,
+            for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype,
                                     reuse=True):
                 for k, v in scorer(w).items():
                     parts[k].append(v)
@@ -460,9 +582,9 @@ def bootstrap_metrics(merged: pd.DataFrame, n_boot: int = 1000, level: float = 0
         for j, name in enumerate(names):
             for i, metric in enumerate(metrics):
                 rows.append((name, metric, float(estimate[metric][0, j]), float(lo[i, j]),
-                             float(hi[i, j]), n))
-    out = pd.DataFrame(rows, columns=["system", "metric", "estimate", "ci_low", "ci_high", "n"])
-    out["level"], out["unit"], out["n_boot"] = level, "speaker" if by_speaker else "utterance", n_boot
+                             float(hi[i, j]), unit, n))
+    out = pd.DataFrame(rows, columns=["system", "metric", "estimate", "ci_low", "ci_high", "unit", "n"])
+    out["level"], out["n_boot"] = level, n_boot
     return out[["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]]
 
 
@@ -487,19 +609,23 @@ def _swap_masks(n_units: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
 
 
 def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
-                n_boot: int = 1000, method: str = "bootstrap", by_speaker: bool = False,
-                seed=0, ddof: int = 0, level: float = 0.95) -> dict:
+                resampling: Resampling | None = None, method: str = "bootstrap", **legacy) -> dict:
     """Compare two systems on the same files: ``diff = metric(a) - metric(b)``.
 
+    ``resampling``: :class:`Resampling` (default speakers when known; the older keywords
+    ``n_boot, level, by_speaker, seed, ddof`` override its fields).
     ``ci_low/ci_high``: paired percentile bootstrap interval of the difference (both systems
-    scored on the same resamples of utterances, or of speakers with ``by_speaker``).
+    scored on the same resamples of the resolved unit).
     ``p_value`` (two-sided, H0: no difference):
     ``method="bootstrap"``: ``2 min(P*(d <= 0), P*(d >= 0))`` over the bootstrap distribution;
     ``method="permutation"``: paired permutation (randomisation) test that swaps the two
-    systems' predictions per utterance (per speaker with ``by_speaker``) with probability 1/2,
+    systems' predictions per unit (speaker, or utterance) with probability 1/2,
     ``p = (1 + #{|d_perm| >= |d_obs|}) / (n_boot + 1)``; when 2^units <= n_boot all swap
-    patterns are enumerated and ``p = #{|d_perm| >= |d_obs|} / 2^units`` (exact).
+    patterns are enumerated and ``p = #{|d_perm| >= |d_obs|} / 2^units`` (exact); see
+    :func:`permutation_p_value`.
     """
+    settings = Resampling.of(resampling, **legacy)
+    n_boot, level, seed = settings.n_boot, settings.level, settings.seed
     if method not in ("bootstrap", "permutation"):
         raise ValueError(f"method must be 'bootstrap' or 'permutation', not {method!r}")
     if system_a == system_b:
@@ -511,14 +637,14 @@ def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
     if len(blocks) != 1 or len(blocks[0][0]) != 2:
         raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
     rows = blocks[0][1]
-    scorer = _scorer(merged, rows, task, ddof)
+    scorer = _scorer(merged, rows, task, settings.ddof)
     n = scorer.n
     estimate = scorer(np.ones((1, n), dtype=np.float32))
     if metric not in estimate:
         raise ValueError(f"unknown metric {metric!r}; choose from {sorted(estimate)}")
     est_a, est_b = float(estimate[metric][0, 0]), float(estimate[metric][0, 1])
     observed = est_a - est_b
-    groups = _groups(merged, rows[0], by_speaker)
+    groups, unit = settings.groups(merged, rows[0])
     diffs = []
     for w in _weight_chunks(n, n_boot, groups, seed, dtype=scorer.weight_dtype, reuse=True):
         values = scorer(w)[metric]
@@ -528,7 +654,7 @@ def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
     if method == "bootstrap":
         p_value = _two_sided_bootstrap_p(diff)
     else:
-        units = np.arange(n) if groups is None else _cluster_codes(groups, n)
+        units = np.arange(n) if groups is None else cluster_ids(groups, n)
         n_units = int(units.max()) + 1 if n else 0
         masks, exact = _swap_masks(n_units, n_boot, np.random.default_rng(seed))
         perm = []
@@ -539,10 +665,8 @@ def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
             b_sums = swap_sums[:, :1] + keep_sums[:, 1:2]
             values = scorer.finish(np.concatenate([a_sums, b_sums], axis=1))[metric]
             perm.append(values[:, 0] - values[:, 1])
-        d = np.abs(np.concatenate(perm))
-        hits = np.sum(d >= abs(observed) - 1e-12 * max(1.0, abs(observed)))
-        p_value = float(hits / d.size) if exact else float((1 + hits) / (d.size + 1))
+        p_value = permutation_p_value(np.concatenate(perm) if perm else np.empty(0), observed, exact)
     return dict(metric=metric, system_a=system_a, system_b=system_b, estimate_a=est_a,
                 estimate_b=est_b, diff=observed, ci_low=float(lo), ci_high=float(hi),
-                p_value=p_value, method=method, level=level, unit=_unit(groups, None),
+                p_value=p_value, method=method, level=level, unit=unit,
                 n_boot=n_boot)

@@ -102,7 +102,7 @@ def test_minority_destinations_find_planted_anger_route(merged):
 
 
 def test_minority_destinations_by_speaker_resamples_speakers(merged):
-    utt = minority_destinations(merged, "a", top=1, n_boot=300, seed=2)
+    utt = minority_destinations(merged, "a", top=1, n_boot=300, seed=2, unit="utterance")
     spk = minority_destinations(merged, "a", top=1, n_boot=300, seed=2, by_speaker=True)
     assert set(spk["unit"]) == {"speaker"} and set(utt["unit"]) == {"utterance"}
     np.testing.assert_allclose(spk["share"], utt["share"])

@@ -241,7 +241,7 @@ def test_missing_group_labels_are_left_out_and_any_column_works():
 def test_per_class_recall_by_group_matches_sklearn():
     merged = categorical_merged(0.4, 0.7, n_speakers=30, per_speaker=20)
     table = per_class_recall_by_group(merged, n_boot=50)
-    assert list(table.columns) == ["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]
+    assert list(table.columns) == ["system", "by", "group", "class", "recall", "ci_low", "ci_high", "unit", "support"]
     for group in ("Female", "Male"):
         sub = merged[merged["Gender"] == group]
         expected = recall_score(sub["EmoClass_true"], sub["EmoClass_pred"], labels=list(CLASS_CODES),

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from ser_diag.resampling import Resampling
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from ser_diag import io
@@ -105,7 +107,7 @@ def test_directory_of_systems(challenge):
 def test_single_system_with_bootstrap_and_ddof(challenge):
     root = challenge["root"]
     result = evaluate_paths(root / "Labels" / "labels_consensus.csv", root / "predictions" / "alpha",
-                            n_boot=200, level=0.9, ddof=1, seed=3)
+                            n_boot=200, level=0.9, ddof=1, seed=3, unit="utterance")
     exp = expected_scores(challenge, "alpha", ddof=1)
     assert result["system"] == "alpha"
     assert result["ccc"] == pytest.approx(exp["ccc"], abs=1e-9)
@@ -123,6 +125,10 @@ def test_single_system_with_bootstrap_and_ddof(challenge):
 
     by_speaker = evaluate_paths(root, root / "predictions" / "alpha", n_boot=200, by_speaker=True)
     assert by_speaker["ci"]["unit"] == "speaker"
+    default = evaluate_paths(root, root / "predictions" / "alpha", resampling=Resampling(n_boot=200))
+    assert default["ci"]["unit"] == "speaker"      # speakers are known: the default unit
+    assert default["ci"]["macro_f1"] == by_speaker["ci"]["macro_f1"]
+    assert "balanced_accuracy_score" in default["uar_convention"]
     assert by_speaker["macro_f1"] == pytest.approx(result["macro_f1"], abs=1e-12)
 
 

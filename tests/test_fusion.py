@@ -165,8 +165,10 @@ def test_rank_systems_on_selection_files():
 def test_topk_curve_k1_equals_best_system_on_scoring_part():
     cat = categorical_merged([0.35, 0.55, 0.45, 0.5], n=900)
     att = attribute_merged([0.9, 0.5, 0.7], n=900)
-    curve = topk_fusion_curve(cat, att, selection="half", n_boot=100, seed=7)
+    curve = topk_fusion_curve(cat, att, selection="half", n_boot=100, seed=7, unit="utterance",
+                              baseline={"categorical": "sys0"})
     sel, score = split_files(cat["FileName"], "half", seed=7)
+    assert curve.attrs["split_unit"] == "utterance" and curve.attrs["baseline"]["categorical"] == "sys0"
     assert curve.attrs["n_selection"] == len(sel) and (curve["n"] == len(score)).all()
 
     sel_part, score_part = cat[cat["FileName"].isin(sel)], cat[cat["FileName"].isin(score)]
@@ -180,8 +182,8 @@ def test_topk_curve_k1_equals_best_system_on_scoring_part():
     top2 = curve[(curve["method"] == "plurality") & (curve["k"] == 2)].iloc[0]
     assert np.isclose(top2["estimate"], best_on_scoring)      # K = 2 ties go to the better system
     base = curve[(curve["task"] == "categorical") & (curve["method"] == "baseline")].iloc[0]
-    assert base["systems"] == ranked[-1] and base["k"] == 4
-    assert np.isclose(base["estimate"], macro_f1(score_part[score_part["system"] == ranked[-1]]))
+    assert base["systems"] == "sys0" and base["k"] == ranked.index("sys0") + 1
+    assert np.isclose(base["estimate"], macro_f1(score_part[score_part["system"] == "sys0"]))
 
     att_score = att[att["FileName"].isin(score)]
     preds = {s: f for s, f in att_score.groupby("system")}
@@ -313,3 +315,24 @@ def test_stacking_scores_and_speaker_folds():
     assert np.isclose(scores.loc["stacking", "estimate"], macro_f1(result.predictions))
     assert np.isclose(scores.loc["sys0", "estimate"], macro_f1(cat[cat["system"] == "sys0"]))
     np.testing.assert_allclose(result.predictions[list(PROB_COLUMNS)].sum(axis=1), 1.0)
+
+
+def test_topk_curve_splits_by_speaker_and_names_no_worst_system_baseline():
+    """Default unit: the selection and scoring halves share no speaker, intervals resample
+    speakers, and with no system named "baseline" there is no baseline row (today the worst
+    system was silently called baseline)."""
+    cat = categorical_merged([0.35, 0.55, 0.45], n=900)
+    curve = topk_fusion_curve(categorical=cat, n_boot=30, seed=3)
+    assert curve.attrs["split_unit"] == "speaker" and set(curve["unit"]) == {"speaker"}
+    assert curve.attrs["baseline"] == {"categorical": None}
+    assert "baseline" not in set(curve["method"])
+    files = cat.drop_duplicates("FileName")
+    sel, score = split_files(files["FileName"], "half", seed=3, speakers=files["SpkrID"].to_numpy(object))
+    spk_of = files.set_index("FileName")["SpkrID"]
+    assert not set(spk_of[sel]) & set(spk_of[score])
+    assert curve.attrs["n_selection"] == len(sel) and (curve["n"] == len(score)).all()
+    named = cat.replace({"system": {"sys2": "sys2_baseline"}})
+    named.attrs = dict(cat.attrs)
+    curve = topk_fusion_curve(categorical=named, n_boot=0, seed=3)
+    assert curve.attrs["baseline"] == {"categorical": "sys2_baseline"}
+    assert (curve.loc[curve["method"] == "baseline", "systems"] == "sys2_baseline").all()

@@ -166,9 +166,10 @@ def test_recalibration_raises_ccc_of_shrunk_system(merged):
 
 
 def test_recalibration_is_fitted_only_on_the_held_out_files(merged):
-    fit = holdout_files(merged, 0.5, seed=4)
+    fit = holdout_files(merged, 0.5, seed=4, by_speaker=False)
     assert len(fit) == 600 and len(set(fit)) == 600
-    table = recalibration_whatif(merged, holdout_fraction=0.5, seed=4)
+    table = recalibration_whatif(merged, holdout_fraction=0.5, seed=4, unit="utterance")
+    assert (table["split_unit"] == "utterance").all()
     rows = merged[merged["system"] == "shrunk"]
     in_fit = rows["FileName"].isin(fit).to_numpy()
     scale, offset = variance_matching(rows.loc[in_fit, "EmoDom_true"], rows.loc[in_fit, "EmoDom_pred"])
@@ -180,7 +181,7 @@ def test_recalibration_is_fitted_only_on_the_held_out_files(merged):
     scrambled = merged.copy()
     scored = scrambled["system"].eq("shrunk") & ~scrambled["FileName"].isin(fit)
     scrambled.loc[scored, "EmoDom_pred"] = np.random.default_rng(9).permutation(scrambled.loc[scored, "EmoDom_pred"])
-    again = recalibration_whatif(scrambled, holdout_fraction=0.5, seed=4)
+    again = recalibration_whatif(scrambled, holdout_fraction=0.5, seed=4, unit="utterance")
     again = again[(again["system"] == "shrunk") & (again["attribute"] == "EmoDom")].iloc[0]
     assert (again["scale"], again["offset"]) == (got["scale"], got["offset"])
     assert again["ccc_before"] != pytest.approx(got["ccc_before"])

@@ -146,7 +146,7 @@ def test_speaker_bootstrap_is_wider_when_speakers_cluster():
     offset = rng.normal(0, 1.0, (n_spk, 3))[speakers]  # planted per-speaker bias
     pred = truth * 0.6 + 1.6 + offset + rng.normal(0, 0.5, truth.shape)
     merged = attribute_merged(truth, {"sys": pred}, speakers)
-    utt = bootstrap_metrics(merged, n_boot=300, seed=0).set_index("metric")
+    utt = bootstrap_metrics(merged, n_boot=300, unit="utterance", seed=0).set_index("metric")
     spk = bootstrap_metrics(merged, n_boot=300, by_speaker=True, seed=0).set_index("metric")
     assert (spk["unit"] == "speaker").all() and (utt["unit"] == "utterance").all()
     width = lambda t: t.loc["ccc_mean", "ci_high"] - t.loc["ccc_mean", "ci_low"]  # noqa: E731
@@ -197,7 +197,8 @@ def test_paired_test_detects_planted_difference():
     worse = np.where(rng.random(n) < 0.40, t, rng.integers(0, 8, n))
     merged = categorical_merged(t, {"better": better, "worse": worse})
     for method in ("bootstrap", "permutation"):
-        res = paired_test(merged, "better", "worse", "macro_f1", n_boot=400, method=method)
+        res = paired_test(merged, "better", "worse", "macro_f1", n_boot=400, method=method,
+                          unit="utterance")
         assert res["diff"] == pytest.approx(res["estimate_a"] - res["estimate_b"])
         assert res["diff"] > 0.1 and res["ci_low"] > 0
         assert res["p_value"] < 0.01

@@ -28,12 +28,16 @@ part of each resample, so they do not change the groups' results.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse
 from fairlearn.metrics import MetricFrame
 
 from ser_diag import metrics, resampling
+from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
 from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
@@ -44,6 +48,7 @@ __all__ = [
     "group_gaps",
     "group_metrics",
     "metric_frame",
+    "resolve_groups",
     "per_class_recall_by_group",
     "speaker_metrics",
     "system_frames",
@@ -75,18 +80,7 @@ def system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def cluster_ids(speakers) -> np.ndarray:
-    """Integer cluster id per row: one id per known speaker, and a fresh id for every row whose
-    speaker is unknown (such utterances are resampled on their own).
-
-    >>> cluster_ids(pd.array([7, 7, None, 3, None], dtype="Int64")).tolist()
-    [0, 0, 2, 1, 3]
-    """
-    codes, _ = pd.factorize(pd.Series(speakers), use_na_sentinel=True)
-    codes = codes.astype(np.int64)
-    unknown = codes < 0
-    codes[unknown] = codes.max(initial=-1) + 1 + np.arange(unknown.sum())
-    return codes
+cluster_ids = resampling.cluster_ids
 
 
 def task_metric_names(task: str) -> list[str]:
@@ -95,17 +89,6 @@ def task_metric_names(task: str) -> list[str]:
         return ["macro_f1", "accuracy", "uar"] + [f"recall_{c}" for c in CLASS_CODES]
     return ([f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
             + [f"bias_{a}" for a in ATTRIBUTES] + [f"shrinkage_{a}" for a in ATTRIBUTES])
-
-
-def _attribute_sums_design(true: np.ndarray, pred: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
-    """``(n, G * A * 6)`` design whose weighted column sums are the raw sums
-    ``[w, wx, wy, wxx, wyy, wxy]`` of every group (mask) and attribute, so one matrix product
-    gives all groups' moments. Data are centred per attribute (differences of means, variances
-    and CCC do not change)."""
-    shift = 0.5 * (true.mean(axis=0) + pred.mean(axis=0))
-    x, y = true - shift, pred - shift
-    cols = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1)          # (n, A, 6)
-    return np.concatenate([(cols * m[:, None, None]).reshape(len(x), -1) for m in masks], axis=1)
 
 
 class _GroupedSums:
@@ -130,11 +113,8 @@ class _GroupedSums:
         else:
             x = frames[0][[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)        # (n, A)
             y = np.stack([f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64) for f in frames])
-            shift = x.mean(axis=0)  # a common shift per attribute keeps differences, tames rounding
-            x, y = x - shift, y - shift
-            per_system = [y, y * y, x[None] * y]                                          # (S, n, A)
-            self.design = np.column_stack([np.ones(self.n), x, x * x]
-                                          + [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in per_system])
+            self.moments = metrics.MomentDesign(x, y)
+            self.design = self.moments.columns
             self.width, self.weight_dtype = self.design.shape[1], np.float64
 
     def _onehot(self, unit: np.ndarray, n_units: int, block: np.ndarray | None = None,
@@ -181,14 +161,7 @@ class _GroupedSums:
         if self.task == TASK_CATEGORICAL:
             values = resampling.confusion_statistics(sums.reshape(lead + (self.s, self.k, self.k)))
             return {name: np.moveaxis(values[name], -1, -2) for name in task_metric_names(self.task)}
-        a, s = len(ATTRIBUTES), self.s
-        full = lead + (s, a)
-        sy, syy, sxy = (sums[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a].reshape(full)
-                        for i in range(3))
-        stacked = np.stack([np.broadcast_to(sums[..., :1, None], full),
-                            np.broadcast_to(sums[..., None, 1:1 + a], full), sy,
-                            np.broadcast_to(sums[..., None, 1 + a:1 + 2 * a], full), syy, sxy], axis=-1)
-        moments = metrics.moments_from_sums(stacked, self.ddof)                    # (..., G, S, A, 6)
+        moments = self.moments.moments(sums, self.ddof)                             # (..., G, S, A, 6)
         ccc = metrics.ccc_from_moments(moments)
         with np.errstate(invalid="ignore", divide="ignore"):
             shrinkage = np.sqrt(moments[..., 4] / moments[..., 3])
@@ -234,7 +207,8 @@ def _shrinkage(y_true, y_pred) -> float:
 
 
 def _metric_frame(frame: pd.DataFrame, task: str, by: str, ddof: int) -> MetricFrame:
-    frame = frame[_group_values(frame, by).notna()]
+    labels = resolve_groups(frame, by).labels
+    frame = frame.assign(**{by: labels.to_numpy(object)})[labels.notna().to_numpy()]
     if task == TASK_CATEGORICAL:
         y_true, y_pred = frame["EmoClass_true"].to_numpy(str), frame["EmoClass_pred"].to_numpy(str)
         funcs = {"macro_f1": metrics.macro_f1, "accuracy": metrics.accuracy,
@@ -280,14 +254,69 @@ def _group_index(labels: pd.Series, groups: list) -> np.ndarray:
     return index
 
 
-def _permutation_units(frame: pd.DataFrame, labels: pd.Series) -> tuple[np.ndarray, str]:
-    """Units whose group label is shuffled: speakers when the label is constant within every
-    known speaker, else utterances."""
-    known = frame["SpkrID"].notna()
-    per_speaker = labels[known].astype("string").groupby(frame.loc[known, "SpkrID"]).nunique(dropna=False)
-    if known.any() and (per_speaker <= 1).all():
-        return cluster_ids(frame["SpkrID"]), "speaker permutation"
-    return np.arange(len(frame)), "utterance permutation"
+#: A column is treated as a speaker attribute (like ``Gender``) when at most this share of
+#: the labelled known speakers carry more than one of its values.
+SPEAKER_ATTRIBUTE_CONFLICT_SHARE = 0.1
+
+
+@dataclasses.dataclass
+class GroupLabels:
+    """Group labels of the rows after the missing-metadata rules of :func:`resolve_groups`.
+
+    ``labels``: one label per row (``<NA>``: in no group); ``level``: ``"speaker"`` (the
+    column is a speaker attribute: each known speaker has one label and the permutation test
+    shuffles speakers) or ``"utterance"``; ``n_excluded``: rows in no group;
+    ``conflicting``: IDs of the known speakers whose rows disagree (left out of every group).
+    """
+
+    labels: pd.Series
+    level: str
+    n_excluded: int
+    conflicting: list
+
+
+def resolve_groups(frame: pd.DataFrame, by: str) -> GroupLabels:
+    """Group labels with missing metadata handled on purpose.
+
+    * A missing label (``<NA>`` or the string ``"Unknown"``) is in no group; such rows are
+      counted in ``n_excluded`` (they still take part in every resample, as the other files
+      do, but enter neither group's metric nor the gap).
+    * When ``by`` is a speaker attribute (constant within speakers up to
+      :data:`SPEAKER_ATTRIBUTE_CONFLICT_SHARE` of conflicting speakers; gender is), a known
+      speaker's label is taken from its non-missing rows and given to all its rows, so a
+      speaker is wholly in one group or in none.
+    * Rule for conflicts: a known speaker whose non-missing rows carry two or more labels is
+      left out of both groups (its rows count in ``n_excluded``) and named in a
+      ``UserWarning``; no majority is guessed.
+    * Otherwise (``by`` varies within speakers, e.g. an utterance-level column) labels stay
+      per row (``level="utterance"``). Rows of unknown speaker keep their own label.
+    """
+    raw = _group_values(frame, by)
+    labels = raw.astype(object).where(raw.notna() & (raw.astype(str) != "Unknown"), None)
+    labels = pd.Series(labels.to_numpy(object), index=frame.index)
+    speakers = frame["SpkrID"] if "SpkrID" in frame.columns else pd.Series(pd.NA, index=frame.index)
+    known = speakers.notna() & labels.notna()
+    conflicting: list = []
+    level = "utterance"
+    if known.any():
+        per_speaker = labels[known].astype(str).groupby(speakers[known]).nunique()
+        bad = per_speaker.index[per_speaker.to_numpy() > 1]
+        if len(bad) <= SPEAKER_ATTRIBUTE_CONFLICT_SHARE * len(per_speaker):
+            level = "speaker"
+            conflicting = [x.item() if hasattr(x, "item") else x for x in bad]
+            value = labels[known].groupby(speakers[known]).first()
+            value = value[~value.index.isin(bad)]
+            fill = speakers.map(value)
+            has_spk = speakers.notna().to_numpy()
+            labels = pd.Series(np.where(has_spk, fill.to_numpy(object), labels.to_numpy(object)),
+                               index=frame.index)
+            labels = labels.where(pd.notna(labels), None)
+            if conflicting:
+                shown = ", ".join(map(str, conflicting[:10])) + (" ..." if len(conflicting) > 10 else "")
+                warnings.warn(f"{len(conflicting)} speaker(s) have conflicting {by} labels and are left "
+                              f"out of every {by} group: SpkrID {shown}", UserWarning, stacklevel=3)
+    n_excluded = int(labels.isna().sum())
+    return GroupLabels(labels, level, n_excluded, conflicting)
 
 
 def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations, seed,
@@ -295,16 +324,18 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
     """Gap ``stat(a) - stat(b)`` of every system and metric, ``(n_permutations, S, M)``, under
     shuffles of the group labels among the units (speakers) of groups a and b.
 
-    Each shuffle is ``rng.permutation`` of the units' is-a flags (one generator seeded with
-    ``seed``, so every system sees the same shuffles); group a's sums are the shuffled flags
-    times the per-unit sums, group b's the rest of the a-or-b total.
+    Each unit's label is the one its rows share (:func:`resolve_groups` makes it constant
+    within a speaker); units whose label is neither a nor b stay out. Each shuffle is
+    ``rng.permutation`` of the units' is-a flags (one generator seeded with ``seed``, so
+    every system sees the same shuffles); group a's sums are the shuffled flags times the
+    per-unit sums, group b's the rest of the a-or-b total.
     """
-    first = pd.Series(np.arange(len(unit_ids))).groupby(unit_ids).first()
-    unit_label = labels.to_numpy(object)[first.to_numpy()]
-    in_ab = np.array([x == a or x == b for x in unit_label])
-    units = first.index.to_numpy()[in_ab]
-    is_a = np.array([x == a for x in unit_label[in_ab]])
-    position = pd.Series(-1, index=first.index.to_numpy())
+    unit_label = pd.Series(labels.to_numpy(object)).groupby(unit_ids).first()   # first non-missing
+    values = unit_label.to_numpy(object)
+    in_ab = np.array([x == a or x == b for x in values], dtype=bool)
+    units = unit_label.index.to_numpy()[in_ab]
+    is_a = np.array([x == a for x in values[in_ab]], dtype=bool)
+    position = pd.Series(-1, index=unit_label.index.to_numpy())
     position[units] = np.arange(units.size)
     per_unit = sums.unit_sums(position.loc[unit_ids].to_numpy(), units.size)      # (U, C)
     total = np.asarray(per_unit.sum(axis=0), dtype=np.float64).ravel()
@@ -314,15 +345,16 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
         size = min(batch, n_permutations - start)
         shuffled = np.stack([rng.permutation(is_a) for _ in range(size)])       # (P, U)
         sum_a = sums.product(shuffled, per_unit)
-        values = _stack(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))    # (P, S, 2, M)
-        out.append(values[:, :, 0] - values[:, :, 1])
+        values_ = _stack(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))   # (P, S, 2, M)
+        out.append(values_[:, :, 0] - values_[:, :, 1])
     return np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
 
 
-def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: int, level: float,
-           by_speaker: bool, n_permutations: int, seed: int, ddof: int):
+def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings: resampling.Resampling,
+           n_permutations: int):
     """Group metrics and (``pair``) gaps of every system from one bootstrap of all systems and
     groups at once: ``(metrics_rows, gap_rows)`` keyed by system."""
+    n_boot, level, seed, ddof = settings.n_boot, settings.level, settings.seed, settings.ddof
     task = task_of(merged)
     names = task_metric_names(task)
     frames = system_frames(merged)
@@ -330,8 +362,9 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: 
     gap_rows: dict[str, list] = {}
     for block in _file_blocks(frames):
         first = frames[block[0]]
-        labels = _group_values(first, by)
-        groups = sorted(labels.dropna().unique().tolist(), key=str)
+        resolved = resolve_groups(first, by)
+        labels = resolved.labels
+        groups = sorted(pd.Series(labels).dropna().unique().tolist(), key=str)
         if pair is not None:
             observed = set(labels.dropna().tolist())
             for g in pair:
@@ -348,7 +381,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: 
 
         n = len(first)
         estimate = statistic(np.ones((1, n), dtype=np.float32))[0]                   # (S, G, M)
-        clusters = cluster_ids(first["SpkrID"]) if by_speaker else None
+        clusters, unit = settings.groups(first)
         if n_boot > 0:
             dist = resampling.bootstrap_distribution(
                 lambda w: {"all": statistic(w).reshape(len(w), -1)}, n, n_boot, groups=clusters,
@@ -356,7 +389,6 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: 
         else:
             dist = np.empty((0,) + estimate.shape)
         low, high = resampling.percentile_interval(dist, level)
-        unit = "speaker" if by_speaker else "utterance"
         masks = [group == g for g in range(len(groups))]
         sizes = [int(m.sum()) for m in masks]
         speakers = [int(first.loc[m, "SpkrID"].nunique()) for m in masks]
@@ -364,102 +396,116 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, n_boot: 
             metric_rows[system] = [
                 dict(system=system, by=by, group=value, metric=name, estimate=float(estimate[i, g, j]),
                      ci_low=float(low[i, g, j]), ci_high=float(high[i, g, j]), level=level, unit=unit,
-                     n_boot=n_boot, n=sizes[g], n_speakers=speakers[g])
+                     n_boot=n_boot, n=sizes[g], n_speakers=speakers[g], n_excluded=resolved.n_excluded)
                 for g, value in enumerate(groups) for j, name in enumerate(names)]
         if pair is None:
             continue
         ia, ib = groups.index(pair[0]), groups.index(pair[1])
         gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
         gap_low, gap_high = resampling.percentile_interval(dist[:, :, ia] - dist[:, :, ib], level)
-        unit_ids, method = _permutation_units(first, labels)
+        has_speakers = "SpkrID" in first.columns and first["SpkrID"].notna().any()
+        if resolved.level == "speaker" and has_speakers:
+            unit_ids, method = cluster_ids(first["SpkrID"]), "speaker permutation"
+        else:
+            unit_ids, method = np.arange(n), "utterance permutation"
         null = _permutation_null(sums, unit_ids, labels, pair[0], pair[1], n_permutations, seed)
         for i, system in enumerate(block):
             rows = gap_rows[system] = []
             for j, name in enumerate(names):
-                values = null[:, i, j][np.isfinite(null[:, i, j])]
                 observed_gap = float(gap[i, j])
-                p_value = (float((1 + np.sum(np.abs(values) >= abs(observed_gap) - 1e-12)) / (1 + values.size))
-                           if np.isfinite(observed_gap) and values.size else float("nan"))
                 rows.append(dict(system=system, by=by, group_a=pair[0], group_b=pair[1], metric=name,
                                  estimate_a=float(estimate[i, ia, j]), estimate_b=float(estimate[i, ib, j]),
                                  gap=observed_gap, ci_low=float(gap_low[i, j]), ci_high=float(gap_high[i, j]),
-                                 level=level, unit=unit, n_boot=n_boot, p_value=p_value, method=method,
-                                 n_permutations=n_permutations))
+                                 level=level, unit=unit, n_boot=n_boot,
+                                 p_value=resampling.permutation_p_value(null[:, i, j], observed_gap),
+                                 method=method, n_permutations=n_permutations,
+                                 n_excluded=resolved.n_excluded,
+                                 n_conflicting_speakers=len(resolved.conflicting)))
     order = list(frames)
     return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])])
 
 
-def group_metrics(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000, level: float = 0.95,
-                  by_speaker: bool = False, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: "resampling_.Resampling | None" = None,
+                  **legacy) -> pd.DataFrame:
     """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
 
     Categorical: ``macro_f1, accuracy, uar, recall_<code>``; attributes: ``ccc_<attr>,
     ccc_mean, bias_<attr>, shrinkage_<attr>``. Estimates and percentile CIs come from one
     bootstrap of every system and group at once (weights ``W * mask_group``; the estimates
-    equal fairlearn's :func:`metric_frame` ``.by_group``), resampling speakers when
-    ``by_speaker`` (unknown speakers count as one-utterance clusters). All systems and groups
-    share the resamples (same ``seed``).
+    equal fairlearn's :func:`metric_frame` ``.by_group``), resampling the unit of
+    ``resampling`` (:class:`~ser_diag.resampling.Resampling`; default speakers when known,
+    unknown speakers as one-utterance clusters; older keywords ``n_boot, level, by_speaker,
+    seed, ddof`` override it). Missing labels: :func:`resolve_groups`. All systems and groups
+    share the resamples.
 
     Returns a tidy frame ``system, by, group, metric, estimate, ci_low, ci_high, level, unit,
-    n_boot, n, n_speakers``.
+    n_boot, n, n_speakers, n_excluded``.
     """
-    rows, _ = _audit(merged, by, None, n_boot, level, by_speaker, 0, seed, ddof)
+    settings = resampling_.Resampling.of(resampling, **legacy)
+    rows, _ = _audit(merged, by, None, settings, 0)
     return pd.DataFrame(rows)
 
 
-def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender", n_boot: int = 1000,
-                              level: float = 0.95, by_speaker: bool = False, seed: int = 0,
-                              group_table: pd.DataFrame | None = None) -> pd.DataFrame:
+def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender",
+                              resampling: "resampling_.Resampling | None" = None,
+                              group_table: pd.DataFrame | None = None, **legacy) -> pd.DataFrame:
     """Recall of each class per group with CIs (categorical task): ``system, by, group, class,
-    recall, ci_low, ci_high, support`` where ``support`` is the number of true items of the
-    class in the group.
+    recall, ci_low, ci_high, unit, support`` where ``support`` is the number of true items of
+    the class in the group.
 
     The recalls are the ``recall_<code>`` rows of :func:`group_metrics`; pass its output for
-    this ``merged``, ``by`` and bootstrap settings as ``group_table`` to reuse it instead of
+    this ``merged``, ``by`` and resampling settings as ``group_table`` to reuse it instead of
     bootstrapping again.
     """
     if task_of(merged) != TASK_CATEGORICAL:
         raise ValueError("per-class recall needs the categorical task")
     table = group_table if group_table is not None else group_metrics(
-        merged, by=by, n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
+        merged, by=by, resampling=resampling, **legacy)
     table = table[table["metric"].str.startswith("recall_")].copy()
     table["class"] = table["metric"].str.removeprefix("recall_")
     first = merged[merged["system"] == merged["system"].iloc[0]]
-    support = first.groupby([by, "EmoClass_true"]).size()
+    resolved = first.assign(**{by: resolve_groups(first, by).labels.to_numpy(object)}) \
+        if by in first.columns else first
+    support = resolved.groupby([by, "EmoClass_true"]).size()
     table["support"] = [int(support.get((g, c), 0)) for g, c in zip(table["group"], table["class"])]
     return (table.rename(columns={"estimate": "recall"})
-            [["system", "by", "group", "class", "recall", "ci_low", "ci_high", "support"]]
+            [["system", "by", "group", "class", "recall", "ci_low", "ci_high", "unit", "support"]]
             .reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------- gaps
 
 def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: str = "Male",
-               n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
-               n_permutations: int = 1000, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+               resampling: "resampling_.Resampling | None" = None, n_permutations: int = 1000,
+               **legacy) -> pd.DataFrame:
     """Gap ``metric(a) - metric(b)`` per system and metric (fairness score of Wagner et al.
     2023: ``CCC(female) - CCC(male)``) with a paired bootstrap CI and a permutation p-value.
 
-    CI: percentile interval of the gap over resamples (speaker clusters when ``by_speaker``)
-    where both groups are evaluated on the same resample. p-value: two-sided,
-    ``(1 + #{|gap_perm| >= |gap|}) / (1 + n_permutations)``, with group labels shuffled between
-    speakers (see module docstring); ``method`` names the permutation unit.
+    CI: percentile interval of the gap over resamples of the unit of ``resampling``
+    (default: speakers when known) where both groups are evaluated on the same resample.
+    p-value: two-sided, ``(1 + #{|gap_perm| >= |gap|}) / (1 + n_permutations)``
+    (:func:`ser_diag.resampling.permutation_p_value`), with group labels shuffled between
+    speakers whenever speaker IDs exist and ``by`` is a speaker attribute, else between
+    utterances; ``method`` names the test that ran. Missing labels and conflicting speakers:
+    :func:`resolve_groups` (``n_excluded``, ``n_conflicting_speakers``).
 
     Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
-    ci_high, level, unit, n_boot, p_value, method, n_permutations``.
+    ci_high, level, unit, n_boot, p_value, method, n_permutations, n_excluded,
+    n_conflicting_speakers``.
     """
-    _, rows = _audit(merged, by, (a, b), n_boot, level, by_speaker, n_permutations, seed, ddof)
+    settings = resampling_.Resampling.of(resampling, **legacy)
+    _, rows = _audit(merged, by, (a, b), settings, n_permutations)
     return pd.DataFrame(rows)
 
 
 def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Female", b: str | None = "Male",
-                n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
-                n_permutations: int = 1000, seed: int = 0,
-                ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                resampling: "resampling_.Resampling | None" = None, n_permutations: int = 1000,
+                **legacy) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``(group_metrics(...), group_gaps(...))`` from one shared bootstrap: the same numbers
     as the two calls, computed once. ``a=None`` or ``b=None``: no gaps (second item None)."""
+    settings = resampling_.Resampling.of(resampling, **legacy)
     pair = None if a is None or b is None else (a, b)
-    rows, gap_rows = _audit(merged, by, pair, n_boot, level, by_speaker, n_permutations, seed, ddof)
+    rows, gap_rows = _audit(merged, by, pair, settings, n_permutations)
     return pd.DataFrame(rows), (pd.DataFrame(gap_rows) if pair is not None else None)
 
 
@@ -484,8 +530,8 @@ def _speaker_scores(frame: pd.DataFrame, task: str, speaker: np.ndarray, n_speak
     pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)[keep]
     membership = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (speaker[keep], np.arange(int(keep.sum())))),
                                          shape=(n_speakers, int(keep.sum())))
-    sums = np.asarray(membership @ _attribute_sums_design(true, pred, [np.ones(len(true))]))
-    moments = metrics.moments_from_sums(sums.reshape(n_speakers, len(ATTRIBUTES), 6), ddof)
+    design = metrics.MomentDesign(true, pred)
+    moments = design.moments(np.asarray(membership @ design.columns), ddof)[:, 0]  # (speakers, A, 6)
     ccc = metrics.ccc_from_moments(moments)
     out = {}
     for j, attr in enumerate(ATTRIBUTES):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ser_diag import metrics, resampling
+from ser_diag import metrics
+from ser_diag import resampling as resampling_
 from ser_diag.schema import CLASS_CODES, CLASS_NAMES, MINORITY_NEGATIVE
 
 NORMALIZE_OPTIONS = (None, "true", "pred", "all")
@@ -99,17 +100,20 @@ def _single_system(merged: pd.DataFrame, system) -> str:
 
 
 def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: int = 3,
-                          n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
-                          seed: int = 0) -> pd.DataFrame:
+                          resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
     """For each true class, the ``top`` wrong classes its files are predicted as, with CIs.
 
     ``share`` = n(true = t, pred = p) / n(true = t), the off-diagonal entries of the
     row-normalised confusion matrix, ranked within each true class (ties: class order).
-    Percentile bootstrap intervals resample files (``by_speaker=False``) or speakers
-    (``by_speaker=True``, clusters = ``SpkrID``) with the same resamples for every system.
+    Percentile bootstrap intervals resample the unit of ``resampling``
+    (:class:`~ser_diag.resampling.Resampling`; default speakers when ``SpkrID`` is known;
+    older keywords ``n_boot, level, by_speaker, seed`` override it) with the same resamples
+    for every system.
     Columns: system, true, rank, pred, count, n_true, share, ci_low, ci_high, level, unit,
     n_boot, minority (true class in :data:`ser_diag.schema.MINORITY_NEGATIVE`).
     """
+    settings = resampling_.Resampling.of(resampling, **legacy)
+    n_boot, level = settings.n_boot, settings.level
     k = len(CLASS_CODES)
     frames = []
     for name in systems_of(merged, system):
@@ -123,9 +127,9 @@ def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: 
             return {f"{CLASS_CODES[t]}>{CLASS_CODES[p]}": share[:, t, p]
                     for t in range(k) for p in range(k) if t != p}
 
-        groups = rows["SpkrID"].reset_index(drop=True) if by_speaker else None
-        boot = resampling.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups,
-                                    level=level, seed=seed).set_index("metric")
+        groups, unit = settings.groups(rows.reset_index(drop=True))
+        boot = resampling_.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups,
+                                     level=level, seed=settings.seed, unit=unit).set_index("metric")
         cm = _counts(rows)
         for t, code in enumerate(CLASS_CODES):
             n_true = int(cm[t].sum())

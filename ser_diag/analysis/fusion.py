@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ser_diag import metrics, resampling
+from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
 from ser_diag.analysis.bias import cluster_ids, system_frames, task_of
 from ser_diag.schema import (
     ATTRIBUTES,
@@ -47,6 +48,7 @@ from ser_diag.schema import (
 __all__ = [
     "StackingResult",
     "TASK_SCORES",
+    "default_baseline",
     "fuse",
     "pairwise_disagreement",
     "plurality_vote",
@@ -195,11 +197,14 @@ def rank_systems(merged: pd.DataFrame, metric: str | None = None,
                          "n": ranked["n"].to_numpy()})
 
 
-def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | None = None,
+                speakers=None) -> tuple[np.ndarray, np.ndarray]:
     """``(selection_files, scoring_files)`` from the FileNames ``files``.
 
     ``"half"``: a seeded random half (floor(n/2) files) for selection, the rest for scoring;
+    with ``speakers`` (the files' ``SpkrID``, aligned with ``files``) a seeded random half of
+    the speakers instead, so no speaker is in both parts (files of unknown speaker are
+    speakers of their own);
     a ``Split_Set`` name (needs ``split_of``, a Series FileName -> split): that split for
     selection; a list of FileNames: those files for selection. Both parts must be non-empty.
 
@@ -207,8 +212,14 @@ def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | No
     >>> len(sel), len(score), sorted(set(sel) | set(score)) == [f"f{i}" for i in range(5)]
     (2, 3, True)
     """
-    files = np.unique(np.asarray(files, dtype=str))
-    if isinstance(selection, str) and selection == "half":
+    raw = np.asarray(files, dtype=str)
+    files, first = np.unique(raw, return_index=True)
+    if isinstance(selection, str) and selection == "half" and speakers is not None:
+        units = resampling.cluster_ids(pd.Series(pd.array(speakers)).iloc[first].reset_index(drop=True))
+        n_units = int(units.max()) + 1 if units.size else 0
+        order = np.random.default_rng(seed).permutation(n_units)
+        chosen = np.isin(units, order[: n_units // 2])
+    elif isinstance(selection, str) and selection == "half":
         order = np.random.default_rng(seed).permutation(files.size)
         chosen = np.zeros(files.size, bool)
         chosen[order[: files.size // 2]] = True
@@ -228,12 +239,24 @@ def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | No
 
 # --------------------------------------------------------------------------- top-K curve
 
-def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline, n_boot, level,
-                by_speaker, seed, ddof):
+def default_baseline(systems) -> str | None:
+    """The system called baseline when none is named: the first whose name contains
+    "baseline" (case-insensitive), else None (no baseline; never the worst system).
+
+    >>> default_baseline(["sys02_mid", "sys01_baseline"]), default_baseline(["a", "b"])
+    ('sys01_baseline', None)
+    """
+    return next((str(s) for s in systems if "baseline" in str(s).lower()), None)
+
+
+def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline, settings):
+    ddof = settings.ddof
     ranking = rank_systems(merged, TASK_SCORES[task], selection_files, ddof=ddof)
     order = ranking["system"].tolist()
-    base_name = order[-1] if baseline is None else baseline
-    if base_name not in order:
+    if isinstance(baseline, dict):
+        baseline = baseline.get(task)
+    base_name = default_baseline(order) if baseline is None else baseline
+    if base_name is not None and base_name not in order:
         raise ValueError(f"baseline {base_name!r} is not a {task} system ({order})")
     scoring = merged[merged["FileName"].isin(set(scoring_files))].copy()
     scoring.attrs = dict(merged.attrs)
@@ -248,31 +271,39 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
             key = f"{method}|{k}"
             fused.append(fuse(scoring, top, method, name=key))
             described[key] = (k, " + ".join(top), method)
-    baseline_frame = frames[base_name].copy()
-    baseline_frame["system"] = "baseline|"
-    described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
-    everything = pd.concat(fused + [baseline_frame], ignore_index=True)
+    extra = []
+    if base_name is not None:
+        baseline_frame = frames[base_name].copy()
+        baseline_frame["system"] = "baseline|"
+        described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
+        extra = [baseline_frame]
+    everything = pd.concat(fused + extra, ignore_index=True)
     everything.attrs = dict(merged.attrs, task=task)
-    scores = resampling.bootstrap_metrics(everything, n_boot=n_boot, level=level,
-                                          by_speaker=by_speaker, seed=seed, ddof=ddof)
+    scores = resampling.bootstrap_metrics(everything, settings)
     scores = scores[scores["metric"].isin(metrics_)]
     k, systems, method = zip(*(described[s] for s in scores["system"]))
     return scores.assign(task=task, k=k, systems=systems, method=method), ranking
 
 
 def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.DataFrame | None = None,
-                      selection="half", n_boot: int = 1000, level: float = 0.95,
-                      by_speaker: bool = False, seed: int = 0, baseline: str | None = None,
-                      curve_metrics: dict[str, Sequence[str]] | None = None, ddof: int = 0) -> pd.DataFrame:
+                      selection="half", resampling: "resampling_.Resampling | None" = None,
+                      baseline: str | dict | None = None,
+                      curve_metrics: dict[str, Sequence[str]] | None = None, **legacy) -> pd.DataFrame:
     """Score of the top-K fusion for K = 1..N on the scoring part (paper Figure 4).
 
     Systems are ranked by the task score (macro-F1, mean CCC) on the selection part (see
-    :func:`split_files`; ``seed`` draws the half and the bootstrap). For every K the top K are
-    fused by plurality vote and, when all K gave probabilities, by probability averaging
-    (categorical), or by the mean (attributes); intervals are paired bootstrap intervals over
-    the scoring files (speakers with ``by_speaker``). The baseline (default: the worst-ranked
-    system of each task; or a named system) is scored on the same files as rows with
-    ``method="baseline"`` and ``k`` = its rank.
+    :func:`split_files`; the seed of ``resampling`` draws the half and the
+    bootstrap; the half is drawn over speakers when the resolved unit is speaker, so no
+    speaker is in both parts). For every K the top K are fused by plurality vote and, when
+    all K gave probabilities, by probability averaging (categorical), or by the mean
+    (attributes); intervals are paired bootstrap intervals over the scoring part's units
+    (:class:`~ser_diag.resampling.Resampling`, default speakers when known; older keywords
+    ``n_boot, level, by_speaker, seed, ddof`` override it; the resolved unit is in ``unit``).
+    The baseline (a named system, or by default the system whose name contains "baseline",
+    :func:`default_baseline`; none when no name does) is scored on the same files as rows
+    with ``method="baseline"`` and ``k`` = its rank (``baseline`` may map task -> name);
+    ``.attrs["baseline"]`` maps each task
+    to it (None: no baseline system).
 
     ``curve_metrics`` maps a task to the metrics to report (default: ``macro_f1``; CCC of
     arousal, valence, dominance).
@@ -285,16 +316,23 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
              if m is not None}
     if not tasks:
         raise ValueError("give categorical and/or attributes merged frames")
+    settings = resampling_.Resampling.of(resampling, **legacy)
     wanted = dict(CURVE_METRICS, **(curve_metrics or {}))
-    everything = pd.concat([m[["FileName", "Split_Set"]] for m in tasks.values()]).drop_duplicates("FileName")
+    columns = ["FileName", "Split_Set"] + (["SpkrID"] if all("SpkrID" in m for m in tasks.values()) else [])
+    everything = pd.concat([m[columns] for m in tasks.values()]).drop_duplicates("FileName")
+    speakers = everything["SpkrID"] if "SpkrID" in everything else None
+    by_speaker = settings.unit_for(speakers) == "speaker"
     selection_files, scoring_files = split_files(
-        everything["FileName"], selection, seed, split_of=everything.set_index("FileName")["Split_Set"])
-    curves, rankings = [], []
+        everything["FileName"], selection, settings.seed,
+        split_of=everything.set_index("FileName")["Split_Set"],
+        speakers=speakers.to_numpy(object) if by_speaker else None)
+    curves, rankings, baselines = [], [], {}
     for task, merged in tasks.items():
         if task_of(merged) != task:
             raise ValueError(f"the {task} argument holds a {task_of(merged)} merged frame")
         curve, ranking = _task_curve(merged, task, selection_files, scoring_files, wanted[task],
-                                     baseline, n_boot, level, by_speaker, seed, ddof)
+                                     baseline, settings)
+        baselines[task] = next(iter(curve.loc[curve["method"] == "baseline", "systems"]), None)
         curves.append(curve)
         rankings.append(ranking.assign(task=task))
     out = pd.concat(curves, ignore_index=True)[
@@ -303,6 +341,8 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
     out = out.sort_values(["task", "metric", "method", "k"], kind="stable").reset_index(drop=True)
     out.attrs["ranking"] = pd.concat(rankings, ignore_index=True)
     out.attrs["n_selection"] = int(len(selection_files))
+    out.attrs["baseline"] = baselines
+    out.attrs["split_unit"] = "speaker" if by_speaker else "utterance"
     return out
 
 
@@ -384,8 +424,8 @@ def _meta_model(model, seed: int, class_weight):
 
 def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model="random_forest",
              features: str = "auto", group_by_speaker: bool = False, class_weight="balanced",
-             n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
-             name: str = "stacking") -> StackingResult:
+             resampling: "resampling_.Resampling | None" = None,
+             name: str = "stacking", **legacy) -> StackingResult:
     """Cross-validated stacking meta-model over the systems' outputs (like UNICAMP's 5-fold
     random forest on the logits of 12 models).
 
@@ -445,7 +485,59 @@ def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model=
     stacked.attrs = dict(categorical.attrs)
     together = pd.concat([stacked] + [frames[s] for s in names], ignore_index=True)
     together.attrs = dict(categorical.attrs, task=TASK_CATEGORICAL)
-    scores = resampling.bootstrap_metrics(together, n_boot=n_boot, level=level,
-                                          by_speaker=by_speaker, seed=seed)
+    legacy.setdefault("seed", seed)
+    scores = resampling_.bootstrap_metrics(together, resampling_.Resampling.of(resampling, **legacy))
     folds = pd.DataFrame({"FileName": first["FileName"].to_numpy(), "fold": fold})
     return StackingResult(predictions=stacked, scores=scores, folds=folds, features=features)
+
+
+# --------------------------------------------------------------------------- two systems, per true class
+
+def disagreement_by_true(merged: pd.DataFrame, system_a: str, system_b: str, task: str,
+                         bins: str = "unit") -> pd.DataFrame:
+    """Where two systems disagree, per true class (categorical) or per true bin of each
+    attribute, and which one is right.
+
+    Categorical: right = predicted class equals the consensus class. Attributes: truth and
+    both predictions are put in the bins of :mod:`ser_diag.analysis.binned` (``bins``
+    scheme); right = predicted bin equals the true bin. Per true class/bin:
+    ``n = agree_right + agree_wrong + a_right + b_right + neither_right``, the last three
+    splitting the ``disagree`` files. Columns: task, attribute, true, n, disagree,
+    share_disagree, a_right, b_right, neither_right, agree_right, agree_wrong, system_a, system_b.
+    """
+    from ser_diag.analysis import binned, confusion
+
+    rows_a = confusion.system_rows(merged, system_a).reset_index(drop=True)
+    rows_b = confusion.system_rows(merged, system_b).reset_index(drop=True)
+    if not np.array_equal(rows_a["FileName"].to_numpy(str), rows_b["FileName"].to_numpy(str)):
+        raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
+    parts = []
+    if task == TASK_CATEGORICAL:
+        parts.append((None, list(CLASS_CODES), rows_a["EmoClass_true"].to_numpy(str),
+                      rows_a["EmoClass_pred"].to_numpy(str), rows_b["EmoClass_pred"].to_numpy(str)))
+    else:
+        for attr in binned.attributes_of(merged):
+            edges = binned.attribute_edges(merged, attr, bins)
+            labels = np.asarray(binned.bin_labels(edges, bins), dtype=object)
+            parts.append((attr, list(labels),
+                          labels[binned.assign_bins(rows_a[f"{attr}_true"].to_numpy(float), edges)],
+                          labels[binned.assign_bins(rows_a[f"{attr}_pred"].to_numpy(float), edges)],
+                          labels[binned.assign_bins(rows_b[f"{attr}_pred"].to_numpy(float), edges)]))
+    records = []
+    for attr, order, true, pred_a, pred_b in parts:
+        for value in order:
+            here = true == value
+            if not here.any():
+                continue
+            t, a, b = true[here], pred_a[here], pred_b[here]
+            agree, a_ok, b_ok = a == b, a == t, b == t
+            records.append({
+                "task": task, "attribute": attr, "true": value, "n": int(here.sum()),
+                "disagree": int((~agree).sum()), "share_disagree": float((~agree).mean()),
+                "a_right": int((~agree & a_ok).sum()), "b_right": int((~agree & b_ok).sum()),
+                "neither_right": int((~agree & ~a_ok & ~b_ok).sum()),
+                "agree_right": int((agree & a_ok).sum()), "agree_wrong": int((agree & ~a_ok).sum()),
+                "system_a": system_a, "system_b": system_b,
+            })
+    return pd.DataFrame(records)
+__all__ += ["disagreement_by_true"]

@@ -36,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ser_diag import metrics, resampling
+from ser_diag import metrics
+from ser_diag import resampling as resampling_
 from ser_diag.analysis.binned import (
     assign_bins,
     attribute_edges,
@@ -104,25 +105,18 @@ def shrinkage_statistics(y_true, y_pred, ddof: int = 0):
 
 def _joint_shrinkage_statistics(pairs, ddof: int):
     """:func:`shrinkage_statistics` of several ``(y_true, y_pred)`` pairs on the same items at
-    once: one product ``W @ design`` reads each weight chunk once instead of once per pair
-    (the sums of :func:`ser_diag.metrics.weighted_moments`, same shift, so the same moments up
-    to floating-point summation order). Keys ``"<pair index><_SEP><metric>"``."""
-    columns, shifts = [], []
-    for x, y in pairs:
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        shift = 0.5 * (x.mean() + y.mean()) if x.size else 0.0
-        x, y = x - shift, y - shift
-        columns += [np.ones_like(x), x, y, x * x, y * y, x * y]
-        shifts.append(shift)
-    design = np.column_stack(columns)
-    shifts = np.asarray(shifts)
+    once: the pairs are the columns of one :class:`ser_diag.metrics.MomentDesign`, so one
+    product ``W @ columns`` reads each weight chunk once instead of once per pair. Keys
+    ``"<pair index><_SEP><metric>"``."""
+    x = np.column_stack([np.asarray(t, dtype=np.float64) for t, _ in pairs])
+    y = np.column_stack([np.asarray(p, dtype=np.float64) for _, p in pairs])[None]
+    design = metrics.MomentDesign(x, y)
 
     def statistic(weights):
         w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
-        sums = (w @ design).reshape(w.shape[0], len(shifts), 6)
-        m = metrics.moments_from_sums(sums, ddof, shifts)
+        m = design.moments(w @ design.columns, ddof)[:, 0]                  # (B, pairs, 6)
         out = {}
-        for i in range(len(shifts)):
+        for i in range(len(pairs)):
             for name, value in _shrinkage_from_moments(m[:, i]).items():
                 out[f"{i}{_SEP}{name}"] = value
         return out
@@ -130,16 +124,16 @@ def _joint_shrinkage_statistics(pairs, ddof: int):
     return statistic
 
 
-
-def _same_items(pairs, by_speaker):
+def _same_items(pairs, settings):
     """Batches of :func:`attribute_pairs` entries whose bootstrap weights are identical (same
-    number of rows and, with ``by_speaker``, the same speaker of every row)."""
+    number of rows and, when resampling speakers, the same speaker of every row)."""
     batches: dict = {}
     for entry in pairs:
         rows = entry[2]
-        key = (len(rows),)
-        if by_speaker:
-            key += (pd.util.hash_pandas_object(rows["SpkrID"], index=False).to_numpy().tobytes(),)
+        groups, unit = settings.groups(rows)
+        key = (len(rows), unit)
+        if groups is not None:
+            key += (pd.util.hash_pandas_object(groups, index=False).to_numpy().tobytes(),)
         batches.setdefault(key, []).append(entry)
     return list(batches.values())
 
@@ -149,14 +143,15 @@ def _split_keys(boot: pd.DataFrame) -> pd.DataFrame:
     return boot.assign(pair=parts[0].astype(int).to_numpy(), metric=parts[1].to_numpy())
 
 
-def _bootstrap(statistic, rows, n_boot, level, by_speaker, seed) -> pd.DataFrame:
-    groups = rows["SpkrID"].reset_index(drop=True) if by_speaker else None
-    return resampling.bootstrap(statistic, len(rows), n_boot=n_boot, groups=groups, level=level, seed=seed,
-                                dtype=np.float64)  # the statistics sum in float64 anyway
+def _bootstrap(statistic, rows, settings) -> pd.DataFrame:
+    groups, unit = settings.groups(rows)
+    return resampling_.bootstrap(statistic, len(rows), n_boot=settings.n_boot, groups=groups,
+                                 level=settings.level, seed=settings.seed, unit=unit,
+                                 dtype=np.float64)  # the statistics sum in float64 anyway
 
 
-def shrinkage_table(merged: pd.DataFrame, attribute=None, n_boot: int = 1000, level: float = 0.95,
-                    by_speaker: bool = False, seed: int = 0, ddof: int = 0) -> pd.DataFrame:
+def shrinkage_table(merged: pd.DataFrame, attribute=None, resampling: "resampling_.Resampling | None" = None,
+                    **legacy) -> pd.DataFrame:
     """Shrinkage and Lin's decomposition per system x attribute, with percentile bootstrap CIs.
 
     Long format: one row per (system, attribute, metric) with columns system, attribute,
@@ -165,13 +160,23 @@ def shrinkage_table(merged: pd.DataFrame, attribute=None, n_boot: int = 1000, le
     ``variance_ratio`` = ``scale_v`` = sd_pred / sd_true, ``ccc``, ``rho``, ``location_u``,
     ``c_b``, the CCC losses ``loss_correlation + loss_scale + loss_location = ccc_gap = 1 - ccc``
     (module docstring), and the means and standard deviations (denominator ``n - ddof``).
-    Files are resampled (or speakers, ``by_speaker=True``) identically for every system.
+    Resampling (:class:`~ser_diag.resampling.Resampling`, default speakers when known; older
+    keywords ``n_boot, level, by_speaker, seed, ddof`` override it) is identical for every
+    system. A constant truth (or prediction) leaves slope, ratios and correlations undefined:
+    they are nan, and ``.attrs["notes"]`` says why.
     """
+    settings = resampling_.Resampling.of(resampling, **legacy)
     pairs = list(attribute_pairs(merged, attribute))
     found = {}
-    for batch in _same_items(pairs, by_speaker):  # one bootstrap per set of items, all pairs at once
-        statistic = _joint_shrinkage_statistics([(true, pred) for *_, true, pred in batch], ddof)
-        boot = _split_keys(_bootstrap(statistic, batch[0][2], n_boot, level, by_speaker, seed))
+    notes = []
+    for name, attr, _, true, pred in pairs:
+        for what, values in (("true", true), ("predicted", pred)):
+            if len(values) and np.ptp(values) == 0:
+                notes.append(f"{name}: every {what} {attr} is {values[0]:g}, so slope, variance ratio and "
+                             f"correlation are undefined (nan)")
+    for batch in _same_items(pairs, settings):  # one bootstrap per set of items, all pairs at once
+        statistic = _joint_shrinkage_statistics([(true, pred) for *_, true, pred in batch], settings.ddof)
+        boot = _split_keys(_bootstrap(statistic, batch[0][2], settings))
         for i, (name, attr, rows, _, _) in enumerate(batch):
             found[(name, attr)] = (boot[boot["pair"] == i].drop(columns="pair"), len(rows))
     frames = []
@@ -182,7 +187,9 @@ def shrinkage_table(merged: pd.DataFrame, attribute=None, n_boot: int = 1000, le
         boot.insert(0, "system", name)
         boot["n"] = n
         frames.append(boot)
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["notes"] = notes
+    return out
 
 
 def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
@@ -214,8 +221,7 @@ def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
 
 
 def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
-              n_boot: int = 1000, level: float = 0.95, by_speaker: bool = False,
-              seed: int = 0) -> pd.DataFrame:
+              resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
     """Mean prediction and bias (mean prediction - mean truth) per true bin, with bootstrap CIs.
 
     Bins as in :mod:`ser_diag.analysis.binned`. Without regression to the mean ``mean_pred``
@@ -225,20 +231,22 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     bias_ci_high, level, unit, n_boot. Empty bins are left out; a bin missing from a resample
     does not count toward its interval.
     """
+    settings = resampling_.Resampling.of(resampling, **legacy)
+    n_boot, level = settings.n_boot, settings.level
     records = []
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
         pairs = list(attribute_pairs(merged, attr))
         found = {}
-        for batch in _same_items(pairs, by_speaker):
+        for batch in _same_items(pairs, settings):
             by_bins: dict = {}  # systems whose files fall into the same true bins share one bootstrap
             for entry in batch:
                 idx = assign_bins(entry[3], bins)
                 by_bins.setdefault(idx.tobytes(), (idx, []))[1].append(entry)
             for idx, entries in by_bins.values():
                 statistic = _joint_bin_statistics(idx, [(true, pred) for *_, true, pred in entries], len(labels))
-                boot = _split_keys(_bootstrap(statistic, entries[0][2], n_boot, level, by_speaker, seed))
+                boot = _split_keys(_bootstrap(statistic, entries[0][2], settings))
                 for i, entry in enumerate(entries):
                     found[entry[0]] = (idx, boot[boot["pair"] == i].drop(columns="pair").set_index("metric"))
         for name, _, rows, true, pred in pairs:
@@ -282,20 +290,22 @@ def extreme_bin_recall(merged: pd.DataFrame, attribute=None, scheme: str = "unit
 
 
 def holdout_files(merged: pd.DataFrame, holdout_fraction: float = 0.5, seed: int = 0,
-                  by_speaker: bool = False) -> np.ndarray:
+                  by_speaker: bool | None = None) -> np.ndarray:
     """The sorted file names of the fitting part for :func:`recalibration_whatif`.
 
-    A seeded random ``holdout_fraction`` of the files (or of the speakers, ``by_speaker=True``,
-    so no speaker is on both sides; files of unknown speaker count as speakers of their own).
-    The same files for every system and attribute.
+    A seeded random ``holdout_fraction`` of the speakers (so no speaker is on both sides;
+    files of unknown speaker count as speakers of their own), or of the files when
+    ``by_speaker=False`` or no speaker is known (``None``, the default: speakers whenever
+    any ``SpkrID`` is known). The same files for every system and attribute.
     """
+    if by_speaker is None:
+        by_speaker = "SpkrID" in merged.columns and bool(merged["SpkrID"].notna().any())
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in (0, 1), not {holdout_fraction!r}")
     files = merged.drop_duplicates("FileName").sort_values("FileName")
     units = np.arange(len(files))
     if by_speaker:
-        speakers, _ = pd.factorize(files["SpkrID"], use_na_sentinel=True)
-        units = np.where(speakers >= 0, speakers, speakers.max() + 1 + units)
+        units = resampling_.cluster_ids(files["SpkrID"].reset_index(drop=True))
     unique = np.unique(units)
     rng = np.random.default_rng(seed)
     n_fit = int(round(holdout_fraction * len(unique)))
@@ -318,7 +328,7 @@ def variance_matching(y_true, y_pred, ddof: int = 0) -> tuple[float, float]:
 
 
 def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction: float = 0.5,
-                         seed: int = 0, by_speaker: bool = False, ddof: int = 0) -> pd.DataFrame:
+                         resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
     """CCC before and after a post-hoc variance-matching recalibration fitted on held-out files.
 
     The files are split once (:func:`holdout_files`): :func:`variance_matching` is fitted on
@@ -326,10 +336,15 @@ def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction:
     map never sees the files it is scored on. An affine map with positive scale leaves Pearson's
     rho unchanged, and rho is the best CCC any affine map can reach, so ``ccc_after`` close to
     ``pearson`` means the gap was shrinkage (scale) and location, not ranking.
+    The split is by speaker when the resolved unit of ``resampling`` is speaker (default
+    whenever ``SpkrID`` is known), by file otherwise; ``split_unit`` names it.
     Columns: system, attribute, n_fit, n_eval, scale, offset, ccc_before, ccc_after, ccc_gain,
-    variance_ratio_before, variance_ratio_after, pearson.
+    variance_ratio_before, variance_ratio_after, pearson, split_unit.
     """
-    fit_files = holdout_files(merged, holdout_fraction, seed, by_speaker)
+    settings = resampling_.Resampling.of(resampling, **legacy)
+    ddof = settings.ddof
+    unit = settings.unit_for(merged["SpkrID"] if "SpkrID" in merged.columns else None)
+    fit_files = holdout_files(merged, holdout_fraction, settings.seed, by_speaker=unit == "speaker")
     records = []
     for name, attr, rows, true, pred in attribute_pairs(merged, attribute):
         files = rows["FileName"].to_numpy(dtype=str)
@@ -344,6 +359,6 @@ def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction:
             "system": name, "attribute": attr, "n_fit": int(in_fit.sum()), "n_eval": int((~in_fit).sum()),
             "scale": scale, "offset": offset, "ccc_before": before["ccc"], "ccc_after": after["ccc"],
             "ccc_gain": after["ccc"] - before["ccc"], "variance_ratio_before": before["scale_v"],
-            "variance_ratio_after": after["scale_v"], "pearson": before["rho"],
+            "variance_ratio_after": after["scale_v"], "pearson": before["rho"], "split_unit": unit,
         })
     return pd.DataFrame(records)

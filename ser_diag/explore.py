@@ -3,29 +3,28 @@
 Two layers, kept apart so everything but the widgets is testable without a browser:
 
 * :class:`ExplorerState` - plain values (system, comparison system, split, group filter, view,
-  bin scheme, selected cell); no widgets.
-* :class:`Explorer` - data, caches and every answer: :meth:`Explorer.figure` (the library's
-  own Display for the view, with the CIs the analysis computes), :meth:`Explorer.metrics_table`,
-  :meth:`Explorer.cell_utterances` (the files of a confusion cell or attribute bin, with the
-  annotators' votes, transcript and audio path when the corpus has them),
-  :meth:`Explorer.disagreements` (where two systems differ and which is right).
-  :meth:`Explorer.show` builds ipywidgets that only copy widget values onto the state.
+  bin scheme, selected cell, sort order, "only where the two systems disagree"); no widgets.
+* :class:`Explorer` - data and every answer for a state: :meth:`Explorer.figure` (the library's
+  Display for the view), :meth:`Explorer.heatmap` (the cells of a confusion or binned view, what
+  the clickable figure shows), :meth:`Explorer.headline_table`, :meth:`Explorer.listing` (what the
+  rows area shows for the state: a cell's files, the disagreement list, or a message saying why
+  there is nothing to list), :meth:`Explorer.cell_utterances`, :meth:`Explorer.disagreement_list`.
+  The ipywidgets layer is :mod:`ser_diag.explorer_widgets` (:meth:`Explorer.show`).
 
 >>> ex = Explorer("data/demo", "data/demo/predictions")            # doctest: +SKIP
 >>> ex.set(system="sys10_top", view="confusion")                    # doctest: +SKIP
 >>> ex.cell_utterances(true="F", pred="A", sort_by="vote_share_pred")  # doctest: +SKIP
->>> ex                                                              # doctest: +SKIP
 
-Analyses are computed for the files of the current split and group only and cached, keyed by
-(split, group, bins) and the system(s) they need: the regression-to-the-mean tables are computed for
-every system in one joint bootstrap, so a system change only slices them; returning to a state,
-or a figure change that needs no new analysis, is a redraw. At construction a background thread
-reads ``labels_detailed.csv`` (annotators' votes) and computes the top-K fusion curve of the
-split and group and every system's regression-to-the-mean tables; after each figure is drawn
-it queues the same for a new split, group or bins, and in the gender audit the other systems'
-audits (``prefetch=False`` turns that off; a queued job that the foreground needs before it
-started is taken back and computed at once). Interactive intervals use ``n_boot=200``
-resamples by default (the figure caption says so); the report and paper figures use 1000.
+One orchestrator: every number comes from :func:`ser_diag.diagnostics.diagnose` run on the
+files of the current split and group, cached per (split, group, bin scheme) with the explorer's
+bootstrap settings - the same tables the report and the paper figures are made of. Only what
+concerns a pair of systems chosen here (the difference of their confusion matrices, taken from
+the diagnostics' confusion table, and :func:`ser_diag.analysis.fusion.disagreement_by_true`) is
+computed on request. With ``prefetch`` a background thread reads the annotators' votes and
+computes, after each draw, the diagnostics a next control change is likely to need (the other
+bin schemes, each gender); a queued job the foreground needs first is taken back and computed at
+once. Interactive intervals use ``n_boot=200`` resamples by default (the caption says so); the
+report and paper figures use 1000.
 """
 
 from __future__ import annotations
@@ -35,21 +34,20 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from io import BytesIO as _BytesIO
+from io import BytesIO
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ser_diag import io, resampling
-from ser_diag.analysis import binned, bias, confusion, fusion, regression_to_mean
+from ser_diag import io
+from ser_diag import resampling as resampling_
+from ser_diag.analysis import binned
+from ser_diag.analysis.fusion import disagreement_by_true
+from ser_diag.diagnostics import Diagnostics, diagnose, rows_where
+from ser_diag.names import human_name
 from ser_diag.outputs import atomic_write_text
-from ser_diag.plots.binned import BinnedAttributeDisplay
-from ser_diag.plots.bias import GroupGapDisplay
-from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
-from ser_diag.plots.fusion import FusionCurveDisplay
-from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
 from ser_diag.schema import (
     ATTRIBUTE_NAMES,
     ATTRIBUTES,
@@ -62,16 +60,69 @@ from ser_diag.schema import (
     TASKS,
 )
 
-__all__ = ["VIEWS", "BIN_SCHEMES", "ExplorerState", "Explorer", "disagreement_by_true"]
+__all__ = ["VIEWS", "CELL_VIEWS", "BIN_SCHEMES", "ExplorerState", "Explorer", "Listing", "view_name",
+           "column_name", "format_votes"]
 
 #: Views of the explorer; ``binned_<attr>`` is the paper's Fig. 3b-d matrix of that attribute.
 VIEWS = ("confusion", "binned_EmoAct", "binned_EmoVal", "binned_EmoDom", "regression_to_mean",
          "gender_audit", "topk_fusion")
+#: Views whose cells list utterances.
+CELL_VIEWS = ("confusion", "binned_EmoAct", "binned_EmoVal", "binned_EmoDom")
 BIN_SCHEMES = binned.SCHEMES
-_CACHE_SIZE = 256
+_VIEW_NAMES = {"confusion": "confusion matrix", "regression_to_mean": "regression to the mean",
+               "gender_audit": "gender audit", "topk_fusion": "top-K fusion"}
+_CACHE_SIZE = 128
 _PINNED = {("detailed",), ("votes",)}   # read once per explorer
 _SYNTHETIC_NOTE = SYNTHETIC_BANNER.split(" - ")[0]
 _NAME_TO_CODE = {name.lower(): code for code, name in CLASS_NAMES.items()}
+_HEADLINE = ["macro_f1", "accuracy", "uar", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
+
+
+def view_name(view: str) -> str:
+    """The reader's name of a view: ``'binned_EmoVal'`` -> ``'binned valence'``."""
+    return _VIEW_NAMES.get(view) or human_name(view)
+
+
+_COLUMNS = {
+    "FileName": "file", "SpkrID": "speaker", "Gender": "gender", "EmoClass_true": "true class",
+    "EmoClass_pred": "predicted", "EmoClass_pred_compare": "predicted (compare)",
+    "P_pred": "probability of the prediction", "votes": "annotators' votes", "n_votes": "annotators",
+    "vote_share_true": "votes for the true class", "vote_share_pred": "votes for the prediction",
+    "error": "error (pred - true)", "error_compare": "error (compare)", "right": "right",
+    "transcript": "transcript", "audio": "audio",
+}
+for _attr in ATTRIBUTES:
+    _COLUMNS.update({f"{_attr}_true": f"true {ATTRIBUTE_NAMES[_attr]}",
+                     f"{_attr}_pred": f"predicted {ATTRIBUTE_NAMES[_attr]}",
+                     f"{_attr}_pred_compare": f"predicted {ATTRIBUTE_NAMES[_attr]} (compare)",
+                     f"{_attr}_annotators": f"annotators' {ATTRIBUTE_NAMES[_attr]} scores"})
+
+
+def column_name(column: str, system: str | None = None, compare: str | None = None) -> str:
+    """Header a person reads for a column of :meth:`Explorer.cell_utterances` or
+    :meth:`Explorer.disagreement_list` (machine names stay in the CSV export); ``system`` /
+    ``compare`` name whose prediction a column holds.
+
+    >>> column_name("EmoVal_pred", "sysA"), column_name("EmoClass_pred_compare", "sysA", "sysB")
+    ('predicted valence by sysA', 'predicted by sysB')
+    """
+    text = _COLUMNS.get(column, human_name(column))
+    if compare is not None and text.endswith("(compare)"):
+        return text.replace("(compare)", f"by {compare}").replace("error by", "error of").replace("  ", " ")
+    if system is not None and column.endswith("_pred"):
+        return f"{text} by {system}"
+    return text
+
+
+def format_votes(counts: np.ndarray) -> np.ndarray:
+    """Compact vote text per row of a files x classes count matrix, most votes first:
+    ``'F 6 · U 1'``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    order = np.argsort(-counts, axis=1, kind="stable")
+    ranked = np.take_along_axis(counts, order, axis=1)
+    pieces = np.where(ranked > 0, np.asarray(CLASS_CODES, dtype=object)[order] + " "
+                      + ranked.astype(str).astype(object), None)
+    return np.array([" · ".join(p for p in row if p is not None) for row in pieces], dtype=object)
 
 
 @dataclasses.dataclass
@@ -81,7 +132,9 @@ class ExplorerState:
     ``group_column``/``group_value`` keep only the files whose label column equals the value
     (compared as text, so ``SpkrID`` 127 and ``"127"`` are the same); ``None`` = all files.
     ``cell_true``/``cell_pred`` select a confusion cell (class codes) in the ``confusion`` view
-    or a bin (index or label) of the view's attribute in a ``binned_*`` view.
+    or a bin (index or label) of the view's attribute in a ``binned_*`` view; ``None`` = any.
+    ``disagree_only`` (with a ``compare_system``) lists the files where the two systems
+    disagree, filtered by ``cell_true`` when set.
     """
 
     system: str
@@ -94,57 +147,27 @@ class ExplorerState:
     cell_true: object = None
     cell_pred: object = None
     sort_by: str | None = None
+    ascending: bool = True
+    disagree_only: bool = False
+
+
+@dataclasses.dataclass
+class Listing:
+    """What the rows area shows for one state: ``title`` and ``table`` (the files), or only a
+    ``message`` saying why nothing is listed. ``state`` is the state it answers."""
+
+    state: ExplorerState
+    title: str
+    table: pd.DataFrame | None = None
+    message: str = ""
+
+    @property
+    def files(self) -> list[str]:
+        return [] if self.table is None else self.table["FileName"].astype(str).tolist()
 
 
 def _as_text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
-
-
-def disagreement_by_true(merged: pd.DataFrame, system_a: str, system_b: str, task: str,
-                         bins: str = "unit") -> pd.DataFrame:
-    """Where two systems disagree, per true class (categorical) or per true bin of each attribute,
-    and which one is right.
-
-    Categorical: right = predicted class equals the consensus class. Attributes: both values are
-    put in the bins of :mod:`ser_diag.analysis.binned` (``bins`` scheme); right = predicted bin
-    equals the true bin. Counts per true class/bin: ``n = agree_right + agree_wrong + a_right +
-    b_right + neither_right`` where the last three split the ``disagree`` files.
-    Columns: task, attribute, true, n, disagree, share_disagree, a_right, b_right,
-    neither_right, agree_right, agree_wrong, system_a, system_b.
-    """
-    rows_a = confusion.system_rows(merged, system_a).reset_index(drop=True)
-    rows_b = confusion.system_rows(merged, system_b).reset_index(drop=True)
-    if not np.array_equal(rows_a["FileName"].to_numpy(str), rows_b["FileName"].to_numpy(str)):
-        raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
-    parts = []
-    if task == TASK_CATEGORICAL:
-        parts.append((None, list(CLASS_CODES), rows_a["EmoClass_true"].to_numpy(str),
-                      rows_a["EmoClass_pred"].to_numpy(str), rows_b["EmoClass_pred"].to_numpy(str)))
-    else:
-        for attr in binned.attributes_of(merged):
-            edges = binned.attribute_edges(merged, attr, bins)
-            labels = binned.bin_labels(edges, bins)
-            true = binned.assign_bins(rows_a[f"{attr}_true"].to_numpy(float), edges)
-            parts.append((attr, labels, np.asarray(labels, dtype=object)[true],
-                          np.asarray(labels, dtype=object)[binned.assign_bins(rows_a[f"{attr}_pred"].to_numpy(float), edges)],
-                          np.asarray(labels, dtype=object)[binned.assign_bins(rows_b[f"{attr}_pred"].to_numpy(float), edges)]))
-    records = []
-    for attr, order, true, pred_a, pred_b in parts:
-        for value in order:
-            here = true == value
-            if not here.any():
-                continue
-            t, a, b = true[here], pred_a[here], pred_b[here]
-            agree, a_ok, b_ok = a == b, a == t, b == t
-            records.append({
-                "task": task, "attribute": attr, "true": value, "n": int(here.sum()),
-                "disagree": int((~agree).sum()), "share_disagree": float((~agree).mean()),
-                "a_right": int((~agree & a_ok).sum()), "b_right": int((~agree & b_ok).sum()),
-                "neither_right": int((~agree & ~a_ok & ~b_ok).sum()),
-                "agree_right": int((agree & a_ok).sum()), "agree_wrong": int((agree & ~a_ok).sum()),
-                "system_a": system_a, "system_b": system_b,
-            })
-    return pd.DataFrame(records)
 
 
 class Explorer:
@@ -155,23 +178,26 @@ class Explorer:
     systems, one system's file(s), or a predictions frame (:func:`ser_diag.io.read_systems`).
     ``corpus``: MSP-Podcast root holding ``Audios/``, ``Transcripts/``, ``Labels/labels_detailed.csv``
     (default: the labels path when it is a corpus root or its ``Labels/`` folder). Bootstrap
-    settings (``n_boot``, ``level``, ``by_speaker``, ``seed``, ``ddof``) are passed to every
-    analysis; the state is in :attr:`state`, changed through :meth:`set`. ``prefetch``: compute
-    in one background thread what the next control change is likely to need (the detailed
-    labels, the fusion curve, the regression-to-the-mean tables, after a gender audit the
-    other systems' audits);
-    :meth:`wait_prefetch` waits for it.
+    settings (``resampling``, a :class:`~ser_diag.resampling.Resampling`, default 200 resamples
+    of speakers when known; or the older ``n_boot``, ``level``, ``by_speaker``, ``seed``, ``ddof``) go to
+    :func:`ser_diag.diagnostics.diagnose`; the state is in :attr:`state`, changed through
+    :meth:`set`; :meth:`wait_prefetch` waits for the background work.
     """
 
     def __init__(self, labels, predictions, corpus=None, split: str = "Development", *,
-                 system: str | None = None, n_boot: int = 200, level: float = 0.95,
-                 by_speaker: bool = False, seed: int = 0, ddof: int = 0, intersection: bool = False,
+                 system: str | None = None, resampling: resampling_.Resampling | None = None,
+                 n_boot: int | None = None, level: float | None = None,
+                 by_speaker: bool | None = None, seed: int | None = None, ddof: int | None = None,
+                 intersection: bool = False,
                  prefetch: bool = True):
         self.labels = labels if isinstance(labels, pd.DataFrame) else io.read_labels(labels, split=None)
         self.predictions = (predictions if isinstance(predictions, pd.DataFrame)
                             else io.read_systems(predictions))
-        self.bootstrap = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
-        self.ddof, self.intersection = ddof, intersection
+        self.resampling = resampling_.Resampling.of(
+            resampling if resampling is not None else resampling_.Resampling(n_boot=200),
+            n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed, ddof=ddof)
+        self.bootstrap = dict(n_boot=self.resampling.n_boot, resampling=self.resampling)
+        self.ddof, self.intersection = self.resampling.ddof, intersection
         self.corpus = Path(corpus) if corpus is not None else self._corpus_from(labels)
         self._cache: OrderedDict = OrderedDict()
         self._pending: dict = {}                  # key -> Future of a background computation
@@ -185,28 +211,19 @@ class Explorer:
             raise ValueError("no labelled file has a prediction")
         self.systems = [str(s) for s in pd.unique(self.predictions["system"])]
         start_split = split if split in self.splits else self.splits[0]
-        self.state = ExplorerState(system=self._validate_system(system or self._ranked(start_split)),
-                                   split=start_split)
-        self.merged(TASK_CATEGORICAL)  # fail early on files that do not merge
+        self.state = ExplorerState(system=self.systems[0], split=start_split)
         if prefetch:
             self._prefetch(("detailed",), self._read_detailed)
             self._prefetch(("votes",), self._compute_votes)
-        self._prefetch_data()
+        if system is None:   # the best system by the headline metric of the diagnostics
+            focus = self.diagnostics().settings.get("focus", {})
+            system = focus.get(TASK_CATEGORICAL) or focus.get(TASK_ATTRIBUTES) or self.systems[0]
+        self.state.system = self._validate_system(system)
 
-    def _prefetch_data(self) -> None:
-        """Queue the system-independent analyses of the current split, group and bins: the
-        fusion curve and every system's regression-to-the-mean tables."""
-        if not self.prefetch:
-            return
-        key, bins = self._data_key, self.state.bins
-        self._prefetch(("fusion",) + key, lambda: self._compute_fusion(key))
-        attributes = self.merged(TASK_ATTRIBUTES, key)
-        if attributes is not None and len(attributes):
-            self._prefetch(("bin_means_all", bins) + key, lambda: self._compute_bin_means_all(key, bins))
-
+    # ------------------------------------------------------------------ cache and background
     def _prefetch(self, key, compute) -> None:
         """Compute ``compute()`` in the background thread and cache it under ``key``; a caller
-        that needs ``key`` before it is done waits for it (:meth:`_cached`)."""
+        that needs ``key`` before it started computes it itself (:meth:`_cached`)."""
         if self._background is None:
             self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser_diag-explore")
 
@@ -222,31 +239,15 @@ class Explorer:
         future.add_done_callback(lambda _: self._pending.pop(key, None))
 
     def wait_prefetch(self) -> None:
-        """Block until the background computations started so far are done (re-raises their errors)."""
+        """Block until the background computations queued so far are done (errors are left
+        for the foreground, which recomputes and reports them)."""
         for future in list(self._pending.values()):
             try:
                 future.result()
             except CancelledError:   # taken back by the foreground
                 pass
-
-    # ------------------------------------------------------------------ data
-    @staticmethod
-    def _corpus_from(labels) -> Path | None:
-        if isinstance(labels, pd.DataFrame):
-            source = labels.attrs.get("source")
-            return Path(source).parent.parent if source else None
-        path = Path(labels)
-        return path if path.is_dir() else path.parent.parent
-
-    def _ranked(self, split: str) -> str:
-        """The best system by macro-F1 (or mean CCC) on ``split``, the default ``system``."""
-        for task, metric in ((TASK_CATEGORICAL, "macro_f1"), (TASK_ATTRIBUTES, "ccc_mean")):
-            merged = self._merged_split(split).get(task)
-            if merged is not None:
-                scores = resampling.bootstrap_metrics(merged, n_boot=0, ddof=self.ddof)
-                scores = scores[scores["metric"] == metric]
-                return str(scores.sort_values("estimate", ascending=False)["system"].iloc[0])
-        return self.systems[0]
+            except ValueError:
+                pass
 
     def _cached(self, key, compute):
         with self._lock:
@@ -254,8 +255,11 @@ class Explorer:
                 self._cache.move_to_end(key)
                 return self._cache[key]
             future: Future | None = self._pending.get(key)
-        if future is not None and not future.cancel():   # queued, not started: compute it here
-            return future.result()
+        if future is not None and not future.cancel():   # running: wait for it
+            try:
+                return future.result()
+            except CancelledError:
+                pass
         value = compute()
         self._store(key, value)
         return value
@@ -267,17 +271,29 @@ class Explorer:
             if len(self._cache) > _CACHE_SIZE:   # least recently used, but keep the files' votes
                 del self._cache[next(k for k in self._cache if k not in _PINNED)]
 
+    # ------------------------------------------------------------------ data
+    @staticmethod
+    def _corpus_from(labels) -> Path | None:
+        if isinstance(labels, pd.DataFrame):
+            source = labels.attrs.get("source")
+            return Path(source).parent.parent if source else None
+        path = Path(labels)
+        return path if path.is_dir() else path.parent.parent
+
     def _merged_split(self, split: str) -> dict:
         def compute():
             labels = self.labels.loc[self.labels["Split_Set"] == split].reset_index(drop=True)
             labels.attrs = dict(self.labels.attrs, split=split)
             return {task: io.merge(labels, self.predictions, task, intersection=self.intersection)
-                    for task in TASKS if io._submitted(self.predictions, task).any()}
+                    for task in TASKS if io.submitted(self.predictions, task).any()}
         return self._cached(("merged", split), compute)
 
     @property
     def _data_key(self) -> tuple:
-        s = self.state
+        return self._key_of(self.state)
+
+    @staticmethod
+    def _key_of(s: ExplorerState) -> tuple:
         return (s.split, s.group_column, None if s.group_value is None else str(s.group_value))
 
     def group_files(self, state: ExplorerState | None = None) -> pd.Index | None:
@@ -307,24 +323,42 @@ class Explorer:
             return kept
         return self._cached(("filtered", task) + key, compute)
 
-    def _rows(self, task: str, systems, data_key: tuple | None = None) -> pd.DataFrame:
-        data_key = data_key or self._data_key
-        merged = self._require(task, data_key)
-        key = ("rows", task, tuple(systems)) + data_key
+    def tasks(self) -> list[str]:
+        """Tasks with predictions in the current split and group."""
+        return [t for t in TASKS if self.merged(t) is not None and len(self.merged(t))]
 
-        def compute():
-            rows = merged.loc[merged["system"].isin(list(systems))].reset_index(drop=True)
-            rows.attrs = dict(merged.attrs)
-            if rows.empty:
-                raise ValueError(f"no {task} rows for {list(systems)} in this split and group")
-            return rows
-        return self._cached(key, compute)
+    def diagnostics(self, state: ExplorerState | None = None) -> Diagnostics:
+        """:func:`ser_diag.diagnostics.diagnose` of the files of ``state``'s split and group
+        (default: the current state) with its bin scheme and the explorer's bootstrap
+        settings, cached: the tables every view is drawn from."""
+        s = state or self.state
+        key = self._key_of(s)
+        return self._cached(("diag",) + key + (s.bins,), lambda: self._compute_diagnostics(key, s.bins))
 
-    def _require(self, task: str, data_key: tuple | None = None) -> pd.DataFrame:
-        merged = self.merged(task, data_key)
-        if merged is None or merged.empty:
-            raise ValueError(f"no {task} predictions for split {(data_key or self._data_key)[0]!r} and this group")
-        return merged
+    def _compute_diagnostics(self, key: tuple, bins: str) -> Diagnostics:
+        frames = {t: self.merged(t, key) for t in TASKS}
+        frames = {t: (f if f is not None and len(f) else None) for t, f in frames.items()}
+        if all(f is None for f in frames.values()):
+            raise ValueError(f"no predictions for split {key[0]!r} and this group")
+        return diagnose(frames[TASK_CATEGORICAL], frames[TASK_ATTRIBUTES], split=key[0], scheme=bins,
+                        resampling=self.resampling)
+
+    def _prefetch_after_draw(self) -> None:
+        """Queue the diagnostics a next control change is likely to need: the other bin
+        schemes of this split and group, and without a group filter each gender."""
+        if not self.prefetch:
+            return
+        s = self.state
+        for bins in BIN_SCHEMES:
+            other = dataclasses.replace(s, bins=bins)
+            self._prefetch(("diag",) + self._key_of(other) + (bins,),
+                           lambda key=self._key_of(other), b=bins: self._compute_diagnostics(key, b))
+        if s.group_column is None and "Gender" in self.labels:
+            for value in self.group_values("Gender"):
+                other = dataclasses.replace(s, group_column="Gender", group_value=value)
+                key = self._key_of(other)
+                self._prefetch(("diag",) + key + (s.bins,),
+                               lambda key=key, b=s.bins: self._compute_diagnostics(key, b))
 
     @property
     def synthetic(self) -> bool:
@@ -348,8 +382,12 @@ class Explorer:
     def set(self, **changes) -> "Explorer":
         """Change the state (any :class:`ExplorerState` field) after checking the values.
 
-        Changing the view, split, group or bins clears the selected cell.
+        Changing the view, split, group or bins clears the selected cell; a selected cell is
+        checked against the view's classes or bins.
         """
+        unknown = set(changes) - {f.name for f in dataclasses.fields(ExplorerState)}
+        if unknown:
+            raise ValueError(f"unknown state fields {sorted(unknown)}")
         new = dataclasses.replace(self.state, **changes)
         new.system = self._validate_system(new.system)
         new.compare_system = self._validate_system(new.compare_system)
@@ -371,10 +409,19 @@ class Explorer:
             new.cell_true = None
         if moved and "cell_pred" not in changes:
             new.cell_pred = None
+        if moved and "sort_by" not in changes:
+            new.sort_by = None
         files = self.group_files(new)
         if files is not None and files.empty:
             raise ValueError(f"no file of split {new.split!r} has {new.group_column} = {new.group_value!r}")
-        self.state = new
+        old, self.state = self.state, new
+        try:   # a cell that the view does not have is refused
+            for value in (new.cell_true, new.cell_pred):
+                if value is not None:
+                    self._cell_value(value)
+        except ValueError:
+            self.state = old
+            raise
         return self
 
     @property
@@ -387,126 +434,87 @@ class Explorer:
         """The attribute of a ``binned_*`` view, else None."""
         return self.state.view.removeprefix("binned_") if self.state.view.startswith("binned_") else None
 
-    # ------------------------------------------------------------------ analyses (cached)
-    def _analysis(self, name: str, compute, *extra):
-        return self._cached((name,) + extra + self._data_key, compute)
-
-    def _confusion(self, system):
-        return self._analysis("confusion", lambda: confusion.confusion_table(
-            self._rows(TASK_CATEGORICAL, [system]), normalize="true"), system)
-
-    def _binned(self, system, attribute):
-        return self._analysis("binned", lambda: binned.binned_matrix(
-            self._rows(TASK_ATTRIBUTES, [system]), attribute, scheme=self.state.bins, normalize="true"),
-            system, attribute, self.state.bins)
-
-    def bin_edges(self, attribute: str) -> np.ndarray:
-        """Edges of ``attribute`` for the current bins, split and group (same as the figure's)."""
-        return self._analysis("edges", lambda: binned.attribute_edges(
-            self._require(TASK_ATTRIBUTES), attribute, self.state.bins), attribute, self.state.bins)
-
-    def bin_labels(self, attribute: str) -> list[str]:
-        return binned.bin_labels(self.bin_edges(attribute), self.state.bins)
-
-    def _compute_bin_means_all(self, data_key: tuple, bins: str):
-        merged = self._require(TASK_ATTRIBUTES, data_key)
-        return (regression_to_mean.bin_means(merged, scheme=bins, **self.bootstrap),
-                regression_to_mean.shrinkage_table(merged, ddof=self.ddof, **self.bootstrap))
-
-    def _bin_means_all(self):
-        """:func:`~ser_diag.analysis.regression_to_mean.bin_means` and ``shrinkage_table`` of
-        every system at once (one joint bootstrap: same resamples, one matrix product)."""
-        key, bins = self._data_key, self.state.bins
-        return self._analysis("bin_means_all", lambda: self._compute_bin_means_all(key, bins), bins)
-
-    def _bin_means(self, system):
-        """The rows of ``system`` in :meth:`_bin_means_all`."""
-        def compute():
-            return tuple(frame.loc[frame["system"] == system].reset_index(drop=True)
-                         for frame in self._bin_means_all())
-        return self._analysis("bin_means", compute, system, self.state.bins)
-
-    def _compute_group_audit(self, system: str, task: str, data_key: tuple):
-        rows = self._rows(task, [system], data_key)
-        frame = bias.group_metrics(rows, by="Gender", ddof=self.ddof, **self.bootstrap)
-        present = set(rows["Gender"].dropna().astype(str))
-        gaps = (bias.group_gaps(rows, by="Gender", n_permutations=self.bootstrap["n_boot"],
-                                ddof=self.ddof, **self.bootstrap)
-                if {"Female", "Male"} <= present else None)
-        return frame, gaps
-
-    def _group_audit(self, system, task):
-        key = self._data_key
-        return self._analysis("gender_audit", lambda: self._compute_group_audit(system, task, key),
-                              system, task)
-
-    def _prefetch_after_draw(self) -> None:
-        """Queue in the background what the next control change is likely to need (after the
-        figure is drawn, so it does not slow the drawing): the analyses of the split, group
-        and bins (:meth:`_prefetch_data`) and, in the gender audit, every other system's audit."""
-        self._prefetch_data()
-        if self.state.view == "gender_audit":
-            self._prefetch_group_audits([t for t in TASKS if self.merged(t) is not None and len(self.merged(t))])
-
-    def _prefetch_group_audits(self, tasks) -> None:
-        if not self.prefetch:
-            return
-        key = self._data_key
-        for task in tasks:
-            present = self._cached(("systems", task) + key,
-                                   lambda t=task: set(pd.unique(self.merged(t, key)["system"])))
-            for other in self.systems:
-                if other in present:
-                    self._prefetch(("gender_audit", other, task) + key,
-                                   lambda o=other, t=task: self._compute_group_audit(o, t, key))
-
-    def _compute_fusion(self, data_key: tuple) -> pd.DataFrame:
-        cat, att = self.merged(TASK_CATEGORICAL, data_key), self.merged(TASK_ATTRIBUTES, data_key)
-        return fusion.topk_fusion_curve(cat if cat is not None and len(cat) else None,
-                                        att if att is not None and len(att) else None,
-                                        ddof=self.ddof, **self.bootstrap)
-
-    def _fusion(self):
-        """Top-K fusion curve (system-independent: one per split and group)."""
-        key = self._data_key
-        return self._analysis("fusion", lambda: self._compute_fusion(key))
-
-    def _metrics(self, task, system):
-        return self._analysis("metrics", lambda: resampling.bootstrap_metrics(
-            self._rows(task, [system]), ddof=self.ddof, **self.bootstrap).assign(task=task), task, system)
-
-    # ------------------------------------------------------------------ answers
+    # ------------------------------------------------------------------ tables from diagnostics
     def metrics_table(self, systems=None) -> pd.DataFrame:
-        """Metrics with bootstrap CIs (:func:`ser_diag.resampling.bootstrap_metrics`) of the
-        selected system(s) (or ``systems``: a list, or ``"all"``) on the current split and group.
+        """Metrics with bootstrap CIs of the selected system(s) (or ``systems``: a list, or
+        ``"all"``) on the current split and group: the diagnostics' ``metrics`` table.
 
         Columns: task, system, metric, estimate, ci_low, ci_high, level, unit, n_boot, n.
         """
         names = self.systems if systems == "all" else (systems or self.selected_systems)
-        frames = [self._metrics(task, s) for task in TASKS for s in names
-                  if self.merged(task) is not None and (self.merged(task)["system"] == s).any()]
-        if not frames:
+        table = self.diagnostics().tables["metrics"]
+        table = table[table["system"].astype(str).isin(names)]
+        if table.empty:
             raise ValueError("no predictions for these systems in this split and group")
-        table = pd.concat(frames, ignore_index=True)
         return table[["task", "system", "metric", "estimate", "ci_low", "ci_high", "level", "unit",
-                      "n_boot", "n"]]
+                      "n_boot", "n"]].reset_index(drop=True)
 
     def headline_table(self, systems=None) -> pd.DataFrame:
-        """:meth:`metrics_table` in wide form for reading: one row per system, one column per
-        headline metric, cells ``estimate [ci_low, ci_high]``."""
+        """:meth:`metrics_table` for reading: one row per system, one column per headline
+        metric (human names), cells ``estimate [ci_low, ci_high]``, and the files scored per
+        task (``n categorical``, ``n attributes``: the tasks may score different files)."""
         table = self.metrics_table(systems)
-        wanted = ["macro_f1", "accuracy", "uar", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
-        table = table[table["metric"].isin(wanted)]
-        cell = table.apply(lambda r: f"{r['estimate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-                           if np.isfinite(r["ci_low"]) else f"{r['estimate']:.3f}", axis=1)
+        table = table[table["metric"].isin(_HEADLINE)]
+        cell = [f"{e:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{e:.3f}"
+                for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"])]
         wide = table.assign(cell=cell).pivot(index="system", columns="metric", values="cell")
-        wide = wide.reindex(columns=[m for m in wanted if m in wide.columns])
-        wide["n"] = table.groupby("system")["n"].max()
-        return wide.reindex([s for s in (self.selected_systems if systems is None else
-                                         self.systems if systems == "all" else systems) if s in wide.index])
+        wide = wide.reindex(columns=[m for m in _HEADLINE if m in wide.columns])
+        for task in TASKS:
+            part = table[table["task"] == task]
+            if len(part):
+                wide[f"n {task}"] = part.groupby("system")["n"].max().reindex(wide.index).astype("Int64")
+        wide = wide.rename(columns=lambda c: human_name(c) if not str(c).startswith("n ") else c)
+        order = self.selected_systems if systems is None else self.systems if systems == "all" else systems
+        wide = wide.reindex([s for s in order if s in wide.index])
+        wide.columns.name = None
+        return wide
+
+    def _confusion_matrix(self, system: str) -> pd.DataFrame:
+        return rows_where(self.diagnostics().tables["confusion"], system=system)
+
+    def confusion_difference(self) -> pd.DataFrame:
+        """Row-normalised confusion of the system minus the comparison system, from the
+        diagnostics' confusion table (what :func:`ser_diag.analysis.confusion.confusion_difference`
+        returns). Columns: system_a, system_b, true, pred, share_a, share_b, difference."""
+        s = self.state
+        a = self._confusion_matrix(s.system).reset_index(drop=True)
+        b = self._confusion_matrix(s.compare_system).reset_index(drop=True)
+        return pd.DataFrame({"system_a": s.system, "system_b": s.compare_system, "true": a["true"],
+                             "pred": a["pred"], "share_a": a["share"], "share_b": b["share"],
+                             "difference": a["share"] - b["share"]})
+
+    def heatmap(self, system: str | None = None) -> dict:
+        """The cells of the current confusion or binned view for ``system`` (default: the
+        state's), for the clickable figure: ``share`` and ``count`` (rows = true, columns =
+        predicted; binned rows from high to low as in the figure), ``rows``/``columns``
+        (labels), ``row_values``/``column_values`` (what :meth:`set` takes as ``cell_true``/
+        ``cell_pred``), ``title``; None in other views."""
+        s, attribute = self.state, self.view_attribute
+        system = system or s.system
+        if s.view == "confusion":
+            frame = self._confusion_matrix(system)
+            k = len(CLASS_CODES)
+            share = frame["share"].to_numpy(float).reshape(k, k)
+            count = frame["count"].to_numpy(np.int64).reshape(k, k)
+            names = [CLASS_NAMES[c] for c in CLASS_CODES]
+            return dict(share=share, count=count, rows=names, columns=names, row_values=list(CLASS_CODES),
+                        column_values=list(CLASS_CODES),
+                        title=f"{system}: confusion matrix (share of the true class)")
+        if attribute is None:
+            return None
+        frame = rows_where(self.diagnostics().tables["binned"], system=system, attribute=attribute)
+        k = int(np.sqrt(len(frame)))
+        frame = frame.sort_values(["true_index", "pred_index"])
+        share = frame["share"].to_numpy(float).reshape(k, k)[::-1]
+        count = frame["count"].to_numpy(np.int64).reshape(k, k)[::-1]
+        labels = self.bin_labels(attribute)
+        return dict(share=share, count=count, rows=labels[::-1], columns=labels,
+                    row_values=list(range(k))[::-1], column_values=list(range(k)),
+                    title=f"{system}: binned {ATTRIBUTE_NAMES[attribute]} (share of the true bin)")
 
     def figure(self):
-        """The current view as a matplotlib Figure drawn by the library's Display classes.
+        """The current view as a matplotlib Figure drawn by the library's Display classes from
+        the diagnostics' tables.
 
         ``confusion`` / ``binned_*``: the system's matrix, and with a comparison system the
         difference matrix (confusion) or its matrix (bins) beside it; ``regression_to_mean``:
@@ -519,24 +527,33 @@ class Explorer:
         return fig
 
     def _figure(self):
+        from ser_diag.plots.bias import GroupGapDisplay
+        from ser_diag.plots.binned import BinnedAttributeDisplay
+        from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
+        from ser_diag.plots.fusion import FusionCurveDisplay
+        from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
+
         s = self.state
         view, systems = s.view, self.selected_systems
+        diag = self.diagnostics()
+        t = diag.tables
         if view == "confusion":
+            self._need(t, "confusion", "categorical predictions")
             fig, axes = self._axes(len(systems), (7.2, 6.2))
-            ConfusionMatrixDisplay.from_frame(self._confusion(s.system), s.system, ax=axes[0])
+            ConfusionMatrixDisplay.from_frame(self._confusion_matrix(s.system), s.system, ax=axes[0])
             if s.compare_system:
-                frame = self._analysis("confusion_difference", lambda: confusion.confusion_difference(
-                    self._rows(TASK_CATEGORICAL, systems), s.system, s.compare_system), *systems)
-                ConfusionDifferenceDisplay.from_frame(frame, ax=axes[1])
+                ConfusionDifferenceDisplay.from_frame(self.confusion_difference(), ax=axes[1])
         elif view.startswith("binned_"):
+            self._need(t, "binned", "attribute predictions")
             attribute = self.view_attribute
             fig, axes = self._axes(len(systems), (6.6, 5.4))
             for ax, name in zip(axes, systems):
-                BinnedAttributeDisplay.from_frame(self._binned(name, attribute), name, attribute, ax=ax)
+                BinnedAttributeDisplay.from_frame(rows_where(t["binned"], system=name, attribute=attribute),
+                                                  name, attribute, ax=ax)
         elif view == "regression_to_mean":
-            parts = [self._bin_means(name) for name in systems]
-            means = pd.concat([p[0] for p in parts], ignore_index=True)
-            shrink = pd.concat([p[1] for p in parts], ignore_index=True)
+            self._need(t, "bin_means", "attribute predictions")
+            means = t["bin_means"][t["bin_means"]["system"].astype(str).isin(systems)]
+            shrink = t["shrinkage"][t["shrinkage"]["system"].astype(str).isin(systems)]
             if s.compare_system:
                 fig, axes = self._axes(len(ATTRIBUTES), (5.2, 5.2))
                 for ax, attr in zip(axes, ATTRIBUTES):
@@ -545,18 +562,32 @@ class Explorer:
                 fig, axes = self._axes(1, (6.8, 6.0))
                 RegressionToMeanDisplay.from_frame(means, shrink, ax=axes[0])
         elif view == "gender_audit":
-            tasks = [t for t in TASKS if self.merged(t) is not None and len(self.merged(t))]
-            fig, axes = self._axes(len(tasks) * len(systems), (6.2, 4.8),
-                                   ncols=len(tasks) if len(systems) > 1 else None)
-            for ax, (name, task) in zip(axes, [(n, t) for n in systems for t in tasks]):
-                frame, gaps = self._group_audit(name, task)
-                GroupGapDisplay.from_frame(frame, gaps, name, ax=ax, title=f"{name}: {task} metrics by gender")
+            self._need(t, "gender_metrics", "a Gender column with values")
+            gm, gaps = t["gender_metrics"], t.get("gender_gaps")
+            panels = [(n, task) for n in systems for task in TASKS
+                      if len(rows_where(gm, task=task, system=n))]
+            if not panels:
+                raise ValueError("no gender metrics for these systems")
+            fig, axes = self._axes(len(panels), (6.2, 4.8), ncols=min(len(panels), 2))
+            for ax, (name, task) in zip(axes, panels):
+                g = None if gaps is None else rows_where(gaps, task=task, system=name)
+                GroupGapDisplay.from_frame(rows_where(gm, task=task, system=name),
+                                           g if g is not None and len(g) else None, name, ax=ax,
+                                           title=f"{name}: {task} metrics by gender")
+            for ax in axes[len(panels):]:
+                ax.set_visible(False)
         elif view == "topk_fusion":
-            fig = FusionCurveDisplay.from_frame(self._fusion()).figure_
+            self._need(t, "fusion_curve", "at least two systems")
+            fig = FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_
         else:  # pragma: no cover - set() validates views
             raise ValueError(view)
         self._caption(fig)
         return fig
+
+    @staticmethod
+    def _need(tables: dict, name: str, what: str) -> None:
+        if name not in tables:
+            raise ValueError(f"this view needs {what} in this split and group")
 
     def figure_png(self, dpi: int = 90) -> bytes:
         """:meth:`figure` rendered as PNG bytes, cached per view, systems, bins, split and group:
@@ -565,11 +596,13 @@ class Explorer:
 
         def render():
             fig = self._figure()
-            buffer = _BytesIO()
-            fig.savefig(buffer, format="png", dpi=dpi)
-            plt.close(fig)
+            buffer = BytesIO()
+            try:
+                fig.savefig(buffer, format="png", dpi=dpi)
+            finally:
+                plt.close(fig)
             return buffer.getvalue()
-        png = self._analysis("png", render, s.view, s.system, s.compare_system, s.bins, dpi)
+        png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi) + self._data_key, render)
         self._prefetch_after_draw()
         return png
 
@@ -581,29 +614,57 @@ class Explorer:
                                  layout="constrained", squeeze=False)
         return fig, axes.ravel()
 
-    def _caption(self, fig) -> None:
+    def caption(self) -> str:
+        """Where the numbers come from: split, group, the interactive bootstrap."""
         s = self.state
         where = f"split {s.split}"
         if s.group_column is not None:
             where += f", {s.group_column} = {s.group_value}"
         n_boot = self.bootstrap["n_boot"]
-        if n_boot and s.view != "confusion" and not s.view.startswith("binned_"):
-            unit = "speaker" if self.bootstrap["by_speaker"] else "utterance"
+        if n_boot and s.view not in CELL_VIEWS:
+            unit = self.resampling.unit_for(self.labels["SpkrID"] if "SpkrID" in self.labels else None)
             where += f"  |  CIs: {n_boot} {unit} bootstrap resamples"
-        text = where + (f"  |  {_SYNTHETIC_NOTE}" if self.synthetic else "")
+        return where + (f"  |  {_SYNTHETIC_NOTE}" if self.synthetic else "")
+
+    def _caption(self, fig) -> None:
+        text = self.caption()
         title = fig.get_suptitle()
         fig.suptitle(f"{title}\n{text}" if title else text, fontsize=9 if not title else None,
                      color="0.25")
 
-    # ------------------------------------------------------------------ utterances
+    # ------------------------------------------------------------------ cells
+    def bin_edges(self, attribute: str) -> np.ndarray:
+        """Edges of ``attribute`` for the current bins, split and group (the diagnostics' bins)."""
+        merged = self.merged(TASK_ATTRIBUTES)
+        if merged is None or merged.empty:
+            raise ValueError("no attribute predictions in this split and group")
+        return self._cached(("edges", attribute, self.state.bins) + self._data_key,
+                            lambda: binned.attribute_edges(merged, attribute, self.state.bins))
+
+    def bin_labels(self, attribute: str) -> list[str]:
+        return binned.bin_labels(self.bin_edges(attribute), self.state.bins)
+
     def cell_options(self) -> list[tuple[str, object]]:
         """``(label, value)`` choices for ``cell_true``/``cell_pred`` in the current view
-        (class codes, or bin indices of the view's attribute); empty for other views."""
+        (class names -> codes, or bin labels -> bin indices); empty for other views."""
         if self.state.view == "confusion":
-            return [(f"{c} {CLASS_NAMES[c]}", c) for c in CLASS_CODES]
+            return [(CLASS_NAMES[c], c) for c in CLASS_CODES]
         if self.view_attribute:
             return [(label, i) for i, label in enumerate(self.bin_labels(self.view_attribute))]
         return []
+
+    def _cell_value(self, value):
+        """A cell value of the current view in canonical form (class code or bin index)."""
+        if self.view_attribute:
+            return self._bin_index(self.view_attribute, value)
+        return self._class_code(value)
+
+    def cell_label(self, value) -> str:
+        """How a person reads a class code or bin index of the current view."""
+        if value is None:
+            return "any"
+        value = self._cell_value(value)
+        return self.bin_labels(self.view_attribute)[value] if self.view_attribute else CLASS_NAMES[value]
 
     def _bin_index(self, attribute: str, value) -> int:
         labels = self.bin_labels(attribute)
@@ -624,8 +685,20 @@ class Explorer:
             raise ValueError(f"unknown class {value!r}; use a code {CLASS_CODES} or a name")
         return code
 
+    def _rows(self, task: str, system: str) -> pd.DataFrame:
+        merged = self.merged(task)
+        if merged is None or merged.empty:
+            raise ValueError(f"no {task} predictions for split {self.state.split!r} and this group")
+
+        def compute():
+            rows = merged.loc[merged["system"].astype(str) == system].reset_index(drop=True)
+            if rows.empty:
+                raise ValueError(f"system {system!r} has no {task} predictions in this split and group")
+            return rows
+        return self._cached(("rows", task, system) + self._data_key, compute)
+
     def cell_utterances(self, true=None, pred=None, attribute: str | None = None, *,
-                        sort_by: str | None = None, ascending: bool = True) -> pd.DataFrame:
+                        sort_by: str | None = None, ascending: bool | None = None) -> pd.DataFrame:
         """The files in one cell of the current view, for the selected system.
 
         Confusion cell: ``true``/``pred`` class codes or names; attribute bin: ``attribute`` (or
@@ -635,9 +708,9 @@ class Explorer:
         ``EmoClass_pred``, ``P_pred`` when probabilities exist) or values (``<attr>_true``,
         ``<attr>_pred``, ``error`` = pred - true, and the annotators' scores
         ``<attr>_annotators``), the comparison system's prediction (``*_compare``) when one is
-        selected, the annotators' class votes (``votes`` e.g. ``"N:4 S:1"``, ``n_votes``,
+        selected, the annotators' class votes (``votes`` e.g. ``"F 6 · U 1"``, ``n_votes``,
         ``vote_share_true``, ``vote_share_pred``) when detailed labels exist, ``transcript``
-        when the corpus has ``Transcripts/`` and ``audio`` (path) when it has ``Audios/``.
+        and ``audio`` (path) when the corpus has them (:func:`ser_diag.io.corpus_files`).
         """
         s = self.state
         if true is None and pred is None and attribute is None:
@@ -649,7 +722,10 @@ class Explorer:
             table = self._bin_cell(attribute, true, pred)
         table = self._with_votes(table, attribute)
         table = self._with_corpus(table)
-        sort_by = sort_by or s.sort_by
+        return self._sorted(table, sort_by or s.sort_by, s.ascending if ascending is None else ascending)
+
+    @staticmethod
+    def _sorted(table: pd.DataFrame, sort_by: str | None, ascending: bool) -> pd.DataFrame:
         if sort_by is not None:
             if sort_by not in table:
                 raise ValueError(f"cannot sort by {sort_by!r}; columns: {list(table.columns)}")
@@ -658,10 +734,20 @@ class Explorer:
 
     def _compare_rows(self, task: str) -> pd.DataFrame | None:
         s = self.state
-        return None if s.compare_system is None else self._rows(task, [s.compare_system])
+        return None if s.compare_system is None else self._rows(task, s.compare_system)
+
+    def _aligned_compare(self, rows: pd.DataFrame, task: str) -> pd.DataFrame | None:
+        """The comparison system's rows in the order of ``rows`` (by FileName)."""
+        other = self._compare_rows(task)
+        if other is None:
+            return None
+        position = pd.Index(other["FileName"]).get_indexer(rows["FileName"])
+        if (position < 0).any():
+            raise ValueError(f"{self.state.compare_system!r} is not scored on every file of {self.state.system!r}")
+        return other.iloc[position].reset_index(drop=True)
 
     def _class_cell(self, true, pred) -> pd.DataFrame:
-        rows = self._rows(TASK_CATEGORICAL, [self.state.system])
+        rows = self._rows(TASK_CATEGORICAL, self.state.system)
         keep = np.ones(len(rows), dtype=bool)
         if true is not None:
             keep &= rows["EmoClass_true"].to_numpy(str) == self._class_code(true)
@@ -670,18 +756,18 @@ class Explorer:
         cell = rows.loc[keep]
         table = cell[["FileName", "SpkrID", "Gender", "EmoClass_true", "EmoClass_pred"]].copy()
         probs = [f"P_{c}" for c in CLASS_CODES]
-        if all(p in cell for p in probs):
+        if all(p in cell for p in probs) and cell[probs].notna().all(axis=None):
             k = pd.Index(CLASS_CODES).get_indexer(cell["EmoClass_pred"].to_numpy(str))
             table["P_pred"] = cell[probs].to_numpy(float)[np.arange(len(cell)), k]
-        other = self._compare_rows(TASK_CATEGORICAL)
+        other = self._aligned_compare(cell, TASK_CATEGORICAL)
         if other is not None:
-            table["EmoClass_pred_compare"] = other["EmoClass_pred"].to_numpy()[np.flatnonzero(keep)]
+            table["EmoClass_pred_compare"] = other["EmoClass_pred"].to_numpy()
         return table
 
     def _bin_cell(self, attribute: str, true, pred) -> pd.DataFrame:
         if attribute not in ATTRIBUTES:
             raise ValueError(f"attribute must be one of {ATTRIBUTES}, not {attribute!r}")
-        rows = self._rows(TASK_ATTRIBUTES, [self.state.system])
+        rows = self._rows(TASK_ATTRIBUTES, self.state.system)
         edges = self.bin_edges(attribute)
         t = rows[f"{attribute}_true"].to_numpy(float)
         p = rows[f"{attribute}_pred"].to_numpy(float)
@@ -690,25 +776,18 @@ class Explorer:
             keep &= binned.assign_bins(t, edges) == self._bin_index(attribute, true)
         if pred is not None:
             keep &= binned.assign_bins(p, edges) == self._bin_index(attribute, pred)
-        table = rows.loc[keep, ["FileName", "SpkrID", "Gender", f"{attribute}_true", f"{attribute}_pred"]].copy()
+        cell = rows.loc[keep]
+        table = cell[["FileName", "SpkrID", "Gender", f"{attribute}_true", f"{attribute}_pred"]].copy()
         table["error"] = table[f"{attribute}_pred"] - table[f"{attribute}_true"]
-        other = self._compare_rows(TASK_ATTRIBUTES)
+        other = self._aligned_compare(cell, TASK_ATTRIBUTES)
         if other is not None:
-            table[f"{attribute}_pred_compare"] = other[f"{attribute}_pred"].to_numpy()[np.flatnonzero(keep)]
+            table[f"{attribute}_pred_compare"] = other[f"{attribute}_pred"].to_numpy()
             table["error_compare"] = table[f"{attribute}_pred_compare"] - table[f"{attribute}_true"]
         return table
 
-    def _detailed_file(self) -> Path | None:
-        candidates = []
-        if self.corpus is not None:
-            candidates.append(self.corpus / "Labels" / "labels_detailed.csv")
-        source = self.labels.attrs.get("source")
-        if source:
-            candidates.append(Path(source).parent / "labels_detailed.csv")
-        return next((c for c in candidates if c.is_file()), None)
-
+    # ------------------------------------------------------------------ votes and corpus
     def _read_detailed(self) -> pd.DataFrame | None:
-        found = self._detailed_file()
+        found = io.detailed_labels_file(self.corpus, self.labels.attrs.get("source"))
         return io.read_detailed_labels(found) if found is not None else None
 
     def detailed_labels(self) -> pd.DataFrame | None:
@@ -716,19 +795,15 @@ class Explorer:
         return self._cached(("detailed",), self._read_detailed)
 
     def _compute_votes(self):
-        """Per file (sorted FileName index): :func:`ser_diag.io.soft_labels`, vote counts, the
-        vote text (``"N:4 S:1"``, most votes first) and each attribute's annotator scores as
-        text (sorted, ``"3 4 4.5"``), all files at once."""
+        """Per file (sorted FileName index): :func:`ser_diag.io.soft_labels`, the compact vote
+        text (:func:`format_votes`) and each attribute's annotator scores as text (sorted,
+        ``"3 4 4.5"``), all files at once."""
         detailed = self.detailed_labels()
         if detailed is None:
             return None
         soft = io.soft_labels(detailed)
         counts = np.rint(soft[list(CLASS_CODES)].to_numpy() * soft["n_votes"].to_numpy()[:, None]).astype(np.int64)
-        order = np.argsort(-counts, axis=1, kind="stable")
-        ranked = np.take_along_axis(counts, order, axis=1)
-        pieces = np.where(ranked > 0, np.asarray(CLASS_CODES, dtype=object)[order] + ":"
-                          + ranked.astype(str).astype(object) + " ", "")
-        votes = pd.Series(pieces.sum(axis=1), index=soft.index).str.rstrip(" ")
+        votes = pd.Series(format_votes(counts), index=soft.index)
         files, names = pd.factorize(detailed["FileName"], sort=True)
         scores = {}
         for attribute in ATTRIBUTES:
@@ -738,7 +813,7 @@ class Explorer:
             starts = np.flatnonzero(np.r_[True, np.diff(files[rows]) != 0])
             joined = np.add.reduceat(text, starts)
             scores[attribute] = pd.Series(joined, index=pd.Index(names[files[rows][starts]])).str.rstrip(" ")
-        return soft, counts, votes, scores
+        return soft, votes, scores
 
     def _votes(self):
         return self._cached(("votes",), self._compute_votes)
@@ -747,57 +822,128 @@ class Explorer:
         votes = self._votes()
         if votes is None:
             return table
-        soft, counts, text, scores = votes
+        soft, text, scores = votes
         position = soft.index.get_indexer(table["FileName"])
         found = position >= 0
-        table["votes"] = np.where(found, text.to_numpy(object)[np.where(found, position, 0)], None)
-        table["n_votes"] = pd.array(np.where(found, soft["n_votes"].to_numpy()[position], 0), dtype="Int64")
+        safe = np.where(found, position, 0)
+        table["votes"] = np.where(found, text.to_numpy(object)[safe], None)
+        table["n_votes"] = pd.array(np.where(found, soft["n_votes"].to_numpy()[safe], 0), dtype="Int64")
         table.loc[~found, "n_votes"] = pd.NA
         shares = soft[list(CLASS_CODES)].to_numpy()
         for which, column in (("true", "EmoClass_true"), ("pred", "EmoClass_pred")):
             if column in table:
                 k = pd.Index(CLASS_CODES).get_indexer(table[column].to_numpy(str))
-                value = np.where(found & (k >= 0), shares[np.where(found, position, 0), np.maximum(k, 0)], np.nan)
-                table[f"vote_share_{which}"] = value
+                table[f"vote_share_{which}"] = np.where(found & (k >= 0), shares[safe, np.maximum(k, 0)], np.nan)
         if attribute is not None:
             table[f"{attribute}_annotators"] = scores[attribute].reindex(table["FileName"]).to_numpy()
         return table
 
     def _with_corpus(self, table: pd.DataFrame) -> pd.DataFrame:
-        if self.corpus is None:
-            return table
-        transcripts, audios = self.corpus / "Transcripts", self.corpus / "Audios"
-        if transcripts.is_dir():
-            def read(name):
-                path = transcripts / f"{Path(name).stem}.txt"
-                return path.read_text(encoding="utf-8").strip() if path.is_file() else None
-            table["transcript"] = [read(n) for n in table["FileName"]]
-        if audios.is_dir():
-            table["audio"] = [str(audios / n) if (audios / n).is_file() else None for n in table["FileName"]]
+        extra = io.corpus_files(self.corpus, table["FileName"])
+        for column in extra.columns[1:]:
+            table[column] = extra[column].to_numpy()
         return table
 
-    def to_csv(self, path: str | os.PathLike, **cell) -> Path:
-        """Write :meth:`cell_utterances` (``cell``: its arguments; default the state's cell) as CSV."""
-        table = self.cell_utterances(**cell)
-        return atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
-
+    # ------------------------------------------------------------------ two systems
     def disagreements(self) -> pd.DataFrame:
         """Where the system and the comparison system disagree, per true class and per true
-        bin of each attribute (current bins), and which one is right (:func:`disagreement_by_true`;
-        ``a`` = system, ``b`` = comparison system)."""
+        bin of each attribute (current bins), and which one is right
+        (:func:`ser_diag.analysis.fusion.disagreement_by_true`; ``a`` = system, ``b`` =
+        comparison system)."""
         s = self.state
         if s.compare_system is None:
             raise ValueError("select a compare_system first")
-        frames = [self._analysis("disagreement", lambda t=task: disagreement_by_true(
-            self._rows(t, self.selected_systems), s.system, s.compare_system, t, s.bins),
-            task, s.system, s.compare_system, s.bins)
-            for task in TASKS if self.merged(task) is not None and len(self.merged(task))]
+        frames = []
+        for task in self.tasks():
+            def compute(task=task):
+                merged = self.merged(task)
+                pair = merged.loc[merged["system"].astype(str).isin([s.system, s.compare_system])]
+                return disagreement_by_true(pair, s.system, s.compare_system, task, s.bins)
+            frames.append(self._cached(("disagreement", task, s.system, s.compare_system, s.bins)
+                                       + self._data_key, compute))
         return pd.concat(frames, ignore_index=True)
+
+    def disagreement_list(self, true=None, attribute: str | None = None, *, sort_by: str | None = None,
+                          ascending: bool | None = None) -> pd.DataFrame:
+        """The files where the system and the comparison system disagree: both predictions,
+        the truth, who is right, the annotators' votes (and transcript/audio).
+
+        Categorical (``confusion`` view, or ``attribute=None`` outside binned views): the two
+        predicted classes differ; ``true`` keeps one true class. Attributes (``attribute`` or
+        the ``binned_*`` view's): the two predictions fall in different bins of the current
+        scheme; ``true`` keeps one true bin. ``right``: ``'A'``, ``'B'`` or ``'neither'`` (named
+        by system). Without ``true`` the state's ``cell_true`` is used.
+        """
+        s = self.state
+        if s.compare_system is None:
+            raise ValueError("select a system to compare first")
+        true = s.cell_true if true is None else true
+        attribute = attribute or self.view_attribute
+        if attribute is None:
+            table = self._class_cell(true, None)
+            a, b, t = table["EmoClass_pred"].to_numpy(str), table["EmoClass_pred_compare"].to_numpy(str), \
+                table["EmoClass_true"].to_numpy(str)
+        else:
+            table = self._bin_cell(attribute, true, None)
+            edges = self.bin_edges(attribute)
+            t = binned.assign_bins(table[f"{attribute}_true"].to_numpy(float), edges)
+            a = binned.assign_bins(table[f"{attribute}_pred"].to_numpy(float), edges)
+            b = binned.assign_bins(table[f"{attribute}_pred_compare"].to_numpy(float), edges)
+        differ = a != b
+        table = table.loc[differ].copy()
+        table["right"] = np.where(a[differ] == t[differ], s.system,
+                                  np.where(b[differ] == t[differ], s.compare_system, "neither"))
+        table = self._with_votes(table.reset_index(drop=True), attribute)
+        table = self._with_corpus(table)
+        return self._sorted(table, sort_by or s.sort_by, s.ascending if ascending is None else ascending)
+
+    # ------------------------------------------------------------------ what the rows area shows
+    def listing(self) -> Listing:
+        """What the rows area shows for the current state; never the files of another state.
+
+        A confusion or binned view with a chosen cell: its files; with ``disagree_only`` and a
+        comparison system: the disagreement list; otherwise a message saying why nothing is
+        listed (no cell chosen, a view without cells, no comparison system).
+        """
+        s = dataclasses.replace(self.state)
+        view = view_name(s.view)
+        if s.view not in CELL_VIEWS:
+            return Listing(s, "", message=f"The {view} view has no cells to list; choose the confusion "
+                                             "matrix or a binned view to list utterances.")
+        if s.disagree_only:
+            if s.compare_system is None:
+                return Listing(s, "", message="Choose a system to compare to list the files where the two "
+                                                 "systems disagree.")
+            table = self.disagreement_list()
+            what = "class" if self.view_attribute is None else f"{ATTRIBUTE_NAMES[self.view_attribute]} bin"
+            where = "" if s.cell_true is None else f" (true {what} {self.cell_label(s.cell_true)})"
+            unit = "predicted classes" if self.view_attribute is None else \
+                f"predicted {ATTRIBUTE_NAMES[self.view_attribute]} bins"
+            return Listing(s, f"{len(table)} files where {s.system} and {s.compare_system} differ in "
+                              f"{unit}{where}", table)
+        if s.cell_true is None and s.cell_pred is None:
+            return Listing(s, "", message="No cell chosen: click a cell of the figure (or choose true and "
+                                             "predicted below) to list its utterances.")
+        table = self.cell_utterances()
+        what = "class" if self.view_attribute is None else f"{ATTRIBUTE_NAMES[self.view_attribute]} bin"
+        parts = [f"{side} {what} {self.cell_label(value)}" for side, value in
+                 (("true", s.cell_true), ("predicted", s.cell_pred)) if value is not None]
+        return Listing(s, f"{len(table)} utterances with {' and '.join(parts)} ({s.system})", table)
+
+    def to_csv(self, path: str | os.PathLike, **cell) -> Path:
+        """Write :meth:`cell_utterances` (``cell``: its arguments; default the state's cell) as
+        CSV; with ``disagree_only`` and no arguments, the disagreement list."""
+        if not cell and self.state.disagree_only and self.state.compare_system:
+            table = self.disagreement_list()
+        else:
+            table = self.cell_utterances(**cell)
+        return atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
 
     # ------------------------------------------------------------------ widgets
     def show(self):
-        """The ipywidgets interface (a VBox); controls write onto :attr:`state`, outputs redraw."""
-        return _ExplorerWidgets(self).root
+        """The ipywidgets interface (:class:`ser_diag.explorer_widgets.ExplorerWidgets`)."""
+        from ser_diag.explorer_widgets import ExplorerWidgets
+        return ExplorerWidgets(self).root
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -805,139 +951,3 @@ class Explorer:
 
     def __repr__(self) -> str:
         return f"Explorer({len(self.systems)} systems, state={self.state})"
-
-
-class _ExplorerWidgets:
-    """Widget layer only: copies widget values onto the state and shows what the Explorer answers."""
-
-    N_AUDIO = 3
-
-    def __init__(self, explorer: Explorer):
-        import ipywidgets as w
-
-        self.ex, self.w = explorer, w
-        s = explorer.state
-        none = [("(none)", None)]
-        self.controls = {
-            "system": w.Dropdown(options=explorer.systems, value=s.system, description="system"),
-            "compare_system": w.Dropdown(options=none + [(n, n) for n in explorer.systems],
-                                         value=s.compare_system, description="compare"),
-            "split": w.Dropdown(options=explorer.splits, value=s.split, description="split"),
-            "group_column": w.Dropdown(options=none + [(c, c) for c in explorer.group_columns()],
-                                       value=s.group_column, description="group by"),
-            "group_value": w.Dropdown(options=none, value=None, description="group"),
-            "view": w.Dropdown(options=VIEWS, value=s.view, description="view"),
-            "bins": w.Dropdown(options=BIN_SCHEMES, value=s.bins, description="bins"),
-        }
-        self.cell = {
-            "cell_true": w.Dropdown(options=none, value=None, description="true"),
-            "cell_pred": w.Dropdown(options=none, value=None, description="predicted"),
-        }
-        self.export_path = w.Text(value="cell_utterances.csv", description="CSV")
-        self.export = w.Button(description="export cell")
-        self.message = w.HTML()
-        self.out_figure, self.out_metrics, self.out_cell = w.Output(), w.Output(), w.Output()
-        banner = w.HTML(f"<b style='color:#a00'>{SYNTHETIC_BANNER}</b>") if explorer.synthetic else w.HTML()
-        layout = w.Layout(width="260px")
-        for widget in list(self.controls.values()) + list(self.cell.values()):
-            widget.layout = layout
-        for name, widget in {**self.controls, **self.cell}.items():
-            widget.observe(lambda change, name=name: self.on_change(name, change["new"]), names="value")
-        self.export.on_click(lambda _: self.on_export())
-        controls = list(self.controls.values())
-        self.root = w.VBox([
-            banner,
-            w.HBox(controls[:4]), w.HBox(controls[4:]),
-            self.message,
-            w.Tab(children=[self.out_figure, self.out_metrics], titles=["figure", "metrics"]),
-            w.HBox([self.cell["cell_true"], self.cell["cell_pred"], self.export_path, self.export]),
-            self.out_cell,
-        ])
-        self._syncing = False
-        self.sync_options()
-        self.redraw()
-
-    def on_change(self, name, value):
-        if self._syncing:
-            return
-        try:
-            changes = {name: value}
-            if name == "group_column":
-                if value is not None:
-                    return self.sync_options()   # a column alone filters nothing: wait for a value
-                changes["group_value"] = None
-            if name == "group_value":
-                changes["group_column"] = None if value is None else self.controls["group_column"].value
-            self.ex.set(**changes)
-            self.message.value = ""
-        except ValueError as err:
-            self.message.value = f"<span style='color:#a00'>{err}</span>"
-            return
-        self.sync_options()
-        if name.startswith("cell_"):
-            self.show_cell()
-        else:
-            self.redraw()
-
-    def sync_options(self):
-        """Options that depend on the state: group values, cell choices."""
-        self._syncing = True
-        try:
-            column = self.controls["group_column"].value
-            values = self.ex.group_values(column) if column is not None else []
-            self.controls["group_value"].options = [("(none)", None)] + [(str(v), v) for v in values]
-            state = self.ex.state
-            self.controls["group_value"].value = (state.group_value if column is not None
-                                                  and column == state.group_column else None)
-            options = [("(any)", None)] + self.ex.cell_options()
-            for name, widget in self.cell.items():
-                widget.options = options
-                value = getattr(state, name)
-                widget.value = value if value in [v for _, v in options] else None
-        finally:
-            self._syncing = False
-
-    def redraw(self):
-        from IPython.display import display
-        for out, render in ((self.out_figure, self._figure), (self.out_metrics, self._metrics)):
-            with out:
-                out.clear_output(wait=True)
-                try:
-                    render(display)
-                except ValueError as err:
-                    print(err)
-        self.show_cell()
-
-    def _figure(self, display):
-        from IPython.display import Image
-        display(Image(data=self.ex.figure_png()))
-
-    def _metrics(self, display):
-        display(self.ex.headline_table())
-        if self.ex.state.compare_system:
-            display(self.ex.disagreements())
-
-    def show_cell(self):
-        from IPython.display import Audio, display
-        with self.out_cell:
-            self.out_cell.clear_output(wait=True)
-            if not self.ex.cell_options():
-                return
-            try:
-                table = self.ex.cell_utterances()
-            except ValueError as err:
-                print(err)
-                return
-            print(f"{len(table)} utterances in this cell")
-            display(table.head(50))
-            if "audio" in table:
-                for name, path in table[["FileName", "audio"]].dropna().head(self.N_AUDIO).itertuples(index=False):
-                    print(name)
-                    display(Audio(filename=path))
-
-    def on_export(self):
-        try:
-            path = self.ex.to_csv(self.export_path.value)
-            self.message.value = f"wrote {path}"
-        except (ValueError, OSError) as err:
-            self.message.value = f"<span style='color:#a00'>{err}</span>"

@@ -7,6 +7,7 @@ Expected values come from the challenge files read with plain pandas, not from s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_diag import metrics
-from ser_diag.explore import VIEWS, Explorer
+from ser_diag import io, metrics
+from ser_diag.diagnostics import diagnose
+from ser_diag.explore import CELL_VIEWS, VIEWS, Explorer
+from ser_diag.explorer_widgets import ExplorerWidgets
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 from ser_diag.simulate import simulate_challenge
 
@@ -39,7 +42,8 @@ def explorer(challenge) -> Explorer:
 def ex(explorer) -> Explorer:
     """The shared explorer, reset to its first system and no filter (caches kept)."""
     explorer.set(system=explorer.systems[0], compare_system=None, group_column=None, view="confusion",
-                 bins="unit", cell_true=None, cell_pred=None, sort_by=None)
+                 bins="unit", cell_true=None, cell_pred=None, sort_by=None, ascending=True,
+                 disagree_only=False)
     return explorer
 
 
@@ -133,9 +137,7 @@ def test_group_filter_gives_the_subgroups_metrics(ex, challenge):
     # a speaker, given as an integer, matches the file's text id
     speaker = att.loc[att["SpkrID"] != "Unknown", "SpkrID"].value_counts().index[0]
     ex.set(group_column="SpkrID", group_value=int(speaker))
-    one = ex.metrics_table().set_index(["system", "metric"])["estimate"]
     s_att = att[att["SpkrID"] == speaker]
-    assert one[(system, "ccc_EmoAct")] == pytest.approx(metrics.ccc(s_att["EmoAct_true"], s_att["EmoAct_pred"]))
     assert set(ex.cell_utterances(attribute="EmoAct")["FileName"]) == set(s_att["FileName"])
     with pytest.raises(ValueError):
         ex.set(group_column="Gender", group_value="Nobody")
@@ -216,7 +218,146 @@ def test_disagreements_say_where_and_who_is_right(ex, challenge):
     assert cell["EmoClass_pred_compare"].tolist() == expected
 
 
-# --------------------------------------------------------------------------- figures and widgets
+def test_disagreement_list_has_both_predictions_truth_and_votes(ex, challenge, tmp_path):
+    a, b = ex.systems[0], ex.systems[2]
+    ex.set(system=a, compare_system=b, disagree_only=True)
+    ta, tb = _truth(challenge, a, "categorical"), _truth(challenge, b, "categorical").set_index("FileName")
+    ta["pred_b"] = tb.loc[ta["FileName"], "EmoClass_pred"].to_numpy()
+    differ = ta[ta["EmoClass_pred"] != ta["pred_b"]]
+    listing = ex.listing()
+    assert sorted(listing.files) == sorted(differ["FileName"])
+    table = listing.table.set_index("FileName")
+    expected = differ.set_index("FileName")
+    assert (table["EmoClass_pred"] == expected.loc[table.index, "EmoClass_pred"]).all()
+    assert (table["EmoClass_pred_compare"] == expected.loc[table.index, "pred_b"]).all()
+    assert (table["EmoClass_true"] == expected.loc[table.index, "EmoClass_true"]).all()
+    right = np.where(expected["EmoClass_pred"] == expected["EmoClass_true"], a,
+                     np.where(expected["pred_b"] == expected["EmoClass_true"], b, "neither"))
+    assert (table["right"] == pd.Series(right, index=expected.index).loc[table.index]).all()
+    assert table["votes"].notna().all()
+    # filtered by true class: the disagreements of that class, as many as the summary counts
+    ex.set(cell_true="S")
+    summary = ex.disagreements()
+    sad = summary[(summary["task"] == "categorical") & (summary["true"] == "S")].iloc[0]
+    assert sorted(ex.listing().files) == sorted(differ.loc[differ["EmoClass_true"] == "S", "FileName"])
+    assert len(ex.listing().files) == sad["disagree"]
+    # binned view: files whose two predictions fall in different valence bins, one true bin
+    ex.set(view="binned_EmoVal", cell_true=3)
+    va, vb = _truth(challenge, a, "attributes"), _truth(challenge, b, "attributes").set_index("FileName")
+    va["pred_b"] = vb.loc[va["FileName"], "EmoVal_pred"].to_numpy()
+    keep = (_unit_bin(va["EmoVal_true"]) == 3) & (_unit_bin(va["EmoVal_pred"]) != _unit_bin(va["pred_b"]))
+    assert sorted(ex.listing().files) == sorted(va.loc[keep, "FileName"])
+    # exportable: the CSV is the listing
+    back = pd.read_csv(ex.to_csv(tmp_path / "disagree.csv"))
+    assert back["FileName"].tolist() == ex.listing().files
+
+
+def test_headline_table_has_human_names_and_files_per_task(challenge):
+    """Attributes withheld for 50 files: the table says how many files each task scored."""
+    predictions = io.read_systems(challenge / "predictions")
+    withheld = predictions["FileName"].drop_duplicates().iloc[:50]
+    predictions.loc[predictions["FileName"].isin(withheld), list(ATTRIBUTES)] = np.nan
+    ex = Explorer(challenge, predictions, n_boot=0, prefetch=False, intersection=True)
+    table = ex.headline_table(systems="all")
+    system = ex.systems[0]
+    cat, att = _truth(challenge, system, "categorical"), _truth(challenge, system, "attributes")
+    att = att[~att["FileName"].isin(withheld)]
+    assert table.loc[system, "n categorical"] == len(cat)
+    assert table.loc[system, "n attributes"] == len(att)
+    assert "CCC arousal" in table.columns and "macro-F1" in table.columns
+    assert not any("_" in str(c) for c in table.columns if not str(c).startswith("n "))
+    assert float(table.loc[system, "CCC arousal"]) == pytest.approx(
+        metrics.ccc(att["EmoAct_true"], att["EmoAct_pred"]), abs=5e-4)
+
+
+# --------------------------------------------------------------------------- listing never stale
+
+def test_listing_always_answers_the_current_state(ex, challenge):
+    system = ex.state.system
+    truth = _truth(challenge, system, "categorical")
+    assert ex.listing().table is None and "No cell chosen" in ex.listing().message
+    ex.set(view="binned_EmoVal", cell_true=3, cell_pred=3)
+    valence = ex.listing()
+    assert valence.table is not None and valence.state.view == "binned_EmoVal"
+    for view in ("regression_to_mean", "topk_fusion", "gender_audit"):
+        ex.set(view=view)
+        listing = ex.listing()
+        assert listing.table is None and listing.files == []
+        assert "no cells" in listing.message and "regression to the mean" in ex.listing().message \
+            if view == "regression_to_mean" else True
+    ex.set(view="confusion")
+    assert ex.listing().table is None                     # the cell went with the view
+    ex.set(cell_true="F", cell_pred="A")
+    expected = truth.loc[(truth["EmoClass_true"] == "F") & (truth["EmoClass_pred"] == "A"), "FileName"]
+    assert sorted(ex.listing().files) == sorted(expected)
+    with pytest.raises(ValueError):
+        ex.set(cell_true="Boredom")
+    assert ex.state.cell_true == "F"
+
+
+def test_widgets_click_a_cell_then_change_view_leaves_nothing_stale(ex, challenge):
+    ui = ExplorerWidgets(ex)
+    assert "No cell chosen" in ui.rows.value
+    truth = _truth(challenge, ex.state.system, "categorical")
+    ui.grid.buttons[("S", "N")].click()                          # a click on the figure's cell
+    assert (ex.state.cell_true, ex.state.cell_pred) == ("S", "N")
+    assert "3px solid" in ui.grid.buttons[("S", "N")].layout.border
+    assert "3px solid" not in ui.grid.buttons[("S", "A")].layout.border
+    expected = truth.loc[(truth["EmoClass_true"] == "S") & (truth["EmoClass_pred"] == "N"), "FileName"]
+    shown = set(re.findall(r'<td class="file">([^<]+)</td>', ui.rows.value))
+    assert shown == set(ex.listing().table["FileName"].iloc[:ui.page_size])
+    assert shown <= set(expected) and len(shown) == min(len(expected), ui.page_size)
+    assert ui.cell["cell_true"].value == "Sadness"                # the dropdowns follow the click
+    n_sn = len(expected)
+    grid_count = int(ui.grid.buttons[("S", "N")].description.split("·")[1])
+    assert grid_count == n_sn                                   # the figure's count = the listing
+    ui.controls["view"].value = "regression_to_mean"
+    assert "<td" not in ui.rows.value and "no cells" in ui.rows.value
+    assert not shown & set(re.findall(r"MSP-PODCAST_[0-9_]+\.wav", ui.rows.value))
+    ui.controls["view"].value = "binned_EmoAct"
+    assert "No cell chosen" in ui.rows.value
+    ui.cell["cell_true"].value = ex.bin_labels("EmoAct")[2]    # the dropdown still works
+    assert ex.state.cell_true == 2 and 'data-cell="2|None"' in ui.rows.value
+    ui.controls["compare_system"].value = ex.systems[1]
+    ui.disagree.value = True
+    assert ex.state.disagree_only and "differ in predicted arousal bins" in ui.rows.value
+    ui.controls["group_column"].value = "Gender"
+    assert ex.state.group_column is None                        # waits for a value
+    ui.controls["group_value"].value = "Male"
+    assert (ex.state.group_column, ex.state.group_value) == ("Gender", "Male")
+    assert ex.show().children
+
+
+def test_rows_are_paged_with_votes_and_audio_of_the_visible_page_only(ex, challenge, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(challenge / "Labels", corpus / "Labels")
+    (corpus / "Audios").mkdir()
+    (corpus / "Transcripts").mkdir()
+    labels = pd.read_csv(challenge / "Labels" / "labels_consensus.csv")
+    for name in labels["FileName"]:
+        _write_wav(corpus / "Audios" / name)
+        (corpus / "Transcripts" / f"{Path(name).stem}.txt").write_text("a long transcript " * 20)
+    rich = Explorer(ex.labels, ex.predictions, corpus=corpus, n_boot=0, prefetch=False)
+    ui = ExplorerWidgets(rich, page_size=7)
+    rich_rows = _truth(challenge, rich.state.system, "categorical")
+    ui.apply(cell_true="N")
+    n = int((rich_rows["EmoClass_true"] == "N").sum())
+    assert n > 14
+    assert ui.rows.value.count("<audio") == 7 and ui.rows.value.count('<td class="file">') == 7
+    assert f"rows 1-7 of {n}" in ui.rows.value and ("a long transcript " * 20).strip() in ui.rows.value
+    assert re.search(r"[A-Z] \d+( · [A-Z] \d+)*</td>", ui.rows.value)    # compact votes
+    first = re.findall(r'<td class="file">([^<]+)</td>', ui.rows.value)
+    ui.next.click()
+    second = re.findall(r'<td class="file">([^<]+)</td>', ui.rows.value)
+    assert f"rows 8-14 of {n}" in ui.rows.value and not set(first) & set(second)
+    ui.sort.value = "vote_share_true"
+    ui.descending.value = True
+    table = rich.listing().table
+    assert table["vote_share_true"].is_monotonic_decreasing
+    assert re.findall(r'<td class="file">([^<]+)</td>', ui.rows.value) == table["FileName"].iloc[:7].tolist()
+
+
+# --------------------------------------------------------------------------- figures
 
 def test_every_view_draws_the_library_figure(ex):
     a, b = ex.systems[0], ex.systems[1]
@@ -237,55 +378,44 @@ def test_every_view_draws_the_library_figure(ex):
             plt.close(fig)
 
 
-def test_redraw_reuses_cached_analysis_and_png(ex, monkeypatch):
-    ex.set(view="binned_EmoVal")
+def test_heatmap_cells_are_the_files_per_cell(ex, challenge):
+    truth = _truth(challenge, ex.state.system, "attributes")
+    ex.set(view="binned_EmoDom")
+    cells = ex.heatmap()
+    for i, t in enumerate(cells["row_values"]):
+        for j, p in enumerate(cells["column_values"]):
+            expected = ((_unit_bin(truth["EmoDom_true"]) == t) & (_unit_bin(truth["EmoDom_pred"]) == p)).sum()
+            assert cells["count"][i, j] == expected
+    assert cells["row_values"][0] == max(cells["row_values"])   # high values on top, as in Fig. 3
+
+
+def test_explorer_numbers_are_the_diagnostics_of_the_group(ex, challenge, monkeypatch):
+    """One orchestrator: the explorer's tables are :func:`diagnose` of the group's files, and a
+    state seen before is not recomputed."""
+    ex.wait_prefetch()
+    ex.set(group_column="Gender", group_value="Male", bins="quantile", view="regression_to_mean")
+    data = io.load(challenge, challenge / "predictions", split="Development")
+    male = {t: f[f["Gender"] == "Male"].reset_index(drop=True) for t, f in data.items()
+            if t in ("categorical", "attributes") and f is not None}
+    for f, t in zip(male.values(), male):
+        f.attrs = dict(data[t].attrs)
+    fresh = diagnose(male["categorical"], male["attributes"], split="Development", scheme="quantile",
+                     n_boot=N_BOOT)
+    got = ex.diagnostics()
+    for name in ("metrics", "bin_means", "shrinkage", "fusion_curve", "gender_metrics"):
+        if name in fresh.tables:
+            pd.testing.assert_frame_equal(got.tables[name].reset_index(drop=True),
+                                          fresh.tables[name].reset_index(drop=True), check_dtype=False)
     plt.close(ex.figure())
-    ex.set(view="confusion")
-    plt.close(ex.figure())
+    png = ex.figure_png()
 
     def recompute(*args, **kwargs):
-        raise AssertionError("analysis recomputed for a state seen before")
+        raise AssertionError("diagnostics recomputed for a state seen before")
 
-    monkeypatch.setattr("ser_diag.explore.binned.binned_matrix", recompute)
-    ex.set(view="binned_EmoVal")
-    plt.close(ex.figure())                       # analysis cached: only drawing
-    monkeypatch.undo()
-    png = ex.figure_png()                        # what the widgets show, cached per state
+    monkeypatch.setattr("ser_diag.explore.diagnose", recompute)
     ex.set(view="confusion")
-    again = ex.set(view="binned_EmoVal").figure_png()
-    assert again is png and png.startswith(b"\x89PNG")  # the cached bytes, not a redraw
-    ex.set(bins="quantile")
-    assert ex.figure_png() != png                # a control change redraws
-
-
-def test_cached_tables_equal_a_fresh_computation(ex, challenge):
-    """What the explorer shows after many control changes (joint all-system tables sliced per
-    system, background prefetch, cache) is exactly what a fresh explorer computes in that state,
-    and matches the library called on that system alone."""
-    from ser_diag.analysis import fusion, regression_to_mean
-
-    ex.wait_prefetch()
-    states = [dict(system=ex.systems[1], bins="unit"), dict(system=ex.systems[2], bins="quantile"),
-              dict(system=ex.systems[0], bins="unit", group_column="Gender", group_value="Male")]
-    for state in states:
-        ex.set(view="regression_to_mean", **state)
-        means, shrink = ex._bin_means(ex.state.system)
-        fresh = Explorer(challenge, challenge / "predictions", n_boot=N_BOOT, prefetch=False)
-        fresh.set(view="regression_to_mean", **state)
-        fresh_means, fresh_shrink = fresh._bin_means(state["system"])
-        pd.testing.assert_frame_equal(means, fresh_means)
-        pd.testing.assert_frame_equal(shrink, fresh_shrink)
-        rows = ex._rows("attributes", [state["system"]])
-        alone = regression_to_mean.bin_means(rows, scheme=state["bins"], n_boot=N_BOOT)
-        pd.testing.assert_frame_equal(means, alone, rtol=1e-9, atol=1e-12)
-        alone = regression_to_mean.shrinkage_table(rows, n_boot=N_BOOT)
-        pd.testing.assert_frame_equal(shrink, alone, rtol=1e-9, atol=1e-12)
-        assert set(means["system"]) == {state["system"]}
-        pd.testing.assert_frame_equal(ex._fusion(), fresh._fusion())
-    # the fusion curve computed in the background at construction = the library's on the files
-    ex.set(group_column=None)
-    curve = fusion.topk_fusion_curve(ex.merged("categorical"), ex.merged("attributes"), n_boot=N_BOOT)
-    pd.testing.assert_frame_equal(ex._fusion(), curve)
+    plt.close(ex.figure())
+    assert ex.set(view="regression_to_mean").figure_png() is png
 
 
 def test_vote_text_matches_the_detailed_labels(ex, challenge):
@@ -298,48 +428,44 @@ def test_vote_text_matches_the_detailed_labels(ex, challenge):
     for name, votes in table[["FileName", "votes"]].itertuples(index=False):
         counts = detailed.loc[detailed["FileName"] == name, "code"].value_counts()
         expected = sorted(counts.items(), key=lambda kv: (-kv[1], "ASHUFDCN".index(kv[0])))
-        assert votes == " ".join(f"{c}:{n}" for c, n in expected), name
+        assert votes == " · ".join(f"{c} {n}" for c, n in expected), name
 
 
 def test_caption_states_the_interactive_bootstrap(ex):
     ex.set(view="regression_to_mean")
     fig = ex.figure()
-    assert f"{N_BOOT} utterance bootstrap resamples" in fig.get_suptitle()
+    unit = ex.diagnostics().settings["unit"]
+    assert unit == "speaker"                      # speakers are known: the default unit
+    assert f"{N_BOOT} {unit} bootstrap resamples" in fig.get_suptitle()
     plt.close(fig)
-
-
-def test_widgets_only_copy_values_onto_the_state(ex):
-    from ser_diag.explore import _ExplorerWidgets
-
-    ui = _ExplorerWidgets(ex)
-    ui.controls["view"].value = "binned_EmoAct"
-    assert ex.state.view == "binned_EmoAct"
-    assert [label for label, _ in ui.cell["cell_true"].options][1:] == ex.bin_labels("EmoAct")
-    ui.cell["cell_true"].value = 5
-    assert ex.state.cell_true == 5
-    ui.controls["group_column"].value = "Gender"
-    assert ex.state.group_column is None                    # waits for a value
-    ui.controls["group_value"].value = "Male"
-    assert (ex.state.group_column, ex.state.group_value) == ("Gender", "Male")
-    ui.controls["compare_system"].value = ex.systems[1]
-    assert ex.state.compare_system == ex.systems[1]
-    assert ex.show().children
 
 
 # --------------------------------------------------------------------------- notebook
 
-def test_notebook_01_runs_headless(tmp_path, monkeypatch):
+def test_notebook_01_shows_the_challenges_numbers(challenge, tmp_path, monkeypatch):
+    """Run notebook 01 on a known challenge; its headline table and its cell listing are the
+    numbers and files computed here with pandas and the reference metrics."""
     import nbformat
     import papermill
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "01_explore_results.ipynb"), str(out),
-                               parameters=dict(DATA_DIR=None, N_FILES=400, N_SYSTEMS=3, N_BOOT=20),
-                               kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+                               parameters=dict(DATA_DIR=str(challenge), N_BOOT=20),
+                               kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
     executed = nbformat.read(out, as_version=4)
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                     for cell in executed.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
-    assert "p_value" in text and "macro_f1" in text
+    outputs = {cell.metadata.get("tags", ["?"])[-1] if cell.metadata.get("tags") else i:
+               "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                         for o in cell.get("outputs", []))
+               for i, cell in enumerate(executed.cells) if cell.cell_type == "code"}
+    text = "\n".join(outputs.values())
     assert "SYNTHETIC" in text
+    for system in sorted(p.name for p in (challenge / "predictions").iterdir()):
+        cat = _truth(challenge, system, "categorical")
+        f1 = metrics.macro_f1(cat["EmoClass_true"], cat["EmoClass_pred"])
+        row = next(line for line in outputs["headline"].splitlines() if line.startswith(system))
+        assert f"{f1:.3f}" in row.split()[1], (system, row)
+    best = re.search(r"best=(\S+)", outputs["listing"]).group(1)
+    cat = _truth(challenge, best, "categorical")
+    n_fa = int(((cat["EmoClass_true"] == "F") & (cat["EmoClass_pred"] == "A")).sum())
+    assert f"{n_fa} utterances with true class Fear and predicted class Anger ({best})" in outputs["listing"]

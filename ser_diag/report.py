@@ -21,16 +21,17 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from ser_diag.analysis.bias import worst_speakers
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
 from ser_diag.resampling import Resampling
 from ser_diag.outputs import atomic_write_text, staged_output
-from ser_diag.plots.bias import metric_label
+from ser_diag.names import format_p, human_name
+from ser_diag.plots._style import readable_text
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
 
-__all__ = ["SECTIONS", "render_html", "write_report"]
+__all__ = ["SECTIONS", "render_html", "write_report", "write_report_from"]
 
 #: Section ids of the page, in order, with their headings.
 SECTIONS = {
@@ -48,30 +49,33 @@ SECTIONS = {
 _BINNED = {"fig3b": "EmoAct", "fig3c": "EmoVal", "fig3d": "EmoDom"}
 _CATEGORICAL_HEADLINE = ["macro_f1", "accuracy", "uar"] + [f"f1_{c}" for c in CLASS_CODES]
 _ATTRIBUTE_HEADLINE = [f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
+_METHODS = {"plurality": "plurality vote", "prob_average": "probability average",
+            "mean": "mean of predictions"}
 _SHRINKAGE_COLUMNS = ["slope", "variance_ratio", "ccc", "rho", "loss_correlation", "loss_scale",
                       "loss_location"]
 
 _CSS = """
+*,*::before,*::after{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
 header{background:#23395d;color:#fff;padding:14px 28px}
 header h1{margin:0;font-size:24px}
 header p{margin:4px 0 0;color:#dfe6f0}
-nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:6px 28px;z-index:2;font-size:14px}
-nav a{margin-right:14px;color:#23395d;text-decoration:none;white-space:nowrap}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:6px 28px;z-index:2;font-size:14px;
+display:flex;flex-wrap:wrap;gap:2px 16px}
+nav a{color:#23395d;text-decoration:none;white-space:nowrap}
 nav a:hover{text-decoration:underline}
 main{padding:0 28px 40px;max-width:1500px}
-section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:6px 20px 16px}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:6px 20px 16px;min-width:0}
 h2{font-size:20px;margin:12px 0 8px;color:#23395d}
 h3{font-size:16px;margin:16px 0 6px}
 .banner{background:#fff3cd;border:2px solid #b58100;color:#4d3800;padding:10px 16px;margin:14px 0;font-weight:600;border-radius:6px}
 .note{color:#555;font-size:13.5px;margin:4px 0 8px}
 figure{margin:10px 0;max-width:100%}
 figure svg,figure img{max-width:100%;height:auto;display:block}
-.figs figure{flex:0 1 auto}
-.figs>div{flex:0 1 auto}
 figcaption{font-size:13px;color:#444}
 .figs{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start}
-.scroll{overflow-x:auto;max-height:560px;overflow-y:auto;margin:6px 0 10px}
+.figs>*{flex:0 1 auto;min-width:0;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%;max-height:560px;overflow-y:auto;margin:6px 0 10px}
 table{border-collapse:collapse;font-size:13.5px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d6d6d6;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#eef1f6;cursor:pointer;position:sticky;top:0;user-select:none}
@@ -80,10 +84,12 @@ th.asc::after{content:" \\25B2";font-size:10px}
 th.desc::after{content:" \\25BC";font-size:10px}
 td.text,th.text{text-align:left}
 tr:nth-child(even) td{background:#f8f9fb}
-dl.settings{display:grid;grid-template-columns:max-content auto;gap:3px 16px;margin:6px 0}
+dl.settings{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 16px;margin:6px 0}
 dl.settings dt{font-weight:600}
-dl.settings dd{margin:0}
-ul.csv{columns:3;font-size:14px}
+dl.settings dd{margin:0;overflow-wrap:anywhere}
+ul.csv{columns:15em;font-size:14px}
+@media (max-width:1100px){header,nav{padding-left:12px;padding-right:12px}main{padding:0 10px 30px}
+section{padding:6px 10px 12px}}
 """
 
 _JS = """
@@ -150,14 +156,40 @@ def _ci(estimate, low, high, digits: int = 3) -> _Cell:
 def _p_value(p) -> _Cell:
     if p is None or pd.isna(p):
         return _Cell("")
-    return _Cell("< 0.001" if p < 0.001 else f"{p:.3f}", float(p))
+    return _Cell(format_p(p), float(p))
+
+
+def worst_of(speakers: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The lowest-scoring speakers of one system's speaker table (formatting only: a sort of
+    what :mod:`ser_diag.diagnostics` computed), at most ``n`` and never more than a third of
+    the speakers with a value, ``rank`` 1 = worst."""
+    known = speakers[speakers["estimate"].notna()]
+    limit = min(n, len(known) // 3)
+    worst = known.sort_values(["estimate", "SpkrID"], kind="stable").head(limit).copy()
+    worst["rank"] = range(1, len(worst) + 1)
+    return worst
+
+
+_HEADERS = {
+    "true_bin": "true bin", "mean_true": "mean truth", "mean_pred": "mean prediction", "mae": "MAE",
+    "variance_ratio": "SD ratio (pred / true)", "rho": "Pearson r", "loss_correlation": "loss: correlation",
+    "loss_scale": "loss: scale", "loss_location": "loss: location", "ccc_before": "CCC before",
+    "ccc_after": "CCC after", "ccc_gain": "CCC gain", "pearson": "Pearson r",
+    "variance_ratio_before": "SD ratio before", "variance_ratio_after": "SD ratio after",
+    "n_fit": "files fitted", "n_eval": "files scored", "end": "end",
+}
+
+
+def _header(column) -> str:
+    """The header a person reads (machine names stay in the CSV files)."""
+    return _HEADERS.get(str(column), human_name(str(column)))
 
 
 def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) -> str:
     """A sortable HTML table; cells may be :class:`_Cell` (text + sort key) or plain values."""
     text_columns = set(text_columns)
-    head = "".join(f'<th class="text">{html.escape(str(c))}</th>' if c in text_columns
-                   else f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f'<th class="text">{html.escape(_header(c))}</th>' if c in text_columns
+                   else f"<th>{html.escape(_header(c))}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
         cells = []
@@ -178,13 +210,14 @@ def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) ->
 
 def _figure_markup(fig, caption: str) -> str:
     """Inline SVG (text kept as text) or a base64 PNG, whichever is smaller."""
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
-        buffer = _io.StringIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    readable_text(fig)  # a name no figure font can draw is transliterated (tables keep it)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ser_diag"}):
+        buffer = _io.StringIO()   # fixed ids and no date: the same figure gives the same bytes
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG needs neither
     png = _io.BytesIO()
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     encoded = base64.b64encode(png.getvalue()).decode("ascii")
     label = html.escape(caption)
     if len(svg) <= len(encoded):
@@ -230,9 +263,15 @@ class _Page:
             ("files scored", ", ".join(f"{n} ({task})" for task, n in n_files.items())),
             ("focus system (single-system figures)",
              ", ".join(f"{task}: {name}" for task, name in s.get("focus", {}).items())),
+            ("baseline system", s.get("baseline") or "none (no system is named baseline)"),
         ]
+        if not s.get("n_boot"):
+            items[2] = ("confidence intervals", "none (0 bootstrap resamples)")
         rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
-        return f'<dl class="settings">{rows}</dl>'
+        notes = [str(n) for n in s.get("notes", []) or []]
+        listed = ("<h3>Notes</h3><ul class=\"notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+                  + "</ul>") if notes else ""
+        return f'<dl class="settings">{rows}</dl>{listed}'
 
     def metrics(self) -> str:
         metrics = self.t["metrics"]
@@ -251,11 +290,11 @@ class _Page:
                 record = {"system": str(system), "n": int(rows["n"].max())}
                 for m in present:
                     r = by_metric.loc[m]
-                    record[metric_label(m)] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
+                    record[human_name(m)] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
                 records.append(record)
             table = pd.DataFrame(records)
             first = present[0]
-            table = table.iloc[sorted(range(len(table)), key=lambda i: -table[metric_label(first)].iloc[i].sort)]
+            table = table.iloc[sorted(range(len(table)), key=lambda i: -table[human_name(first)].iloc[i].sort)]
             ident = f"metrics_{task}" + ("_per_class" if wanted[0].startswith("f1_") else "")
             parts.append(f"<h3>{title}</h3>" + _table(table, ident, text_columns=["system"]))
         return ('<p class="note">Each cell: estimate [ci_low, ci_high]. Click a header to sort.</p>'
@@ -366,7 +405,7 @@ class _Page:
                 a, b = str(first["group_a"]), str(first["group_b"])
                 shown = pd.DataFrame({
                     "system": gaps["system"].astype(str).to_numpy(),
-                    "metric": [metric_label(m) for m in gaps["metric"]],
+                    "metric": [human_name(m) for m in gaps["metric"]],
                     a: gaps["estimate_a"].to_numpy(), b: gaps["estimate_b"].to_numpy(),
                     f"gap {a} - {b} [CI]": [_ci(g, lo, hi) for g, lo, hi in
                                             zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
@@ -386,7 +425,7 @@ class _Page:
                 for r in part.itertuples(index=False):
                     record = records.setdefault((str(r.system), str(r.group)), {
                         "system": str(r.system), "group": str(r.group), "n": r.n, "speakers": r.n_speakers})
-                    record[metric_label(r.metric)] = _ci(r.estimate, r.ci_low, r.ci_high)
+                    record[human_name(r.metric)] = _ci(r.estimate, r.ci_low, r.ci_high)
                 out.append(f"<h3>Metrics by gender{'' if task is None else ' - ' + html.escape(str(task))}</h3>")
                 out.append(_table(pd.DataFrame(list(records.values())), f"gender_metrics_{task or 'all'}",
                                   text_columns=["system", "group"]))
@@ -400,17 +439,24 @@ class _Page:
             frames = []
             for task, focus in self.s.get("focus", {}).items():
                 part = rows_where(speakers, task=task, system=focus) if "task" in speakers else speakers
+                metric = "accuracy" if task == "categorical" else "ccc_mean"
+                part = part[part["metric"] == metric] if (part["metric"] == metric).any() else part
                 if len(part):
-                    frames.append(worst_speakers(part.drop(columns=["task"], errors="ignore"), n=10)
-                                  .assign(task=task))
+                    frames.append(worst_of(part.drop(columns=["task"], errors="ignore")).assign(task=task))
             if frames:
                 worst = pd.concat(frames, ignore_index=True)
                 worst = worst[["task", "system", "rank", "SpkrID", "Gender", "n_utterances", "metric", "estimate"]]
-                worst["metric"] = worst["metric"].map(metric_label)
+                worst["metric"] = worst["metric"].map(human_name)
                 worst["SpkrID"] = worst["SpkrID"].astype(str)
+                worst = worst.rename(columns={"SpkrID": "speaker", "Gender": "gender",
+                                              "n_utterances": "utterances"})
                 out.append(f"<h3>Worst speakers (at least {speakers.attrs.get('min_utterances', 10)} "
-                           "utterances)</h3>")
-                out.append(_table(worst, "worst_speakers", text_columns=["task", "system", "metric", "Gender"]))
+                           "utterances; at most a third of the speakers)</h3>")
+                if len(worst):
+                    out.append(_table(worst, "worst_speakers",
+                                      text_columns=["task", "system", "metric", "gender", "speaker"]))
+                else:
+                    out.append('<p class="note">Too few speakers to name the worst (fewer than three).</p>')
         out.append(self.csv_link("gender_metrics", "gender_gaps", "class_recall_by_gender", "speaker_metrics"))
         return "".join(out)
 
@@ -421,13 +467,20 @@ class _Page:
             curve = self.t["fusion_curve"].sort_values(["task", "metric", "method", "k"],
                                                         key=lambda c: c.map({"categorical": 0, "attributes": 1})
                                                         if c.name == "task" else c, kind="stable")
+            is_base = (curve["method"] == "baseline").to_numpy()
             shown = pd.DataFrame({
-                "task": curve["task"].astype(str).to_numpy(), "metric": [metric_label(m) for m in curve["metric"]],
-                "method": curve["method"].astype(str).to_numpy(), "K": curve["k"].to_numpy(),
+                "task": curve["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in curve["metric"]],
+                "method": np.where(is_base, "baseline system", curve["method"].astype(str).map(
+                    lambda m: _METHODS.get(m, m)).to_numpy()),
+                "K": [_Cell("baseline", -1) if b else _Cell(str(int(k)), int(k))
+                      for b, k in zip(is_base, curve["k"])],
                 "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(curve["estimate"], curve["ci_low"], curve["ci_high"])],
                 "systems": curve["systems"].astype(str).to_numpy(),
             })
-            out.append("<h3>Fusion curve</h3>")
+            baseline = self.s.get("baseline")
+            out.append("<h3>Fusion curve</h3>" + (f'<p class="note">Baseline system: {html.escape(str(baseline))} '
+                       "(its own score on the same files, not a fusion).</p>"
+                       if baseline else '<p class="note">No baseline system (none is named "baseline").</p>'))
             out.append(_table(shown, "fusion_curve", text_columns=["task", "metric", "method", "systems"]))
         elif len(self.diag.systems) < 2:
             out.append('<p class="note">Fusion needs at least two systems.</p>')
@@ -444,7 +497,7 @@ class _Page:
                 matrix = matrix.reindex(index=names, columns=names).reset_index()
                 matrix = matrix.rename(columns={"system_a": "system"})
                 matrix.columns = [str(c) for c in matrix.columns]
-                out.append(f"<h3>Pairwise {html.escape(metric_label(str(d['metric'].iloc[0])))} "
+                out.append(f"<h3>Pairwise {html.escape(human_name(str(d['metric'].iloc[0])))} "
                            "(share of files with different classes)</h3>")
                 out.append(_table(matrix, "disagreement", text_columns=["system"]))
         out.append(self.csv_link("fusion_curve", "fusion_ranking", "disagreement"))
@@ -494,23 +547,49 @@ def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
 
 def write_report(labels, predictions, out, split: str | None = "Development",
                  resampling: Resampling | None = None, intersection: bool = False,
-                 baseline: str | None = None, **legacy) -> Path:
+                 baseline: str | None = None, *, diagnostics: Diagnostics | None = None,
+                 figures: dict | None = None, **legacy) -> Path:
     """Validate inputs, compute the diagnostics once and write ``out/index.html`` plus
     ``out/tables/*.csv``; returns the path of ``index.html``. ``resampling``:
     :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level, by_speaker,
-    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`."""
+    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`.
+
+    ``diagnostics``: an already computed :class:`~ser_diag.diagnostics.Diagnostics` (then
+    ``labels``/``predictions`` and the settings are not used; see :func:`write_report_from`).
+    """
+    if diagnostics is not None:
+        return write_report_from(diagnostics, out, figures=figures)
     with staged_output(out) as stage:  # checks and locks `out` before computing
         diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
                                    intersection=intersection, baseline=baseline)
-        figures = build_figures(diag)
-        try:
-            names = []
-            for name, table in diag.tables.items():
-                atomic_write_text(stage / "tables" / f"{name}.csv", table.to_csv(index=False))
-                names.append(name)
-            atomic_write_text(stage / "index.html", render_html(diag, figures, names))
-        finally:
-            for fig in figures.values():
-                plt.close(fig)
+        _write(diag, stage, figures)
     return Path(out) / "index.html"
 
+
+def write_report_from(diag: Diagnostics, out, figures: dict | None = None) -> Path:
+    """Write the report of already computed diagnostics into ``out`` (staged: all or nothing);
+    ``figures``: :func:`~ser_diag.diagnostics.build_figures` of ``diag`` when the caller has
+    them (they are then left open), else they are built and closed here. Returns the path of
+    ``index.html``::
+
+        diag = compute_diagnostics(labels, predictions)
+        write_report_from(diag, "report")
+    """
+    with staged_output(out) as stage:
+        _write(diag, stage, figures)
+    return Path(out) / "index.html"
+
+
+def _write(diag: Diagnostics, stage: Path, figures: dict | None) -> None:
+    own = figures is None
+    figures = build_figures(diag) if own else figures
+    try:
+        names = []
+        for name, table in diag.tables.items():
+            atomic_write_text(stage / "tables" / f"{name}.csv", table.to_csv(index=False))
+            names.append(name)
+        atomic_write_text(stage / "index.html", render_html(diag, figures, names))
+    finally:
+        if own:
+            for fig in figures.values():
+                plt.close(fig)

@@ -178,3 +178,17 @@ def test_agreement_tables_and_absent_detailed_labels(data):
     tables = agreement.agreement_tables(merged, None, labels, detailed, n_boot=20)
     assert set(tables) == {"annotator_agreement", "annotator_agreement_metrics",
                            "annotator_agreement_soft_labels", "human_ceiling"}
+
+
+def test_metric_by_agreement_figure(data):
+    import matplotlib.pyplot as plt
+
+    from ser_diag.plots.agreement import plot_metric_by_agreement
+
+    labels, detailed, merged = data
+    table = agreement.metrics_by_agreement(merged, agreement.file_agreement(detailed, labels), n_boot=20)
+    fig, ax = plt.subplots()
+    assert plot_metric_by_agreement(table, ax=ax) is ax
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(BINS)
+    assert ax.get_ylabel().startswith("macro-F1")
+    plt.close(fig)

@@ -180,3 +180,29 @@ def test_rank_tables_both_tasks(challenge):
     pairs = tables["leaderboard_pairs"]
     assert len(pairs) == 6 * 5                                   # 6 pairs x (macro-F1 + 4 CCCs)
     assert list(itertools.chain(pairs["estimate_a"] >= pairs["estimate_b"])) == [True] * len(pairs)
+
+
+def test_leaderboard_figures(challenge):
+    import matplotlib.pyplot as plt
+
+    from ser_diag.plots.ranks import beyond_figures, plot_leaderboard_ranks, plot_win_probability, win_matrix
+
+    _, merged = challenge
+    tables = ranks.rank_tables(merged["categorical"], merged["attributes"], n_boot=50)
+    ceiling = pd.DataFrame({"task": ["categorical"], "metric": ["macro_f1"], "estimate": [0.7], "ci_low": [0.65],
+                            "ci_high": [0.75]})
+    fig, ax = plt.subplots()
+    assert plot_leaderboard_ranks(tables["leaderboard_ranks"], metric="macro_f1", ceiling=ceiling, ax=ax) is ax
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ticks = dict(zip(labels, ax.get_yticks()))
+    assert ticks["good"] > ticks["mid"] > ticks["bad"]                     # best on top
+    assert any(line.get_xdata()[0] == 0.7 for line in ax.get_lines())      # human ceiling line
+    assert any("tier 3" == t.get_text() for t in ax.texts)
+    matrix = win_matrix(tables["leaderboard_pairs"], metric="ccc_mean")
+    off = ~np.eye(len(matrix), dtype=bool)
+    np.testing.assert_allclose((matrix.to_numpy() + matrix.to_numpy().T)[off], 1.0)
+    assert plot_win_probability(tables["leaderboard_pairs"], metric="ccc_mean", ax=ax) is ax
+    figures = beyond_figures(tables)
+    assert set(figures) == {"leaderboard_ranks_categorical", "leaderboard_ranks_attributes",
+                            "win_probability_categorical", "win_probability_attributes"}
+    plt.close("all")

@@ -154,3 +154,23 @@ def test_duration_bins_from_headers(tmp_path):
     assert row.at["< 3 s", "ci_high"] < row.at["6-8 s", "ci_low"]
     tables = where.where_tables(merged, None, audio_root=audio, n_boot=20)
     assert {"podcast_metrics", "worst_podcasts", "gender_gap_by_podcast", "duration_metrics"} <= set(tables)
+
+
+def test_single_speaker_groups_have_no_interval(hard_podcast):
+    table = where.grouped_metrics(hard_podcast, "SpkrID", by="speaker", n_boot=30, unit="speaker")
+    assert table["ci_low"].isna().all() and table["estimate"].notna().all()
+    assert where.grouped_metrics(hard_podcast, "SpkrID", by="speaker", n_boot=30,
+                                 unit="utterance")["ci_low"].notna().all()
+
+
+def test_podcast_figure(hard_podcast):
+    import matplotlib.pyplot as plt
+
+    from ser_diag.plots.where import plot_podcast_metrics
+
+    table = where.podcast_metrics(hard_podcast, n_boot=50)
+    fig, ax = plt.subplots()
+    assert plot_podcast_metrics(table, system="sys", ax=ax, n=5) is ax
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 5 and labels[0].startswith(HARD)                   # worst first, on top
+    plt.close(fig)

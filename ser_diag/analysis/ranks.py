@@ -32,8 +32,7 @@ one row of the matrix at a time, so there is never an ``S x S x B`` array.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,6 +46,8 @@ from ser_diag.schema import ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 __all__ = [
     "HEADLINE_METRICS",
     "SYSTEM_BLOCK",
+    "beyond_tables",
+    "corpus_extras",
     "headline_distribution",
     "holm",
     "leaderboard_ranks",
@@ -63,46 +64,16 @@ SYSTEM_BLOCK = 32
 
 # --------------------------------------------------------------------------- settings
 
-@dataclasses.dataclass(frozen=True)
-class _Settings:
-    """Stand-in for :class:`ser_diag.resampling.Resampling` while that is not available."""
-
-    n_boot: int = 1000
-    level: float = 0.95
-    unit: str = "auto"
-    seed: int = 0
-    ddof: int = 0
-
-    def groups(self, frame: pd.DataFrame, rows=None):
-        speakers = frame["SpkrID"] if "SpkrID" in frame.columns else None
-        if speakers is not None and rows is not None:
-            speakers = speakers.iloc[rows]
-        if self.unit == "utterance" or (self.unit == "auto" and (speakers is None or not speakers.notna().any())):
-            return None, "utterance"
-        if speakers is None:
-            raise ValueError("unit='speaker' needs a SpkrID column")
-        return speakers.reset_index(drop=True), "speaker"
-
-
-def resampling_settings(resampling=None, **legacy):
-    """The resampling settings object (:class:`ser_diag.resampling.Resampling`: ``n_boot, level,
-    unit, seed, ddof``) from ``resampling`` and/or the keyword arguments ``n_boot, level, unit,
-    seed, ddof, by_speaker`` (None: not given). ``unit="auto"`` (default): speakers when the rows
-    carry a known ``SpkrID``, else utterances.
+def resampling_settings(resampling=None, **legacy) -> rs.Resampling:
+    """The :class:`ser_diag.resampling.Resampling` settings (``n_boot, level, unit, seed, ddof``)
+    from ``resampling`` and/or the older keyword arguments ``n_boot, level, unit, seed, ddof,
+    by_speaker`` (None: not given). Default unit ``"auto"``: speakers when the rows carry a known
+    ``SpkrID``, else utterances.
 
     >>> resampling_settings(n_boot=10, by_speaker=True).unit
     'speaker'
     """
-    cls = getattr(rs, "Resampling", None)
-    if cls is not None:
-        return cls.of(resampling, **legacy)
-    base = resampling if resampling is not None else _Settings()
-    changes = {k: v for k, v in legacy.items() if v is not None and k != "by_speaker"}
-    if legacy.get("by_speaker") is not None:
-        changes["unit"] = "speaker" if legacy["by_speaker"] else "utterance"
-    if changes.get("unit") is None and getattr(base, "unit", None) is None:
-        changes["unit"] = "auto"
-    return dataclasses.replace(base, **changes) if changes else base
+    return rs.Resampling.of(resampling, **legacy)
 
 
 # --------------------------------------------------------------------------- distributions
@@ -296,3 +267,70 @@ def rank_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | Non
     if pairs:
         out["leaderboard_pairs"] = pd.concat(pairs, ignore_index=True)
     return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+def corpus_extras(labels: pd.DataFrame) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
+    """``(detailed labels or None, Audios folder or None, notes)`` found next to the consensus
+    labels (``labels.attrs["source"]``: ``<root>/Labels/labels_consensus.csv``, so
+    ``<root>/Labels/labels_detailed.csv`` and ``<root>/Audios``)."""
+    from ser_diag.io import LABELS_DETAILED, read_detailed_labels
+
+    source = labels.attrs.get("source")
+    notes = []
+    if not source:
+        return None, None, ["labels have no source path: annotator agreement and durations skipped"]
+    labels_dir = Path(source).parent
+    root = labels_dir.parent if labels_dir.name == LABELS_DETAILED.parent.name else labels_dir
+    detailed_file = next((p for p in (root / LABELS_DETAILED, labels_dir / LABELS_DETAILED.name) if p.is_file()), None)
+    detailed = read_detailed_labels(detailed_file) if detailed_file is not None else None
+    if detailed is None:
+        notes.append(f"no {LABELS_DETAILED} next to the labels: annotator agreement, human ceiling and "
+                     "soft-label scores skipped")
+    audio = root / "Audios"
+    if not audio.is_dir():
+        notes.append("no Audios/ folder next to the labels: duration bins skipped")
+    return detailed, (audio if audio.is_dir() else None), notes
+
+
+def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame,
+                  detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 30,
+                  **legacy) -> dict[str, pd.DataFrame]:
+    """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
+    (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_metrics``,
+    ``annotator_agreement_soft_labels``, ``human_ceiling``
+    (:func:`ser_diag.analysis.agreement.agreement_tables`, with detailed labels);
+    ``podcast_metrics``, ``worst_podcasts``, ``gender_gap_by_podcast``, ``duration_metrics``
+    (:func:`ser_diag.analysis.where.where_tables`); and ``beyond_notes`` (``topic, note``: what
+    was skipped and why). ``detailed`` / ``audio_root`` = ``"auto"``: found next to the labels
+    (:func:`corpus_extras`); None: skipped.
+    """
+    from ser_diag.analysis.agreement import agreement_tables
+    from ser_diag.analysis.where import where_tables
+
+    settings = resampling_settings(resampling, **legacy)
+    notes = []
+    if isinstance(detailed, str) or isinstance(audio_root, str):
+        found_detailed, found_audio, found_notes = corpus_extras(labels)
+        if isinstance(detailed, str):
+            detailed = found_detailed
+            notes += [n for n in found_notes if "agreement" in n and "durations" not in n]
+        if isinstance(audio_root, str):
+            audio_root = found_audio
+            notes += [n for n in found_notes if "duration" in n]
+    elif detailed is None:
+        notes.append("no detailed labels given: annotator agreement, human ceiling and soft-label scores skipped")
+    tables = rank_tables(categorical, attributes, resampling=settings)
+    tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
+    tables.update(where_tables(categorical, attributes, audio_root=audio_root, resampling=settings,
+                               min_podcast_files=min_podcast_files))
+    if "podcast_metrics" not in tables:
+        notes.append("no file name carries a podcast (MSP-PODCAST_<podcast>_<segment>.wav) with enough files: "
+                     "per-podcast metrics skipped")
+    if "gender_gap_by_podcast" not in tables and "podcast_metrics" in tables:
+        notes.append("no podcast has files of both genders: the gender gap cannot be split into within and "
+                     "between podcasts")
+    tables["beyond_notes"] = pd.DataFrame({"topic": ["beyond"] * len(notes), "note": notes},
+                                          columns=["topic", "note"])
+    return tables

@@ -125,7 +125,9 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     ``merged``; files without a group (missing, or in a group with fewer than ``min_files``
     files) are in no group but stay in every resample. Returns a tidy frame ``system, task, by,
     group, metric, estimate, ci_low, ci_high, level, unit, n_boot, n, n_speakers`` (``n``: files
-    in the group). ``.attrs["excluded_groups"]``: groups dropped for ``min_files``.
+    in the group). ``.attrs["excluded_groups"]``: groups dropped for ``min_files``. With the speaker
+    unit a group whose files come from one speaker gets no interval (nan): resampling speakers
+    cannot vary its metric.
     """
     s = resampling_settings(resampling, **legacy)
     task = task_of(merged)
@@ -163,6 +165,10 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     sizes = pd.Series(code).value_counts()
     speakers = first.assign(_g=code).groupby("_g")["SpkrID"].nunique() if "SpkrID" in first else pd.Series(dtype=int)
     index = {v: g for g, v in enumerate(order)}
+    if unit == "speaker":  # a group of one speaker cluster has no resampling variation: no interval
+        unknown = first["SpkrID"].isna().groupby(code).sum()
+        single = {v for v, g in index.items() if speakers.get(g, 0) + unknown.get(g, 0) < 2}
+        out.loc[out["group"].isin(single), ["ci_low", "ci_high"]] = np.nan
     out.insert(1, "task", task)
     out.insert(2, "by", by)
     out["level"], out["unit"], out["n_boot"] = s.level, unit, s.n_boot

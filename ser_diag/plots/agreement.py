@@ -1,0 +1,52 @@
+"""Metric versus annotator agreement: are system errors where the annotators disagree?
+
+:func:`plot_metric_by_agreement` draws one line per system over the agreement bins of
+:func:`ser_diag.analysis.agreement.metrics_by_agreement` (unanimous -> plurality for the
+classes, low -> high annotator SD for attributes), with CIs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ser_diag.names import human_name
+from ser_diag.plots._style import PALETTE, new_axes
+
+__all__ = ["plot_metric_by_agreement"]
+
+_BIN_LABELS = {"agreement_bin": "annotator agreement with the consensus",
+               "sd_bin": "annotator SD (tercile of the mean over attributes)"}
+
+
+def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=None, max_systems: int = 12):
+    """One line per system: ``metric`` with its CI in every agreement bin (bins in table order;
+    at most ``max_systems`` systems, best overall first). Returns ``ax``."""
+    metrics = list(pd.unique(table["metric"]))
+    metric = metric or ("macro_f1" if "macro_f1" in metrics else "ccc_mean")
+    part = table[table["metric"] == metric]
+    if part.empty:
+        raise ValueError(f"metric {metric!r} not in the table (have {metrics})")
+    bins = list(pd.unique(part["group"]))
+    order = part.groupby("system", sort=False)["estimate"].mean().sort_values(ascending=False)
+    systems = order.index[:max_systems].tolist()
+    fig, ax = new_axes(ax, figsize=(6.0, 4.2))
+    x = np.arange(len(bins))
+    width = 0.5 / max(len(systems), 1)
+    for i, system in enumerate(systems):
+        rows = part[part["system"] == system].set_index("group").reindex(bins)
+        est = rows["estimate"].to_numpy(float)
+        err = np.abs(np.vstack([est - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - est]))
+        offset = (i - (len(systems) - 1) / 2) * width
+        ax.errorbar(x + offset, est, yerr=err, fmt="-o", ms=4, lw=1.2, capsize=2,
+                    color=PALETTE[i % len(PALETTE)], label=str(system))
+    sizes = part.drop_duplicates("group").set_index("group")["n"].reindex(bins)
+    ax.set_xticks(x, labels=[f"{b}\n(n={int(n)})" for b, n in zip(bins, sizes)], fontsize=8)
+    by = part["by"].iloc[0]
+    ax.set_xlabel(_BIN_LABELS.get(by, human_name(by)))
+    first = part.iloc[0]
+    ax.set_ylabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.set_title(f"{human_name(metric)} by annotator agreement", fontsize=10)
+    return ax

@@ -1,0 +1,153 @@
+"""Leaderboard figures: estimates with CIs sorted, significance tiers shaded, rank intervals
+written beside them and the human ceiling as a reference line (:func:`plot_leaderboard_ranks`);
+the pairwise win-probability heatmap (:func:`plot_win_probability`); and
+:func:`beyond_figures`, every figure of the beyond-the-leaderboard tables as ``{stem: Figure}``.
+
+>>> ax = plot_leaderboard_ranks(tables["leaderboard_ranks"], metric="macro_f1")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ser_diag.names import human_name
+from ser_diag.plots._style import MATRIX_CMAP, PALETTE, new_axes
+
+__all__ = ["beyond_figures", "plot_leaderboard_ranks", "plot_win_probability"]
+
+#: At most this many systems are drawn (best first); the tables keep all.
+MAX_SYSTEMS = 40
+_TIER_SHADES = ("#f2f2f2", "#ffffff")
+
+
+def _one_metric(frame: pd.DataFrame, metric: str | None, task: str | None) -> tuple[pd.DataFrame, str]:
+    if task is not None:
+        frame = frame[frame["task"] == task]
+    metrics = list(pd.unique(frame["metric"]))
+    if metric is None:
+        metric = "macro_f1" if "macro_f1" in metrics else ("ccc_mean" if "ccc_mean" in metrics else metrics[0])
+    part = frame[frame["metric"] == metric]
+    if part.empty:
+        raise ValueError(f"metric {metric!r} not in the table (have {metrics})")
+    return part, metric
+
+
+def _rank_text(low, high) -> str:
+    low, high = int(low), int(high)
+    return f"rank {low}" if low == high else f"rank {low}–{high}"
+
+
+def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task: str | None = None,
+                           ceiling: pd.DataFrame | None = None, ax=None, max_systems: int = MAX_SYSTEMS):
+    """Estimates with CIs of one metric of :func:`ser_diag.analysis.ranks.leaderboard_ranks`, best
+    on top, tiers as alternating bands labelled ``tier k``, the 95% rank interval written at the
+    right, and (``ceiling``: :func:`ser_diag.analysis.agreement.human_ceiling`) the human ceiling
+    with its CI as a dashed line and band. Returns ``ax``."""
+    part, metric = _one_metric(board, metric, task)
+    part = part.sort_values(["rank", "system"], kind="stable").head(max_systems)
+    n = len(part)
+    fig, ax = new_axes(ax, figsize=(7.0, 1.2 + 0.32 * n))
+    y = np.arange(n)[::-1]
+    est = part["estimate"].to_numpy(float)
+    err = np.abs(np.vstack([est - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - est]))
+    tiers = part["tier"].to_numpy()
+    for k, tier in enumerate(pd.unique(tiers)):
+        rows = y[tiers == tier]
+        ax.axhspan(rows.min() - 0.5, rows.max() + 0.5, color=_TIER_SHADES[k % 2], zorder=0, lw=0)
+        ax.text(0.005, rows.max() + 0.35, f"tier {tier}", transform=ax.get_yaxis_transform(), fontsize=7,
+                va="top", color="0.35")
+    ax.errorbar(est, y, xerr=err, fmt="o", color=PALETTE[0], ms=5, capsize=3, lw=1.4, zorder=3)
+    for yi, row in zip(y, part.itertuples()):
+        ax.text(1.01, yi, f"{_rank_text(row.rank_ci_low, row.rank_ci_high)}  p_best {row.p_best:.2f}",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=7)
+    if ceiling is not None and not ceiling.empty:
+        human = ceiling[ceiling["metric"] == metric]
+        if len(human):
+            h = human.iloc[0]
+            ax.axvline(h["estimate"], color=PALETTE[3], ls="--", lw=1.3, zorder=2,
+                       label=f"human ceiling {h['estimate']:.3f}\n(leave-one-annotator-out)")
+            if np.isfinite(h["ci_low"]):
+                ax.axvspan(h["ci_low"], h["ci_high"], color=PALETTE[3], alpha=0.12, zorder=1, lw=0)
+            ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
+    ax.set_yticks(y, labels=part["system"].astype(str).tolist(), fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4)
+    first = part.iloc[0]
+    ax.set_xlabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{human_name(metric)}: ranks and significance tiers", fontsize=10)
+    return ax
+
+
+def win_matrix(pairs: pd.DataFrame, metric: str | None = None, task: str | None = None,
+               order: list[str] | None = None) -> pd.DataFrame:
+    """Square ``P*(row beats column)`` from the pairs table (leaderboard order by default)."""
+    part, metric = _one_metric(pairs, metric, task)
+    if order is None:
+        score = pd.concat([part.set_index("system_a")["estimate_a"], part.set_index("system_b")["estimate_b"]])
+        score = score.groupby(level=0).first()
+        order = score.sort_values(ascending=False, kind="stable").index.tolist()
+    matrix = pd.DataFrame(np.nan, index=order, columns=order)
+    for a, b, p in zip(part["system_a"], part["system_b"], part["win_prob"]):
+        if a in matrix.index and b in matrix.index:
+            matrix.at[a, b], matrix.at[b, a] = p, 1.0 - p
+    return matrix
+
+
+def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: str | None = None, ax=None,
+                         max_systems: int = MAX_SYSTEMS):
+    """Heatmap of the pairwise win probabilities ``P*(row beats column)`` (best system first),
+    annotated when there are at most 12 systems. Returns ``ax``."""
+    matrix = win_matrix(pairs, metric, task)
+    matrix = matrix.iloc[:max_systems, :max_systems]
+    part, metric = _one_metric(pairs, metric, task)
+    n = len(matrix)
+    fig, ax = new_axes(ax, figsize=(1.8 + 0.38 * n, 1.4 + 0.34 * n))
+    image = ax.imshow(matrix.to_numpy(float), cmap=MATRIX_CMAP, vmin=0, vmax=1)
+    if n <= 12:
+        for i in range(n):
+            for j in range(n):
+                v = matrix.iat[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.5 else "black")
+    ax.set_xticks(range(n), labels=matrix.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), labels=matrix.index, fontsize=7)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="P(row beats column)")
+    ax.set_title(f"{human_name(metric)}: pairwise win probability\n(paired resamples of {part['unit'].iloc[0]}s)",
+                 fontsize=9)
+    return ax
+
+
+def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None = None) -> dict:
+    """``{stem: Figure}`` for the beyond-the-leaderboard tables present in ``tables``:
+    ``leaderboard_ranks_<task>``, ``win_probability_<task>``, ``metric_by_agreement_<task>``,
+    ``podcast_metrics_<task>`` (the task's ``focus`` system) and ``duration_metrics_<task>``."""
+    from ser_diag.plots.agreement import plot_metric_by_agreement
+    from ser_diag.plots.where import plot_duration_metrics, plot_podcast_metrics
+
+    focus = focus or {}
+    figures = {}
+    headline = {"categorical": "macro_f1", "attributes": "ccc_mean"}
+    board, pairs = tables.get("leaderboard_ranks"), tables.get("leaderboard_pairs")
+    for task, metric in headline.items():
+        if board is not None and ((board["task"] == task) & (board["metric"] == metric)).any():
+            ax = plot_leaderboard_ranks(board, metric=metric, task=task, ceiling=tables.get("human_ceiling"))
+            figures[f"leaderboard_ranks_{task}"] = ax.figure
+        if pairs is not None and ((pairs["task"] == task) & (pairs["metric"] == metric)).any():
+            figures[f"win_probability_{task}"] = plot_win_probability(pairs, metric=metric, task=task).figure
+        by_agreement = tables.get("annotator_agreement_metrics")
+        if by_agreement is not None and ((by_agreement["task"] == task) & (by_agreement["metric"] == metric)).any():
+            figures[f"metric_by_agreement_{task}"] = plot_metric_by_agreement(
+                by_agreement[by_agreement["task"] == task], metric=metric).figure
+        podcasts = tables.get("podcast_metrics")
+        if podcasts is not None and (podcasts["task"] == task).any():
+            part = podcasts[podcasts["task"] == task]
+            system = focus.get(task, str(part["system"].iloc[0]))
+            if (part["system"] == system).any():
+                figures[f"podcast_metrics_{task}"] = plot_podcast_metrics(part, system=system, metric=metric).figure
+        durations = tables.get("duration_metrics")
+        if durations is not None and (durations["task"] == task).any():
+            figures[f"duration_metrics_{task}"] = plot_duration_metrics(
+                durations[durations["task"] == task], metric=metric).figure
+    return figures

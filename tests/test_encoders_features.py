@@ -90,7 +90,7 @@ def test_tiny_speech_encoder_frames_have_encoder_dim_and_hop(kind):
     pooled = encoder.encode([_wave(n, i) for i, n in enumerate(lengths)], level="pooled")
     assert pooled.shape == (3, 32) and encoder.dim == encoder.pooled_dim == 32
     np.testing.assert_allclose(pooled, np.stack([f.mean(axis=0) for f in frames]), atol=1e-5)
-    assert encoder.key == f"tiny-{kind}-seed0-last"
+    assert encoder.key.startswith(f"tiny-{kind}-seed0-") and encoder.key.endswith("-last")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -117,16 +117,70 @@ def test_layer_weighting_one_hot_and_uniform():
     waves = [_wave(8_000, 0), _wave(12_000, 1)]
     weighted = enc.tiny_speech_encoder("wavlm", seed=1, layer="weighted")
     per_layer = [enc.tiny_speech_encoder("wavlm", seed=1, layer=i).encode(waves, "pooled") for i in range(3)]
-    # zero logits: uniform average of the three hidden states
-    np.testing.assert_allclose(weighted.encode(waves, "pooled"), np.mean(per_layer, axis=0), atol=1e-5)
-    uniform_key = weighted.key
+    # D3: frozen features of a weighted encoder hold every hidden state; the weights are learned
+    # later by the head, so the cache neither bakes in softmax(0) nor depends on the logits
+    stacked = weighted.encode(waves, "pooled")
+    assert stacked.shape == (2, 3 * 32) and weighted.stacked_states == 3 and weighted.width == 32
+    np.testing.assert_allclose(stacked, np.concatenate(per_layer, axis=1), atol=1e-5)
+    frames = weighted.encode(waves, "frames")
+    np.testing.assert_allclose(frames[1][:, 32:64], enc.tiny_speech_encoder("wavlm", seed=1, layer=1)
+                               .encode(waves, "frames")[1], atol=1e-5)
+    key = weighted.key
     weighted.layer_weighting.load_state_dict(enc.LayerWeighting.one_hot(3, 1).state_dict())
     np.testing.assert_array_equal(weighted.layer_weighting.weights.detach().numpy(), [0, 1, 0])
-    np.testing.assert_allclose(weighted.encode(waves, "pooled"), per_layer[1], atol=1e-6)
-    assert weighted.key != uniform_key and weighted.key.startswith("tiny-wavlm-seed1-weighted-")
-    frames, mask = weighted(waves)  # differentiable path for fine-tuning the weights
+    assert weighted.key == key and key.endswith("-alllayers")
+    frames, mask = weighted(waves)  # differentiable path (fine-tuning): the module's own weighting
+    np.testing.assert_allclose(enc.pool_frames(frames, mask).detach().numpy(), per_layer[1], atol=1e-5)
     frames.sum().backward()
     assert weighted.layer_weighting.logits.grad is not None and mask.shape == frames.shape[:2]
+
+
+def test_weighted_layer_cache_keeps_every_state(corpus, tmp_path):
+    encoder = enc.tiny_speech_encoder("wavlm", seed=2, layer="weighted")
+    store = feat.extract_features(corpus, encoder, tmp_path, level="pooled", progress=False)
+    assert store.n_states == 3 and store.dim == 96
+    one = feat.extract_features(corpus, enc.tiny_speech_encoder("wavlm", seed=2, layer=2), tmp_path,
+                                level="pooled", progress=False)
+    np.testing.assert_allclose(store.get()[:, 64:], one.get(), atol=1e-5)
+
+
+def test_cache_key_follows_the_weight_files(corpus, tmp_path):
+    """D2: overwrite a local model's weights in place -> new key, fresh features."""
+    folder = tmp_path / "model"
+    for seed in (4, 5):
+        model, extractor = enc.tiny_speech_model_and_extractor("wavlm", seed=seed)
+        model.save_pretrained(folder)
+        extractor.save_pretrained(folder)
+        encoder = enc.load_speech_encoder(folder)
+        store = feat.extract_features(corpus, encoder, tmp_path / "cache", progress=False)
+        name = store.file_names[0]
+        wave = feat.read_audio(corpus / "Audios" / name)
+        np.testing.assert_allclose(store.get([name])[0], encoder.encode([wave], "pooled")[0], atol=1e-5)
+        if seed == 4:
+            first_key = encoder.key
+    assert encoder.key != first_key and len(list((tmp_path / "cache").iterdir())) == 2
+    # the encoder config is part of the key too
+    config = json.loads((folder / "config.json").read_text())
+    config["layer_norm_eps"] = 1e-3
+    (folder / "config.json").write_text(json.dumps(config))
+    assert enc.load_speech_encoder(folder).key not in (first_key, encoder.key)
+
+
+@pytest.mark.parametrize("kind", ["whisper", "wav2vec2"])
+def test_speech_encoders_get_the_raw_wave_their_processor_expects(corpus, tmp_path, kind):
+    """D4: no z-normalisation before the processor: Whisper's log-mel sees the [-1, 1] wave; a
+    wav2vec2 extractor normalises only when its ``do_normalize`` says so."""
+    encoder = enc.tiny_speech_encoder(kind)
+    if kind == "wav2vec2":
+        encoder.feature_extractor.do_normalize = False  # as wav2vec2-base / HuBERT-base ship
+    store = feat.extract_features(corpus, encoder, tmp_path, progress=False)
+    name = "MSP-PODCAST_0001_0004.wav"
+    raw = feat.read_audio(corpus / "Audios" / name)
+    assert np.abs(raw).max() <= 1.0
+    np.testing.assert_allclose(store.get([name])[0], encoder.encode([raw], "pooled")[0], atol=1e-5)
+    z = feat.normalize_wave(raw, "clip")
+    assert np.abs(encoder.encode([z], "pooled")[0] - store.get([name])[0]).max() > 1e-2
+    assert json.loads((store.path / "spec.json").read_text())["normalize"] == "none"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -219,16 +273,16 @@ def test_cache_hit_does_not_call_encoder_again(corpus, tmp_path):
     again = feat.extract_features(corpus, encoder, tmp_path, batch_size=4, progress=False)
     assert encoder.calls == 3
     np.testing.assert_array_equal(again.get(), store.get())
-    # independent path: read, resample, z-normalise and encode one file by hand
+    # independent path: read, resample and encode one file by hand (the raw wave: the
+    # encoder's feature extractor normalises itself)
     name = "MSP-PODCAST_0001_0003.wav"
     wave, rate = sf.read(corpus / "Audios" / name, dtype="float32")
     assert rate == 8_000
     from scipy.signal import resample_poly
     wave = resample_poly(wave, 2, 1)
-    wave = (wave - wave.mean()) / wave.std()
     np.testing.assert_allclose(store.get([name])[0], encoder.inner.encode([wave], "pooled")[0], atol=1e-4)
     spec = json.loads((tmp_path / encoder.key / "pooled" / "spec.json").read_text())
-    assert spec["normalize"] == "clip" and spec["max_seconds"] == 12.0
+    assert spec["normalize"] == "none" and spec["max_seconds"] == 12.0
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(corpus, tmp_path):

@@ -9,7 +9,6 @@ both (as a user would), so the three run in about a minute of CPU time together.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -37,7 +36,6 @@ def execute(name: str, out_dir: Path, **parameters) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
         papermill.execute_notebook(str(NOTEBOOKS / name), str(out_dir / name), parameters=parameters,
                                    kernel_name="python3", cwd=str(REPO), progress_bar=False)

@@ -2,6 +2,7 @@
 prediction files the diagnostics read, development metrics consistent with the files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,32 +13,9 @@ from sklearn.metrics import f1_score
 from ser_diag import io
 from ser_diag.models import train as train_module
 from ser_diag.models.ensemble import ensemble
-from ser_diag.models.train import ArrayFeatures, TrainConfig, _lr_lambda, train, train_from_config
+from ser_diag.models.toy_task import make_task
+from ser_diag.models.train import TrainConfig, _lr_lambda, train, train_from_config
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
-
-
-def make_task(n=160, seed=0, frames=False):
-    """Labels + two modalities: ``audio`` carries arousal/dominance and some class cues,
-    ``text`` carries valence and the class; splits Train 60 % / Development 25 % / Test3 15 %."""
-    rng = np.random.default_rng(seed)
-    cls = rng.choice(8, size=n, p=[.2, .1, .2, .08, .05, .05, .07, .25])
-    codes = np.array(CLASS_CODES, dtype=object)[cls]
-    codes[rng.random(n) < 0.08] = "X"
-    act = np.clip(4 + 1.5 * rng.standard_normal(n), 1, 7)
-    val = np.clip(4 + 1.5 * rng.standard_normal(n), 1, 7)
-    dom = np.clip(0.6 * act + 1.6 + 0.7 * rng.standard_normal(n), 1, 7)
-    names = [f"MSP-PODCAST_{i:04d}_0001.wav" for i in range(n)]
-    split = np.select([np.arange(n) < 0.6 * n, np.arange(n) < 0.85 * n], ["Train", "Development"], "Test3")
-    labels = pd.DataFrame({"FileName": names, "EmoClass": codes, "EmoAct": act, "EmoVal": val, "EmoDom": dom,
-                           "SpkrID": pd.array(rng.integers(1, 20, n), dtype="Int64"),
-                           "Gender": rng.choice(["Female", "Male"], n), "Split_Set": split})
-    one_hot = np.eye(8)[cls]
-    audio = np.c_[act, dom, one_hot[:, [0, 1, 3]]] + 0.5 * rng.standard_normal((n, 5))
-    text = np.c_[val, one_hot] + 0.5 * rng.standard_normal((n, 9))
-    if frames:
-        audio = [np.repeat(a[None], rng.integers(2, 9), 0) + 0.1 * rng.standard_normal((1, 5)) for a in audio]
-        text = [np.repeat(t[None], rng.integers(1, 6), 0) for t in text]
-    return labels, {"audio": ArrayFeatures(names, audio), "text": ArrayFeatures(names, text)}
 
 
 def base_config(tmp_path, **overrides):
@@ -157,7 +135,7 @@ def test_train_from_config_reads_json_and_rejects_unknown_keys(tmp_path, monkeyp
     io.write_labels_consensus(labels, labels_file)
     asked = []
 
-    def fake_store(corpus, spec, cache_dir, progress=True):
+    def fake_store(corpus, spec, cache_dir, progress=True, file_names=None):
         asked.append((corpus, spec["encoder"]))
         return feats[{"egemaps": "audio", "minilm": "text"}[spec["encoder"]]]
 
@@ -263,9 +241,9 @@ def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp
     seen = []
     original = train_module._targets
 
-    def spy(data, rows, device):
+    def spy(data, rows, device, mix=None):
         seen.append(data.y_soft.copy())
-        return original(data, rows, device)
+        return original(data, rows, device, mix)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_module, "_targets", spy)
@@ -286,12 +264,98 @@ def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp
 
 
 def test_shipped_training_configs_parse():
-    from pathlib import Path
     folder = Path(train_module.__file__).parent / "configs"
     configs = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json") if p.stem != "ensemble"}
     assert "late_fusion_augmented" in configs
     for name, config in configs.items():
         TrainConfig.from_dict(config)
-    mixup, drop = train_module._augment_settings(configs["late_fusion_augmented"]["augment"])
-    assert mixup == {"p": 0.3, "alpha": 0.2} and drop == 0.2
-    assert train_module._augment_settings({}) == (None, None)  # off by default
+    mixup, drop, waveform = train_module._augment_settings(configs["late_fusion_augmented"]["augment"])
+    assert mixup == {"p": 0.3, "alpha": 0.2} and drop == 0.2 and waveform == {}
+    assert train_module._augment_settings({}) == (None, None, {})  # off by default
+
+
+# ----------------------------------------------------------------------------- issue 13 regressions
+
+def test_checkpoint_loads_onto_another_device_and_generators_stay_on_cpu(tmp_path):
+    """D1: the model state follows ``map_location``; generator states stay CPU byte tensors, so
+    a run saved on one device resumes on another (``meta`` stands in for a GPU)."""
+    labels, feats = make_task()
+    train(base_config(tmp_path, stop_after_epochs=1), features=feats, labels=labels)
+    path = tmp_path / "runs/fusion/checkpoints/last.pt"
+    with pytest.raises((TypeError, NotImplementedError)):  # what loading everything onto the device did
+        train_module._set_rng_state({k: (v.to("meta") if torch.is_tensor(v) else v) for k, v in
+                                     torch.load(path, weights_only=False)["rng"].items()})
+    ckpt = train_module.load_checkpoint(path, map_location="meta")
+    assert all(v.device.type == "meta" for v in ckpt["model"].values())
+    state = ckpt["rng_per_rank"][0]["torch"]
+    assert state.device.type == "cpu" and state.dtype == torch.uint8
+    before = torch.get_rng_state()
+    train_module._set_rng_state(ckpt["rng_per_rank"][0])
+    assert torch.equal(torch.get_rng_state(), torch.load(path, weights_only=False)["rng"]["torch"])
+    torch.set_rng_state(before)
+    resumed = train(base_config(tmp_path, resume=True, epochs=2), features=feats, labels=labels)
+    assert resumed.epochs_run == 2
+
+
+def _layered_task(n_states=3, informative=2, seed=0):
+    """``make_task`` whose audio vector is repeated in ``n_states`` side-by-side "layers", only
+    layer ``informative`` carrying it (the others: noise)."""
+    from ser_diag.models.train import ArrayFeatures
+
+    labels, feats = make_task(seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    audio = feats["audio"].get(feats["audio"].file_names)
+    layers = [audio if i == informative else rng.standard_normal(audio.shape) for i in range(n_states)]
+    return labels, {"audio": ArrayFeatures(feats["audio"].file_names, np.concatenate(layers, axis=1), n_states)}
+
+
+def test_learned_layer_weights_are_parameters_that_find_the_informative_layer(tmp_path):
+    """D3: ``layer: "weighted"`` puts softmax layer weights into the model and trains them."""
+    labels, feats = _layered_task()
+    result = train(base_config(tmp_path, modalities={"audio": {"layer": "weighted"}}, epochs=15, lr=3e-2,
+                               model={"kind": "late_fusion", "hidden": 32, "dropout": 0.0}),
+                   features=feats, labels=labels)
+    model = result.model
+    logits = dict(model.named_parameters())["layer_logits.audio"]
+    weights = torch.softmax(logits.detach(), 0).numpy()
+    assert weights.shape == (3,) and weights[2] > 0.4 and weights[2] == weights.max()
+    with pytest.raises(ValueError, match="n_states"):
+        train(base_config(tmp_path / "b", modalities={"audio": {"layer": "weighted"}}),
+              features=make_task()[1], labels=labels)
+
+
+def test_train_runs_on_one_thread_by_default_and_restores_the_setting(tmp_path):
+    """D6: ``num_threads`` (default 1, as the pipeline) while training; the caller's setting after."""
+    from ser_diag.models.train import ArrayFeatures
+
+    seen = []
+
+    class Spy(ArrayFeatures):
+        def get(self, file_names):
+            seen.append(torch.get_num_threads())
+            return super().get(file_names)
+
+    labels, feats = make_task()
+    spied = {m: Spy(f.file_names, f.get(f.file_names)) for m, f in feats.items()}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = train(base_config(tmp_path, epochs=1), features=spied, labels=labels)
+        assert seen == [1, 1] and result.num_threads == 1 and torch.get_num_threads() == 2
+        train(base_config(tmp_path / "b", epochs=1, num_threads=None), features=spied, labels=labels)
+        assert seen[-1] == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_reference_systems_are_the_config_files():
+    """D8: the pipeline's systems are read from configs/<name>.json, one source of truth."""
+    from ser_diag.models import pipeline
+
+    folder = Path(train_module.__file__).parent / "configs"
+    for name in pipeline.PIPELINE_SYSTEMS:
+        on_disk = json.loads((folder / f"{name}.json").read_text())
+        assert on_disk["system_name"] == name
+        assert pipeline.REFERENCE_SYSTEMS[name] == {k: v for k, v in on_disk.items() if k not in pipeline.RUN_KEYS}
+    late = pipeline.REFERENCE_SYSTEMS["late_fusion"]
+    assert late["categorical_loss"] == "weighted_ce" and late["sampler"] == "shuffle"

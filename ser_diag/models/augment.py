@@ -195,3 +195,81 @@ def mix_rows(t: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
     [3.0, 1.0]
     """
     return lam * t + (1.0 - lam) * t[perm.to(t.device)]
+
+
+# --------------------------------------------------------------------------- waveform augmentation in training
+
+WAVEFORM_AUGMENTATIONS = ("noise", "reverb", "mix_clips")
+_WAVEFORM_DEFAULTS = {"noise": {"p": 0.5, "snr_db": [5.0, 20.0]},
+                      "reverb": {"p": 0.3, "rt60": [0.2, 0.8]},
+                      "mix_clips": {"p": 0.3, "max_overlap_s": 2.0}}
+
+
+def waveform_settings(augment: dict) -> dict:
+    """The waveform part of a training ``augment`` config with defaults filled in:
+    ``{"noise": {"p", "snr_db": [lo, hi]}, "reverb": {"p", "rt60": [lo, hi]},
+    "mix_clips": {"p", "max_overlap_s"}, "views": k}`` (only the augmentations named; ``true``
+    takes the defaults; ``views`` defaults to 2). ``{}`` when none is named.
+
+    >>> waveform_settings({"noise": {"snr_db": [10, 10]}})
+    {'noise': {'p': 0.5, 'snr_db': [10.0, 10.0]}, 'views': 2}
+    """
+    out = {}
+    for name in WAVEFORM_AUGMENTATIONS:
+        value = (augment or {}).get(name)
+        if value is None or value is False:
+            continue
+        value = {} if value is True else dict(value)
+        bad = sorted(set(value) - set(_WAVEFORM_DEFAULTS[name]))
+        if bad:
+            raise ValueError(f"augment {name} takes {sorted(_WAVEFORM_DEFAULTS[name])}, not {bad}")
+        merged = {**_WAVEFORM_DEFAULTS[name], **value}
+        out[name] = {k: [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v) for k, v in merged.items()}
+        if not 0.0 <= out[name]["p"] <= 1.0:
+            raise ValueError(f"augment {name}: p must be in [0, 1], got {out[name]['p']}")
+    if out:
+        out["views"] = int((augment or {}).get("views", 2))
+    return out
+
+
+def plan_augmentation(settings: dict, rng: np.random.Generator, candidates=None, own=None) -> dict:
+    """Draw which augmentations one clip gets: ``{"partner": file, "weight": 0.5,
+    "overlap": u, "rt60": s, "snr_db": d}`` (keys only for those drawn, each with its ``p``).
+    The partner is drawn from ``candidates`` (never ``own``); SAIL's label weights are equal."""
+    plan = {}
+    mix = settings.get("mix_clips")
+    if mix and candidates is not None and len(candidates) > 1 and rng.random() < mix["p"]:
+        import bisect
+        j = int(rng.integers(len(candidates) - 1))  # candidates sorted; skip ``own``
+        k = bisect.bisect_left(candidates, own) if own is not None else len(candidates)
+        own_there = k < len(candidates) and candidates[k] == own
+        partner = candidates[j + 1] if own_there and j >= k else candidates[j]
+        plan.update(partner=partner, weight=0.5, overlap=float(rng.random()))
+    if settings.get("reverb") and rng.random() < settings["reverb"]["p"]:
+        plan["rt60"] = float(rng.uniform(*settings["reverb"]["rt60"]))
+    if settings.get("noise") and rng.random() < settings["noise"]["p"]:
+        plan["snr_db"] = float(rng.uniform(*settings["noise"]["snr_db"]))
+    if mix:
+        plan["max_overlap_s"] = mix["max_overlap_s"]
+    return plan
+
+
+def augment_waveform(wave: np.ndarray, sr: int, plan: dict, rng: np.random.Generator,
+                     partner: np.ndarray | None = None) -> np.ndarray:
+    """Apply a :func:`plan_augmentation` plan: clip mixing with ``partner`` (overlap
+    ``overlap x min(max_overlap_s, shorter clip)``, :func:`mix_clips`), then reverberation
+    (:func:`add_reverb`), then white noise at ``snr_db`` (:func:`add_noise`)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if partner is not None and "partner" in plan:
+        partner = np.asarray(partner, dtype=np.float32)
+        most = min(int(round(plan.get("max_overlap_s", 2.0) * sr)), len(wave), len(partner))
+        overlap = int(round(plan.get("overlap", 0.0) * most))
+        mixed = np.zeros(len(wave) + len(partner) - overlap, dtype=np.float32)
+        mixed[: len(wave)] += wave
+        mixed[len(wave) - overlap:] += partner
+        wave = mixed
+    if "rt60" in plan:
+        wave = add_reverb(wave, sr, plan["rt60"], rng)
+    if "snr_db" in plan:
+        wave = add_noise(wave, plan["snr_db"], rng)
+    return wave

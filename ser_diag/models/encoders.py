@@ -2,7 +2,10 @@
 
 Every encoder has
 
-``encoder.key``         file-system-safe string naming encoder + layer + pooling (the cache key);
+``encoder.key``         file-system-safe string naming encoder + layer + pooling (the cache key;
+                        for loaded models it carries a fingerprint of the weight files -- name,
+                        size, modification time -- and of the model and processor configs, so
+                        weights overwritten in place are encoded afresh);
 ``encoder.modality``    ``"audio"`` (input: 1-D float waves at ``encoder.sample_rate``) or
                         ``"text"`` (input: strings);
 ``encoder.dim``         width of one frame; ``encoder.pooled_dim`` width of the pooled vector;
@@ -12,8 +15,16 @@ Every encoder has
 
 Transformer encoders (:class:`SpeechEncoder`, :class:`TextEncoder`) are ``torch.nn.Module``s built
 on ``transformers``; they return all hidden states (embedding output + one per layer) and select
-one layer (``layer=int``), the last one (``layer=None``), or a learned softmax weighting of all of
-them (``layer="weighted"``, :class:`LayerWeighting`). Pooling is the mean (or mean and standard
+one layer (``layer=int``), the last one (``layer=None``), or all of them for a learned softmax
+weighting (``layer="weighted"``): ``encode`` then returns every hidden state side by side
+(``dim = n_states x width``) so that the weights are learned later as parameters of the head
+(:class:`ser_diag.models.heads.LayerWeightedInputs`), while the differentiable ``forward`` used
+for fine-tuning applies its own :class:`LayerWeighting`.
+
+Audio input: raw waves in [-1, 1]. Each speech encoder's own processor does what its model
+expects (Whisper: log-mel of the raw wave; wav2vec2-family extractors z-normalise per clip when
+their ``do_normalize`` is set), so nothing is normalised before them (``normalize_audio =
+False``). Pooling is the mean (or mean and standard
 deviation) over the valid frames only, so padding a clip inside a batch does not change its
 features. Model hubs are not needed at run time for the tiny random test encoders
 (:func:`tiny_speech_encoder`, :func:`tiny_text_encoder`) or for the default text encoder (the
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -99,17 +111,51 @@ def pool_frames(frames: torch.Tensor, mask: torch.Tensor, pooling: str = "mean")
     return torch.cat([mean, var.sqrt()], dim=-1)
 
 
+def pool_states(frames: torch.Tensor, mask: torch.Tensor, pooling: str = "mean", n_states: int = 1) -> torch.Tensor:
+    """:func:`pool_frames` of each of ``n_states`` hidden states lying side by side in
+    ``frames`` ``(B, T, n_states * D)``; output ``(B, n_states * pooled D)``, state-major."""
+    if n_states == 1:
+        return pool_frames(frames, mask, pooling)
+    return torch.cat([pool_frames(part, mask, pooling) for part in frames.chunk(n_states, dim=-1)], dim=-1)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def _name_of(name_or_path: str | os.PathLike) -> str:
-    """Cache-key name: the hub id (``owner--model``), or a local folder's name plus a path hash."""
+def weights_fingerprint(folder: str | os.PathLike) -> list:
+    """``[(relative path, size, mtime_ns), ...]`` of every file under a model folder: changes
+    whenever a weight or config file is rewritten (without reading gigabytes of weights)."""
+    root = Path(folder)
+    return [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def _config_dict(obj) -> dict:
+    if obj is None:
+        return {}
+    if hasattr(obj, "to_dict"):
+        d = obj.to_dict()
+    else:
+        d = {k: v for k, v in vars(obj).items() if isinstance(v, (int, float, str, bool, type(None), list, tuple))}
+    return {k: v for k, v in d.items() if k not in ("_name_or_path", "_commit_hash", "transformers_version")}
+
+
+def _name_of(name_or_path: str | os.PathLike, model=None, processor=None) -> str:
+    """Cache-key name: the hub id (``owner--model``) or a local folder's name, plus a hash of the
+    model and processor configs and (local folder, or the hub snapshot it resolved to) of the
+    weight files (:func:`weights_fingerprint`)."""
     path = Path(name_or_path)
+    config = getattr(model, "config", None)
+    identity = {"config": _config_dict(config), "processor": _config_dict(processor)}
     if path.exists():
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-        return f"{_slug(path.name)}-{digest}"
-    return _slug(str(name_or_path).replace("/", "--"))
+        identity.update(path=str(path.resolve()), files=weights_fingerprint(path))
+        name = _slug(path.name)
+    else:
+        identity.update(source=str(name_or_path), commit=getattr(config, "_commit_hash", None))
+        name = _slug(str(name_or_path).replace("/", "--"))
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{name}-{digest}"
 
 
 def _default_device(device) -> torch.device:
@@ -134,9 +180,12 @@ class HiddenStateEncoder(nn.Module):
         self.model = model
         self.name = name
         self.n_states = n_states
-        self.dim = hidden_size
+        self.width = hidden_size
         self.pooling = pooling
-        self.pooled_dim = hidden_size * (2 if pooling == "mean_std" else 1)
+        #: hidden states side by side in ``encode`` output (all of them for ``layer="weighted"``)
+        self.stacked_states = n_states if layer == "weighted" else 1
+        self.dim = hidden_size * self.stacked_states
+        self.pooled_dim = hidden_size * (2 if pooling == "mean_std" else 1) * self.stacked_states
         if layer == "weighted":
             self.layer_weighting = LayerWeighting(n_states)
         elif layer is None or isinstance(layer, (int, np.integer)):
@@ -147,18 +196,21 @@ class HiddenStateEncoder(nn.Module):
         else:
             raise ValueError(f"layer must be None, an int or 'weighted', got {layer!r}")
         self.layer = layer
-        self.device = _default_device(device)
-        self.to(self.device)
+        self.to(_default_device(device))
         self.eval()
 
     @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
     def key(self) -> str:
-        """``<name>-<layer>[-meanstd]``; the weighted variant carries a hash of its weights."""
+        """``<name>-<layer>[-meanstd]``; ``layer="weighted"`` caches every hidden state
+        (``-alllayers``): the weights are learned downstream, not baked into the cache."""
         if self.layer is None:
             layer = "last"
         elif self.layer == "weighted":
-            weights = self.layer_weighting.logits.detach().cpu().numpy().tobytes()
-            layer = "weighted-" + hashlib.sha1(weights).hexdigest()[:8]
+            layer = "alllayers"
         else:
             layer = f"layer{int(self.layer) % self.n_states}"
         suffix = "-meanstd" if self.pooling == "mean_std" else ""
@@ -176,16 +228,22 @@ class HiddenStateEncoder(nn.Module):
         return self.select(states), mask
 
     def encode(self, batch, level: str = "frames"):
-        """Frozen features: list of valid ``(T_i, dim)`` frames, or pooled ``(n, pooled_dim)``."""
+        """Frozen features: list of valid ``(T_i, dim)`` frames, or pooled ``(n, pooled_dim)``;
+        ``layer="weighted"``: every hidden state side by side (layer-major), each pooled on its
+        own."""
         if level not in ("frames", "pooled"):
             raise ValueError(f"level must be 'frames' or 'pooled', got {level!r}")
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                frames, mask = self(batch)
+                if self.layer == "weighted":
+                    states, mask = self.hidden_states(batch)
+                    frames = torch.cat(list(states), dim=-1)
+                else:
+                    frames, mask = self(batch)
                 if level == "pooled":
-                    return pool_frames(frames, mask, self.pooling).float().cpu().numpy()
+                    return pool_states(frames, mask, self.pooling, self.stacked_states).float().cpu().numpy()
                 frames, mask = frames.float().cpu().numpy(), mask.cpu().numpy()
                 return [frames[i][mask[i]] for i in range(len(frames))]
         finally:
@@ -202,7 +260,7 @@ class SpeechEncoder(HiddenStateEncoder):
     """
 
     modality = "audio"
-    normalize_audio = True
+    normalize_audio = False  # raw [-1, 1] waves: the feature extractor does what the model expects
     sample_rate = SAMPLE_RATE
 
     def __init__(self, model: nn.Module, feature_extractor, name: str, layer=None,
@@ -315,7 +373,7 @@ def load_speech_encoder(name_or_path: str | os.PathLike, layer: int | str | None
     else:
         model = AutoModel.from_pretrained(source)
         extractor = AutoFeatureExtractor.from_pretrained(source)
-    return SpeechEncoder(model, extractor, _name_of(name_or_path), layer, pooling, device)
+    return SpeechEncoder(model, extractor, _name_of(name_or_path, model, extractor), layer, pooling, device)
 
 
 def tiny_speech_config(kind: str = "wavlm"):
@@ -362,7 +420,8 @@ def tiny_speech_encoder(kind: str = "wavlm", seed: int = 0, layer: int | str | N
                         pooling: str = "mean", device=None) -> SpeechEncoder:
     """Tiny randomly initialised speech encoder of ``kind`` (wavlm, hubert, wav2vec2, whisper)."""
     model, extractor = tiny_speech_model_and_extractor(kind, seed)
-    return SpeechEncoder(model, extractor, f"tiny-{kind}-seed{seed}", layer, pooling, device)
+    digest = hashlib.sha1(json.dumps(_config_dict(model.config), sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return SpeechEncoder(model, extractor, f"tiny-{kind}-seed{seed}-{digest}", layer, pooling, device)
 
 
 def minilm_path() -> Path:
@@ -378,12 +437,10 @@ def load_text_encoder(name_or_path: str | os.PathLike | None = None, layer: int 
     ``AutoTokenizer``/``AutoModel``; ``None`` loads the offline MiniLM-L6 (384-d)."""
     from transformers import AutoModel, AutoTokenizer
 
-    if name_or_path is None:
-        source, name = minilm_path(), MINILM_NAME
-    else:
-        source, name = name_or_path, _name_of(name_or_path)
+    source = minilm_path() if name_or_path is None else name_or_path
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     model = AutoModel.from_pretrained(str(source))
+    name = MINILM_NAME if name_or_path is None else _name_of(name_or_path, model, None)
     return TextEncoder(model, tokenizer, name, layer, pooling, max_length, device)
 
 
@@ -439,6 +496,32 @@ class EGemapsEncoder:
             return [smile.process_signal(np.asarray(w, dtype=np.float32), self.sample_rate)
                     .to_numpy(dtype=np.float32) for w in batch]
         raise ValueError(f"level must be 'frames' or 'pooled', got {level!r}")
+
+
+def is_speech_encoder_name(name: str) -> bool:
+    """Whether :func:`load_encoder` would give an audio encoder for ``name`` (reads only the
+    config of a hub name or folder)."""
+    if name == "egemaps" or (name.startswith("tiny-") and name[5:] in TINY_SPEECH_KINDS):
+        return True
+    if name in ("minilm", "tiny-text", ""):
+        return False
+    try:
+        from transformers import AutoConfig
+        return AutoConfig.from_pretrained(str(name)).model_type in SPEECH_TYPES
+    except (OSError, ValueError):
+        return False
+
+
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The stack of transformer blocks of a ``transformers`` encoder (wav2vec2 family:
+    ``encoder.layers``; Whisper encoder: ``layers``; BERT/RoBERTa: ``encoder.layer``)."""
+    for path in ("encoder.layers", "layers", "encoder.layer", "layer"):
+        module = model
+        for part in path.split("."):
+            module = getattr(module, part, None)
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise ValueError(f"cannot find the transformer layers of {type(model).__name__}")
 
 
 def load_encoder(name: str, layer: int | str | None = None, pooling: str = "mean", device=None):

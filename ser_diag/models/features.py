@@ -13,7 +13,8 @@ second call resumes with the files not yet cached. Completed batches are flushed
 an extraction is interrupted by an exception.
 
 Inputs come from an MSP-Podcast layout corpus: audio from ``Audios/<FileName>`` (mono, resampled
-to the encoder's rate if needed, cut at ``max_seconds``, z-normalised per clip by default), text
+to the encoder's rate if needed, cut at ``max_seconds``, raw [-1, 1] for encoders whose processor
+normalises itself -- every speech encoder here and eGeMAPS), text
 from ``Transcripts/<stem>.txt`` — a missing transcript is encoded as the empty string (about 2%
 of MSP-Podcast turns have none).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import re
@@ -49,6 +51,8 @@ class FeatureSpec:
     normalize: str = "none"
     max_seconds: float | None = 12.0
     sample_rate: int = 16_000
+    n_states: int = 1          # hidden states side by side in each vector (layer "weighted")
+    augment: str = ""          # augmented view: the augmentation settings, seed and view number
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -107,6 +111,14 @@ class FeatureStore:
     encoder_key = property(lambda self: self.spec.encoder_key)
     level = property(lambda self: self.spec.level)
     dim = property(lambda self: self.spec.dim)
+    n_states = property(lambda self: self.spec.n_states)
+
+    @property
+    def mix(self) -> dict:
+        """Augmented views with clip mixing: ``{file: [partner file, weight of file, weight of
+        partner]}`` for the files mixed (``mix.json``); ``{}`` otherwise."""
+        path = self.path / "mix.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     @property
     def file_names(self) -> list[str]:
@@ -338,7 +350,7 @@ def encode_levels(encoder, batch, levels) -> dict:
     levels = tuple(levels)
     if len(levels) == 1:
         return {levels[0]: encoder.encode(batch, level=levels[0])}
-    from ser_diag.models.encoders import EGemapsEncoder, pool_frames
+    from ser_diag.models.encoders import EGemapsEncoder, pool_states
 
     if isinstance(encoder, EGemapsEncoder):
         pairs = [egemaps_functionals_and_llds(w, encoder.sample_rate) for w in batch]
@@ -347,9 +359,10 @@ def encode_levels(encoder, batch, levels) -> dict:
     if hasattr(encoder, "pooling") and set(levels) == set(LEVELS):
         import torch
 
+        n_states = getattr(encoder, "stacked_states", 1)
         frames = encoder.encode(batch, level="frames")
-        pooled = np.stack([pool_frames(torch.from_numpy(f)[None], torch.ones(1, len(f), dtype=torch.bool),
-                                       encoder.pooling)[0].numpy() for f in frames])
+        pooled = np.stack([pool_states(torch.from_numpy(f)[None], torch.ones(1, len(f), dtype=torch.bool),
+                                       encoder.pooling, n_states)[0].numpy() for f in frames])
         return {"frames": frames, "pooled": pooled}
     return {level: encoder.encode(batch, level=level) for level in levels}
 
@@ -363,8 +376,9 @@ def extract_features(corpus_root: str | os.PathLike, encoder, cache_dir: str | o
 
     ``encoder``: anything from :mod:`ser_diag.models.encoders` (``key``, ``modality``, ``dim``,
     ``pooled_dim``, ``encode(batch, level)``). Audio goes through :func:`read_audio` and
-    :func:`normalize_wave` (``normalize="auto"``: per clip unless the encoder says
-    ``normalize_audio = False``, as eGeMAPS does; or ``"clip"``, ``(mean, std)``, ``None``);
+    :func:`normalize_wave` (``normalize="auto"``: per clip only for an encoder that says
+    ``normalize_audio = True``; eGeMAPS and the speech encoders, whose processors normalise
+    themselves, get the raw wave; or ``"clip"``, ``(mean, std)``, ``None``);
     text through :func:`read_transcript`. Batches of ``batch_size`` items are formed by length
     (:func:`plan_batches`) unless ``bucket_by_length=False``. Cached files are skipped (a fully
     cached corpus returns the store without calling the encoder), so calling again after an
@@ -379,12 +393,14 @@ def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: s
                            file_names=None, levels=LEVELS, batch_size: int = 8,
                            bucket_by_length: bool = True, progress: bool = True,
                            normalize: str | tuple[float, float] | None = "auto",
-                           max_seconds: float | None = 12.0, shard_size: int = 256) -> dict:
+                           max_seconds: float | None = 12.0, shard_size: int = 256,
+                           view: tuple | None = None) -> dict:
     """:func:`extract_features` for several ``levels`` at once: each file is read and encoded
     once for all the levels it still misses (:func:`encode_levels`), e.g. eGeMAPS functionals
     and descriptors in one openSMILE pass, or MiniLM tokens and their mean in one forward pass.
     Returns ``{level: FeatureStore}``; each level is its own cache, as :func:`extract_features`
-    writes it."""
+    writes it. ``view = (tag, transform)`` (augmented views, :func:`extract_augmented_views`):
+    every wave goes through ``transform(file_name, wave)`` and the cache key gets ``tag``."""
     from tqdm.auto import tqdm
 
     root = Path(corpus_root)
@@ -395,7 +411,8 @@ def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: s
         raise ValueError(f"unknown encoder modality {modality!r}")
     sample_rate = int(getattr(encoder, "sample_rate", 16_000))
     if normalize == "auto":
-        normalize = "clip" if getattr(encoder, "normalize_audio", True) else None
+        normalize = "clip" if getattr(encoder, "normalize_audio", False) else None
+    tag, transform = view if view is not None else ("", None)
     done, paths = {}, {}
     for level in levels:
         spec = FeatureSpec(
@@ -403,8 +420,10 @@ def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: s
             dim=int(encoder.pooled_dim if level == "pooled" else encoder.dim),
             normalize=_normalize_tag(normalize) if modality == "audio" else "none",
             max_seconds=max_seconds if modality == "audio" else None,
-            sample_rate=sample_rate if modality == "audio" else 0)
-        path = paths[level] = store_path(cache_dir, encoder.key, level)
+            sample_rate=sample_rate if modality == "audio" else 0,
+            n_states=int(getattr(encoder, "stacked_states", 1)), augment=tag)
+        key = encoder.key + (f"-aug-{hashlib.sha1(tag.encode()).hexdigest()[:10]}" if tag else "")
+        path = paths[level] = store_path(cache_dir, key, level)
         path.mkdir(parents=True, exist_ok=True)
         spec_file = path / "spec.json"
         if spec_file.is_file():
@@ -433,8 +452,10 @@ def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: s
         for batch in plan_batches(lengths, batch_size, bucket_by_length):
             batch_names = [todo[i] for i in batch]
             if modality == "audio":
-                inputs = [normalize_wave(read_audio(root / "Audios" / f, sample_rate, max_seconds),
-                                         normalize) for f in batch_names]
+                inputs = [read_audio(root / "Audios" / f, sample_rate, max_seconds) for f in batch_names]
+                if transform is not None:
+                    inputs = [transform(f, w) for f, w in zip(batch_names, inputs)]
+                inputs = [normalize_wave(w, normalize) for w in inputs]
             else:
                 inputs = [items[i] for i in batch]
             needed = [level for level in levels if any(f not in done[level] for f in batch_names)]
@@ -447,3 +468,44 @@ def extract_feature_levels(corpus_root: str | os.PathLike, encoder, cache_dir: s
             writer.flush()
         bar.close()
     return {level: FeatureStore(paths[level]) for level in levels}
+
+
+def extract_augmented_views(corpus_root: str | os.PathLike, encoder, cache_dir: str | os.PathLike,
+                            train_files, settings: dict, seed: int, level: str = "pooled", file_names=None,
+                            batch_size: int = 8, progress: bool = True, max_seconds: float | None = 12.0) -> list:
+    """Encode ``settings["views"]`` augmented copies of the Train files and cache each as its own
+    feature set (frozen-feature training draws a view per row and epoch); returns one
+    :class:`FeatureStore` per view.
+
+    View ``v`` of file ``f`` is :func:`ser_diag.models.augment.augment_waveform` with a
+    generator seeded by ``(seed, v, f)``; a mixing partner is drawn from ``train_files``. The
+    partners and label weights go to the view's ``mix.json`` (:attr:`FeatureStore.mix`).
+    ``file_names``: encode only these Train files (a process's share); default all of them.
+    """
+    from ser_diag.models.augment import augment_waveform, plan_augmentation
+    from ser_diag.models.train import file_seed
+
+    root = Path(corpus_root)
+    train_files = sorted(str(f) for f in train_files)
+    sample_rate = int(getattr(encoder, "sample_rate", 16_000))
+    stores = []
+    for v in range(1, int(settings.get("views", 2)) + 1):
+        plans = {f: plan_augmentation(settings, np.random.default_rng(file_seed(seed, v, f)), train_files, f)
+                 for f in train_files}
+
+        def transform(f, wave, plans=plans, v=v):
+            rng = np.random.default_rng(file_seed(seed, v, f) + [1])
+            plan = plans[f]
+            partner = (read_audio(root / "Audios" / plan["partner"], sample_rate, max_seconds)
+                       if "partner" in plan else None)
+            return augment_waveform(wave, sample_rate, plan, rng, partner)
+
+        tag = json.dumps({"settings": settings, "seed": int(seed), "view": v}, sort_keys=True)
+        store = extract_feature_levels(root, encoder, cache_dir, file_names if file_names is not None else train_files,
+                                       (level,), batch_size, True, progress, "auto", max_seconds,
+                                       view=(tag, transform))[level]
+        mix = {f: [p["partner"], p["weight"], 1.0 - p["weight"]] for f, p in plans.items() if "partner" in p}
+        if mix and not (store.path / "mix.json").is_file():
+            _atomic_save(store.path / "mix.json", lambda fh: fh.write(json.dumps(mix, sort_keys=True).encode()))
+        stores.append(store)
+    return stores

@@ -205,6 +205,35 @@ class CrossModalAttentionFusion(nn.Module):
         return out
 
 
+class LayerWeightedInputs(nn.Module):
+    r"""Learned layer weights in front of a head (SUPERB): for each modality in ``layers``
+    (``modality -> L``) the features hold ``L`` hidden states side by side, ``(..., L * D)``;
+    they are combined as :math:`h = \sum_l \mathrm{softmax}(w)_l H_l` with ``w`` a parameter
+    (zeros: the uniform mean), then passed to ``head``. Other modalities pass unchanged.
+    ``outputs`` is the head's (manifold mixup hooks it)."""
+
+    def __init__(self, head: nn.Module, layers: dict[str, int]):
+        super().__init__()
+        self.head = head
+        self.layers = dict(layers)
+        self.layer_logits = nn.ParameterDict({m: nn.Parameter(torch.zeros(int(n))) for m, n in self.layers.items()})
+
+    @property
+    def outputs(self) -> nn.Module:
+        return self.head.outputs
+
+    def layer_weights(self, modality: str) -> torch.Tensor:
+        return torch.softmax(self.layer_logits[modality], dim=0)
+
+    def forward(self, features: dict, masks: dict | None = None) -> dict:
+        features = dict(features)
+        for m, n in self.layers.items():
+            x = features[m]
+            stacked = x.reshape(*x.shape[:-1], n, x.shape[-1] // n)
+            features[m] = torch.einsum("...ld,l->...d", stacked, self.layer_weights(m).to(x.dtype))
+        return self.head(features, masks)
+
+
 MODELS = {"baseline": BaselineHead, "late_fusion": LateFusionMLP, "cross_attention": CrossModalAttentionFusion}
 
 
@@ -221,6 +250,7 @@ __all__ = [
     "BaselineHead",
     "CrossModalAttentionFusion",
     "LateFusionMLP",
+    "LayerWeightedInputs",
     "MODELS",
     "MultiTaskOutputs",
     "build_model",

@@ -1,6 +1,7 @@
 """The reference systems on a corpus in MSP-Podcast layout, end to end, on CPU.
 
-``run_reference_pipeline(corpus, out)`` extracts features once (eGeMAPS functionals and
+``run_reference_pipeline(corpus, out)`` trains the systems of ``configs/<system>.json``
+(:data:`REFERENCE_SYSTEMS`, the same files ``ser-diag train --config`` reads); it extracts features once (eGeMAPS functionals and
 low-level descriptors for audio, MiniLM-L6 sentence and token embeddings for text), trains
 
 =================  ===================================  ==========================================
@@ -37,28 +38,27 @@ from pathlib import Path
 
 from ser_diag.schema import SYNTHETIC_BANNER
 
-AUDIO_POOLED = {"encoder": "egemaps", "level": "pooled"}
-AUDIO_FRAMES = {"encoder": "egemaps", "level": "frames", "frame_stride": 10}
-TEXT_POOLED = {"encoder": "minilm", "level": "pooled"}
-TEXT_FRAMES = {"encoder": "minilm", "level": "frames"}
-
-_MLP = {"kind": "late_fusion", "hidden": 128, "dropout": 0.3}
-REFERENCE_SYSTEMS: dict[str, dict] = {
-    "audio_egemaps": {"modalities": {"audio": AUDIO_POOLED}, "model": _MLP},
-    "text_minilm": {"modalities": {"text": TEXT_POOLED}, "model": _MLP},
-    "late_fusion": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP},
-    "cross_attention": {"modalities": {"audio": AUDIO_FRAMES, "text": TEXT_FRAMES},
-                        "model": {"kind": "cross_attention", "d_model": 32, "n_heads": 2, "hidden": 64,
-                                  "dropout": 0.2}, "lr": 2e-3},
-    "late_fusion_focal": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP,
-                          "categorical_loss": "focal", "class_weighting": "sqrt_inverse"},
-    "late_fusion_soft": {"modalities": {"audio": AUDIO_POOLED, "text": TEXT_POOLED}, "model": _MLP,
-                         "categorical_loss": "soft_ce", "class_weighting": "none"},
-}
+CONFIG_DIR = Path(__file__).parent / "configs"
+#: Keys of a config file that say where a run reads and writes, not what it trains.
+RUN_KEYS = ("system_name", "out_dir", "corpus", "feature_cache", "seed")
+PIPELINE_SYSTEMS = ("audio_egemaps", "text_minilm", "late_fusion", "cross_attention", "late_fusion_focal",
+                    "late_fusion_soft")
 QUICK_SYSTEMS = ("audio_egemaps", "text_minilm", "late_fusion", "cross_attention")
-DEFAULTS = {"epochs": 40, "patience": 10, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.01,
-            "categorical_loss": "weighted_ce", "attribute_loss": "ccc", "sampler": "shuffle",
-            "monitor": "score", "progress": False}
+
+
+def system_config(name: str) -> dict:
+    """The training config of a reference system, read from ``configs/<name>.json`` (the one
+    source of truth: ``ser-diag train --config`` reads the same file) without its run keys
+    (:data:`RUN_KEYS`)."""
+    path = CONFIG_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"no reference system {name!r}: no {path}")
+    return {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k not in RUN_KEYS}
+
+
+REFERENCE_SYSTEMS: dict[str, dict] = {name: system_config(name) for name in PIPELINE_SYSTEMS}
+#: Run settings the pipeline adds to every system (the files hold everything else).
+DEFAULTS = {"progress": False}
 
 
 def _log(msg: str) -> None:
@@ -122,7 +122,7 @@ def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str) -
     trained = []
     for name in names:
         system = REFERENCE_SYSTEMS[name]
-        config = {**DEFAULTS, **system, "system_name": name, "out_dir": str(out), "corpus": str(corpus),
+        config = {**system, **DEFAULTS, "system_name": name, "out_dir": str(out), "corpus": str(corpus),
                   "seed": seed}
         if quick:
             config.update(epochs=15, patience=5)
@@ -147,4 +147,4 @@ def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str) -
     return predictions_dir(out, "", split)
 
 
-__all__ = ["REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "extract_system_features", "run_reference_pipeline"]
+__all__ = ["PIPELINE_SYSTEMS", "REFERENCE_SYSTEMS", "QUICK_SYSTEMS", "system_config", "extract_system_features", "run_reference_pipeline"]

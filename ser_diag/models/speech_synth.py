@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,13 +234,10 @@ def write_utterances_isolated(specs: list[dict], sample_rate: int = 16000, block
     blocks = [specs[i:i + block_size] for i in range(0, len(specs), block_size)]
     if not blocks:
         return
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
 
     def run(block: list[dict]) -> None:
         done = subprocess.run([sys.executable, "-m", "ser_diag.models.speech_synth", str(sample_rate)],
-                              input=json.dumps(block, default=_json_scalar), capture_output=True, text=True, env=env)
+                              input=json.dumps(block, default=_json_scalar), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"speech synthesis worker failed: {done.stderr.strip()[-2000:]}")
 

@@ -1,9 +1,8 @@
-"""One training entry point for the reference heads on cached features (nanoGPT-lean).
+"""One training entry point for the reference models (nanoGPT-lean).
 
-``train(config)`` trains one system from cached pooled or frame features per modality and the
-corpus labels, early-stops on the development metric (:mod:`ser_diag.metrics`), checkpoints
-every epoch with everything an exact resume needs, and writes the system's predictions for the
-Development and Test3 files in the challenge layout::
+``train(config)`` trains one system, early-stops on the development metric
+(:mod:`ser_diag.metrics`), checkpoints every epoch with everything an exact resume needs, and
+writes the system's predictions for the Development and Test3 files in the challenge layout::
 
     <out_dir>/predictions/<system_name>/categorical.csv   FileName,EmoClass,P_A..P_N  (Development)
     <out_dir>/predictions/<system_name>/attributes.csv    FileName,EmoAct,EmoVal,EmoDom
@@ -12,10 +11,21 @@ Development and Test3 files in the challenge layout::
     <out_dir>/runs/<system_name>/config.json, metrics.jsonl, summary.json,
                                  checkpoints/last.pt, checkpoints/best.pt
 
-Recipe (challenge baseline): features z-normalised with Train statistics, attribute targets
-scaled ``(y-1)/6``, outputs mapped back ``*6+1`` and clipped to ``[1, 7]``; AdamW, linear
-warm-up then cosine or exponential decay (per optimizer step), gradient accumulation,
-``torch.autocast`` (bf16/fp16 on GPU by default, off on CPU unless ``amp="bf16"``).
+Two input paths share one loop (:func:`_setup`, :func:`_train_epoch`, :func:`_end_epoch`,
+:func:`_finish`):
+
+* **frozen features** (default, fast): cached pooled or frame features per modality
+  (:func:`open_feature_store`), z-normalised with Train statistics; a modality spec with
+  ``"layer": "weighted"`` caches every hidden state and the model learns the softmax layer
+  weights (:class:`ser_diag.models.heads.LayerWeightedInputs`);
+* **fine-tuning** (``config.finetune`` non-empty, :mod:`ser_diag.models.finetune`): waveforms
+  (and transcripts) through ``transformers`` encoders whose top layers are trained.
+
+Recipe (challenge baseline): attribute targets scaled ``(y-1)/6``, outputs mapped back ``*6+1``
+and clipped to ``[1, 7]``; AdamW, linear warm-up then cosine or exponential decay (per optimizer
+step), gradient accumulation, ``torch.autocast`` (bf16/fp16 on GPU by default, off on CPU unless
+``amp="bf16"``). torch runs on ``num_threads`` threads (default 1, as the reference pipeline:
+on a shared 2-core machine one thread per process was 6-20x faster for the small heads).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised from the
 environment (gloo on CPU, nccl on GPU). Every process draws the same global batch (samplers
@@ -24,8 +34,12 @@ all shards are gathered in rank order, every process evaluates the loss on the w
 batch, and the gradient flows through its own rows only (the loss is scaled by the world size
 to undo DDP's gradient averaging). So ``P`` processes x ``b/P`` rows compute the gradient of
 the same loss as 1 process x ``b`` rows, batch-level losses (1-CCC, soft macro-F1) included.
-Dropout masks come from each process's own generator, so bitwise equality with a single
-process holds only without dropout; equality is up to floating-point summation order.
+Each process draws dropout from its own generator (process 0: the one seeded by ``seed``,
+process ``r``: one seeded by ``(seed, r)``) and every process's generator state is
+checkpointed; waveform augmentation and mixup are functions of ``(seed, epoch, file/batch)``,
+so they do not depend on the number of processes. Hence without dropout ``P`` processes equal
+one process up to floating-point summation order; with dropout they are different (equally
+valid) random draws.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +66,7 @@ from torch import nn
 from ser_diag import metrics
 from ser_diag.models import losses
 from ser_diag.models.augment import draw_mixup
-from ser_diag.models.heads import build_model
+from ser_diag.models.heads import LayerWeightedInputs, build_model
 from ser_diag.models.sampling import class_counts, class_weights, global_batches, make_sampler, shard
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, GENDERS, PROB_COLUMNS, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
@@ -65,9 +80,13 @@ class TrainConfig:
     ``modalities`` maps a modality name to a feature spec: ``{"encoder": name or path (see
     :func:`open_feature_store`), "layer": int|"weighted", "level": "pooled"|"frames",
     "frame_stride": k}`` (``frame_stride`` averages runs of k frames, e.g. 10 ms eGeMAPS
-    descriptors to 100 ms; only ``level`` and ``frame_stride`` are read when feature stores are
-    passed to :func:`train` directly).
+    descriptors to 100 ms; only ``level``, ``frame_stride`` and ``layer`` are read when feature
+    stores are passed to :func:`train` directly). ``"layer": "weighted"`` learns softmax layer
+    weights over all hidden states (SUPERB) as parameters of the model.
     ``model`` is ``{"kind": "baseline"|"late_fusion"|"cross_attention", **head kwargs}``.
+    ``finetune`` (off by default, ``{}``): train the encoders themselves, see
+    :mod:`ser_diag.models.finetune` for its keys.
+    ``num_threads``: torch threads while training (``None``: leave torch's setting).
 
     ``augment`` (off by default, ``{}``) takes any of
 
@@ -84,6 +103,13 @@ class TrainConfig:
       the detailed labels after dropping that share of each file's annotators
       (:func:`ser_diag.models.augment.drop_annotators`, seeded by ``(seed, epoch)``; every file
       keeps at least one class vote).
+    * waveform augmentation of the Train audio (:func:`ser_diag.models.augment.augment_waveform`):
+      ``"noise": {"p", "snr_db": [lo, hi]}``, ``"reverb": {"p", "rt60": [lo, hi]}``,
+      ``"mix_clips": {"p", "max_overlap_s"}`` (SAIL: labels averaged, so it needs a soft-label
+      categorical loss or no categorical task), ``"views": k``. Frozen features: ``k``
+      (default 2) augmented copies of every Train file are encoded and cached as extra feature
+      sets, and each epoch every Train row uses a view drawn from ``(seed, epoch)`` (0 = clean);
+      fine-tuning: augmented on the fly, seeded by ``(seed, epoch, file)``.
     """
 
     system_name: str = "system"
@@ -119,12 +145,14 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     device: str = "auto"
+    num_threads: int | None = 1
     eval_batch_size: int = 128
     predict_splits: tuple = ("Development", "Test3")
     resume: bool = False
     stop_after_epochs: int | None = None
     progress: bool = True
     augment: dict = field(default_factory=dict)
+    finetune: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -159,17 +187,23 @@ class TrainResult:
     seconds: float
     n_parameters: int
     model: nn.Module = field(repr=False)
+    num_threads: int = 0
+    n_trainable: int = 0
 
 
 class ArrayFeatures:
     """In-memory feature store with the :class:`ser_diag.models.features.FeatureStore` read API
-    (``file_names``, ``dim``, ``get``, ``get_frames``): pooled ``(n, D)`` or a list of ``(T_i, D)``."""
+    (``file_names``, ``dim``, ``get``, ``get_frames``): pooled ``(n, D)`` or a list of ``(T_i, D)``.
+    ``n_states``: how many hidden states are concatenated along the feature axis (``layer:
+    "weighted"`` features; ``D = n_states x width``)."""
 
-    def __init__(self, file_names, values):
+    def __init__(self, file_names, values, n_states: int = 1):
         self.file_names = [str(f) for f in file_names]
         self._row = {f: i for i, f in enumerate(self.file_names)}
         self._values = values if isinstance(values, list) else np.asarray(values, dtype=np.float32)
         self.dim = int(self._values[0].shape[-1])
+        self.n_states = int(n_states)
+        self.mix: dict = {}
 
     def get(self, file_names) -> np.ndarray:
         rows = [self._row[f] for f in file_names]
@@ -220,21 +254,37 @@ def _gather_rows(x: torch.Tensor, sizes: list[int], ctx: _Dist) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _gather_objects(obj, ctx: _Dist) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process."""
+    if ctx.world_size == 1:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 # --------------------------------------------------------------------------- data
 
 @dataclass
 class _Data:
     file_names: np.ndarray
     split: np.ndarray
-    features: dict          # modality -> Tensor (N, D) or list of Tensor (T_i, D)
+    features: dict          # modality -> Tensor (N, D), list of Tensor (T_i, D), or RawInputs
     y_class: np.ndarray     # (N,) int, -1 = O/X/unlabelled
     y_attr: np.ndarray      # (N, 3) scaled (y-1)/6, NaN where missing
     y_gender: np.ndarray    # (N,) int, -1 = unknown
     y_soft: np.ndarray | None  # (N, 8) vote distributions, NaN rows where unknown
+    views: dict = field(default_factory=dict)   # modality -> [view 1, view 2, ...] like features
+    view_mix: list = field(default_factory=list)  # per view: (partner row (N,) or -1, weight of the row (N,))
+    n_states: dict = field(default_factory=dict)  # modality -> stacked hidden states (1: one layer)
 
     @property
     def dims(self) -> dict:
-        return {m: int(v.shape[1] if torch.is_tensor(v) else v[0].shape[1]) for m, v in self.features.items()}
+        out = {}
+        for m, v in self.features.items():
+            out[m] = int(v.dim if hasattr(v, "dim") and not torch.is_tensor(v) else
+                         v.shape[1] if torch.is_tensor(v) else v[0].shape[1])
+        return out
 
 
 def _labels_frame(config: TrainConfig, labels) -> pd.DataFrame:
@@ -255,48 +305,113 @@ def _read_soft_labels(path) -> pd.DataFrame:
     return soft_labels(read_detailed_labels(path))
 
 
-def open_feature_store(corpus, spec: dict, cache_dir, progress: bool = True):
+def _encoder_for(spec: dict):
+    from ser_diag.models.encoders import load_encoder
+    return load_encoder(spec["encoder"], spec.get("layer"), spec.get("pooling", "mean"))
+
+
+def open_feature_store(corpus, spec: dict, cache_dir, progress: bool = True, file_names=None):
     """Extract the features a modality spec names (or read them from the cache): ``spec`` =
     ``{"encoder": "egemaps"|"minilm"|"tiny-wavlm"|hub name or path, "layer": int|"weighted"|None,
     "pooling": "mean"|"mean_std", "level": "pooled"|"frames"}``
-    (see :func:`ser_diag.models.encoders.load_encoder`)."""
-    from ser_diag.models.encoders import load_encoder
+    (see :func:`ser_diag.models.encoders.load_encoder`; ``"weighted"`` caches every hidden
+    state). ``file_names``: encode only these (default: the whole corpus)."""
     from ser_diag.models.features import extract_features
-    encoder = load_encoder(spec["encoder"], spec.get("layer"), spec.get("pooling", "mean"))
     level = spec.get("level", "pooled")
-    return extract_features(corpus, encoder, cache_dir, level=level, batch_size=spec.get("batch_size", 8),
-                            progress=progress)
+    return extract_features(corpus, _encoder_for(spec), cache_dir, file_names=file_names, level=level,
+                            batch_size=spec.get("batch_size", 8), progress=progress)
 
 
-def _open_feature_stores(config: TrainConfig, ctx: "_Dist") -> dict:
-    """Feature stores for ``config.modalities``; process 0 extracts, the others wait and read."""
+def open_augmented_views(corpus, spec: dict, cache_dir, train_files, augment: dict, seed: int,
+                         progress: bool = True, file_names=None) -> list:
+    """The cached augmented views of the Train files for one audio modality spec
+    (:func:`ser_diag.models.features.extract_augmented_views`)."""
+    from ser_diag.models.augment import waveform_settings
+    from ser_diag.models.features import extract_augmented_views
+    settings = waveform_settings(augment)
+    return extract_augmented_views(corpus, _encoder_for(spec), cache_dir, train_files, settings, seed,
+                                   level=spec.get("level", "pooled"), file_names=file_names,
+                                   batch_size=spec.get("batch_size", 8), progress=progress)
+
+
+def _open_feature_stores(config: TrainConfig, ctx: "_Dist", labels: pd.DataFrame) -> tuple[dict, dict]:
+    """Feature stores (and augmented views) for ``config.modalities``. Extraction is sharded:
+    process ``r`` encodes files ``r, r + P, ...`` into the shared cache (each writes its own
+    shards), then all wait once and open the whole store."""
     cache = Path(config.feature_cache or Path(config.out_dir) / "features")
-    stores = {}
-    if ctx.main:
-        stores = {m: open_feature_store(config.corpus, spec, cache, config.progress)
-                  for m, spec in config.modalities.items()}
+    names = sorted(labels["FileName"].astype(str))
+    train_files = sorted(labels.loc[labels["Split_Set"].astype(str) == "Train", "FileName"].astype(str))
+    waveform = _augment_settings(config.augment)[2]
+    mine = names[ctx.rank::ctx.world_size]
+    mine_train = train_files[ctx.rank::ctx.world_size]
+    progress = config.progress and ctx.main
+    stores, views = {}, {}
+    for m, spec in config.modalities.items():
+        stores[m] = open_feature_store(config.corpus, spec, cache, progress, file_names=mine)
+        if waveform and _is_audio(spec):
+            views[m] = open_augmented_views(config.corpus, spec, cache, train_files, config.augment, config.seed,
+                                            progress, file_names=mine_train)
     if ctx.world_size > 1:
         dist.barrier()
-    if not ctx.main:
-        stores = {m: open_feature_store(config.corpus, spec, cache, False) for m, spec in config.modalities.items()}
-    return stores
+        stores = {m: type(s)(s.path) for m, s in stores.items()}
+        views = {m: [type(v)(v.path) for v in vs] for m, vs in views.items()}
+    return stores, views
 
 
-def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: pd.DataFrame | None) -> _Data:
+def _is_audio(spec: dict) -> bool:
+    from ser_diag.models.encoders import is_speech_encoder_name
+    return is_speech_encoder_name(spec.get("encoder", ""))
+
+
+def _feature_tensors(store, names, spec: dict):
+    level = spec.get("level", "pooled")
+    if level == "frames":
+        stride = int(spec.get("frame_stride", 1))
+        return [_average_frames(torch.as_tensor(np.asarray(a, dtype=np.float32)), stride)
+                for a in store.get_frames(list(names))]
+    if level == "pooled":
+        return torch.as_tensor(np.asarray(store.get(list(names)), dtype=np.float32))
+    raise ValueError(f"level must be 'pooled' or 'frames', not {level!r}")
+
+
+def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: pd.DataFrame | None,
+               views: dict | None = None) -> _Data:
     splits = ("Train", "Development") + tuple(s for s in config.predict_splits if s not in ("Train", "Development"))
     labels = labels[labels["Split_Set"].astype(str).isin(splits)]
     names = labels["FileName"].astype(str).to_numpy()
-    feats = {}
+    feats, n_states = {}, {}
     for m, store in features.items():
-        level = config.modalities.get(m, {}).get("level", "pooled")
-        if level == "frames":
-            stride = int(config.modalities.get(m, {}).get("frame_stride", 1))
-            feats[m] = [_average_frames(torch.as_tensor(np.asarray(a, dtype=np.float32)), stride)
-                        for a in store.get_frames(list(names))]
-        elif level == "pooled":
-            feats[m] = torch.as_tensor(np.asarray(store.get(list(names)), dtype=np.float32))
-        else:
-            raise ValueError(f"modality {m!r}: level must be 'pooled' or 'frames', not {level!r}")
+        spec = config.modalities.get(m, {})
+        n_states[m] = int(getattr(getattr(store, "spec", None), "n_states", getattr(store, "n_states", 1)) or 1)
+        if spec.get("layer") == "weighted" and n_states[m] < 2:
+            raise ValueError(f"modality {m!r}: layer 'weighted' needs features of every hidden state "
+                             f"(a store with n_states > 1), got {n_states[m]}")
+        if getattr(store, "raw", False):  # fine-tuning: waveforms / transcripts
+            feats[m] = store.subset(names)
+            continue
+        try:
+            feats[m] = _feature_tensors(store, names, spec)
+        except ValueError as error:
+            raise ValueError(f"modality {m!r}: {error}") from None
+    split = labels["Split_Set"].astype(str).to_numpy()
+    data_views, view_mix = {}, []
+    for m, stores in (views or {}).items():
+        train = np.flatnonzero(split == "Train")
+        data_views[m] = []
+        for v, store in enumerate(stores):
+            values = _feature_tensors(store, names[train], config.modalities.get(m, {}))
+            full = feats[m].clone() if torch.is_tensor(feats[m]) else list(feats[m])
+            for j, row in enumerate(train):
+                full[row] = values[j]
+            data_views[m].append(full)
+            if len(view_mix) <= v:
+                row_of = {f: i for i, f in enumerate(names)}
+                partner = np.full(len(names), -1, dtype=np.int64)
+                weight = np.ones(len(names), dtype=np.float32)
+                for f, (other, w_a, _) in getattr(store, "mix", {}).items():
+                    if f in row_of and other in row_of:
+                        partner[row_of[f]], weight[row_of[f]] = row_of[other], w_a
+                view_mix.append((partner, weight))
     codes = labels["EmoClass"].astype(str).to_numpy()
     y_class = np.array([_CODE_INDEX.get(c, -1) for c in codes], dtype=np.int64)
     y_attr = ((labels.loc[:, list(ATTRIBUTES)].astype(float).to_numpy() - 1.0) / 6.0).astype(np.float32)
@@ -305,7 +420,7 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
     y_soft = None
     if soft is not None:
         y_soft = soft.reindex(names).loc[:, list(CLASS_CODES)].to_numpy(dtype=np.float32)
-    return _Data(names, labels["Split_Set"].astype(str).to_numpy(), feats, y_class, y_attr, y_gender, y_soft)
+    return _Data(names, split, feats, y_class, y_attr, y_gender, y_soft, data_views, view_mix, n_states)
 
 
 def _average_frames(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -318,46 +433,109 @@ def _average_frames(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def _normalize(data: _Data) -> None:
-    """z-normalise every modality with statistics of the Train rows (frames: of Train frames)."""
+    """z-normalise every modality (and its augmented views) with statistics of the clean Train
+    rows (frames: of Train frames)."""
     train = np.flatnonzero(data.split == "Train")
     for m, v in data.features.items():
+        if not (torch.is_tensor(v) or isinstance(v, list)):
+            continue  # raw inputs (fine-tuning): the encoder's processor normalises
         if torch.is_tensor(v):
             ref = v[train]
         else:
             ref = torch.cat([v[i] for i in train])
         mean, std = ref.mean(dim=0), ref.std(dim=0, unbiased=False).clamp_min(1e-5)
-        data.features[m] = (v - mean) / std if torch.is_tensor(v) else [(x - mean) / std for x in v]
+
+        def scale(x):
+            return (x - mean) / std if torch.is_tensor(x) else [(f - mean) / std for f in x]
+        data.features[m] = scale(v)
+        if m in data.views:
+            data.views[m] = [scale(x) for x in data.views[m]]
 
 
-def _collate(data: _Data, rows: np.ndarray, device: torch.device) -> tuple[dict, dict]:
+def _pad(seqs: list) -> tuple[torch.Tensor, torch.Tensor]:
+    seqs = [s if len(s) else torch.zeros(1, s.shape[1]) for s in seqs]
+    lengths = torch.tensor([len(s) for s in seqs])
+    return (nn.utils.rnn.pad_sequence(seqs, batch_first=True),
+            torch.arange(int(lengths.max()))[None, :] < lengths[:, None])
+
+
+def _collate(data: _Data, rows: np.ndarray, device: torch.device, view_of_row: np.ndarray | None = None
+             ) -> tuple[dict, dict]:
+    """Model inputs for ``rows``: pooled ``(B, D)``, padded frames ``(B, T, D)`` + masks, or raw
+    inputs (fine-tuning). ``view_of_row`` (training with augmented views): which view (0 =
+    clean) each row takes; a row whose view mixed it with a partner clip gets, for modalities
+    without views, the partner's features mixed in (pooled: weighted mean; frames: appended)."""
     feats, masks = {}, {}
     for m, v in data.features.items():
-        if torch.is_tensor(v):
-            feats[m] = v[rows].to(device)
+        if not (torch.is_tensor(v) or isinstance(v, list)):
+            feats[m] = v.batch(rows)
             continue
-        seqs = [v[i] if len(v[i]) else torch.zeros(1, v[i].shape[1]) for i in rows]
-        lengths = torch.tensor([len(s) for s in seqs])
-        feats[m] = nn.utils.rnn.pad_sequence(seqs, batch_first=True).to(device)
-        masks[m] = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).to(device)
+        viewed = view_of_row is not None and m in data.views
+        pick = [data.views[m][view_of_row[r] - 1] if viewed and view_of_row[r] > 0 else v for r in rows]
+        partner = _partners(data, rows, view_of_row) if not viewed else None
+        if torch.is_tensor(v):
+            x = torch.stack([src[r] for src, r in zip(pick, rows)]) if viewed else v[rows]
+            if partner is not None and (partner[0] >= 0).any():
+                p, w = partner
+                mixed = torch.as_tensor(w)[:, None] * x + torch.as_tensor(1 - w)[:, None] * v[np.maximum(p, 0)]
+                x = torch.where(torch.as_tensor(p >= 0)[:, None], mixed, x)
+            feats[m] = x.to(device)
+            continue
+        seqs = [src[r] for src, r in zip(pick, rows)]
+        if partner is not None:
+            seqs = [torch.cat([s, v[p]]) if p >= 0 else s for s, p in zip(seqs, partner[0])]
+        feats[m], mask = _pad(seqs)
+        feats[m], masks[m] = feats[m].to(device), mask.to(device)
     return feats, masks
 
 
-def _targets(data: _Data, rows: np.ndarray, device: torch.device) -> dict:
-    t = {"class": torch.as_tensor(data.y_class[rows], device=device),
-         "attributes": torch.as_tensor(data.y_attr[rows], device=device),
-         "gender": torch.as_tensor(data.y_gender[rows], device=device)}
-    if data.y_soft is not None:
-        t["soft"] = torch.as_tensor(data.y_soft[rows], device=device)
+def _partners(data: _Data, rows: np.ndarray, view_of_row: np.ndarray | None):
+    """``(partner row or -1, weight of the row)`` for ``rows`` under their views, or ``None``."""
+    if view_of_row is None or not data.view_mix:
+        return None
+    partner = np.full(len(rows), -1, dtype=np.int64)
+    weight = np.ones(len(rows), dtype=np.float32)
+    for j, r in enumerate(rows):
+        v = int(view_of_row[r])
+        if v > 0:
+            partner[j], weight[j] = data.view_mix[v - 1][0][r], data.view_mix[v - 1][1][r]
+    return partner, weight
+
+
+def _targets(data: _Data, rows: np.ndarray, device: torch.device, mix=None) -> dict:
+    """Targets of ``rows``; ``mix = (partner row or -1, weight)`` (clip mixing): attribute and
+    soft-label targets become :math:`w y + (1-w) y_\\text{partner}`; the hard class and gender of
+    a mixed row become unknown (-1), so hard-label losses skip it."""
+    y_class, y_attr, y_gender = data.y_class[rows], data.y_attr[rows], data.y_gender[rows]
+    y_soft = data.y_soft[rows] if data.y_soft is not None else None
+    if mix is not None and (mix[0] >= 0).any():
+        p, w = mix
+        mixed = p >= 0
+        q = np.where(mixed, p, rows)
+        wa = np.where(mixed, w, 1.0).astype(np.float32)[:, None]
+        y_attr = wa * y_attr + (1 - wa) * data.y_attr[q]
+        if y_soft is not None:
+            y_soft = wa * y_soft + (1 - wa) * data.y_soft[q]
+        y_class = np.where(mixed, -1, y_class)
+        y_gender = np.where(mixed & (data.y_gender[q] != y_gender), -1, y_gender)
+    t = {"class": torch.as_tensor(y_class, device=device),
+         "attributes": torch.as_tensor(np.asarray(y_attr, dtype=np.float32), device=device),
+         "gender": torch.as_tensor(y_gender, device=device)}
+    if y_soft is not None:
+        t["soft"] = torch.as_tensor(np.asarray(y_soft, dtype=np.float32), device=device)
     return t
 
 
 # --------------------------------------------------------------------------- augmentation
 
-AUGMENTATIONS = ("manifold_mixup", "drop_annotators")
+AUGMENTATIONS = ("manifold_mixup", "drop_annotators", "noise", "reverb", "mix_clips", "views")
 
 
-def _augment_settings(augment: dict) -> tuple[dict | None, float | None]:
-    """``(mixup {"p", "alpha"} or None, drop fraction or None)`` from ``TrainConfig.augment``."""
+def _augment_settings(augment: dict) -> tuple[dict | None, float | None, dict]:
+    """``(mixup {"p", "alpha"} or None, drop fraction or None, waveform settings or {})`` from
+    ``TrainConfig.augment`` (waveform: :func:`ser_diag.models.augment.waveform_settings`)."""
+    from ser_diag.models.augment import waveform_settings
+
     unknown = sorted(set(augment or {}) - set(AUGMENTATIONS))
     if unknown:
         raise ValueError(f"unknown augment keys {unknown}; known: {list(AUGMENTATIONS)}")
@@ -376,13 +554,18 @@ def _augment_settings(augment: dict) -> tuple[dict | None, float | None]:
     if isinstance(drop, dict):
         drop = drop.get("fraction", 0.2)
     drop = float(drop) if drop else None
-    return mixup, drop
+    return mixup, drop, waveform_settings(augment or {})
 
 
 def _mixup_generator(seed: int, epoch: int, step: int) -> torch.Generator:
     """A generator that is a pure function of ``(seed, epoch, batch index)``."""
     state = np.random.SeedSequence([int(seed), int(epoch), int(step), 0x6D1]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def _view_draw(seed: int, epoch: int, n_rows: int, n_views: int) -> np.ndarray:
+    """View (0 = clean, 1..k = augmented) of every row in one epoch, a function of ``(seed, epoch)``."""
+    return np.random.default_rng([int(seed), int(epoch), 0x71E]).integers(0, n_views + 1, n_rows)
 
 
 def _mixup_hook(state: dict):
@@ -421,6 +604,12 @@ def _mixup_loss(out: dict, t: dict, config: "TrainConfig", weight, lam: float, p
     loss_b, parts_b = _task_loss(out, partner, config, weight)
     parts = {k: lam * parts_a[k] + (1 - lam) * parts_b[k] for k in parts_a}
     return lam * loss_a + (1 - lam) * loss_b, parts
+
+
+def file_seed(seed: int, epoch: int, file_name: str) -> list[int]:
+    """Seed words for one file's augmentation in one epoch (or view): independent of the batch,
+    the shard and the number of processes."""
+    return [int(seed), int(epoch), zlib.crc32(str(file_name).encode()), 0xA06]
 
 
 # --------------------------------------------------------------------------- loss
@@ -573,11 +762,13 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore :func:`_rng_state` output, wherever its tensors were loaded (generator states are
+    CPU byte tensors whatever device the model is on)."""
+    torch.set_rng_state(torch.as_tensor(state["torch"]).to("cpu", torch.uint8))
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([torch.as_tensor(s).to("cpu", torch.uint8) for s in state["cuda"]])
 
 
 def _seed_everything(seed: int) -> None:
@@ -586,44 +777,87 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _process_seed(seed: int, rank: int) -> int:
+    """Seed of process ``rank``'s own generators (dropout): ``seed`` for process 0, a seed drawn
+    from ``(seed, rank)`` for the others."""
+    if rank == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(rank), 0xD0]).generate_state(1)[0])
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
-# --------------------------------------------------------------------------- entry points
+# --------------------------------------------------------------------------- the training loop
 
-def train(config: TrainConfig | dict, *, features: dict | None = None, labels=None,
-          soft_labels: pd.DataFrame | None = None, detailed_labels: pd.DataFrame | None = None) -> TrainResult:
-    """Train one system; return a :class:`TrainResult` (only process 0 writes files).
+@dataclass
+class _Run:
+    """State shared by :func:`_setup`, :func:`_train_epoch`, :func:`_end_epoch` and :func:`_finish`."""
 
-    ``features``: ``modality -> FeatureStore`` (or :class:`ArrayFeatures`); default: extracted
-    or read from the cache as ``config.modalities`` specifies. ``labels``: a labels frame or a
-    path (default ``config.corpus``). ``soft_labels``: a frame as
-    :func:`ser_diag.io.soft_labels` returns (default: read from the corpus when the loss is
-    ``soft_ce`` or ``kld``). ``detailed_labels``: :func:`ser_diag.io.read_detailed_labels` output,
-    needed by ``augment["drop_annotators"]`` (default: read from the corpus).
-    """
-    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    t_start = time.perf_counter()
-    ctx = _init_distributed()
+    config: TrainConfig
+    ctx: _Dist
+    device: torch.device
+    data: _Data
+    train_rows: np.ndarray
+    dev_rows: np.ndarray
+    sampler: object
+    steps_per_epoch: int
+    weight: torch.Tensor
+    monitor: str
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    amp: object
+    scaler: object
+    mixup: dict | None
+    drop_fraction: float | None
+    waveform: dict
+    detailed: pd.DataFrame | None
+    run_dir: Path
+    ckpt_dir: Path
+    mix_state: dict = field(default_factory=lambda: {"mix": None})
+    hooks: list = field(default_factory=list)
+    start_epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+    last_epoch: int = -1
+    t_start: float = 0.0
+    mix_of: object = None   # rows -> (partner row or -1, weight) of this epoch's clip mixing, or None
+
+    @property
+    def finetuning(self) -> bool:
+        return bool(self.config.finetune)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.bad_epochs >= self.config.patience
+
+
+def _device(config: TrainConfig, ctx: _Dist) -> torch.device:
     if config.device == "auto":
         device = torch.device(f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    return device
 
+
+def _setup(config: TrainConfig, ctx: _Dist, features, views, labels, soft_labels, detailed_labels) -> _Run:
+    """Data, model, optimizer, schedule; restored from ``last.pt`` when ``config.resume``."""
+    device = _device(config, ctx)
     labels = _labels_frame(config, labels)
-    if features is None:
-        features = _open_feature_stores(config, ctx)
-    missing = sorted(set(config.modalities) - set(features))
-    if missing:
-        raise ValueError(f"no features for modalities {missing}")
-    features = {m: features[m] for m in config.modalities}
-    mixup, drop_fraction = _augment_settings(config.augment)
+    mixup, drop_fraction, waveform = _augment_settings(config.augment)
     soft_loss = config.categorical_loss in ("soft_ce", "kld") and TASK_CATEGORICAL in config.tasks
+    if "mix_clips" in waveform and TASK_CATEGORICAL in config.tasks and not soft_loss:
+        raise ValueError("augment mix_clips averages the labels of two clips: it needs categorical_loss "
+                         f"'soft_ce' or 'kld' (or no categorical task), not {config.categorical_loss!r}")
     if drop_fraction is not None:
         if not soft_loss:
             raise ValueError("augment drop_annotators changes soft labels: it needs categorical_loss "
@@ -636,7 +870,23 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
             soft_labels = _soft_labels(detailed_labels)
     if soft_labels is None and soft_loss:
         soft_labels = _read_soft_labels(config.corpus)
-    data = _load_data(config, features, labels, soft_labels)
+
+    if config.finetune:
+        from ser_diag.models.finetune import raw_inputs
+        features, views = raw_inputs(config, labels), {}
+    elif features is None:
+        features, views = _open_feature_stores(config, ctx, labels)
+    elif waveform and not views:
+        train_files = sorted(labels.loc[labels["Split_Set"].astype(str) == "Train", "FileName"].astype(str))
+        cache = Path(config.feature_cache or Path(config.out_dir) / "features")
+        views = {m: open_augmented_views(config.corpus, spec, cache, train_files, config.augment, config.seed,
+                                         config.progress and ctx.main)
+                 for m, spec in config.modalities.items() if _is_audio(spec)}
+    missing = sorted(set(config.modalities) - set(features))
+    if missing:
+        raise ValueError(f"no features for modalities {missing}")
+    features = {m: features[m] for m in config.modalities}
+    data = _load_data(config, features, labels, soft_labels, views)
     if config.normalize_features:
         _normalize(data)
 
@@ -659,155 +909,270 @@ def train(config: TrainConfig | dict, *, features: dict | None = None, labels=No
         raise ValueError(f"unknown monitor {monitor!r}")
 
     _seed_everything(config.seed)
-    model_kwargs = {k: v for k, v in config.model.items() if k != "kind"}
-    if config.model.get("kind", "late_fusion") == "baseline":
-        model_kwargs.setdefault("level", next(iter(config.modalities.values())).get("level", "pooled"))
-    model = build_model(config.model.get("kind", "late_fusion"), data.dims, gender=config.gender_head,
-                        **model_kwargs).to(device)
-    n_parameters = sum(p.numel() for p in model.parameters())
-    mix_state: dict = {"mix": None}
+    if config.finetune:
+        from ser_diag.models.finetune import build_finetune_model, param_groups
+        model = build_finetune_model(config, data).to(device)
+        groups = param_groups(model, config)
+    else:
+        model = _build_head(config, data).to(device)
+        groups = model.parameters()
+    if ctx.rank > 0:  # D5: every process draws its own dropout masks (process 0 keeps seed's stream)
+        _seed_everything(_process_seed(config.seed, ctx.rank))
+    mix_state, hooks = {"mix": None}, []
     if mixup is not None:
         if not isinstance(getattr(model, "outputs", None), nn.Module):
             raise ValueError(f"manifold_mixup needs a model with an 'outputs' module, not {type(model).__name__}")
-        mixup_handle = model.outputs.register_forward_pre_hook(_mixup_hook(mix_state))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        hooks.append(model.outputs.register_forward_pre_hook(_mixup_hook(mix_state)))
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
     amp, scaler = _autocast(device, config.amp)
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if ctx.world_size > 1 else model
-
+    net = model
+    if ctx.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  find_unused_parameters=bool(config.finetune))
     run_dir = Path(config.out_dir) / "runs" / config.system_name
-    ckpt_dir = run_dir / "checkpoints"
+    run = _Run(config, ctx, device, data, train_rows, dev_rows, sampler, steps_per_epoch, weight, monitor, model,
+               net, optimizer, scheduler, amp, scaler, mixup, drop_fraction, waveform, detailed_labels, run_dir,
+               run_dir / "checkpoints", mix_state, hooks)
     if ctx.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    if config.resume and (run.ckpt_dir / "last.pt").exists():
+        _resume(run)
+    return run
 
-    start_epoch, best_score, best_epoch, bad_epochs, history = 0, -math.inf, -1, 0, []
-    if config.resume and (ckpt_dir / "last.pt").exists():
-        ckpt = torch.load(ckpt_dir / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        start_epoch, best_score, best_epoch = ckpt["epoch"] + 1, ckpt["best_score"], ckpt["best_epoch"]
-        bad_epochs, history = ckpt["bad_epochs"], ckpt["history"]
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               disable=not (config.progress and ctx.main), desc=config.system_name, file=sys.stderr,
-               dynamic_ncols=True)
-    last_epoch = start_epoch - 1
-    stopped_early = bad_epochs >= config.patience
-    for epoch in range(start_epoch, config.epochs):
-        if stopped_early or (config.stop_after_epochs is not None and epoch >= config.stop_after_epochs):
-            break
-        t_epoch = time.perf_counter()
-        batches = global_batches(train_rows[sampler.indices(epoch)], config.batch_size, config.drop_last)
-        batches = batches[: steps_per_epoch * config.grad_accum_steps]
-        if drop_fraction is not None:
-            data.y_soft = epoch_soft_labels(detailed_labels, data.file_names, drop_fraction, config.seed, epoch)
-        net.train()
-        sums, n_batches = {}, 0
-        for i, batch in enumerate(batches):
-            sizes = [len(s) for s in np.array_split(batch, ctx.world_size)]
-            rows = shard(batch, ctx.rank, ctx.world_size)
-            feats, masks = _collate(data, rows, device)
-            targets = _targets(data, batch, device)
-            last_micro = (i + 1) % config.grad_accum_steps == 0
-            sync = contextlib.nullcontext() if last_micro or ctx.world_size == 1 else net.no_sync()
-            lam, perm = 1.0, None
-            if mixup is not None:
-                lam, perm = draw_mixup(sizes, mixup["alpha"], mixup["p"], _mixup_generator(config.seed, epoch, i))
-                if perm is not None:
-                    start = sum(sizes[:ctx.rank])
-                    mix_state["mix"] = (lam, (perm[start:start + sizes[ctx.rank]] - start).to(device))
-            with sync:
-                try:
-                    with amp:
-                        out = net(feats, masks)
-                finally:
-                    mix_state["mix"] = None
-                out = {k: _gather_rows(v, sizes, ctx) for k, v in out.items() if torch.is_tensor(v)}
-                if perm is None:
-                    loss, parts = _task_loss(out, targets, config, weight)
-                else:
-                    loss, parts = _mixup_loss(out, targets, config, weight, lam, perm.to(device))
-                scaled = loss * ctx.world_size / config.grad_accum_steps
-                (scaler.scale(scaled) if scaler else scaled).backward()
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_batches += 1
-            if last_micro:
-                if scaler:
-                    scaler.unscale_(optimizer)
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4f}")
+def _build_head(config: TrainConfig, data: _Data) -> nn.Module:
+    """The configured head on frozen features; modalities with ``layer: "weighted"`` get learned
+    softmax layer weights in front of it (:class:`LayerWeightedInputs`)."""
+    kind = config.model.get("kind", "late_fusion")
+    kwargs = {k: v for k, v in config.model.items() if k != "kind"}
+    if kind == "baseline":
+        kwargs.setdefault("level", next(iter(config.modalities.values())).get("level", "pooled"))
+    layers = {m: n for m, n in data.n_states.items() if config.modalities.get(m, {}).get("layer") == "weighted"}
+    dims = {m: d // layers.get(m, 1) for m, d in data.dims.items()}
+    head = build_model(kind, dims, gender=config.gender_head, **kwargs)
+    return LayerWeightedInputs(head, layers) if layers else head
 
-        probs, attrs = predict(model, data, dev_rows, device, config.eval_batch_size, amp)
-        dev = development_metrics(data, dev_rows, probs, attrs, config.tasks)
-        score = dev.get(monitor, math.nan)
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
-        else:
-            bad_epochs += 1
-        history.append({"epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "lr": scheduler.get_last_lr()[0],
-                        **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()},
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A ``last.pt``/``best.pt`` checkpoint with its model and optimizer tensors on
+    ``map_location``; random-generator states always stay CPU byte tensors (``torch`` refuses
+    others), so a run saved on one device resumes on another."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if str(map_location) != "cpu":
+        def move(x):
+            if torch.is_tensor(x):
+                return x.to(map_location)
+            if isinstance(x, dict):
+                return {k: move(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [move(v) for v in x]
+            return x
+        for key in ("model", "optimizer"):
+            if key in ckpt:
+                ckpt[key] = move(ckpt[key])
+    return ckpt
+
+
+def _resume(run: _Run) -> None:
+    ckpt = load_checkpoint(run.ckpt_dir / "last.pt", run.device)
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    if run.scaler is not None and ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+    if run.ctx.rank < len(per_rank):
+        _set_rng_state(per_rank[run.ctx.rank])
+    else:  # more processes than saved: a fresh stream for this one
+        _seed_everything(_process_seed(run.config.seed + ckpt["epoch"] + 1, run.ctx.rank))
+    run.start_epoch, run.best_score, run.best_epoch = ckpt["epoch"] + 1, ckpt["best_score"], ckpt["best_epoch"]
+    run.bad_epochs, run.history = ckpt["bad_epochs"], ckpt["history"]
+
+
+def _epoch_inputs(run: _Run, epoch: int, batches: list):
+    """Yield ``(batch, own rows, features, masks)`` and set ``run.mix_of`` for the epoch: the
+    frozen path collates cached features (an augmented view per row when configured), the
+    fine-tuning path loads and augments waveforms in DataLoader workers."""
+    if run.finetuning:
+        from ser_diag.models.finetune import epoch_loader
+        yield from epoch_loader(run, epoch, batches)
+        return
+    view_of_row = None
+    if run.data.views:
+        n_views = len(next(iter(run.data.views.values())))
+        view_of_row = _view_draw(run.config.seed, epoch, len(run.data.file_names), n_views)
+    run.mix_of = (lambda rows: _partners(run.data, rows, view_of_row))
+    for batch in batches:
+        rows = shard(batch, run.ctx.rank, run.ctx.world_size)
+        feats, masks = _collate(run.data, rows, run.device, view_of_row)
+        yield batch, rows, feats, masks
+
+
+def _train_epoch(run: _Run, epoch: int, bar) -> dict:
+    """One pass over the epoch's global batches; returns the mean training losses."""
+    config, ctx = run.config, run.ctx
+    batches = global_batches(run.train_rows[run.sampler.indices(epoch)], config.batch_size, config.drop_last)
+    batches = batches[: run.steps_per_epoch * config.grad_accum_steps]
+    if run.drop_fraction is not None:
+        run.data.y_soft = epoch_soft_labels(run.detailed, run.data.file_names, run.drop_fraction, config.seed, epoch)
+    run.net.train()
+    sums, n_batches = {}, 0
+    for i, (batch, rows, feats, masks) in enumerate(_epoch_inputs(run, epoch, batches)):
+        sizes = [len(s) for s in np.array_split(batch, ctx.world_size)]
+        targets = _targets(run.data, batch, run.device, run.mix_of(batch))
+        last_micro = (i + 1) % config.grad_accum_steps == 0
+        sync = contextlib.nullcontext() if last_micro or ctx.world_size == 1 else run.net.no_sync()
+        lam, perm = 1.0, None
+        if run.mixup is not None:
+            lam, perm = draw_mixup(sizes, run.mixup["alpha"], run.mixup["p"], _mixup_generator(config.seed, epoch, i))
+            if perm is not None:
+                start = sum(sizes[:ctx.rank])
+                run.mix_state["mix"] = (lam, (perm[start:start + sizes[ctx.rank]] - start).to(run.device))
+        with sync:
+            try:
+                with run.amp:
+                    out = run.net(feats, masks)
+            finally:
+                run.mix_state["mix"] = None
+            out = {k: _gather_rows(v, sizes, ctx) for k, v in out.items() if torch.is_tensor(v)}
+            if perm is None:
+                loss, parts = _task_loss(out, targets, config, run.weight)
+            else:
+                loss, parts = _mixup_loss(out, targets, config, run.weight, lam, perm.to(run.device))
+            scaled = loss * ctx.world_size / config.grad_accum_steps
+            (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+        for k, v in {"loss": float(loss.detach()), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_batches += 1
+        if last_micro:
+            _optimizer_step(run)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4f}")
+    return {f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}
+
+
+def _optimizer_step(run: _Run) -> None:
+    if run.scaler:
+        run.scaler.unscale_(run.optimizer)
+    if run.config.grad_clip:
+        nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], run.config.grad_clip)
+    if run.scaler:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+
+
+def _end_epoch(run: _Run, epoch: int, train_losses: dict, seconds_start: float) -> None:
+    """Evaluate on Development, track the best epoch, checkpoint (every process's generator
+    state goes into ``last.pt``)."""
+    config = run.config
+    probs, attrs = predict(run.model, run.data, run.dev_rows, run.device, config.eval_batch_size, run.amp)
+    dev = development_metrics(run.data, run.dev_rows, probs, attrs, config.tasks)
+    score = dev.get(run.monitor, math.nan)
+    improved = score > run.best_score
+    if improved:
+        run.best_score, run.best_epoch, run.bad_epochs = score, epoch, 0
+    else:
+        run.bad_epochs += 1
+    run.history.append({"epoch": epoch, "step": (epoch + 1) * run.steps_per_epoch,
+                        "lr": run.scheduler.get_last_lr()[0], **train_losses,
                         **{f"dev_{k}": v for k, v in dev.items()},
-                        "seconds": round(time.perf_counter() - t_epoch, 3)})
-        if ctx.main:
-            if improved:
-                _atomic_save({"model": model.state_dict(), "epoch": epoch, "dev": dev}, ckpt_dir / "best.pt")
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                          "rng": _rng_state(),
-                          "sampler": {**sampler.state_dict(), "next_epoch": epoch + 1},
-                          "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
-                          "bad_epochs": bad_epochs, "history": history, "config": config.to_dict()},
-                         ckpt_dir / "last.pt")
-            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-        last_epoch = epoch
-        stopped_early = bad_epochs >= config.patience
-    bar.close()
-    if mixup is not None:
-        mixup_handle.remove()
+                        "seconds": round(time.perf_counter() - seconds_start, 3)})
+    rng = _gather_objects(_rng_state(), run.ctx)
+    if run.ctx.main:
+        if improved:
+            _atomic_save({"model": run.model.state_dict(), "epoch": epoch, "dev": dev}, run.ckpt_dir / "best.pt")
+        _atomic_save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                      "scheduler": run.scheduler.state_dict(),
+                      "scaler": run.scaler.state_dict() if run.scaler else None,
+                      "rng": rng[0], "rng_per_rank": rng,
+                      "sampler": {**run.sampler.state_dict(), "next_epoch": epoch + 1},
+                      "epoch": epoch, "best_score": run.best_score, "best_epoch": run.best_epoch,
+                      "bad_epochs": run.bad_epochs, "history": run.history, "config": config.to_dict()},
+                     run.ckpt_dir / "last.pt")
+        (run.run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    run.last_epoch = epoch
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Reload the best epoch, write the predictions of every split (process 0), the summary."""
+    config, ctx = run.config, run.ctx
+    for handle in run.hooks:
+        handle.remove()
     if ctx.world_size > 1:
         dist.barrier()
-
-    best_file = ckpt_dir / "best.pt"
+    best_file = run.ckpt_dir / "best.pt"
     if best_file.exists():
-        model.load_state_dict(torch.load(best_file, map_location=device, weights_only=False)["model"])
-    finished = config.stop_after_epochs is None or last_epoch + 1 >= config.epochs or stopped_early
+        run.model.load_state_dict(load_checkpoint(best_file)["model"])
+    finished = config.stop_after_epochs is None or run.last_epoch + 1 >= config.epochs or run.stopped_early
     written = {}
     if ctx.main and finished:
         for split in config.predict_splits:
-            split_rows = np.flatnonzero(data.split == split)
+            split_rows = np.flatnonzero(run.data.split == split)
             if len(split_rows):
-                probs, attrs = predict(model, data, split_rows, device, config.eval_batch_size, amp)
+                probs, attrs = predict(run.model, run.data, split_rows, run.device, config.eval_batch_size, run.amp)
                 written[split] = predictions_dir(config.out_dir, config.system_name, split)
-                _write_predictions(written[split], data.file_names[split_rows], probs, attrs, config.tasks)
-    best = next((h for h in history if h["epoch"] == best_epoch), {})
+                _write_predictions(written[split], run.data.file_names[split_rows], probs, attrs, config.tasks)
+    best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})
     dev_best = {k[4:]: v for k, v in best.items() if k.startswith("dev_")}
     main_dir = written.get("Development", next(iter(written.values()), None))
-    result = TrainResult(config.system_name, main_dir, written, run_dir, monitor, best_epoch, float(best_score),
-                         dev_best, history, last_epoch + 1, time.perf_counter() - t_start, n_parameters, model)
+    result = TrainResult(config.system_name, main_dir, written, run.run_dir, run.monitor, run.best_epoch,
+                         float(run.best_score), dev_best, run.history, run.last_epoch + 1,
+                         time.perf_counter() - run.t_start, sum(p.numel() for p in run.model.parameters()),
+                         run.model, torch.get_num_threads(),
+                         sum(p.numel() for p in run.model.parameters() if p.requires_grad))
     if ctx.main:
         summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
                    if f.name not in ("model", "history")}
         summary["prediction_dirs"] = {k: str(v) for k, v in written.items()}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return result
+
+
+# --------------------------------------------------------------------------- entry points
+
+def train(config: TrainConfig | dict, *, features: dict | None = None, labels=None,
+          soft_labels: pd.DataFrame | None = None, detailed_labels: pd.DataFrame | None = None,
+          feature_views: dict | None = None) -> TrainResult:
+    """Train one system; return a :class:`TrainResult` (only process 0 writes files).
+
+    ``features``: ``modality -> FeatureStore`` (or :class:`ArrayFeatures`); default: extracted
+    or read from the cache as ``config.modalities`` specifies (ignored when fine-tuning).
+    ``feature_views``: ``modality -> [store of augmented view 1, ...]`` for waveform
+    augmentation (default: extracted from ``config.corpus`` when ``config.augment`` asks).
+    ``labels``: a labels frame or a path (default ``config.corpus``). ``soft_labels``: a frame
+    as :func:`ser_diag.io.soft_labels` returns (default: read from the corpus when the loss is
+    ``soft_ce`` or ``kld``). ``detailed_labels``: :func:`ser_diag.io.read_detailed_labels`
+    output, needed by ``augment["drop_annotators"]`` (default: read from the corpus).
+    """
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    t_start = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(int(config.num_threads))
+    try:
+        ctx = _init_distributed()
+        run = _setup(config, ctx, features, feature_views, labels, soft_labels, detailed_labels)
+        run.t_start = t_start
+        run.last_epoch = run.start_epoch - 1
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.epochs * run.steps_per_epoch, initial=run.start_epoch * run.steps_per_epoch,
+                   disable=not (config.progress and ctx.main), desc=config.system_name, file=sys.stderr,
+                   dynamic_ncols=True)
+        for epoch in range(run.start_epoch, config.epochs):
+            if run.stopped_early or (config.stop_after_epochs is not None and epoch >= config.stop_after_epochs):
+                break
+            t_epoch = time.perf_counter()
+            _end_epoch(run, epoch, _train_epoch(run, epoch, bar), t_epoch)
+        bar.close()
+        return _finish(run)
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def train_from_config(path: str | os.PathLike) -> TrainResult:
@@ -820,22 +1185,16 @@ def train_from_config(path: str | os.PathLike) -> TrainResult:
     return result
 
 
-__all__ = ["AUGMENTATIONS", "ArrayFeatures", "TrainConfig", "TrainResult", "development_metrics", "epoch_soft_labels",
-           "open_feature_store", "predict",
-           "predictions_dir",
-           "train", "train_from_config"]
-
-
 def attention_weights(result: TrainResult, file_names, *, corpus=None, cache_dir=None, labels=None,
                       features: dict | None = None) -> tuple[dict, dict, np.ndarray]:
     """Attention maps of a trained attention model for ``file_names``, for inspection.
 
     Rebuilds the inputs exactly as :func:`train` did (the run's ``config.json``: feature specs,
-    frame averaging, z-normalisation with Train statistics, padding) and runs the model in
-    eval mode. Returns ``(attention, masks, names)``: the model's ``attention`` dict (e.g.
-    ``audio_to_text`` of shape (n, T_audio, T_text)), the padding masks per modality, and the
-    file names in row order (those of ``file_names`` the run knows, sorted as in training).
-    ``features`` (modality -> store) skips opening the cached stores.
+    frame averaging, z-normalisation with Train statistics when ``normalize_features``, padding)
+    and runs the model in eval mode. Returns ``(attention, masks, names)``: the model's
+    ``attention`` dict (e.g. ``audio_to_text`` of shape (n, T_audio, T_text)), the padding masks
+    per modality, and the file names in row order (those of ``file_names`` the run knows, sorted
+    as in training). ``features`` (modality -> store) skips opening the cached stores.
     """
     config = TrainConfig.from_dict(json.loads((Path(result.run_dir) / "config.json").read_text()))
     if features is None:
@@ -844,7 +1203,8 @@ def attention_weights(result: TrainResult, file_names, *, corpus=None, cache_dir
         features = {m: open_feature_store(corpus, spec, cache, progress=False)
                     for m, spec in config.modalities.items()}
     data = _load_data(config, features, _labels_frame(config, labels), None)
-    _normalize(data)
+    if config.normalize_features:
+        _normalize(data)
     rows = np.flatnonzero(np.isin(data.file_names, np.asarray(list(file_names), dtype=str)))
     feats, masks = _collate(data, rows, torch.device("cpu"))
     model = result.model.to("cpu").eval()
@@ -853,3 +1213,8 @@ def attention_weights(result: TrainResult, file_names, *, corpus=None, cache_dir
     if "attention" not in out:
         raise ValueError(f"{type(model).__name__} has no attention to show")
     return out["attention"], masks, data.file_names[rows]
+
+
+__all__ = ["AUGMENTATIONS", "ArrayFeatures", "TrainConfig", "TrainResult", "attention_weights",
+           "development_metrics", "epoch_soft_labels", "load_checkpoint", "open_augmented_views",
+           "open_feature_store", "predict", "predictions_dir", "train", "train_from_config"]

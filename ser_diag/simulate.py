@@ -39,6 +39,15 @@ diagnostics look for is a parameter, so an analysis can be checked against what 
   (logits, anger swap, ``z_err``) is ``sqrt(r) * common + sqrt(1 - r) * own``, the common part
   shared by all systems, so fusing systems removes only the own part.
 
+* corpus structure shared by every system (:func:`plant_structure`, recorded in
+  ``simulation_truth.json``): errors partly per speaker (``speaker_error_share``: a speaker
+  bias per attribute and a per-speaker confusion tendency, variance kept), harder files where
+  the annotators disagree (``agreement_effect``), one hard podcast (``hard_podcast_factor``)
+  and a few female speakers who carry part of the gender gap (``gap_speakers``).
+  Speakers have heavy-tailed (Zipf-like) file counts, a speaker-level gender, a label offset
+  per speaker, and a share of ``Unknown`` speakers and genders. :func:`simulate_challenge`
+  also plants a tie (two systems with the same spec) when it simulates 5 or more systems.
+
 :func:`default_systems` spreads systems from baseline-like to top-like quality
 (:data:`DEFAULT_RANGE`, calibrated to the published numbers: macro-F1 0.33 -> 0.43, mean CCC
 0.58 -> 0.61 on a Development-like split; sd ratios 0.65 -> 0.85). Everything written is
@@ -111,10 +120,12 @@ HARD_SIDE: dict[str, float] = {"EmoAct": -1.0, "EmoVal": 1.0, "EmoDom": -1.0}
 _VOTE_CODES = CLASS_CODES + ("O",)  # annotators vote one of these; X is a consensus outcome
 _FILE_SD = np.array([0.6, 0.55, 0.55])  # within-class spread of the latent attributes
 _FILE_CORR = np.array([[1.0, 0.1, 0.6], [0.1, 1.0, 0.2], [0.6, 0.2, 1.0]])
-_SPEAKER_SD, _ANNOTATOR_SD, _WORKER_BIAS_SD = 0.25, 1.0, 0.3
+_SPEAKER_SD, _ANNOTATOR_SD, _WORKER_BIAS_SD = 0.35, 1.0, 0.3
+#: Mean number of speakers per podcast in simulated file names.
+SPEAKERS_PER_PODCAST = 3
 _VOTE_AGREEMENT = 0.55  # probability that an annotator votes the file's consensus class
 _WORKER_POOL = 997  # prime, so base + j * stride (mod pool) gives distinct workers per file
-_ZIPF_EXPONENT = 0.8
+_ZIPF_EXPONENT = 0.7
 _SECONDARY = {
     "A": ("Frustrated", "Annoyed", "Frustrated,Annoyed"),
     "S": ("Disappointed", "Dissapointed", "Depressed"),
@@ -181,18 +192,31 @@ def _speakers(rng: np.random.Generator, n: int, utterances_per_speaker: float):
 
 
 def _file_names(rng: np.random.Generator, split: str, spk_of_file: np.ndarray) -> np.ndarray:
-    """``MSP-PODCAST_<podcast>_<segment>.wav`` (one podcast per speaker) or the Test3 names."""
+    """``MSP-PODCAST_<podcast>_<segment>.wav`` (about :data:`SPEAKERS_PER_PODCAST` speakers per
+    podcast, segments numbered within each podcast) or the Test3 names."""
     n = spk_of_file.size
     if split == "Test3":
         return np.char.add(np.char.add("MSP-PODCAST_test3_", np.char.zfill(np.arange(1, n + 1).astype(str), 4)), ".wav")
     n_spk = spk_of_file.max() + 1
-    podcast = rng.choice(np.arange(1, max(9999, 2 * n_spk)), size=n_spk, replace=False)[spk_of_file]
+    n_pod = max(1, int(round(n_spk / SPEAKERS_PER_PODCAST)))
+    ids = rng.choice(np.arange(1, 10000), size=n_pod, replace=False)
+    podcast_of_speaker = np.where(np.arange(n_spk) < n_pod, np.arange(n_spk), rng.integers(0, n_pod, n_spk))
+    podcast = ids[rng.permutation(podcast_of_speaker)[spk_of_file]]
     gaps = rng.integers(1, 6, size=n)
-    csum = np.cumsum(gaps)
-    start = np.r_[0, np.flatnonzero(np.diff(spk_of_file)) + 1]  # files are grouped by speaker
-    segment = csum - np.repeat(csum[start] - gaps[start], np.diff(np.r_[start, n]))
+    segment = pd.Series(gaps).groupby(podcast).cumsum().to_numpy()   # within each podcast
+    if segment.max(initial=0) > 9999:
+        raise ValueError("too many files per podcast for 4-digit segment numbers")
     return np.char.add(np.char.add(np.char.add("MSP-PODCAST_", np.char.zfill(podcast.astype(str), 4)),
                                    np.char.add("_", np.char.zfill(segment.astype(str), 4))), ".wav")
+
+
+def podcast_of(file_names) -> np.ndarray:
+    """The podcast field of ``MSP-PODCAST_<podcast>_<segment>.wav`` names.
+
+    >>> podcast_of(["MSP-PODCAST_0153_0012.wav"]).tolist()
+    ['0153']
+    """
+    return np.array([str(f).split("_")[1] if str(f).count("_") >= 2 else "" for f in file_names], dtype=object)
 
 
 def _votes(rng: np.random.Generator, codes: np.ndarray, n_annot: np.ndarray, k_max: int) -> np.ndarray:
@@ -247,7 +271,8 @@ def simulate_labels(
     extra_share: float | None = None,
     utterances_per_speaker: float = 12.0,
     annotators: tuple[int, int] = (5, 8),
-    unknown_speaker_share: float = 0.0,
+    unknown_speaker_share: float = 0.02,
+    unknown_gender_share: float = 0.02,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate consensus and per-annotator labels of one split.
 
@@ -262,6 +287,7 @@ def simulate_labels(
     utterances_per_speaker : mean files per speaker (speakers = n / this, Zipf-like counts).
     annotators : inclusive range of annotators per file.
     unknown_speaker_share : share of speakers written as ``Unknown`` (missing ID and gender).
+    unknown_gender_share : share of the other (known) speakers whose gender is ``Unknown``.
 
     Returns
     -------
@@ -315,8 +341,9 @@ def simulate_labels(
         "Gender": np.where(female, "Female", "Male")[spk],
         "Split_Set": np.full(n, split),
     })
+    gender_known = known & (rng.random(spkr_ids.size) >= unknown_gender_share)
     labels.loc[~known[spk], "SpkrID"] = pd.NA
-    labels["Gender"] = labels["Gender"].where(known[spk])
+    labels["Gender"] = labels["Gender"].where(gender_known[spk])
 
     # Per-annotator rows.
     file_idx, slot = np.nonzero(valid)
@@ -488,12 +515,104 @@ def _standardised_signal(z: np.ndarray, compression: np.ndarray) -> np.ndarray:
     return centred / np.where(sd > 0, sd, 1.0)
 
 
+#: Defaults of the corpus structure every system's errors share (see :func:`plant_structure`).
+STRUCTURE_DEFAULTS: dict[str, float] = {
+    "speaker_error_share": 0.2,    # share of each error's variance that is per speaker
+    "agreement_effect": 1.5,       # log noise multiplier per unit of annotator disagreement
+    "hard_podcast_factor": 1.6,    # noise multiplier of every file of the hard podcast
+    "gap_speakers": 3,             # female speakers who carry part of the gender gap
+    "gap_speaker_factor": 1.6,     # their noise multiplier (systems with gender_gap != 0)
+}
+
+
+def vote_agreement(labels: pd.DataFrame, detailed: pd.DataFrame) -> np.ndarray:
+    """Per file of ``labels``: the share of its annotators who voted the most voted primary
+    class (``EmoClass_Major``; every ``Other-*`` counts as one class); nan without judgements.
+
+    >>> lab = pd.DataFrame({"FileName": ["a", "b"]})
+    >>> det = pd.DataFrame({"FileName": ["a", "a", "a", "b"], "EmoClass_Major": ["Sad", "Sad", "Happy", "Neutral"]})
+    >>> vote_agreement(lab, det).round(3).tolist()
+    [0.667, 1.0]
+    """
+    major = detailed["EmoClass_Major"].astype(str).str.replace(r"^Other-.*", "Other", regex=True)
+    counts = pd.crosstab(detailed["FileName"], major)
+    share = counts.max(axis=1) / counts.sum(axis=1)
+    return share.reindex(labels["FileName"]).to_numpy(np.float64)
+
+
+def plant_structure(labels: pd.DataFrame, seed: int = 0, agreement=None, **params) -> dict:
+    """The corpus structure every simulated system's errors share, drawn once from ``labels``:
+
+    * ``speaker_error_share`` ``s``: every error term (logit noise, attribute ``z_err``) is
+      ``sqrt(1 - s) * per file + sqrt(s) * per speaker`` (unit variance either way, so
+      accuracies and CCCs keep their calibration; errors are correlated within a speaker:
+      a speaker bias per attribute and a per-speaker confusion tendency). Unknown speakers
+      are speakers of their own.
+    * ``agreement_effect`` ``a``: noise x ``exp(a (d - mean d)) / norm`` with ``d = 1 -``
+      :func:`vote_agreement` (files the annotators disagree on are harder; ``norm`` keeps the
+      mean error variance).
+    * ``hard_podcast_factor``: noise x this on every file of one podcast (the one whose file
+      count is closest to 5% of the files, at least 20 files), all scales then divided by
+      their root mean square so the mean error variance (and the calibration) is kept.
+    * ``gap_speakers`` female speakers (among those with >= 20 files) get noise x
+      ``gap_speaker_factor`` in systems with ``gender_gap != 0``: part of the gap is carried
+      by a few speakers.
+
+    Returns the arrays (per file ``noise_scale_structure``, ``speaker_index``, ``gap_rows``) and
+    a JSON-ready ``truth`` of the planted values.
+    """
+    p = dict(STRUCTURE_DEFAULTS, **{k: v for k, v in params.items() if v is not None})
+    unknown = set(p) - set(STRUCTURE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown structure parameters {sorted(unknown)}")
+    if not 0.0 <= p["speaker_error_share"] < 1.0:
+        raise ValueError(f"speaker_error_share must be in [0, 1), not {p['speaker_error_share']}")
+    rng = np.random.default_rng([seed, 3])
+    n = len(labels)
+    speaker_index = pd.Series(
+        pd.factorize(labels["SpkrID"], use_na_sentinel=True)[0] if "SpkrID" in labels else np.full(n, -1))
+    n_known = int(speaker_index.max()) + 1 if n else 0
+    speaker_index = np.where(speaker_index >= 0, speaker_index, n_known + np.arange(n))
+    scale = np.ones(n)
+    truth: dict = {"speaker_error_share": p["speaker_error_share"]}
+    if agreement is not None and p["agreement_effect"]:
+        d = 1.0 - np.nan_to_num(np.asarray(agreement, np.float64), nan=1.0)
+        m = np.exp(p["agreement_effect"] * (d - d.mean()))
+        scale *= m / np.sqrt(np.mean(m * m))
+        truth["agreement_effect"] = {"effect": p["agreement_effect"], "measure": "1 - plurality vote share",
+                                     "noise_multiplier": "exp(effect * (d - mean d)) / sqrt(mean of its square)",
+                                     "mean_disagreement": float(d.mean())}
+    podcasts = podcast_of(labels["FileName"])
+    sizes = pd.Series(podcasts).value_counts()
+    sizes = sizes[(sizes >= 20) & (sizes.index != "")]
+    if len(sizes) > 1 and p["hard_podcast_factor"] != 1.0:
+        hard = str((sizes - 0.05 * n).abs().sort_values(kind="stable").index[0])
+        scale = np.where(podcasts == hard, scale * p["hard_podcast_factor"], scale)
+        scale = scale / np.sqrt(np.mean(scale * scale))   # the mean error variance is kept
+        truth["hard_podcast"] = {"podcast": hard, "n_files": int(sizes[hard]),
+                                 "noise_factor": p["hard_podcast_factor"]}
+    gap_rows = np.zeros(n, bool)
+    if p["gap_speakers"] and "Gender" in labels and "SpkrID" in labels:
+        per = labels[labels["Gender"] == "Female"].groupby("SpkrID").size()
+        candidates = np.sort(per[per >= 20].index.to_numpy())
+        k = min(int(p["gap_speakers"]), candidates.size)
+        chosen = rng.choice(candidates, size=k, replace=False) if k else np.array([], dtype=int)
+        gap_rows = labels["SpkrID"].isin(chosen).fillna(False).to_numpy(bool)
+        truth["gap_speakers"] = {"SpkrID": sorted(int(c) for c in chosen),
+                                 "noise_factor": p["gap_speaker_factor"],
+                                 "n_files": int(gap_rows.sum()),
+                                 "applies_to": "systems with gender_gap != 0"}
+    return {"noise_scale_structure": scale, "speaker_index": speaker_index, "n_units": int(speaker_index.max()) + 1 if n else 0,
+            "gap_rows": gap_rows, "gap_factor": p["gap_speaker_factor"], "params": p, "truth": truth}
+
+
 def simulate_systems(
     labels: pd.DataFrame,
     n_systems: int = 8,
     seed: int = 0,
     specs: Sequence[SystemSpec] | None = None,
     error_correlation: float | Mapping[str, float] | None = None,
+    structure: dict | None = None,
     **overrides,
 ) -> pd.DataFrame:
     """Predictions of simulated systems for every file of ``labels``.
@@ -506,6 +625,8 @@ def simulate_systems(
     specs : explicit :class:`SystemSpec` list.
     error_correlation : inter-system error correlation, one number or per target
         (``EmoClass``, ``EmoAct``, ``EmoVal``, ``EmoDom``; default :data:`DEFAULT_ERROR_CORRELATION`).
+    structure : :func:`plant_structure` output (default: drawn from ``labels`` with
+        :data:`STRUCTURE_DEFAULTS`, without the agreement effect, which needs the votes).
     overrides : :class:`SystemSpec` fields applied to every default system.
 
     Returns
@@ -515,6 +636,7 @@ def simulate_systems(
     """
     specs = _resolve_specs(n_systems, specs, overrides)
     error_correlation = _error_correlation(error_correlation)
+    structure = structure if structure is not None else plant_structure(labels, seed)
     n, k = len(labels), len(CLASS_CODES)
     code = labels["EmoClass"].astype(str).to_numpy()
     true = labels.loc[:, list(ATTRIBUTES)].to_numpy(dtype=float)
@@ -531,11 +653,22 @@ def simulate_systems(
     anger = CLASS_CODES.index("A")
     gender = labels["Gender"].astype(str).to_numpy()
     female, male = gender == "Female", gender == "Male"
+    spk, n_units = structure["speaker_index"], structure["n_units"]
+    share = structure["params"]["speaker_error_share"]
+    base_scale = structure["noise_scale_structure"]
+
+    def clustered(gen, shape):
+        """``sqrt(1 - share) * per file + sqrt(share) * per speaker`` standard normals."""
+        own = gen.standard_normal((n,) + shape)
+        if share == 0:
+            return own
+        per_speaker = gen.standard_normal((n_units,) + shape)[spk]
+        return np.sqrt(1 - share) * own + np.sqrt(share) * per_speaker
 
     common = np.random.default_rng([seed, 2, 0])
-    common_logit = common.standard_normal((n, k))
+    common_logit = clustered(common, (k,))
     common_swap = common.standard_normal(n)
-    common_attr = common.standard_normal((n, len(ATTRIBUTES)))
+    common_attr = clustered(common, (len(ATTRIBUTES),))
     r_cls = error_correlation["EmoClass"]
     r_attr = np.array([error_correlation[a] for a in ATTRIBUTES])
 
@@ -543,9 +676,12 @@ def simulate_systems(
     for i, spec in enumerate(specs):
         rng = np.random.default_rng([seed, 2, i + 1])
         g = spec.gender_gap
-        noise_scale = np.where(female, 1 + g / 2, np.where(male, 1 - g / 2, 1.0))[:, None]
+        noise_scale = np.where(female, 1 + g / 2, np.where(male, 1 - g / 2, 1.0)) * base_scale
+        if g != 0:
+            noise_scale = np.where(structure["gap_rows"], noise_scale * structure["gap_factor"], noise_scale)
+        noise_scale = noise_scale[:, None]
 
-        eps = np.sqrt(r_cls) * common_logit + np.sqrt(1 - r_cls) * rng.standard_normal((n, k))
+        eps = np.sqrt(r_cls) * common_logit + np.sqrt(1 - r_cls) * clustered(rng, (k,))
         logits = spec.skill * similarity[signal] + noise_scale * eps
         u = ndtr(np.sqrt(r_cls) * common_swap + np.sqrt(1 - r_cls) * rng.standard_normal(n))
         swap = np.flatnonzero(minority & (u < spec.minority_to_anger))
@@ -553,7 +689,7 @@ def simulate_systems(
         logits[swap, top], logits[swap, anger] = logits[swap, anger], logits[swap, top]
         pred_idx = logits.argmax(1)
 
-        e = np.sqrt(r_attr) * common_attr + np.sqrt(1 - r_attr) * rng.standard_normal((n, len(ATTRIBUTES)))
+        e = np.sqrt(r_attr) * common_attr + np.sqrt(1 - r_attr) * clustered(rng, (len(ATTRIBUTES),))
         v, r, b, c = (np.array([getattr(spec, f)[a] for a in ATTRIBUTES])
                       for f in ("shrinkage", "rho", "bias", "extreme_compression"))
         z_signal = _standardised_signal(z, c)
@@ -574,12 +710,24 @@ def simulate_systems(
 def _split_params(params: dict) -> tuple[dict, dict]:
     """Route ``simulate_challenge`` keyword arguments to the label or the system simulator."""
     label_keys = set(inspect.signature(simulate_labels).parameters) - {"n", "split", "seed"}
-    system_keys = {"specs", "error_correlation"} | {f.name for f in dataclasses.fields(SystemSpec)} - {"name"}
+    system_keys = ({"specs", "error_correlation", "tie"} | set(STRUCTURE_DEFAULTS)
+                   | {f.name for f in dataclasses.fields(SystemSpec)} - {"name"})
     unknown = set(params) - label_keys - system_keys
     if unknown:
         raise TypeError(f"unknown simulation parameters {sorted(unknown)}")
     return ({k: v for k, v in params.items() if k in label_keys},
             {k: v for k, v in params.items() if k in system_keys})
+
+
+def _speaker_summary(labels: pd.DataFrame) -> dict:
+    per = labels.groupby("SpkrID").size()
+    gender = labels.groupby("SpkrID")["Gender"].first()
+    return {"n_speakers": int(per.size), "files_per_speaker_median": float(per.median()),
+            "files_per_speaker_max": int(per.max()), "speakers_with_100_or_more_files": int((per >= 100).sum()),
+            "share_files_unknown_speaker": float(labels["SpkrID"].isna().mean()),
+            "share_files_unknown_gender": float(labels["Gender"].isna().mean()),
+            "n_speakers_unknown_gender": int(gender.isna().sum()),
+            "n_podcasts": int(len(set(podcast_of(labels["FileName"]))))}
 
 
 def _jsonable(value):
@@ -620,8 +768,23 @@ def simulate_challenge(
     label_params, system_params = _split_params(params)
     labels, detailed = simulate_labels(n, split=split, seed=seed, **label_params)
     error_correlation = _error_correlation(system_params.pop("error_correlation", None))
-    specs = _resolve_specs(n_systems, system_params.pop("specs", None), system_params)
-    predictions = simulate_systems(labels, seed=seed, specs=specs, error_correlation=error_correlation)
+    structure_params = {k: system_params.pop(k) for k in list(system_params) if k in STRUCTURE_DEFAULTS}
+    tie = system_params.pop("tie", True)
+    given_specs = system_params.pop("specs", None)
+    specs = _resolve_specs(n_systems, given_specs, system_params)
+    tied = None
+    if tie and given_specs is None and len(specs) >= 5:
+        # two mid systems with the same planted quality and independent errors: a tie
+        a, b = specs[-3], specs[-2]
+        specs[-3] = dataclasses.replace(b, name=a.name)
+        tied = {"systems": [a.name, b.name], "difference": 0.0,
+                "planted": "the same SystemSpec apart from the name; independent errors "
+                           "(shared only through error_correlation), so every metric differs by 0 "
+                           "in expectation"}
+    agreement = vote_agreement(labels, detailed)
+    structure = plant_structure(labels, seed, agreement=agreement, **structure_params)
+    predictions = simulate_systems(labels, seed=seed, specs=specs, error_correlation=error_correlation,
+                                   structure=structure)
 
     counts = labels["EmoClass"].value_counts()
     truth = {
@@ -631,8 +794,14 @@ def simulate_challenge(
         "n": len(labels),
         "labels": {**label_params, "class_counts": {c: int(counts.get(c, 0)) for c in CLASS_CODES + ("O", "X")}},
         "error_correlation": error_correlation,
-        "model": "see ser_diag.simulate module docstring",
+        "model": "see ser_diag.simulate module docstring and plant_structure",
         "systems": [dataclasses.asdict(s) for s in specs],
+        "speakers": _speaker_summary(labels),
+        "structure": structure["truth"],
+        "tie": tied,
+        "gender_gap": {"per_system": {s.name: s.gender_gap for s in specs},
+                       "model": "noise x (1 + g/2) female, x (1 - g/2) male; the gap_speakers "
+                                "(structure) carry an extra share"},
     }
     truth = _jsonable(truth)
     with staged_output(out) as stage:

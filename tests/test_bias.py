@@ -395,3 +395,58 @@ def test_per_class_recall_reuses_group_metrics_table():
     reused = per_class_recall_by_group(merged, n_boot=40, seed=2, group_table=table)
     pd.testing.assert_frame_equal(reused, per_class_recall_by_group(merged, n_boot=40, seed=2))
     assert len(reused) == 2 * 2 * len(CLASS_CODES)
+
+
+# --------------------------------------------------------------------------- missing metadata
+
+def test_one_unknown_gender_row_keeps_the_speaker_permutation_and_the_speaker_in_its_group():
+    """Issue 9: a known speaker with one Unknown-gender utterance used to switch the test to
+    utterance shuffling (nunique(dropna=False)); a speaker whose *first* row is Unknown used to
+    leave the null. Now the speaker's gender comes from its known rows: the result equals the
+    one on the frame with that row's gender filled in."""
+    merged = attribute_merged(0.6, 0.6, n_speakers=40, per_speaker=8, speaker_offset=0.3)
+    first_row = merged.index[merged["SpkrID"] == 4][0]            # speaker 4's first row
+    another = merged.index[merged["SpkrID"] == 7][3]
+    holes = merged.copy()
+    holes.loc[[first_row, another], "Gender"] = pd.NA
+    kw = dict(n_boot=50, n_permutations=60, seed=1)
+    got = group_gaps(holes, **kw)
+    want = group_gaps(merged, **kw)
+    assert set(got["method"]) == {"speaker permutation"} and set(got["unit"]) == {"speaker"}
+    assert (got["n_excluded"] == 0).all()
+    for column in ("gap", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(got[column], want[column], rtol=0, atol=1e-12, err_msg=column)
+
+
+def test_unknown_speakers_and_conflicting_speakers_are_excluded_counted_and_warned():
+    merged = categorical_merged(0.5, 0.5, n_speakers=40, per_speaker=10)
+    frame = merged.copy()
+    frame["SpkrID"] = frame["SpkrID"].astype("Int64")
+    unknown = frame.index[frame["SpkrID"] == 5]
+    frame.loc[unknown[:4], "Gender"] = pd.NA
+    frame.loc[unknown[:4], "SpkrID"] = pd.NA                      # 4 rows: unknown speaker and gender
+    conflict = frame.index[frame["SpkrID"] == 6]                   # speaker 6 (Female) says Male once
+    frame.loc[conflict[0], "Gender"] = "Male"
+    with pytest.warns(UserWarning, match=r"conflicting Gender.*SpkrID 6"):
+        gaps = group_gaps(frame, n_boot=20, n_permutations=20)
+    assert (gaps["n_excluded"] == 4 + 10).all() and (gaps["n_conflicting_speakers"] == 1).all()
+    assert set(gaps["method"]) == {"speaker permutation"}
+    keep = frame["SpkrID"].notna() & (frame["SpkrID"] != 6)
+    sub = frame[keep.to_numpy()]
+    female = sub[sub["Gender"] == "Female"]
+    assert np.isclose(row(gaps, metric="accuracy")["estimate_a"],
+                      accuracy_score(female["EmoClass_true"], female["EmoClass_pred"]))
+    with pytest.warns(UserWarning):
+        table = group_metrics(frame, n_boot=0)
+    assert (table["n_excluded"] == 14).all()
+    assert table.loc[table["group"] == "Female", "n"].iloc[0] == len(female)
+
+
+def test_string_unknown_gender_is_missing_and_default_unit_is_speaker():
+    merged = categorical_merged(0.5, 0.5, n_speakers=20, per_speaker=10)
+    merged.loc[merged["SpkrID"] == 3, "Gender"] = "Unknown"
+    gaps = group_gaps(merged, n_boot=20, n_permutations=20)
+    assert set(gaps["unit"]) == {"speaker"} and (gaps["n_excluded"] == 10).all()
+    no_ids = merged.assign(SpkrID=pd.array([pd.NA] * len(merged), dtype="Int64"))
+    gaps = group_gaps(no_ids, n_boot=20, n_permutations=20)
+    assert set(gaps["unit"]) == {"utterance"} and set(gaps["method"]) == {"utterance permutation"}

@@ -75,7 +75,7 @@ def test_same_seed_same_files_different_seed_different(tmp_path):
     b = sim.simulate_challenge(tmp_path / "b", seed=5, n_systems=3, n=400)
     c = sim.simulate_challenge(tmp_path / "c", seed=6, n_systems=3, n=400)
     assert _digest(a) == _digest(b)
-    assert len(_digest(a)) == 2 + 3 * 2 + 2
+    assert len([k for k in _digest(a) if not k.startswith(".")]) == 2 + 3 * 2 + 2  # .ser_diag-output: outputs' marker
     diff = {k for k, v in _digest(a).items() if _digest(c)[k] != v}
     assert "Labels/labels_consensus.csv" in diff
     assert "predictions/sys01_baseline/attributes.csv" in diff
@@ -117,7 +117,7 @@ def test_attributes_follow_the_classes():
 
 
 def test_speakers_genders_and_file_names():
-    labels, _ = sim.simulate_labels(6000, seed=3)
+    labels, _ = sim.simulate_labels(6000, seed=3, unknown_speaker_share=0.0, unknown_gender_share=0.0)
     assert labels["FileName"].is_unique
     assert labels["FileName"].str.fullmatch(r"MSP-PODCAST_\d{4}_\d{4}\.wav").all()
     assert labels["FileName"].is_monotonic_increasing
@@ -232,8 +232,15 @@ def test_fusing_top_systems_helps_classes_and_valence_most(dev):
     assert gain["EmoVal"] > 2 * max(gain["EmoAct"], gain["EmoDom"])
 
 
+#: The marginal per-file model of the module docstring, without the corpus structure
+#: (speaker-clustered errors, hard podcast, gap speakers) that only adds sampling noise to a
+#: single realisation; the structure is checked in its own tests below.
+PLAIN = dict(speaker_error_share=0.0, hard_podcast_factor=1.0, gap_speakers=0)
+
+
 def _one(labels, seed=0, **spec):
-    return sim.simulate_systems(labels, seed=seed, specs=[sim.SystemSpec("probe", **spec)])
+    return sim.simulate_systems(labels, seed=seed, specs=[sim.SystemSpec("probe", **spec)],
+                                structure=sim.plant_structure(labels, seed, **PLAIN))
 
 
 def test_planted_shrinkage_is_the_slope_and_sd_ratio(dev):
@@ -345,7 +352,8 @@ def test_inter_system_error_correlation_is_rho(dev):
     specs = [sim.SystemSpec("one", shrinkage=0.7, rho=0.6), sim.SystemSpec("two", shrinkage=0.7, rho=0.6)]
     agreement = []
     for r in (0.0, 0.5, 0.9):
-        pred = sim.simulate_systems(labels, specs=specs, error_correlation=r, seed=3)
+        pred = sim.simulate_systems(labels, specs=specs, error_correlation=r, seed=3,
+                                    structure=sim.plant_structure(labels, 3, **PLAIN))
         for a in ATTRIBUTES:
             planted = labels[a].mean() + 0.7 * 0.6 * (labels[a] - labels[a].mean())  # E[pred | true]
             err = pred[a].to_numpy().reshape(2, n) - planted.to_numpy()
@@ -422,3 +430,97 @@ def test_cli_simulate(tmp_path):
                           "--n", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------------ corpus structure
+@pytest.fixture(scope="module")
+def structured(tmp_path_factory):
+    root = sim.simulate_challenge(tmp_path_factory.mktemp("structured") / "ch", seed=2, n_systems=5, n=6000)
+    labels = pd.read_csv(root / "Labels" / "labels_consensus.csv")
+    detailed_truth = json.loads((root / "simulation_truth.json").read_text())
+    preds = {p.name: pd.read_csv(p / "categorical.csv").merge(pd.read_csv(p / "attributes.csv"), on="FileName")
+             for p in sorted((root / "predictions").iterdir())}
+    return root, labels, detailed_truth, preds
+
+
+def test_speakers_are_heavy_tailed_with_unknowns_and_speaker_level_gender(structured):
+    _, labels, truth, _ = structured
+    known = labels[labels["SpkrID"] != "Unknown"]
+    per = known.groupby("SpkrID").size()
+    assert per.median() <= 10 and per.max() >= 100          # many small speakers, some with hundreds
+    assert (labels["SpkrID"] == "Unknown").mean() > 0.005
+    speaker_gender = known.groupby("SpkrID")["Gender"].nunique()
+    assert speaker_gender.max() == 1                         # gender is a speaker attribute
+    unknown_gender = known.groupby("SpkrID")["Gender"].first().eq("Unknown")
+    assert unknown_gender.sum() >= 2 and truth["speakers"]["n_speakers_unknown_gender"] == unknown_gender.sum()
+
+
+def test_errors_are_clustered_by_speaker_with_the_planted_share():
+    """Within-speaker correlation of one system's attribute errors (no common error part) is
+    the planted ``speaker_error_share`` (one-way ANOVA ICC over speakers)."""
+    labels, _ = sim.simulate_labels(6000, seed=4)
+    spec = sim.SystemSpec("probe", shrinkage=0.7, rho=0.6, gender_gap=0.0)
+    for share in (0.0, 0.3):
+        structure = sim.plant_structure(labels, 4, speaker_error_share=share, hard_podcast_factor=1.0)
+        pred = sim.simulate_systems(labels, specs=[spec], seed=4, error_correlation=0.0, structure=structure)
+        m, sd = labels["EmoVal"].mean(), labels["EmoVal"].std(ddof=0)
+        err = (pred["EmoVal"] - (m + 0.7 * 0.6 * (labels["EmoVal"] - m))).to_numpy()   # pred - E[pred | true]
+        frame = pd.DataFrame({"e": err, "s": labels["SpkrID"]}).dropna()
+        groups = frame.groupby("s")["e"]
+        k = groups.size()
+        big = k[k >= 5].index
+        f = frame[frame["s"].isin(big)]
+        g = f.groupby("s")["e"]
+        n_i = g.size().to_numpy()
+        msb = (n_i * (g.mean().to_numpy() - f["e"].mean()) ** 2).sum() / (len(n_i) - 1)
+        msw = ((f["e"] - g.transform("mean")) ** 2).sum() / (len(f) - len(n_i))
+        n0 = (n_i.sum() - (n_i ** 2).sum() / n_i.sum()) / (len(n_i) - 1)
+        icc = (msb - msw) / (msb + (n0 - 1) * msw)
+        assert icc == pytest.approx(share, abs=0.08), share
+
+
+def test_planted_tie_hard_podcast_agreement_and_gap_speakers_are_recorded_and_real(structured):
+    root, labels, truth, preds = structured
+    s = truth["structure"]
+    tie = truth["tie"]["systems"]
+    specs = {x["name"]: x for x in truth["systems"]}
+    assert {k: v for k, v in specs[tie[0]].items() if k != "name"} == \
+        {k: v for k, v in specs[tie[1]].items() if k != "name"}
+    keep = labels["EmoClass"].isin(CLASS_CODES).to_numpy()
+    f1 = {name: macro_f1(labels["EmoClass"][keep], p["EmoClass"][keep])
+          for name, p in preds.items()}
+    assert abs(f1[tie[0]] - f1[tie[1]]) < 0.03
+    # hard podcast: every system is less accurate there
+    podcast = sim.podcast_of(labels["FileName"])
+    hard = podcast == s["hard_podcast"]["podcast"]
+    assert hard.sum() == s["hard_podcast"]["n_files"] and s["hard_podcast"]["noise_factor"] > 1
+    for name, p in preds.items():
+        right = (p["EmoClass"] == labels["EmoClass"]).to_numpy() & keep
+        assert right[hard].sum() / keep[hard].sum() < right[~hard].sum() / keep[~hard].sum() - 0.03, name
+    # annotator agreement: files the annotators disagree on are harder
+    detailed = pd.read_csv(root / "Labels" / "labels_detailed.csv")
+    assert s["agreement_effect"]["effect"] > 0
+    assert len(detailed)                                     # agreement is recomputable from the votes
+    # gap speakers: female, and noisier in systems with a gender gap
+    gap = labels["SpkrID"].isin([str(x) for x in s["gap_speakers"]["SpkrID"]]).to_numpy()
+    assert gap.sum() == s["gap_speakers"]["n_files"] and (labels.loc[gap, "Gender"] == "Female").all()
+    err = np.mean([np.abs(p["EmoAct"] - labels["EmoAct"]).to_numpy() for p in preds.values()], axis=0)
+    female = (labels["Gender"] == "Female").to_numpy()
+    assert err[gap].mean() > err[female & ~gap].mean() * 1.2
+
+
+def test_vote_agreement_drives_errors():
+    labels, detailed = sim.simulate_labels(6000, seed=5)
+    agreement = sim.vote_agreement(labels, detailed)
+    spec = sim.SystemSpec("probe", gender_gap=0.0)
+    accuracy = {}
+    for effect in (0.0, 1.5):
+        structure = sim.plant_structure(labels, 5, agreement=agreement, agreement_effect=effect,
+                                        hard_podcast_factor=1.0, gap_speakers=0)
+        pred = sim.simulate_systems(labels, specs=[spec], seed=5, structure=structure)
+        right = (pred["EmoClass"] == labels["EmoClass"]).to_numpy()
+        low = agreement <= np.quantile(agreement, 0.25)
+        high = agreement >= np.quantile(agreement, 0.75)
+        accuracy[effect] = (right[high].mean(), right[low].mean(), right.mean())
+    assert accuracy[1.5][0] - accuracy[1.5][1] > accuracy[0.0][0] - accuracy[0.0][1] + 0.05
+    assert accuracy[1.5][2] == pytest.approx(accuracy[0.0][2], abs=0.03)   # mean difficulty kept

@@ -131,3 +131,17 @@ def test_regression_to_mean_display(attributes, tmp_path):
     assert set(per_attribute.lines_) == {"arousal", "valence", "dominance"}
     with pytest.raises(ValueError):
         RegressionToMeanDisplay(bin_means(attributes, n_boot=0).iloc[0:0])
+
+
+def test_regression_to_mean_display_without_intervals(attributes):
+    """``n_boot=0`` (NaN intervals): the means alone, finite axis limits, nothing raised."""
+    means = bin_means(attributes, n_boot=0)
+    assert means["mean_pred_ci_low"].isna().all()
+    disp = RegressionToMeanDisplay.from_frame(means.query("system == 'good'"),
+                                              shrinkage_table(attributes, n_boot=0))
+    low, high = disp.ax_.get_ylim()
+    assert np.isfinite(low) and np.isfinite(high)
+    good = attributes[attributes["system"] == "good"]
+    top_bin = good[good["EmoAct_true"] >= 6]["EmoAct_pred"].mean()   # the unit bin [6, 7]
+    shown = means.query("system == 'good' and attribute == 'EmoAct'")
+    assert np.isclose(shown["mean_pred"].iloc[-1], top_bin)

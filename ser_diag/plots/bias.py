@@ -18,6 +18,7 @@ from ser_diag.analysis.bias import (
     speaker_metrics,
     worst_speakers,
 )
+from ser_diag.names import format_p, human_name
 from ser_diag.plots._style import GENDER_COLORS, PALETTE, new_axes
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES
 
@@ -29,20 +30,17 @@ HEADLINE_METRICS = {
 
 
 def metric_label(name: str) -> str:
-    """Readable axis label of a metric name.
+    """Readable axis label of a metric name (:func:`ser_diag.names.human_name`).
 
     >>> metric_label("ccc_EmoVal"), metric_label("recall_F"), metric_label("macro_f1")
     ('CCC valence', 'recall Fear', 'macro-F1')
     """
-    fixed = {"macro_f1": "macro-F1", "accuracy": "accuracy", "uar": "UAR", "ccc_mean": "mean CCC",
-             "disagreement": "disagreement"}
-    if name in fixed:
-        return fixed[name]
-    prefix, _, rest = name.partition("_")
-    words = {"ccc": "CCC", "bias": "bias", "shrinkage": "sd ratio", "pearson": "Pearson r",
-             "recall": "recall", "f1": "F1", "precision": "precision"}
-    target = ATTRIBUTE_NAMES.get(rest) or CLASS_NAMES.get(rest) or rest
-    return f"{words.get(prefix, prefix)} {target}"
+    return human_name(name)
+
+
+#: Below this many speakers in a group the distribution is drawn as points only (a box plot
+#: of a handful of values suggests quartiles that are not there).
+STRIP_BELOW = 20
 
 
 def _group_colours(groups) -> dict:
@@ -61,7 +59,13 @@ def _only_system(frame: pd.DataFrame, system) -> tuple[str, pd.DataFrame]:
 
 
 def _format_p(p: float) -> str:
-    return "p n/a" if not np.isfinite(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+    return format_p(p, prefix=True) if p is not None and np.isfinite(p) else "p n/a"
+
+
+def _interval(low, high) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "(no CI)"
+    return f"[{low:+.3f}, {high:+.3f}]"
 
 
 class GroupGapDisplay:
@@ -117,12 +121,15 @@ class GroupGapDisplay:
             offset = (i - (len(groups) - 1) / 2) * width
             est = rows["estimate"].to_numpy(float)
             err = np.vstack([est - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - est])
+            err = np.nan_to_num(err, nan=0.0)   # no interval (n_boot=0): the point alone
             n_spk = int(rows["n_speakers"].iloc[0])
             ax.errorbar(x + offset, est, yerr=np.abs(err), fmt="o", ms=6, capsize=4, lw=1.6,
                         color=colours[g], label=f"{g} (n={int(rows['n'].iloc[0])}, {n_spk} speakers)")
         self.gap_text_ = {}
-        top = np.nanmax(self.frame.loc[self.frame["metric"].isin(metrics), "ci_high"].to_numpy(float))
-        bottom = np.nanmin(self.frame.loc[self.frame["metric"].isin(metrics), "ci_low"].to_numpy(float))
+        shown = self.frame.loc[self.frame["metric"].isin(metrics)]
+        values = np.concatenate([shown[c].to_numpy(float) for c in ("estimate", "ci_low", "ci_high")])
+        values = values[np.isfinite(values)]
+        top, bottom = (float(values.max()), float(values.min())) if values.size else (1.0, 0.0)
         span = max(top - bottom, 1e-3)
         if self.gaps is not None and not self.gaps.empty:
             gap_rows = self.gaps.set_index("metric")
@@ -133,7 +140,7 @@ class GroupGapDisplay:
                 r = gap_rows.loc[m]
                 self.gap_text_[m] = ax.text(
                     j, top + 0.06 * span,
-                    f"gap {r['gap']:+.3f}\n[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]\n{_format_p(r['p_value'])}",
+                    f"gap {r['gap']:+.3f}\n{_interval(r['ci_low'], r['ci_high'])}\n{_format_p(r['p_value'])}",
                     ha="center", va="bottom", fontsize=fontsize, linespacing=1.15)
             ax.set_ylim(bottom - 0.08 * span, top + 0.42 * span)
             unit = "speakers" if first["unit"] == "speaker" else "utterances"
@@ -206,14 +213,18 @@ class SpeakerDistributionDisplay:
             rows = np.flatnonzero((labels == g).to_numpy())
             values = frame["estimate"].to_numpy(float)[rows]
             finite = values[np.isfinite(values)]
-            if finite.size:
+            if finite.size >= STRIP_BELOW:
                 ax.boxplot(finite, positions=[i], widths=0.5, showfliers=False, patch_artist=True,
                            boxprops=dict(facecolor=(*colours[g][:3], 0.18), edgecolor=colours[g]),
                            medianprops=dict(color=colours[g], lw=2), whiskerprops=dict(color=colours[g]),
                            capprops=dict(color=colours[g]))
             xs[rows] = i + rng.uniform(-0.18, 0.18, rows.size)
             ax.scatter(xs[rows], values, s=14, color=colours[g], alpha=0.7, lw=0)
-        self.worst_ = worst_speakers(frame, n=n_worst, metric=self.metric)
+        n_known = int(np.isfinite(frame["estimate"].to_numpy(float)).sum())
+        n_worst = min(n_worst, n_known // 3)          # never more than a third of the speakers
+        self.worst_ = (worst_speakers(frame, n=n_worst, metric=self.metric) if n_worst > 0
+                       else frame.iloc[:0].assign(rank=pd.Series(dtype=int)))
+        small = labels.value_counts().min() < STRIP_BELOW
         self._label_worst(ax, frame, labels, groups, xs, fontsize)
         counts = labels.value_counts()
         ax.set_xticks(np.arange(len(groups)), labels=[f"{g}\n({counts[g]} speakers)" for g in groups])
@@ -224,7 +235,8 @@ class SpeakerDistributionDisplay:
         minimum = f"speakers with >= {self.min_utterances} utterances; " if self.min_utterances else ""
         ax.set_title(title if title is not None else
                      f"{self.system}: {metric_label(self.metric)} per speaker\n"
-                     f"{minimum}circled: {len(self.worst_)} worst", fontsize=fontsize + 2)
+                     f"{minimum}{'every speaker a point; ' if small else ''}"
+                     f"circled: {len(self.worst_)} worst", fontsize=fontsize + 2)
         self.figure_, self.ax_ = fig, ax
         return self
 

@@ -78,10 +78,12 @@ class FusionCurveDisplay:
                 panel.plot(part["k"], part["estimate"], marker=style["marker"], color=style["color"],
                            ms=5, lw=1.6, label=style["label"])
             base = rows[rows["method"] == "baseline"]
-            if not base.empty:
+            if base.empty:   # said in the legend, so a missing line is not mistaken for a hidden one
+                panel.plot([], [], color="0.35", ls="--", lw=1.2, label="no baseline system")
+            else:
                 b = base.iloc[0]
-                panel.axhline(b["estimate"], color="0.35", ls="--", lw=1.2, label="baseline")
-                panel.annotate(f"baseline: {b['systems']} (rank {int(b['k'])}) {b['estimate']:.3f}",
+                panel.axhline(b["estimate"], color="0.35", ls="--", lw=1.2, label=f"baseline system ({b['systems']})")
+                panel.annotate(f"baseline {b['systems']}: {b['estimate']:.3f}",
                                (0.02, b["estimate"]), xycoords=("axes fraction", "data"),
                                xytext=(0, 3), textcoords="offset points", fontsize=fontsize - 1.5,
                                color="0.25", va="bottom",
@@ -115,7 +117,8 @@ class FusionCurveDisplay:
 class DisagreementDisplay:
     """Heatmap of :func:`ser_diag.analysis.fusion.pairwise_disagreement` for one metric
     (``disagreement`` for classes, ``pearson_<attr>`` for attributes), each cell annotated;
-    the diagonal is left blank and the colour scale spans the off-diagonal values.
+    the diagonal is left blank and the colour scale is fixed from 0 to 1 (shares of files and
+    correlations alike), so small differences between systems look small.
     After :meth:`plot`: ``figure_``, ``ax_``, ``im_``.
     """
 
@@ -144,9 +147,7 @@ class DisagreementDisplay:
         np.fill_diagonal(matrix, np.nan)   # a system against itself says nothing
         size = max(4.5, 0.55 * len(names) + 2.5)
         fig, ax = new_axes(ax, figsize=(size + 0.8, size))
-        off = matrix[np.isfinite(matrix)]
-        low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
-        norm = Normalize(low, high if high > low else low + 1e-9)
+        norm = Normalize(0.0, 1.0)   # fixed: the scale never stretches a 0.53-0.58 spread
         self.im_ = ax.imshow(np.ma.masked_invalid(matrix), cmap=MATRIX_CMAP, norm=norm)
         for i in range(len(names)):
             for j in range(len(names)):
@@ -161,7 +162,7 @@ class DisagreementDisplay:
         ax.tick_params(length=0)
         label = ("share of files with different classes" if self.metric == "disagreement"
                  else f"{metric_label(self.metric)} between systems")
-        fig.colorbar(self.im_, ax=ax, label=label, shrink=0.85)
+        fig.colorbar(self.im_, ax=ax, label=f"{label} (scale 0-1)", shrink=0.85)
         ax.set_title(title if title is not None else f"Pairwise {label}", fontsize=fontsize + 2)
         self.figure_, self.ax_ = fig, ax
         return self

@@ -80,7 +80,7 @@ class RegressionToMeanDisplay:
             yerr = np.vstack([y - rows["mean_pred_ci_low"].to_numpy(dtype=float),
                               rows["mean_pred_ci_high"].to_numpy(dtype=float) - y])
             self.lines_[label] = ax.errorbar(
-                rows["mean_true"].to_numpy(dtype=float) + offset, y, yerr=np.clip(yerr, 0, None),
+                rows["mean_true"].to_numpy(dtype=float) + offset, y, yerr=np.clip(np.nan_to_num(yerr), 0, None),
                 color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)], markersize=5,
                 linewidth=1.5, capsize=3, label=label)
         low = float(np.nanmin(self.frame[["bin_low", "mean_pred_ci_low"]].to_numpy(dtype=float)))

@@ -62,6 +62,20 @@ def summary_markdown(diag: Diagnostics) -> str:
         cells = [_interval(_lookup(metrics, system=system, metric=m)) for m, _ in headline]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("")
+    if "unit_comparison" in t and len(t["unit_comparison"]):  # issue 9: why speakers are the unit
+        comparison = t["unit_comparison"]
+        comparison = comparison[comparison["metric"].isin(["macro_f1", "ccc_mean"])]
+        lines += ["## Utterance vs speaker resampling (CI widths)", "",
+                  "Utterances of one speaker share errors, so resampling utterances understates the "
+                  "uncertainty; ratio = speaker width / utterance width.", "",
+                  "| system | metric | utterance CI | speaker CI | width ratio |", "|---|---|---|---|---|"]
+        for row in comparison.to_dict("records"):
+            lines.append(f"| {row['system']} | {human_name(row['metric'])} | "
+                         f"[{row['ci_low_utterance']:.3f}, {row['ci_high_utterance']:.3f}] | "
+                         f"[{row['ci_low_speaker']:.3f}, {row['ci_high_speaker']:.3f}] | {row['width_ratio']:.2f} |")
+        lines.append("")
+    if s.get("notes"):
+        lines += ["## Notes", ""] + [f"- {note}" for note in s["notes"]] + [""]
     if "minority_destinations" in t:
         focus = s["focus"]["categorical"]
         lines += [f"## Where minority classes go ({focus})", ""]

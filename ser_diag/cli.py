@@ -188,9 +188,9 @@ def _resampling(args: argparse.Namespace):
                       ddof=args.ddof)
 
 
-def _wrote(paths, out: Path) -> None:
-    files = [p for p in paths if Path(p).is_file()] if paths is not None else []
-    count = len(files) if files else sum(1 for p in Path(out).rglob("*") if p.is_file())
+def _wrote(out: Path) -> None:
+    """The closing line: how many files the command published (not counting ser_diag's marker)."""
+    count = sum(1 for p in Path(out).rglob("*") if p.is_file() and not p.name.startswith("."))
     print(f"wrote {count} files to {out}", file=sys.stderr)
 
 
@@ -205,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
         log.info("simulating %d systems on the %s split ...", args.systems, args.split)
         simulate_challenge(args.out, seed=args.seed, n_systems=args.systems,
                            split=args.split, n=args.n)
-        _wrote(None, args.out)
+        _wrote(args.out)
     elif cmd == "evaluate":
         from ser_diag.evaluate import evaluate_paths, format_text
         result = evaluate_paths(args.labels, args.predictions, split=args.split,
@@ -220,15 +220,15 @@ def _run(args: argparse.Namespace) -> int:
             from ser_diag.figures import write_paper_figures as write
         else:
             from ser_diag.report import write_report as write
-        written = write(args.labels, args.predictions, args.out, split=args.split,
+        write(args.labels, args.predictions, args.out, split=args.split,
                         resampling=_resampling(args), intersection=args.intersection,
                         baseline=args.baseline)
-        _wrote(written, args.out)
+        _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus
         log.info("synthesising %d utterances with espeak-ng ...", args.n)
         make_corpus(args.out, n=args.n, seed=args.seed)
-        _wrote(None, args.out)
+        _wrote(args.out)
     elif cmd == "train":
         from ser_diag.models.train import train_from_config
         train_from_config(args.config)

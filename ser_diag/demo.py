@@ -12,30 +12,41 @@ All data are synthetic; every output says so (:data:`ser_diag.schema.SYNTHETIC_B
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
+from ser_diag.outputs import atomic_write_text
+from ser_diag.resampling import Resampling
 from ser_diag.schema import SYNTHETIC_BANNER
 
 
-def _log(msg: str) -> None:
-    print(f"[ser_diag demo] {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def _diagnose(data_root: Path, predictions: Path, figures_dir: Path, report_dir: Path,
-              split: str, n_boot: int) -> dict:
-    """Evaluate, write the paper figures and the HTML report for one set of systems."""
-    from ser_diag.evaluate import evaluate_paths, format_text
-    from ser_diag.figures import write_paper_figures
-    from ser_diag.report import write_report
+              split: str, resampling: Resampling) -> dict:
+    """Evaluate, write the paper figures and the HTML report for one set of systems, from one
+    computation of the diagnostics (the evaluation printed is the one the figures show)."""
+    from ser_diag.diagnostics import build_figures, compute_diagnostics
+    from ser_diag.evaluate import format_text
+    from ser_diag.figures import write_figures_from
+    from ser_diag.report import write_report_from
 
-    result = evaluate_paths(data_root, predictions, split=split, n_boot=n_boot, seed=0)
-    print(format_text(result))
-    write_paper_figures(data_root, predictions, figures_dir, split=split, n_boot=n_boot)
-    write_report(data_root, predictions, report_dir, split=split, n_boot=n_boot)
-    _log(f"figures: {figures_dir}   report: {report_dir / 'index.html'}")
-    return result
+    diag = compute_diagnostics(data_root, predictions, split=split, resampling=resampling)
+    print(format_text(diag.evaluation))
+    figures = build_figures(diag)
+    try:
+        write_figures_from(diag, figures_dir, figures=figures)
+        log.info("writing the HTML report ...")
+        write_report_from(diag, report_dir, figures=figures)
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    log.info("figures: %s   report: %s", figures_dir, report_dir / "index.html")
+    return diag.evaluation
 
 
 def run_demo(out: Path = Path("data/demo"), figures_dir: Path = Path("figures"),
@@ -43,31 +54,31 @@ def run_demo(out: Path = Path("data/demo"), figures_dir: Path = Path("figures"),
     """Run the whole demo; return the evaluation results by part."""
     out, figures_dir = Path(out), Path(figures_dir)
     print(SYNTHETIC_BANNER)
-    n_boot = 200 if quick else 1000
+    resampling = Resampling(n_boot=200 if quick else 1000)
     results = {}
     t0 = time.perf_counter()
 
     from ser_diag.simulate import simulate_challenge
     challenge = out / "simulated_challenge"
-    _log("simulating a challenge (8 systems, Development split) ...")
+    log.info("simulating a challenge (8 systems, Development split) ...")
     simulate_challenge(challenge, seed=0, n_systems=8, split="Development",
                        n=1500 if quick else None)
     results["simulated_challenge"] = _diagnose(
         challenge, challenge / "predictions", figures_dir / "simulated_challenge",
-        out / "reports" / "simulated_challenge", "Development", n_boot)
+        out / "reports" / "simulated_challenge", "Development", resampling)
 
     if not skip_models:
         from ser_diag.models.corpus import make_corpus
         from ser_diag.models.pipeline import run_reference_pipeline
         corpus = out / "corpus"
-        _log("synthesising the demo speech corpus (espeak-ng) ...")
+        log.info("synthesising the demo speech corpus (espeak-ng) ...")
         make_corpus(corpus, n=240 if quick else 600, seed=0)
-        _log("extracting features and training reference systems ...")
+        log.info("extracting features and training reference systems ...")
         predictions = run_reference_pipeline(corpus, out / "reference_models", quick=quick)
         results["reference_models"] = _diagnose(
             corpus, predictions, figures_dir / "reference_models",
-            out / "reports" / "reference_models", "Test3", n_boot)
+            out / "reports" / "reference_models", "Test3", resampling)
 
-    (out / "demo_results.json").write_text(json.dumps(results, indent=2))
-    _log(f"done in {time.perf_counter() - t0:.0f} s. {SYNTHETIC_BANNER}")
+    atomic_write_text(out / "demo_results.json", json.dumps(results, indent=2))
+    log.info(f"done in {time.perf_counter() - t0:.0f} s. {SYNTHETIC_BANNER}")
     return results

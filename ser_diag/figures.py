@@ -126,19 +126,43 @@ def table_csv(table, synthetic: bool) -> str:
     return table.to_csv(index=False)
 
 
-def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike) -> list[Path]:
-    """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``."""
+def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:
+    """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``
+    (as they come: use :func:`write_figures_from` for an all-or-nothing folder). ``figures``:
+    :func:`~ser_diag.diagnostics.build_figures` of ``diag`` when the caller has them (they are
+    then left open), else they are built and closed here."""
     out = Path(out_dir)
     written = []
-    figures = build_figures(diag)
+    own = figures is None
+    figures = build_figures(diag) if own else figures
     log.info("saving %d figures as PDF and PNG ...", len(figures))
-    for stem, fig in figures.items():
-        written += save_figure(fig, out, stem)
-        plt.close(fig)
+    try:
+        for stem, fig in figures.items():
+            written += save_figure(fig, out, stem)
+    finally:
+        if own:
+            for fig in figures.values():
+                plt.close(fig)
     for name, table in diag.tables.items():
         written.append(atomic_write_text(out / "tables" / f"{name}.csv", table_csv(table, diag.synthetic)))
     written.append(atomic_write_text(out / "summary.md", summary_markdown(diag)))
     return written
+
+
+def _published(written: list[Path], stage: Path, out) -> list[Path]:
+    return [Path(out) / p.relative_to(stage) for p in written]
+
+
+def write_figures_from(diag: Diagnostics, out, figures: dict | None = None) -> list[Path]:
+    """Write the figure set of already computed diagnostics into ``out``, all or nothing
+    (:func:`ser_diag.outputs.staged_output`); returns the written paths::
+
+        diag = compute_diagnostics(labels, predictions)
+        write_figures_from(diag, "out/figures")
+    """
+    with staged_output(out) as stage:
+        written = write_diagnostics(diag, stage, figures)
+    return _published(written, stage, out)
 
 
 def write_paper_figures(labels, predictions, out, split: str | None = "Development",
@@ -151,4 +175,4 @@ def write_paper_figures(labels, predictions, out, split: str | None = "Developme
         diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
                                    intersection=intersection, scheme=scheme, baseline=baseline)
         written = write_diagnostics(diag, stage)
-    return [Path(out) / p.relative_to(stage) for p in written]
+    return _published(written, stage, out)

@@ -132,7 +132,7 @@ def test_figures_talks_and_names_what_it_wrote(challenge, tmp_path):
     assert run.returncode == 0, run.stderr
     progress = [line for line in run.stderr.splitlines() if line.startswith("ser-diag: ")]
     assert len(progress) >= 3
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]  # not the marker
     assert run.stderr.strip().splitlines()[-1] == f"wrote {len(files)} files to {out}"
     quiet = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
                      "--bootstrap", 30, "--out", tmp_path / "quiet", "--quiet")

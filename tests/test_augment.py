@@ -1,11 +1,14 @@
 """Waveform and label augmentation: noise, reverb, SAIL mixing, annotator dropping, manifold mixup."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
+from ser_diag.io import soft_labels
 from ser_diag.models import augment as aug
 from ser_diag.schema import CLASS_CODES
 
@@ -143,3 +146,94 @@ def test_manifold_mixup_mixes_rows_with_beta_lambda():
     assert stats.kstest(lams, stats.beta(0.2, 0.2).cdf).pvalue > 0.01
     lams = np.array(lams)
     assert np.mean(np.minimum(lams, 1 - lams) < 0.1) > 0.5  # U-shaped Beta(0.2, 0.2)
+
+
+# ----------------------------------------------------------------------------- waveform augmentation in training (D7)
+
+def test_waveform_settings_fill_defaults_and_reject_unknown_keys():
+    s = aug.waveform_settings({"noise": True, "reverb": {"rt60": [0.3, 0.3]}, "views": 3})
+    assert s == {"noise": {"p": 0.5, "snr_db": [5.0, 20.0]}, "reverb": {"p": 0.3, "rt60": [0.3, 0.3]}, "views": 3}
+    assert aug.waveform_settings({"manifold_mixup": True}) == {}
+    with pytest.raises(ValueError, match="snr"):
+        aug.waveform_settings({"noise": {"snr": 3}})
+
+
+def test_plan_draws_a_partner_other_than_the_clip_itself():
+    settings = aug.waveform_settings({"mix_clips": {"p": 1.0}})
+    files = [f"f{i}" for i in range(5)]
+    partners = {aug.plan_augmentation(settings, np.random.default_rng(s), files, "f2")["partner"] for s in range(200)}
+    assert partners == {"f0", "f1", "f3", "f4"}
+
+
+def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path):
+    """Noise at exactly 0 dB on every Train clip, one view: the cached view of a Train file is
+    the encoder's output on that noisy wave (same seeded generator), and training reads it."""
+    from ser_diag.models import train as train_module
+    from ser_diag.models.encoders import tiny_speech_encoder
+    from ser_diag.models.features import read_audio
+    from ser_diag.models.toy_task import make_task, write_toy_corpus
+
+    labels, _ = make_task(n=40, seed=1)
+    corpus = write_toy_corpus(tmp_path / "corpus", labels, seconds=0.4)
+    config = dict(system_name="aug", out_dir=str(tmp_path / "out"), corpus=str(corpus),
+                  feature_cache=str(tmp_path / "cache"), modalities={"audio": {"encoder": "tiny-wavlm"}},
+                  model={"kind": "late_fusion", "hidden": 16, "dropout": 0.0}, epochs=2, batch_size=8,
+                  progress=False, augment={"noise": {"p": 1.0, "snr_db": [0, 0]}, "views": 1})
+    used = []
+    original = train_module._collate
+
+    def spy(data, rows, device, view_of_row=None):
+        if view_of_row is not None:
+            used.extend(view_of_row[rows].tolist())
+        return original(data, rows, device, view_of_row)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "_collate", spy)
+        train(config, labels=labels)
+    assert set(used) == {0, 1}  # clean and augmented rows both trained on
+    views = [p for p in (tmp_path / "cache").iterdir() if "-aug-" in p.name]
+    assert len(views) == 1
+    from ser_diag.models.features import FeatureStore
+    store = FeatureStore(views[0] / "pooled")
+    train_files = sorted(labels.loc[labels["Split_Set"] == "Train", "FileName"])
+    assert store.file_names == train_files
+    name = train_files[3]
+    clean = read_audio(corpus / "Audios" / name)
+    noisy = aug.add_noise(clean, 0.0, np.random.default_rng(train_module.file_seed(0, 1, name) + [1]))
+    assert aug.snr_db(clean, noisy - clean) == pytest.approx(0.0, abs=1e-3)
+    expected = tiny_speech_encoder("wavlm").encode([noisy], "pooled")[0]
+    np.testing.assert_allclose(store.get([name])[0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="mix_clips"):
+        train(dict(config, augment={"mix_clips": True}), labels=labels)
+    # SAIL clip mixing, frozen path: partners recorded beside the view, targets averaged,
+    # the text of a mixed row gets its partner's features mixed in
+    detailed = pd.DataFrame([(f, f"W{w}", c if c in CLASS_CODES else "N") for f, c in
+                             zip(labels["FileName"], labels["EmoClass"]) for w in range(3)],
+                            columns=["FileName", "WorkerID", "EmoClass"])
+    mixed = []
+    original_targets = train_module._targets
+
+    def spy_targets(data, rows, device, mix=None):
+        t = original_targets(data, rows, device, mix)
+        if mix is not None and (mix[0] >= 0).any():
+            j = int(np.flatnonzero(mix[0] >= 0)[0])
+            expected = 0.5 * data.y_soft[rows[j]] + 0.5 * data.y_soft[mix[0][j]]
+            mixed.append(np.allclose(t["soft"][j].numpy(), expected) and int(t["class"][j]) == -1)
+        return t
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "_targets", spy_targets)
+        train(dict(config, system_name="mix", categorical_loss="soft_ce",
+                   modalities={"audio": {"encoder": "tiny-wavlm"}, "text": {"encoder": "tiny-text"}},
+                   augment={"mix_clips": {"p": 1.0}, "views": 1}), labels=labels, detailed_labels=detailed,
+              soft_labels=soft_labels(detailed))
+    assert mixed and all(mixed)
+    mix_file = [p for p in (tmp_path / "cache").rglob("mix.json")]
+    assert len(mix_file) == 1
+    partners = json.loads(mix_file[0].read_text())
+    assert sorted(partners) == train_files and all(p[0] != f and p[0] in train_files for f, p in partners.items())
+
+
+def train(config, **kwargs):
+    from ser_diag.models.train import train as _train
+    return _train(config, **kwargs)

@@ -8,7 +8,7 @@ the same loop as the frozen-feature path:
   by ``DataLoader`` workers, augmented on the fly (``TrainConfig.augment`` noise / reverb /
   mix_clips, seeded by ``(seed, epoch, file)``); each encoder's own processor prepares them;
 * per modality a :class:`~ser_diag.models.encoders.HiddenStateEncoder` with ``layer="weighted"``
-  (learned softmax layer weights, a parameter) -- frozen: the convolutional front end / token
+  (learned softmax layer weights, a parameter; layer drop off, so every layer has a state) -- frozen: the convolutional front end / token
   embeddings and every transformer block below the top ``top_layers``; trained: the top
   ``top_layers`` blocks, the layer weights and the head;
 * layer-wise learning rates: the head and layer weights at ``lr``, the top block at
@@ -149,9 +149,14 @@ def build_finetune_model(config, data) -> FineTuneModel:
         encoder = load_encoder(spec["encoder"], layer, spec.get("pooling", "mean"), device="cpu")
         if not hasattr(encoder, "model"):
             raise ValueError(f"modality {m!r}: fine-tuning needs a transformers encoder, not {spec['encoder']!r}")
+        if hasattr(encoder.model.config, "layerdrop"):  # a skipped layer has no hidden state to weight
+            encoder.model.config.layerdrop = 0.0
         frozen += freeze_below_top(encoder, settings["top_layers"])
         if settings["gradient_checkpointing"] and getattr(encoder.model, "supports_gradient_checkpointing", False):
-            encoder.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(encoder.model, "activation_checkpointing_enable"):  # transformers >= 5
+                encoder.model.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                encoder.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         encoders[m] = encoder
     kind = config.model.get("kind", "baseline")
     kwargs = {k: v for k, v in config.model.items() if k != "kind"}

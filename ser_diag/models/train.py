@@ -382,13 +382,13 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
     feats, n_states = {}, {}
     for m, store in features.items():
         spec = config.modalities.get(m, {})
+        if getattr(store, "raw", False):  # fine-tuning: waveforms / transcripts
+            feats[m] = store.subset(names)
+            continue
         n_states[m] = int(getattr(getattr(store, "spec", None), "n_states", getattr(store, "n_states", 1)) or 1)
         if spec.get("layer") == "weighted" and n_states[m] < 2:
             raise ValueError(f"modality {m!r}: layer 'weighted' needs features of every hidden state "
                              f"(a store with n_states > 1), got {n_states[m]}")
-        if getattr(store, "raw", False):  # fine-tuning: waveforms / transcripts
-            feats[m] = store.subset(names)
-            continue
         try:
             feats[m] = _feature_tensors(store, names, spec)
         except ValueError as error:

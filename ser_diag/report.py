@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
+from ser_diag.figures import table_csv
 from ser_diag.resampling import Resampling
 from ser_diag.outputs import atomic_write_text, staged_output
 from ser_diag.names import format_p, human_name
@@ -586,7 +587,7 @@ def _write(diag: Diagnostics, stage: Path, figures: dict | None) -> None:
     try:
         names = []
         for name, table in diag.tables.items():
-            atomic_write_text(stage / "tables" / f"{name}.csv", table.to_csv(index=False))
+            atomic_write_text(stage / "tables" / f"{name}.csv", table_csv(table, diag.synthetic))
             names.append(name)
         atomic_write_text(stage / "index.html", render_html(diag, figures, names))
     finally:

@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from ser_diag.diagnostics import build_figures, compute_diagnostics
 from ser_diag.errors import InputError
-from ser_diag.report import SECTIONS, write_report
+from ser_diag.report import SECTIONS, render_html, write_report, write_report_from
 from ser_diag.schema import SYNTHETIC_BANNER
 from ser_diag.simulate import simulate_challenge
 
@@ -145,6 +146,72 @@ def test_bad_input_writes_nothing(challenge, tmp_path):
     assert list(tmp_path.iterdir()) == [broken]   # no staging folder left behind
 
 
+# --------------------------------------------------------------------------- reproducible, from diagnostics
+
+def test_two_runs_are_byte_identical_and_diagnostics_can_be_passed(challenge, report, tmp_path):
+    """Same inputs and seed: the same bytes, whether the report computes the diagnostics or is
+    given them (the demo computes them once for figures and report)."""
+    again = write_report(challenge, challenge / "predictions", tmp_path / "again", n_boot=N_BOOT, seed=1)
+    assert again.read_bytes() == report.read_bytes()
+    diag = compute_diagnostics(challenge, challenge / "predictions", n_boot=N_BOOT, seed=1)
+    given = write_report_from(diag, tmp_path / "given")
+    assert given.read_bytes() == report.read_bytes()
+    via_keyword = write_report(None, None, tmp_path / "keyword", diagnostics=diag)
+    assert via_keyword.read_bytes() == report.read_bytes()
+    for name in ("metrics", "fusion_curve", "speaker_metrics"):
+        assert (tmp_path / "given" / "tables" / f"{name}.csv").read_bytes() == \
+            (report.parent / "tables" / f"{name}.csv").read_bytes()
+    assert "<dc:date>" not in report.read_text(encoding="utf-8")
+
+
+def test_the_page_renders_without_computing(challenge, monkeypatch):
+    """render_html formats what the diagnostics hold: every analysis function raises meanwhile."""
+    import ser_diag.analysis as analysis_package
+    import pkgutil
+    import importlib
+
+    diag = compute_diagnostics(challenge, challenge / "predictions", n_boot=10, seed=1)
+    figures = build_figures(diag)
+    for info in pkgutil.iter_modules(analysis_package.__path__):
+        module = importlib.import_module(f"ser_diag.analysis.{info.name}")
+        for name, value in vars(module).items():
+            if callable(value) and getattr(value, "__module__", "") == module.__name__ and not name.startswith("_"):
+                monkeypatch.setattr(module, name, _forbidden)
+    for module_name in ("ser_diag.resampling", "ser_diag.metrics"):
+        module = importlib.import_module(module_name)
+        for name in ("bootstrap_metrics", "bootstrap", "ccc", "macro_f1"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, _forbidden)
+    page = render_html(diag, figures, list(diag.tables))
+    assert "fusion_curve" in page and "worst_speakers" in page
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("the report computed instead of formatting")
+
+
+def test_report_without_intervals_and_its_human_tables(challenge, tmp_path):
+    index = write_report(challenge, challenge / "predictions", tmp_path / "none", n_boot=0)
+    text = index.read_text(encoding="utf-8")
+    assert "none (0 bootstrap resamples)" in text
+    assert not re.search(r"\bnan\b", re.sub(r"<svg.*?</svg>", "", text, flags=re.S).lower())
+    # the fusion table labels the baseline row as the baseline, never as K = number of systems
+    rows = re.findall(r"<tr>(.*?)</tr>", text[text.index('id="fusion_curve"'):].split("</table>")[0])
+    cells = [c for c in (re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows) if c]
+    baseline = [c for c in cells if c[2] == "baseline system"]
+    assert baseline and all(c[3] == "baseline" and c[5].endswith("baseline") for c in baseline)
+    assert not any(c[2] == "baseline" for c in cells)
+    # worst speakers: at most a third of the speakers of the task (focus system)
+    speakers = pd.read_csv(tmp_path / "none" / "tables" / "speaker_metrics.csv")
+    worst = text[text.index('id="worst_speakers"'):].split("</table>")[0]
+    for task in ("categorical", "attributes"):
+        n_speakers = speakers[speakers["task"] == task]["SpkrID"].nunique()
+        shown = len(re.findall(rf"<tr><td class=\"text\">{task}</td>", worst))
+        assert 0 < shown <= n_speakers // 3, (task, shown, n_speakers)
+    for machine in ("ccc_EmoAct", "macro_f1", "mean_pred", "true_bin", "n_utterances"):
+        assert f">{machine}<" not in text, machine       # headers people read use human names
+
+
 # --------------------------------------------------------------------------- in the browser
 
 def test_renders_in_chromium_without_network(report, tmp_path):
@@ -165,6 +232,24 @@ def test_renders_in_chromium_without_network(report, tmp_path):
     rendered = _parse(dom.stdout)
     assert set(SECTIONS) <= rendered.ids
     assert _document_requests(net_log) == []
+
+
+def test_no_sideways_scroll_at_1024_and_1600(report, tmp_path):
+    """The page fits the window (wide tables scroll inside their own box) and every nav link is
+    on screen at 1024 and 1600 px; screenshots kept (SER_DIAG_SCREENSHOTS=folder keeps copies)."""
+    from chromium_cdp import Chromium
+
+    with Chromium(tmp_path / "profile-cdp") as browser:
+        for width in (1024, 1600):
+            browser.open(report.as_uri(), width=width, height=900)
+            assert browser.evaluate("document.documentElement.scrollWidth <= innerWidth"), width
+            right = browser.evaluate("Math.max(...[...document.querySelectorAll('nav a')]"
+                                     ".map(a => a.getBoundingClientRect().right))")
+            assert right <= width, (width, right)
+            assert browser.evaluate("document.querySelectorAll('nav a').length") == len(SECTIONS)
+            shot = browser.screenshot(tmp_path / f"report_{width}px.png")
+            pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+            assert pixels.shape == (900, width) and pixels.std() > 20
 
 
 def test_network_detector_sees_a_leaking_page(tmp_path):

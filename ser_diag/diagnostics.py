@@ -10,6 +10,7 @@ number.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import matplotlib.pyplot as plt
@@ -20,6 +21,8 @@ from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mea
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+
+log = logging.getLogger(__name__)
 
 #: Paper figure each attribute's binned matrix mirrors (Interspeech 2025 challenge, Fig. 3b-d).
 BINNED_FIGURE = {"EmoAct": "fig3b", "EmoVal": "fig3c", "EmoDom": "fig3d"}
@@ -122,6 +125,14 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling) -> pd
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
+def _n_units(merged: pd.DataFrame, rs: Resampling) -> int:
+    """Number of resampling units (speakers, unknown ones counted one per file, or files)."""
+    files = merged.drop_duplicates("FileName")
+    if rs.unit_for(files["SpkrID"] if "SpkrID" in files.columns else None) == "utterance":
+        return len(files)
+    return int(files["SpkrID"].nunique() + files["SpkrID"].isna().sum())
+
+
 def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
               min_speaker_utterances, baseline) -> Diagnostics:
     n_boot = rs.n_boot
@@ -142,7 +153,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
         scores[task] = bootstrap_metrics(merged, rs)
         settings["focus"][task], settings["worst"][task] = _best(scores[task], HEADLINE[task])
     tables["metrics"] = pd.concat([_with_task(s, t) for t, s in scores.items()], ignore_index=True)
-    evaluation = evaluate_merged(categorical, attributes, resampling=rs,
+    evaluation = evaluate_merged(categorical, attributes, resampling=rs, split=split,
                                  scores=(scores.get(TASK_CATEGORICAL), scores.get(TASK_ATTRIBUTES)))
     if n_boot > 0:
         tables["unit_comparison"] = unit_comparison({TASK_CATEGORICAL: categorical,
@@ -163,7 +174,11 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
         tables["bin_means"] = regression_to_mean.bin_means(attributes, scheme=scheme, resampling=rs)
         tables["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme,
                                                                              matrix=tables["binned"])
-        tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, resampling=rs)
+        if _n_units(attributes, rs) >= 4:
+            tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, resampling=rs)
+        else:
+            settings["notes"].append("attributes: fewer than 4 resampling units (speakers or files); "
+                                     "recalibration what-if skipped")
 
     gender, gaps, speakers, disagreement, class_recall = [], [], [], [], None
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
@@ -193,7 +208,9 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
             tables[name] = pd.concat(parts, ignore_index=True)
     if class_recall is not None:
         tables["class_recall_by_gender"] = class_recall
-    if len(evaluation.get("systems", {})) > 1:
+    if len(evaluation.get("systems", {})) > 1 and min(_n_units(f, rs) for f in frames) < 4:
+        settings["notes"].append("fewer than 4 resampling units (speakers or files): top-K fusion skipped")
+    elif len(evaluation.get("systems", {})) > 1:
         curve = fusion.topk_fusion_curve(categorical, attributes, resampling=rs,
                                          baseline=base_name if base_name is not None else None)
         tables["fusion_curve"] = curve
@@ -213,7 +230,12 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
     Bad input raises :class:`ser_diag.errors.InputError` before any analysis runs.
     """
     settings = Resampling.of(resampling, **legacy)
+    log.info("reading and validating %s and %s ...", labels_path, predictions_path)
     data = io.load(labels_path, predictions_path, split=split, intersection=intersection)
+    systems = pd.unique(pd.concat([data[t]["system"] for t in (TASK_CATEGORICAL, TASK_ATTRIBUTES)
+                                   if data.get(t) is not None]))
+    log.info("computing diagnostics of %d systems on the %s split (%s) ...", len(systems), split,
+             f"{settings.n_boot} resamples, unit {settings.unit}" if settings.n_boot else "no resampling")
     return diagnose(data.get("categorical"), data.get("attributes"), labels=data.get("labels"),
                     split=split, resampling=settings, scheme=scheme, baseline=baseline)
 
@@ -268,7 +290,7 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
         if len(frame):
             figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
                 frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
-        speakers = rows_where(t["speaker_metrics"], task=task, system=focus)
+        speakers = rows_where(t["speaker_metrics"], task=task, system=focus) if "speaker_metrics" in t else ()
         if len(speakers):
             figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(
                 speakers, system=focus).figure_

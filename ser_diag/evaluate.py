@@ -100,8 +100,9 @@ def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | No
 
 def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
                     resampling: Resampling | None = None, scores: tuple | None = None,
-                    **legacy) -> dict:
-    """:func:`evaluate_paths` on already merged frames (either may be None).
+                    split: str | None = None, **legacy) -> dict:
+    """:func:`evaluate_paths` on already merged frames (either may be None); ``split`` is the
+    split they come from, named in every system's object.
 
     ``scores``: optional ``(categorical, attributes)`` :func:`bootstrap_metrics` frames computed
     with the same settings, so callers that already have them do not resample twice.
@@ -116,7 +117,8 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
         cat_scores = bootstrap_metrics(categorical, settings)
     if att_scores is None and attributes is not None:
         att_scores = bootstrap_metrics(attributes, settings)
-    objects = {s: _system_object(s, categorical, attributes, cat_scores, att_scores, settings, synthetic)
+    objects = {s: {"split": split, **_system_object(s, categorical, attributes, cat_scores, att_scores,
+                                                    settings, synthetic)}
                for s in systems}
     if len(objects) == 1:
         return next(iter(objects.values()))
@@ -135,13 +137,14 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     intervals; older keywords ``n_boot, level, by_speaker, seed, ddof`` override it): with
     ``n_boot > 0``, percentile bootstrap intervals (``ci``) at ``level`` over the resolved
     unit (speakers whenever ``SpkrID`` is known, unless ``unit="utterance"``), named in
-    ``ci.unit``. One system gives one object with keys ``system, n, n_categorical,
+    ``ci.unit``. One system gives one object with keys ``system, split, n, n_categorical,
     n_attributes, macro_f1, accuracy, uar, per_class_f1, ccc, ccc_mean, ccc_convention,
     uar_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
     A task a system did not submit has null values.
     """
     data = io.load(labels, predictions, split=split, intersection=intersection)
-    return evaluate_merged(data.get("categorical"), data.get("attributes"), resampling=resampling, **legacy)
+    return evaluate_merged(data.get("categorical"), data.get("attributes"), resampling=resampling,
+                           split=split, **legacy)
 
 
 def _cell(obj: dict, metric: str, value) -> str:
@@ -167,6 +170,9 @@ def format_text(result: dict) -> str:
     lines = []
     if any(o.get("synthetic") for o in objects):
         lines += [SYNTHETIC_BANNER, ""]
+    splits = sorted({str(o["split"]) for o in objects if o.get("split")})
+    if splits:
+        lines += [f"split: {', '.join(splits)}", ""]
     metrics = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"), ("uar", "UAR")]
     metrics += [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES]
     metrics += [("ccc_mean", "CCC mean")]

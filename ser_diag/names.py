@@ -28,6 +28,11 @@ _METRICS = {
     "binned": "binned",
     "slope": "shrinkage slope",
     "sd_ratio": "SD ratio",
+    "variance_ratio": "SD ratio (pred / true)",
+    "rho": "Pearson r",
+    "scale_v": "scale v",
+    "location_u": "location u",
+    "c_b": "bias correction C_b",
     "n": "n",
 }
 _PREFIXED = re.compile(r"^(?P<head>[a-z0-9_]+?)_(?P<tail>Emo(?:Act|Val|Dom)|[A-Z])$")

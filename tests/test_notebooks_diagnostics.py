@@ -4,6 +4,7 @@ challenge, are committed without outputs, and produce what they promise."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -64,6 +65,7 @@ def test_regenerate_paper_figures_notebook(tmp_path, monkeypatch):
     assert "50 resamples" in summary and "SYNTHETIC" in summary.upper()
     assert "ser_diag summary" in text                    # the Markdown summary is shown
     assert "systems: ['sys01_baseline', 'sys02_mid', 'sys03_top']" in text
+    assert "resampling unit: speaker" in text
     metrics = pd.read_csv(out / "tables" / "metrics.csv")
     assert set(metrics["system"]) == {"sys01_baseline", "sys02_mid", "sys03_top"}
     assert (metrics["n_boot"] == 50).all()
@@ -76,9 +78,13 @@ def test_audit_gender_bias_notebook(tmp_path, monkeypatch):
     text = outputs_text(nb)
     assert "error" not in {o.get("output_type") for c in nb.cells for o in c.get("outputs", [])}
     assert images(nb) >= 4                               # gap + speaker figure per task
-    for phrase in ("worst speakers", "median width ratio speaker / utterance", "recall_F",
-                   "variance_ratio", "speaker permutation"):
+    for phrase in ("worst speakers", "median width ratio speaker / utterance", "recall Fear",
+                   "SD ratio (pred / true)", "speaker permutation", "resampling unit: speaker"):
         assert phrase in text, phrase
+    # people read human names and one p-value format; the CSVs keep the machine names
+    assert "ccc_EmoAct" not in text and "recall_F" not in text
+    assert not re.search(r"\b\d\.\d+e-\d\d\b", text)
+    assert re.search(r"\b0\.\d{3}\b|< 0\.001", text)
     gaps = pd.read_csv(out / "gender_gaps.csv")
     assert set(gaps["task"]) == {"categorical", "attributes"}
     assert set(gaps["system"]) == {"sys01_baseline", "sys02_top"}

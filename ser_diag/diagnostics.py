@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ser_diag import io
+from ser_diag.errors import InputError, quoted
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
@@ -234,6 +235,9 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
     data = io.load(labels_path, predictions_path, split=split, intersection=intersection)
     systems = pd.unique(pd.concat([data[t]["system"] for t in (TASK_CATEGORICAL, TASK_ATTRIBUTES)
                                    if data.get(t) is not None]))
+    if baseline is not None and baseline not in set(systems):
+        raise InputError(predictions_path, None, f"no system named {quoted(baseline)} (the baseline asked "
+                         f"for); systems: {', '.join(map(str, systems))}")
     log.info("computing diagnostics of %d systems on the %s split (%s) ...", len(systems), split,
              f"{settings.n_boot} resamples, unit {settings.unit}" if settings.n_boot else "no resampling")
     return diagnose(data.get("categorical"), data.get("attributes"), labels=data.get("labels"),

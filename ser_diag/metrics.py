@@ -314,11 +314,11 @@ class MomentDesign:
 
     def __init__(self, y_true, y_pred):
         x = np.asarray(y_true, dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
+        x = x[:, None] if x.ndim == 1 else x                       # (n, A)
         y = np.asarray(y_pred, dtype=np.float64)
-        if y.shape == x.shape:
-            y = y[None]
-        y = y.reshape(-1, x.shape[0], x.shape[1])
+        y = y[None, :, None] if y.ndim == 1 else y[None] if y.ndim == 2 else y   # (S, n, A)
+        if y.shape[1:] != x.shape:
+            raise ValueError(f"y_pred {y.shape} does not match y_true {x.shape}")
         self.s, self.n, self.a = y.shape
         # Identical prediction series share their columns, so identical systems get
         # bit-identical sums (exact ties) and the product is smaller.
@@ -328,7 +328,7 @@ class MomentDesign:
         self.shift = x.mean(axis=0) if self.n else np.zeros(self.a)
         x, y = x - self.shift, y - self.shift
         self._unique = y.shape[0]
-        per_system = [np.moveaxis(c, 0, 1).reshape(self.n, -1) for c in (y, y * y, x[None] * y)]
+        per_system = [np.moveaxis(c, 0, 1).reshape(self.n, self._unique * self.a) for c in (y, y * y, x[None] * y)]
         self.columns = np.column_stack([np.ones(self.n), x, x * x] + per_system)
         self.width = self.columns.shape[1]
 

@@ -178,3 +178,54 @@ def test_weighted_confusion_equals_repeated_data():
 def test_doctests():
     result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 15 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- conventions (issue 9)
+
+def test_uar_convention_is_named_and_the_other_offered():
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+    from ser_diag.evaluate import UAR_CONVENTION
+    true = ["A", "A", "S", "S", "N", "N"]
+    pred = ["A", "S", "S", "S", "N", "A"]
+    present = metrics.unweighted_average_recall(true, pred)
+    every = metrics.unweighted_average_recall(true, pred, classes="all")
+    assert present == pytest.approx(balanced_accuracy_score(true, pred))
+    assert every == pytest.approx(recall_score(true, pred, labels=list(CLASS_CODES), average="macro",
+                                               zero_division=0))
+    assert every == pytest.approx(present * 3 / 8)
+    assert "balanced_accuracy_score" in UAR_CONVENTION and "audmetric" in UAR_CONVENTION
+    with pytest.raises(ValueError):
+        metrics.unweighted_average_recall(true, pred, classes="some")
+
+
+def test_ccc_of_one_item_and_macro_f1_of_nothing_are_nan():
+    assert np.isnan(metrics.ccc([3.0], [4.0]))                    # audmetric: nan, not 0
+    assert np.isnan(metrics.weighted_ccc([[1.0]], [3.0], [4.0])[0])
+    assert np.isnan(metrics.macro_f1([], []))
+    assert np.isnan(metrics.macro_f1_from_confusion(np.zeros((8, 8))))
+    assert metrics.ccc([1.0, 2.0], [1.0, 2.0]) == 1.0
+
+
+def test_moment_design_gives_identical_sums_to_identical_systems():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    y = rng.normal(size=(500, 3))
+    design = metrics.MomentDesign(x, np.stack([y, x, y]))
+    w = rng.integers(0, 3, (40, 500)).astype(float)
+    m = design.moments(w @ design.columns)
+    assert np.array_equal(m[:, 0], m[:, 2])                       # exact ties for identical systems
+    want = metrics.weighted_moments(w[:3], x[:, 1], y[:, 1])
+    np.testing.assert_allclose(m[:3, 0, 1], want, rtol=1e-12, atol=1e-12)
+    empty = metrics.MomentDesign(np.empty((0, 3)), np.empty((0, 3)))
+    assert empty.columns.shape == (0, 1 + 2 * 3 + 3 * 3)
+
+
+def test_quantile_bins_with_ties_report_their_actual_shares():
+    from ser_diag.analysis.binned import bin_edges, bin_labels
+    values = np.r_[np.linspace(1, 4, 60), np.full(20, 5.0), np.linspace(5.5, 7, 20)]  # ties on the 75% edge
+    edges = bin_edges(values, "quantile")
+    labels = bin_labels(edges, "quantile", values=values)
+    counts = np.bincount(np.searchsorted(edges[1:-1], values, side="right"), minlength=3)
+    assert labels[0].startswith(f"bottom {100 * counts[0] / values.size:.1f}".removesuffix(".0") + "%")
+    assert labels[2].startswith(f"top {100 * counts[2] / values.size:.1f}".removesuffix(".0") + "%")
+    assert labels[2].startswith("top 40%")

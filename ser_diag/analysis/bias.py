@@ -164,7 +164,7 @@ class _GroupedSums:
         moments = self.moments.moments(sums, self.ddof)                             # (..., G, S, A, 6)
         ccc = metrics.ccc_from_moments(moments)
         with np.errstate(invalid="ignore", divide="ignore"):
-            shrinkage = np.sqrt(moments[..., 4] / moments[..., 3])
+            shrinkage = np.where(moments[..., 3] > 0, np.sqrt(moments[..., 4] / moments[..., 3]), np.nan)
         bias = moments[..., 2] - moments[..., 1]
         out = {f"ccc_{attr}": ccc[..., j] for j, attr in enumerate(ATTRIBUTES)}
         out["ccc_mean"] = ccc.mean(axis=-1)

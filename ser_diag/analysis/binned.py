@@ -54,18 +54,43 @@ def bin_edges(y_true, scheme: str = "unit", edges: Sequence[float] | None = None
     raise ValueError(f"scheme must be one of {SCHEMES} or edges given, not {scheme!r}")
 
 
-def bin_labels(edges: np.ndarray, scheme: str = "unit") -> list[str]:
-    """Readable bin names: ``[1, 2)`` ... ``[6, 7]``; quantile bins are prefixed by their share.
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}".removesuffix(".0") + "%"
+
+
+def bin_labels(edges: np.ndarray, scheme: str = "unit", values=None) -> list[str]:
+    """Readable bin names: ``[1, 2)`` ... ``[6, 7]``; quantile bins are prefixed by their share:
+    the *actual* share of ``values`` (the true values the edges came from) in each bin, which
+    differs from the nominal 25/50/25% when ties sit on an edge (without ``values``: nominal).
 
     >>> bin_labels(np.array([1.0, 3.0, 7.0]))
     ['[1, 3)', '[3, 7]']
+    >>> bin_labels(np.array([1.0, 2.0, 4.0, 5.0]), "quantile", values=[1, 2, 2, 2, 3, 4, 5, 5])
+    ['bottom 12.5% [1, 2)', 'middle 50% [2, 4)', 'top 37.5% [4, 5]']
     """
     last = len(edges) - 2
     labels = [f"[{lo:.3g}, {hi:.3g}{']' if i == last else ')'}"
               for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
     if scheme == "quantile" and len(labels) == len(QUANTILE_NAMES):
-        labels = [f"{name} {label}" for name, label in zip(QUANTILE_NAMES, labels)]
+        names = list(QUANTILE_NAMES)
+        if values is not None:
+            v = np.asarray(values, dtype=float)
+            v = v[~np.isnan(v)]
+            counts = np.bincount(assign_bins(v, edges), minlength=len(labels))
+            shares = counts / max(v.size, 1)
+            names = [f"{name.split()[0]} {_percent(share)}" for name, share in zip(QUANTILE_NAMES, shares)]
+        labels = [f"{name} {label}" for name, label in zip(names, labels)]
     return labels
+
+
+def attribute_bin_labels(merged: pd.DataFrame, attribute: str, bins: np.ndarray, scheme: str = "unit",
+                         edges=None) -> list[str]:
+    """:func:`bin_labels` of ``attribute``'s bins, quantile bins named by their actual share of
+    the files in ``merged`` (each file once)."""
+    if edges is None and scheme == "quantile":
+        files = merged.drop_duplicates("FileName")
+        return bin_labels(bins, "quantile", files[f"{attribute}_true"].to_numpy(dtype=float, na_value=np.nan))
+    return bin_labels(bins, "edges")
 
 
 def assign_bins(values, edges: np.ndarray) -> np.ndarray:
@@ -133,7 +158,7 @@ def binned_matrix(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
     frames = []
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
-        labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
+        labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         k = len(labels)
         for name, _, _, true, pred in attribute_pairs(merged, attr):
             cm = metrics.confusion_counts(assign_bins(true, bins), assign_bins(pred, bins), labels=tuple(range(k)))
@@ -161,12 +186,13 @@ def per_bin_table(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
 
     CCC within a bin (:func:`ser_diag.metrics.ccc`) measures agreement inside a narrow true
     range and is NaN for bins with fewer than two files. Columns: system, attribute, true_bin,
-    bin_index, bin_low, bin_high, n, mean_true, mean_pred, bias, mae, ccc.
+    bin_index, bin_low, bin_high, n, share (n / files of the system), mean_true, mean_pred,
+    bias, mae, ccc.
     """
     records = []
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
-        labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
+        labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         for name, _, _, true, pred in attribute_pairs(merged, attr):
             idx = assign_bins(true, bins)
             for b, label in enumerate(labels):
@@ -174,7 +200,7 @@ def per_bin_table(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
                 n = len(t)
                 records.append({
                     "system": name, "attribute": attr, "true_bin": label, "bin_index": b,
-                    "bin_low": bins[b], "bin_high": bins[b + 1], "n": n,
+                    "bin_low": bins[b], "bin_high": bins[b + 1], "n": n, "share": n / len(true),
                     "mean_true": t.mean() if n else np.nan, "mean_pred": p.mean() if n else np.nan,
                     "bias": (p - t).mean() if n else np.nan, "mae": np.abs(p - t).mean() if n else np.nan,
                     "ccc": metrics.ccc(t, p, ddof=ddof) if n >= 2 else np.nan,

@@ -40,6 +40,7 @@ from ser_diag import metrics
 from ser_diag import resampling as resampling_
 from ser_diag.analysis.binned import (
     assign_bins,
+    attribute_bin_labels,
     attribute_edges,
     attribute_pairs,
     attributes_of,
@@ -236,7 +237,7 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     records = []
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
-        labels = bin_labels(bins, "quantile" if edges is None and scheme == "quantile" else "edges")
+        labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         pairs = list(attribute_pairs(merged, attr))
         found = {}
         for batch in _same_items(pairs, settings):

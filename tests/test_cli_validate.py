@@ -97,3 +97,55 @@ def test_unparseable_csv_exits_2_with_one_line(tmp_path, corpus):
     submission.write_text(f"FileName,EmoAct,EmoVal,EmoDom\n{dev[0]},4,4,4\n{dev[1]},4,4,4,4,4\n")
     result = validate("--predictions", submission, "--labels", root)
     assert_one_error_line(result, str(submission), "row 3", "6 fields")
+
+
+def test_predictions_outside_1_7_are_one_warning_line_and_exit_0(tmp_path, corpus):
+    root, dev = corpus
+    values = {a: np.linspace(2, 6, len(dev)) for a in ATTRIBUTES}
+    values["EmoVal"][3], values["EmoDom"][7] = 7.4, 0.6
+    submission = io.write_attribute_predictions(pd.DataFrame({"FileName": dev, **values}),
+                                                tmp_path / "attributes.csv")
+    result = validate("--predictions", submission, "--labels", root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"OK: {submission}: {len(dev)} rows")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == (f"warning: {submission}: row 5, column 'EmoVal': 2 attribute predictions outside [1, 7] "
+                        "(min 0.6, max 7.4); allowed and scored as given (validate --strict makes this an error)")
+
+
+def test_strict_makes_the_warning_an_error(tmp_path, corpus):
+    root, dev = corpus
+    values = {a: np.linspace(2, 6, len(dev)) for a in ATTRIBUTES}
+    values["EmoAct"][0] = 7.25
+    submission = io.write_attribute_predictions(pd.DataFrame({"FileName": dev, **values}),
+                                                tmp_path / "attributes.csv")
+    result = validate("--predictions", submission, "--labels", root, "--strict")
+    assert_one_error_line(result, str(submission), "row 2", "'EmoAct'", "outside [1, 7]", "--strict")
+
+
+def test_non_finite_prediction_is_an_error_even_without_strict(tmp_path, corpus):
+    root, dev = corpus
+    submission = tmp_path / "attributes.csv"
+    submission.write_text("FileName,EmoAct,EmoVal,EmoDom\n" + "".join(
+        f"{f},4,{'inf' if k == 2 else 4},4\n" for k, f in enumerate(dev)))
+    result = validate("--predictions", submission, "--labels", root)
+    assert_one_error_line(result, str(submission), "row 4", "'EmoVal'")
+
+
+def test_emoclass_not_the_argmax_is_a_warning_and_strict_an_error(tmp_path, corpus):
+    root, dev = corpus
+    probs = np.full((len(dev), len(CLASS_CODES)), 0.02)
+    probs[:, 0] = 0.86  # argmax A everywhere
+    codes = ["A"] * len(dev)
+    codes[2] = "N"
+    frame = pd.DataFrame({"FileName": dev, "EmoClass": codes})
+    frame[[f"P_{c}" for c in CLASS_CODES]] = probs
+    submission = io.write_categorical_predictions(frame, tmp_path / "categorical.csv")
+    result = validate("--predictions", submission, "--labels", root)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: {submission}: row 4, column 'EmoClass': EmoClass is not the most probable class of P_A..P_N "
+        f"in 1 of {len(dev)} rows (here 'N', highest P_A); EmoClass is scored as given"]
+    result = validate("--predictions", submission, "--labels", root, "--strict")
+    assert_one_error_line(result, str(submission), "row 4", "most probable", "--strict")

@@ -71,7 +71,8 @@ def _median_f0(audio: np.ndarray, rate: int) -> float:
 
 
 def test_layout_and_headers_are_msp_podcast(root):
-    assert sorted(p.name for p in root.iterdir()) == ["Audios", "Labels", "SYNTHETIC_DEMO.txt", "Transcripts"]
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["Audios", "Labels", "SYNTHETIC_DEMO.txt",
+                                                                                    "Transcripts"]
     with open(root / "Labels" / "labels_consensus.csv") as fh:
         assert fh.readline().rstrip("\n") == ",".join(CONSENSUS_COLUMNS)
     with open(root / "Labels" / "labels_detailed.csv") as fh:

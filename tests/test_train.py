@@ -359,3 +359,19 @@ def test_reference_systems_are_the_config_files():
         assert pipeline.REFERENCE_SYSTEMS[name] == {k: v for k, v in on_disk.items() if k not in pipeline.RUN_KEYS}
     late = pipeline.REFERENCE_SYSTEMS["late_fusion"]
     assert late["categorical_loss"] == "weighted_ce" and late["sampler"] == "shuffle"
+
+
+def test_attention_weights_rebuild_inputs_as_training_did(tmp_path):
+    """``attention_weights`` honours ``normalize_features`` like ``train``."""
+    labels, feats = make_task(frames=True)
+    config = base_config(tmp_path, epochs=1, normalize_features=False,
+                         modalities={"audio": {"level": "frames"}, "text": {"level": "frames"}},
+                         model={"kind": "cross_attention", "d_model": 16, "hidden": 32, "dropout": 0.0})
+    result = train(config, features=feats, labels=labels)
+    names = labels["FileName"].iloc[:3].tolist()
+    attention, masks, rows = train_module.attention_weights(result, names, features=feats, labels=labels)
+    raw = {m: torch.nn.utils.rnn.pad_sequence([torch.as_tensor(a) for a in f.get_frames(rows)], batch_first=True)
+           for m, f in feats.items()}
+    with torch.no_grad():
+        expected = result.model.eval()(raw, masks)["attention"]
+    torch.testing.assert_close(attention["audio_to_text"], expected["audio_to_text"])

@@ -79,9 +79,10 @@ class TrainConfig:
 
     ``modalities`` maps a modality name to a feature spec: ``{"encoder": name or path (see
     :func:`open_feature_store`), "layer": int|"weighted", "level": "pooled"|"frames",
-    "frame_stride": k}`` (``frame_stride`` averages runs of k frames, e.g. 10 ms eGeMAPS
-    descriptors to 100 ms; only ``level``, ``frame_stride`` and ``layer`` are read when feature
-    stores are passed to :func:`train` directly). ``"layer": "weighted"`` learns softmax layer
+    "frame_stride": k, "stream": bool}`` (``frame_stride`` averages runs of k frames, e.g. 10 ms
+    eGeMAPS descriptors to 100 ms; ``stream`` reads frames from the memory-mapped cache per batch
+    instead of loading them whole, :class:`StreamedFrames`; only ``level``, ``frame_stride``,
+    ``stream`` and ``layer`` are read when feature stores are passed to :func:`train` directly). ``"layer": "weighted"`` learns softmax layer
     weights over all hidden states (SUPERB) as parameters of the model.
     ``model`` is ``{"kind": "baseline"|"late_fusion"|"cross_attention", **head kwargs}``.
     ``finetune`` (off by default, ``{}``): train the encoders themselves, see
@@ -352,7 +353,8 @@ def _open_feature_stores(config: TrainConfig, ctx: "_Dist", labels: pd.DataFrame
             views[m] = open_augmented_views(config.corpus, spec, cache, train_files, config.augment, config.seed,
                                             progress, file_names=mine_train)
     if ctx.world_size > 1:
-        dist.barrier()
+        if dist.is_initialized():
+            dist.barrier()
         stores = {m: type(s)(s.path) for m, s in stores.items()}
         views = {m: [type(v)(v.path) for v in vs] for m, vs in views.items()}
     return stores, views
@@ -363,8 +365,43 @@ def _is_audio(spec: dict) -> bool:
     return is_speech_encoder_name(spec.get("encoder", ""))
 
 
+class StreamedFrames:
+    """Frame features read from a (memory-mapped) feature store on demand instead of loaded
+    whole: ``x[i]`` is file ``i``'s ``(T_i, D)`` tensor, frame-averaged and z-normalised
+    (:meth:`set_normalization`). Modality spec ``"stream": true`` selects it; the statistics
+    come from one streaming pass over the Train files (float64 sums)."""
+
+    def __init__(self, store, names, stride: int = 1):
+        self.store, self.names, self.stride = store, [str(n) for n in names], int(stride)
+        self.dim = int(store.dim)
+        self.mean, self.std = None, None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i) -> torch.Tensor:
+        x = _average_frames(torch.as_tensor(self.store.get_frames([self.names[int(i)]])[0]), self.stride)
+        return x if self.mean is None else (x - self.mean) / self.std
+
+    def train_statistics(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and population std of the frames of ``rows``, accumulated file by file."""
+        n, total, squares = 0, np.zeros(self.dim), np.zeros(self.dim)
+        for r in rows:
+            x = _average_frames(torch.as_tensor(self.store.get_frames([self.names[int(r)]])[0]), self.stride)
+            x = x.double().numpy()
+            n, total, squares = n + len(x), total + x.sum(axis=0), squares + (x * x).sum(axis=0)
+        mean = total / max(n, 1)
+        std = np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0.0))
+        return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-5)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean, self.std = mean, std
+
+
 def _feature_tensors(store, names, spec: dict):
     level = spec.get("level", "pooled")
+    if level == "frames" and spec.get("stream"):
+        return StreamedFrames(store, names, int(spec.get("frame_stride", 1)))
     if level == "frames":
         stride = int(spec.get("frame_stride", 1))
         return [_average_frames(torch.as_tensor(np.asarray(a, dtype=np.float32)), stride)
@@ -396,6 +433,8 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
     split = labels["Split_Set"].astype(str).to_numpy()
     data_views, view_mix = {}, []
     for m, stores in (views or {}).items():
+        if isinstance(feats[m], StreamedFrames):
+            raise ValueError(f"modality {m!r}: augmented views need in-memory features, not 'stream': true")
         train = np.flatnonzero(split == "Train")
         data_views[m] = []
         for v, store in enumerate(stores):
@@ -437,7 +476,10 @@ def _normalize(data: _Data) -> None:
     rows (frames: of Train frames)."""
     train = np.flatnonzero(data.split == "Train")
     for m, v in data.features.items():
-        if not (torch.is_tensor(v) or isinstance(v, list)):
+        if isinstance(v, StreamedFrames):
+            v.set_normalization(*v.train_statistics(train))
+            continue
+        if getattr(v, "raw", False):
             continue  # raw inputs (fine-tuning): the encoder's processor normalises
         if torch.is_tensor(v):
             ref = v[train]
@@ -467,7 +509,7 @@ def _collate(data: _Data, rows: np.ndarray, device: torch.device, view_of_row: n
     without views, the partner's features mixed in (pooled: weighted mean; frames: appended)."""
     feats, masks = {}, {}
     for m, v in data.features.items():
-        if not (torch.is_tensor(v) or isinstance(v, list)):
+        if getattr(v, "raw", False):
             feats[m] = v.batch(rows)
             continue
         viewed = view_of_row is not None and m in data.views

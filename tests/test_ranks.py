@@ -206,3 +206,15 @@ def test_leaderboard_figures(challenge):
     assert set(figures) == {"leaderboard_ranks_categorical", "leaderboard_ranks_attributes",
                             "win_probability_categorical", "win_probability_attributes"}
     plt.close("all")
+
+
+def test_vectorised_percentile_interval_is_the_resampling_one():
+    from ser_diag.resampling import percentile_interval
+
+    rng = np.random.default_rng(0)
+    for shape in [(1000, 40), (37, 3, 4), (1, 5), (2, 7), (500,)]:
+        d = rng.normal(size=shape)
+        d[rng.random(shape) < 0.3] = np.nan
+        for level in (0.9, 0.95, 0.99):
+            for got, expected in zip(ranks.percentile_interval(d, level), percentile_interval(d, level)):
+                np.testing.assert_array_equal(got, expected)

@@ -174,3 +174,35 @@ def test_podcast_figure(hard_podcast):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == 5 and labels[0].startswith(HARD)                   # worst first, on top
     plt.close(fig)
+
+
+def test_lean_kernels_equal_the_metrics_module():
+    from ser_diag.metrics import ccc_from_moments, macro_f1_from_confusion, moments_from_sums
+
+    rng = np.random.default_rng(3)
+    cm = rng.integers(0, 4, size=(5, 3, 8, 8)).astype(float)
+    cm[0, 0] = 0.0
+    cm[1, 1, 2] = cm[1, 1, :, 2] = 0.0                               # a class never true nor predicted
+    np.testing.assert_array_equal(np.isnan(where._macro_f1(cm)), np.isnan(macro_f1_from_confusion(cm)))
+    np.testing.assert_allclose(where._macro_f1(cm), macro_f1_from_confusion(cm), rtol=1e-14)
+    sums = np.abs(rng.normal(size=(4, 6))) * 10
+    sums[:, 0] = [1.0, 5.0, 20.0, 2.0]
+    for ddof in (0, 1):
+        expected = ccc_from_moments(moments_from_sums(sums, ddof))
+        got = where._ccc_from_sums(*(sums[:, i] for i in (0, 1, 3, 2, 4, 5)), ddof)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_attribute_groups_equal_the_bias_audit():
+    rng = np.random.default_rng(4)
+    labels = _labels(rng)
+    preds = _system(rng, labels, 0.2)
+    for a in ATTRIBUTES:
+        preds[a] = (labels[a] + rng.normal(0, 0.7, len(labels))).clip(1, 7)
+    merged = io.merge(labels, preds, "attributes")
+    ours = where.grouped_metrics(merged, "Gender", by="Gender", n_boot=80, unit="speaker", seed=2, ddof=1)
+    ref = group_metrics(merged, by="Gender", n_boot=80, by_speaker=True, seed=2, ddof=1)
+    both = ours.merge(ref, on=["system", "group", "metric"], suffixes=("", "_ref"))
+    assert len(both) == 8
+    for column in ("estimate", "ci_low", "ci_high"):
+        np.testing.assert_allclose(both[column], both[f"{column}_ref"], rtol=1e-10)

@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse
 
 import ser_diag.resampling as rs
-from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
+from ser_diag.analysis.ranks import SYSTEM_BLOCK, percentile_interval, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
 from ser_diag.io import soft_labels, task_of
 from ser_diag.metrics import ccc_from_moments, moments_from_sums
@@ -153,12 +153,12 @@ def _spread(values: np.ndarray, f: np.ndarray, n_files: int, width: int) -> np.n
     return out
 
 
-def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str) -> list[dict]:
-    dist = (rs.bootstrap_distribution(statistic, n, s.n_boot, groups=groups, seed=s.seed, dtype=np.float64)
+def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dtype) -> list[dict]:
+    dist = (rs.bootstrap_distribution(statistic, n, s.n_boot, groups=groups, seed=s.seed, dtype=dtype)
             if s.n_boot > 0 else {})
     rows = []
     for name, value in estimate.items():
-        low, high = rs.percentile_interval(dist[name], s.level) if dist else (np.nan, np.nan)
+        low, high = percentile_interval(dist[name], s.level) if dist else (np.nan, np.nan)
         rows.append(dict(metric=name, estimate=float(np.asarray(value).ravel()[0]), ci_low=float(low),
                          ci_high=float(high), level=s.level, unit=unit, n_boot=s.n_boot))
     return rows
@@ -194,7 +194,7 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
 
     if len(files) and scored.any():
         groups, unit = s.groups(task1)
-        rows = _bootstrap_rows(classes, classes(np.ones((1, len(files)))), len(files), s, groups, unit)
+        rows = _bootstrap_rows(classes, classes(np.ones((1, len(files)))), len(files), s, groups, unit, np.float32)
         for r in rows:
             r.update(task="categorical", n_files=int((per_file > 0).sum()), n_judgements=int(scored.sum()),
                      n_skipped=int((f >= 0).sum() - scored.sum()))
@@ -226,7 +226,8 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
 
     if len(f):
         groups, unit = s.groups(labels.reset_index(drop=True))
-        rows = _bootstrap_rows(attributes, attributes(np.ones((1, len(files)))), len(files), s, groups, unit)
+        rows = _bootstrap_rows(attributes, attributes(np.ones((1, len(files)))), len(files), s, groups, unit,
+                               np.float64)
         for r in rows:
             r.update(task="attributes", n_files=int((per_file > 0).sum()), n_judgements=int(len(f)),
                      n_skipped=int(inside.sum() - len(f)))
@@ -285,8 +286,8 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
 
             estimate = values.mean(axis=0)
             if s.n_boot > 0:
-                dist = rs.bootstrap_distribution(mean, n, s.n_boot, groups=groups, seed=s.seed, dtype=np.float64)["v"]
-                low, high = rs.percentile_interval(dist, s.level)
+                dist = rs.bootstrap_distribution(mean, n, s.n_boot, groups=groups, seed=s.seed, dtype=np.float32)["v"]
+                low, high = percentile_interval(dist, s.level)
             else:
                 low = high = np.full(len(labels_), np.nan)
             out += [dict(system=name, metric=metric, estimate=float(estimate[i]), ci_low=float(low[i]),

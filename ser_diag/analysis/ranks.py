@@ -50,8 +50,10 @@ __all__ = [
     "corpus_extras",
     "headline_distribution",
     "holm",
+    "percentile_interval",
     "leaderboard_ranks",
     "rank_tables",
+    "unique_systems",
     "resampling_settings",
 ]
 
@@ -100,11 +102,12 @@ def headline_distribution(merged: pd.DataFrame, metrics: Iterable[str] | None = 
     groups, unit = s.groups(merged, positions[0])
     n = len(positions[0])
     system_block = system_block or SYSTEM_BLOCK
-    estimate = {m: np.empty(len(names)) for m in metrics}
-    dist = {m: np.empty((s.n_boot, len(names))) for m in metrics}
+    unique, inverse = unique_systems(merged, positions)
+    estimate = {m: np.empty(len(unique)) for m in metrics}
+    dist = {m: np.empty((s.n_boot, len(unique))) for m in metrics}
     with rs.shared_weights():
-        for start in range(0, len(names), system_block):
-            scorer = rs._scorer(merged, positions[start:start + system_block], task, s.ddof)
+        for start in range(0, len(unique), system_block):
+            scorer = rs._scorer(merged, [positions[i] for i in unique[start:start + system_block]], task, s.ddof)
             stop = start + scorer.s
             point = scorer(np.ones((1, n), dtype=np.float32))
             for m in metrics:
@@ -115,11 +118,68 @@ def headline_distribution(merged: pd.DataFrame, metrics: Iterable[str] | None = 
                     groups=groups, seed=s.seed, dtype=scorer.weight_dtype)
                 for m in metrics:
                     dist[m][:, start:stop] = values[m]
-    return dict(task=task, systems=[str(x) for x in names], metrics=metrics, estimate=estimate,
-                distribution=dist, n=n, unit=unit, n_boot=s.n_boot, level=s.level)
+    return dict(task=task, systems=[str(x) for x in names], metrics=metrics,
+                estimate={m: v[inverse] for m, v in estimate.items()},
+                distribution={m: v[:, inverse] for m, v in dist.items()}, n=n, unit=unit, n_boot=s.n_boot,
+                level=s.level)
+
+
+def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np.ndarray]:
+    """``(representatives, inverse)``: one system per distinct set of predictions (first seen)
+    and, for every system, the position of its representative in that list. Identical
+    prediction files are scored once, so they get bit-identical numbers (an exact tie) whatever
+    block or column position they would have had."""
+    columns = ["EmoClass_pred"] if task_of(merged) == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+    values = merged[columns].to_numpy()
+    first: dict[bytes, int] = {}
+    representatives, inverse = [], np.empty(len(positions), dtype=np.int64)
+    for i, rows in enumerate(positions):
+        block = values[rows]
+        key = (pd.util.hash_pandas_object(pd.DataFrame(block), index=False).to_numpy().tobytes()
+               if block.dtype == object else np.ascontiguousarray(block).tobytes())
+        if key not in first:
+            first[key] = len(representatives)
+            representatives.append(i)
+        inverse[i] = first[key]
+    return representatives, inverse
 
 
 # --------------------------------------------------------------------------- statistics
+
+def percentile_interval(distribution, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ser_diag.resampling.percentile_interval` (the same numbers: numpy's linear
+    quantile over the finite resamples of each column, nan for a column without any), computed
+    for all columns at once: one sort along axis 0 (nan last), then the interpolation
+    ``x[floor(p)] + (p - floor(p)) (x[floor(p) + 1] - x[floor(p)])`` at ``p = q (k - 1)`` with
+    ``k`` finite resamples. (``nanquantile`` along an axis works column by column, slow for the
+    thousands of columns of grouped tables.)
+
+    >>> lo, hi = percentile_interval(np.column_stack([np.arange(101.0), np.r_[np.nan, np.arange(100.0)]]), 0.9)
+    >>> lo.round(6).tolist(), hi.round(6).tolist()
+    ([5.0, 4.95], [95.0, 94.05])
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), not {level}")
+    d = np.asarray(distribution, dtype=np.float64)
+    if d.shape[0] == 0:
+        return rs.percentile_interval(d, level)
+    ordered = np.sort(d, axis=0)                                           # nan sorts last
+    k = np.sum(~np.isnan(ordered), axis=0)
+    alpha = (1.0 - level) / 2.0
+    out = []
+    for q in (alpha, 1.0 - alpha):
+        pos = q * np.maximum(k - 1, 0)
+        below = np.floor(pos).astype(np.int64)
+        above = np.minimum(below + 1, np.maximum(k - 1, 0))
+        x0 = np.take_along_axis(ordered, below[None], axis=0)[0]
+        x1 = np.take_along_axis(ordered, above[None], axis=0)[0]
+        t = pos - below
+        with np.errstate(invalid="ignore"):          # numpy's lerp, for bit-identical results
+            value = np.where(t >= 0.5, x1 - (x1 - x0) * (1 - t), x0 + (x1 - x0) * t)
+            value = np.where(above > below, value, x0)
+        out.append(np.where(k > 0, value, np.nan))
+    return out[0], out[1]
+
 
 def holm(p_values) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values: with ``p_(1) <= ... <= p_(m)``,
@@ -163,6 +223,17 @@ def _p_best(dist: np.ndarray) -> np.ndarray:
     return (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
 
 
+def _bootstrap_p(d: np.ndarray) -> np.ndarray:
+    """Column-wise :func:`ser_diag.resampling._two_sided_bootstrap_p`:
+    ``min(1, 2 min((1 + #{d <= 0}) / (B' + 1), (1 + #{d >= 0}) / (B' + 1)))`` over the ``B'``
+    finite resamples; nan without any."""
+    finite = np.isfinite(d)
+    count = finite.sum(axis=0)
+    below = (1 + np.sum((d <= 0) & finite, axis=0)) / (count + 1)
+    above = (1 + np.sum((d >= 0) & finite, axis=0)) / (count + 1)
+    return np.where(count > 0, np.minimum(1.0, 2.0 * np.minimum(below, above)), np.nan)
+
+
 def _wald_p(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         p = 2.0 * ndtr(-np.abs(diff) / se)
@@ -173,7 +244,6 @@ def _wald_p(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
 def _pairs(systems: list[str], est: np.ndarray, dist: np.ndarray, level: float) -> pd.DataFrame:
     """All pairs ``a`` before ``b`` in leaderboard order (a's estimate >= b's), streamed by row."""
     order = np.argsort(-np.where(np.isfinite(est), est, -np.inf), kind="stable")
-    alpha = (1.0 - level) / 2.0
     parts = []
     for k, i in enumerate(order[:-1]):
         js = order[k + 1:]
@@ -181,10 +251,9 @@ def _pairs(systems: list[str], est: np.ndarray, dist: np.ndarray, level: float) 
         observed = est[i] - est[js]
         if d.shape[0] > 1:
             se = np.nanstd(d, axis=0, ddof=1) if np.isfinite(d).any() else np.full(len(js), np.nan)
-            with np.errstate(all="ignore"):
-                low, high = np.nanquantile(d, [alpha, 1.0 - alpha], axis=0)
+            low, high = percentile_interval(d, level)
             win = (np.mean(d > 0, axis=0) + 0.5 * np.mean(d == 0, axis=0))
-            p_boot = [rs._two_sided_bootstrap_p(d[:, c]) for c in range(d.shape[1])]
+            p_boot = _bootstrap_p(d)
         else:
             se = low = high = win = np.full(len(js), np.nan)
             p_boot = [np.nan] * len(js)
@@ -231,7 +300,7 @@ def leaderboard_ranks(merged: pd.DataFrame, resampling=None, metrics: Iterable[s
     boards, pair_tables = [], []
     for metric in hd["metrics"]:
         est, dist = hd["estimate"][metric], hd["distribution"][metric]
-        low, high = rs.percentile_interval(dist, level)
+        low, high = percentile_interval(dist, level)
         rank_low, rank_high = _rank_interval(_ranks(dist), level)
         pairs = _pairs(systems, est, dist, level)
         tier = _tiers(systems, est, pairs, 1.0 - level)

@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse
+from threadpoolctl import threadpool_limits
 
 import ser_diag.resampling as rs
-from ser_diag.analysis.ranks import HEADLINE_METRICS, SYSTEM_BLOCK, resampling_settings
+from ser_diag.analysis.ranks import (HEADLINE_METRICS, SYSTEM_BLOCK, percentile_interval, resampling_settings,
+                                     unique_systems)
 from ser_diag.io import task_of
-from ser_diag.metrics import ccc_from_moments, moments_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
 
 __all__ = [
@@ -67,32 +68,39 @@ def _block(merged: pd.DataFrame):
 
 
 class _GroupSums:
-    """Sums of a block of systems over each group's rows, linear in the row weights."""
+    """Headline metrics of a block of systems on each group's rows, from row weights."""
 
     def __init__(self, merged: pd.DataFrame, positions: list, code: np.ndarray, n_groups: int, ddof: int):
         self.task, self.ddof, self.s, self.g = task_of(merged), ddof, len(positions), n_groups
-        self.rows = [np.flatnonzero(code == g) for g in range(n_groups)]
         first = merged.iloc[positions[0]]
         if self.task == TASK_CATEGORICAL:
+            # macro-F1 needs per class only true, predicted and correct counts: columns
+            # [true (G, K)] + [predicted, correct (G, S, 2, K)], a sparse one-hot of the rows
             k = self.k = len(CLASS_CODES)
             t = rs._class_indices(first, "EmoClass_true")
             pred = rs._class_indices(merged.iloc[np.concatenate(positions)], "EmoClass_pred").reshape(self.s, -1)
-            width = self.s * k * k
-            cells = (t[None] * k + pred + (np.arange(self.s) * k * k)[:, None]).T        # (n, S)
-            keep = code >= 0
-            cols = (cells[keep] + (code[keep] * width)[:, None]).ravel()
-            rows = np.repeat(np.flatnonzero(keep), self.s)
+            keep = np.flatnonzero(code >= 0)
+            g, t, pred = code[keep], t[keep], pred[:, keep]
+            base = n_groups * k + (g[None] * self.s + np.arange(self.s)[:, None]) * 2 * k      # (S, m)
+            correct = pred == t[None]
+            cols = np.concatenate([g * k + t, (base + pred).ravel(), (base + k + t[None])[correct]])
+            rows = np.concatenate([keep, np.tile(keep, self.s), np.broadcast_to(keep, pred.shape)[correct]])
             self.onehot = scipy.sparse.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)),
-                                                  shape=(len(first), n_groups * width))
+                                                  shape=(len(first), n_groups * k * (1 + 2 * self.s)))
             self.weight_dtype = np.float32
         else:
+            # rows sorted by group once, so each group's sums are one product of contiguous slices
+            key = np.where(code >= 0, code, n_groups)
+            self.perm = np.argsort(key, kind="stable")
+            self.bounds = np.searchsorted(key[self.perm], np.arange(n_groups + 1))
             x = first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
             values = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
             y = np.stack([values[p] for p in positions])                                # (S, n, A)
             shift = x.mean(axis=0)
             x, y = x - shift, y - shift
             per_system = [np.moveaxis(c, 0, 1).reshape(len(x), -1) for c in (y, y * y, x[None] * y)]
-            self.design = np.column_stack([np.ones(len(x)), x, x * x] + per_system)
+            design = np.column_stack([np.ones(len(x)), x, x * x] + per_system)
+            self.design = np.ascontiguousarray(design[self.perm[:self.bounds[-1]]])
             self.weight_dtype = np.float64
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
@@ -100,21 +108,51 @@ class _GroupSums:
         w = np.atleast_2d(w)
         b = w.shape[0]
         if self.task == TASK_CATEGORICAL:
-            cm = np.asarray(self.onehot.T @ np.asarray(w, np.float32).T, dtype=np.float64).T
-            stats = rs.confusion_statistics(cm.reshape(b, self.g, self.s, self.k, self.k))
-            return np.stack([stats[m] for m in HEADLINE_METRICS[self.task]], axis=-1)
+            k, g = self.k, self.g
+            counts = (self.onehot.T @ np.asarray(w, np.float32).T).T                       # (B, width) float32
+            true = counts[:, :g * k].reshape(b, g, 1, k).astype(np.float64)
+            rest = counts[:, g * k:].reshape(b, g, self.s, 2, k).astype(np.float64)
+            return _macro_f1_from_counts(true, rest[..., 0, :], rest[..., 1, :])[..., None]
         a, s = len(ATTRIBUTES), self.s
+        ws = np.asarray(w, np.float64)[:, self.perm[:self.bounds[-1]]]
         sums = np.empty((b, self.g, self.design.shape[1]))
-        w = np.asarray(w, np.float64)
-        for g, rows in enumerate(self.rows):
-            sums[:, g] = w[:, rows] @ self.design[rows]
-        full = (b, self.g, s, a)
-        sy, syy, sxy = (sums[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a].reshape(full) for i in range(3))
-        stacked = np.stack([np.broadcast_to(sums[..., :1, None], full),
-                            np.broadcast_to(sums[..., None, 1:1 + a], full), sy,
-                            np.broadcast_to(sums[..., None, 1 + a:1 + 2 * a], full), syy, sxy], axis=-1)
-        ccc = ccc_from_moments(moments_from_sums(stacked, self.ddof))                  # (B, G, S, A)
+        with threadpool_limits(1, user_api="blas"):  # many small products: threads only cost (20x when loaded)
+            for g in range(self.g):
+                lo, hi = self.bounds[g], self.bounds[g + 1]
+                sums[:, g] = ws[:, lo:hi] @ self.design[lo:hi]
+        shared = sums[..., None, :1], sums[..., None, 1:1 + a], sums[..., None, 1 + a:1 + 2 * a]   # (B, G, 1, .)
+        per_system = (sums[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a].reshape(b, self.g, s, a)
+                      for i in range(3))
+        ccc = _ccc_from_sums(*shared, *per_system, self.ddof)                           # (B, G, S, A)
         return np.concatenate([ccc, ccc.mean(axis=-1, keepdims=True)], axis=-1)
+
+
+def _macro_f1_from_counts(true: np.ndarray, predicted: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """:func:`ser_diag.metrics.macro_f1_from_confusion` from per-class counts (last axis):
+    mean over classes of ``2 tp / (n_true + n_pred)`` (0 when both are 0), nan when nothing was
+    counted."""
+    den = true + predicted
+    f1 = np.divide(2.0 * correct, den, out=np.zeros(den.shape), where=den > 0)
+    return np.where(den.sum(axis=-1) > 0, f1.mean(axis=-1), np.nan)
+
+
+def _macro_f1(cm: np.ndarray) -> np.ndarray:
+    """:func:`_macro_f1_from_counts` of confusion matrices ``(..., K, K)`` (rows = true)."""
+    return _macro_f1_from_counts(cm.sum(axis=-1), cm.sum(axis=-2), np.einsum("...kk->...k", cm))
+
+
+def _ccc_from_sums(sw, sx, sxx, sy, syy, sxy, ddof: int) -> np.ndarray:
+    """Lin's CCC from weighted sums, the truth's sums shared by all systems (broadcast):
+    :func:`ser_diag.metrics.moments_from_sums` then :func:`~ser_diag.metrics.ccc_from_moments`
+    without materialising the stacked ``(..., 6)`` array."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = sx / sw, sy / sw
+        dof = np.where(sw - ddof > 0, sw - ddof, np.nan)
+        vx = np.maximum(sxx - sw * mx * mx, 0.0) / dof
+        vy = np.maximum(syy - sw * my * my, 0.0) / dof
+        cov = (sxy - sw * mx * my) / dof
+        den = vx + vy + (mx - my) ** 2
+        return np.where((den > 0) & (sw >= 2), 2.0 * cov / den, np.nan)
 
 
 def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=None,
@@ -145,23 +183,29 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     metrics = HEADLINE_METRICS[task]
     clusters, unit = s.groups(first)
     n = len(first)
-    rows = []
+    unique, inverse = unique_systems(merged, positions)
+    shape = (len(order), len(unique), len(metrics))
+    estimate, low, high = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
     with rs.shared_weights():
-        for start in range(0, len(names), SYSTEM_BLOCK):
-            block = positions[start:start + SYSTEM_BLOCK]
-            sums = _GroupSums(merged, block, code, len(order), s.ddof)
-            estimate = sums(np.ones((1, n), dtype=sums.weight_dtype))[0]                 # (G, S, M)
+        for start in range(0, len(unique), SYSTEM_BLOCK):
+            stop = min(start + SYSTEM_BLOCK, len(unique))
+            sums = _GroupSums(merged, [positions[i] for i in unique[start:stop]], code, len(order), s.ddof)
+            estimate[:, start:stop] = sums(np.ones((1, n), dtype=sums.weight_dtype))[0]       # (G, S, M)
             if s.n_boot > 0 and order:
                 dist = rs.bootstrap_distribution(lambda w: {"v": sums(w).reshape(len(w), -1)}, n, s.n_boot,
                                                  groups=clusters, seed=s.seed, dtype=sums.weight_dtype)["v"]
-                low, high = rs.percentile_interval(dist.reshape((s.n_boot,) + estimate.shape), s.level)
-            else:
-                low = high = np.full(estimate.shape, np.nan)
-            for j, system in enumerate(names[start:start + SYSTEM_BLOCK]):
-                for g, value in enumerate(order):
-                    for m, metric in enumerate(metrics):
-                        rows.append((system, value, metric, estimate[g, j, m], low[g, j, m], high[g, j, m]))
-    out = pd.DataFrame(rows, columns=["system", "group", "metric", "estimate", "ci_low", "ci_high"])
+                low[:, start:stop], high[:, start:stop] = percentile_interval(
+                    dist.reshape((s.n_boot, len(order), stop - start, len(metrics))), s.level)
+    g_idx, s_idx, m_idx = np.meshgrid(np.arange(len(order)), inverse, np.arange(len(metrics)), indexing="ij")
+    system_idx = np.broadcast_to(np.arange(len(names))[None, :, None], g_idx.shape)
+    rows = pd.DataFrame({"system": np.asarray(names, dtype=object)[system_idx.ravel()],
+                         "group": np.asarray(order, dtype=object)[g_idx.ravel()] if order else [],
+                         "metric": np.asarray(metrics, dtype=object)[m_idx.ravel()],
+                         "estimate": estimate[g_idx, s_idx, m_idx].ravel(), "ci_low": low[g_idx, s_idx, m_idx].ravel(),
+                         "ci_high": high[g_idx, s_idx, m_idx].ravel(),
+                         "_order": (system_idx * len(order) * len(metrics) + g_idx * len(metrics) + m_idx).ravel()})
+    rows = rows.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    out = rows
     sizes = pd.Series(code).value_counts()
     speakers = first.assign(_g=code).groupby("_g")["SpkrID"].nunique() if "SpkrID" in first else pd.Series(dtype=int)
     index = {v: g for g, v in enumerate(order)}
@@ -172,8 +216,9 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     out.insert(1, "task", task)
     out.insert(2, "by", by)
     out["level"], out["unit"], out["n_boot"] = s.level, unit, s.n_boot
-    out["n"] = [int(sizes.get(index[v], 0)) for v in out["group"]]
-    out["n_speakers"] = [int(speakers.get(index[v], 0)) for v in out["group"]]
+    position = out["group"].map(index)
+    out["n"] = position.map(sizes).fillna(0).astype("int64")
+    out["n_speakers"] = position.map(speakers).fillna(0).astype("int64")
     out.attrs["excluded_groups"] = int((counts < min_files).sum())
     return out
 
@@ -204,8 +249,10 @@ def podcast_metrics(merged: pd.DataFrame, min_files: int = 30, resampling=None, 
                             min_files=min_files, **legacy)
     overall = grouped_metrics(merged, {f: "all" for f in pd.unique(merged["FileName"])}, by="all",
                               n_boot=0, ddof=resampling_settings(resampling, **legacy).ddof)
-    point = overall.set_index(["system", "metric"])["estimate"]
-    table["overall"] = [point.get((s, m), np.nan) for s, m in zip(table["system"], table["metric"])]
+    point = overall[["system", "metric", "estimate"]].rename(columns={"estimate": "overall"})
+    attrs = dict(table.attrs)
+    table = table.merge(point, on=["system", "metric"], how="left", sort=False)
+    table.attrs = attrs
     table["below_overall"] = table["ci_high"] < table["overall"]
     table.attrs["min_files"] = min_files
     return table
@@ -279,8 +326,9 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
     quantities = list(estimate)
     if s.n_boot > 0:
         with rs.shared_weights():
-            dist = rs.bootstrap_distribution(statistic, n, s.n_boot, groups=clusters, seed=s.seed)
-        bounds = {q: rs.percentile_interval(dist[q], s.level) for q in quantities}
+            dist = rs.bootstrap_distribution(statistic, n, s.n_boot, groups=clusters, seed=s.seed,
+                                             dtype=np.float32 if metric == "error_rate" else np.float64)
+        bounds = {q: percentile_interval(dist[q], s.level) for q in quantities}
     else:
         bounds = {q: (np.full(n_sys, np.nan), np.full(n_sys, np.nan)) for q in quantities}
     both = first[keep].assign(_p=pcode[keep]).groupby("_p")["Gender"].nunique()

@@ -1,5 +1,6 @@
 """ser_diag.resampling: weights, intervals against explicit loops, coverage, cluster and paired tests."""
 
+import dataclasses
 import doctest
 import itertools
 
@@ -264,3 +265,76 @@ def test_paired_test_rejects_bad_requests():
 def test_doctests():
     result = doctest.testmod(resampling, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 5 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- Resampling settings
+
+def test_resampling_settings_validate_resolve_and_accept_the_older_keywords():
+    from ser_diag.resampling import Resampling, cluster_ids, permutation_p_value
+    r = Resampling()
+    assert (r.n_boot, r.level, r.unit, r.seed, r.ddof) == (1000, 0.95, "auto", 0, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.n_boot = 5
+    for bad in (dict(n_boot=-1), dict(level=1.5), dict(level=0), dict(unit="files"), dict(ddof=-1)):
+        with pytest.raises(ValueError):
+            Resampling(**bad)
+    assert r.unit_for(pd.Series([None, 3], dtype="Int64")) == "speaker"
+    assert r.unit_for(pd.Series([None, None], dtype="Int64")) == "utterance"
+    assert r.unit_for(None) == "utterance"
+    assert Resampling(unit="utterance").unit_for(pd.Series([1, 2])) == "utterance"
+    with pytest.raises(ValueError):
+        Resampling(unit="speaker").unit_for(None)
+    assert Resampling.of(r, by_speaker=False).unit == "utterance"
+    assert Resampling.of(None, n_boot=7, seed=3, ddof=1) == Resampling(n_boot=7, seed=3, ddof=1)
+    with pytest.raises(TypeError):
+        Resampling.of(r, nboot=3)
+    assert cluster_ids(pd.array([7, 7, None, 3, None], dtype="Int64")).tolist() == [0, 0, 2, 1, 3]
+    assert permutation_p_value([0.1, -0.3, 0.5, 0.0], 0.3) == pytest.approx(3 / 5)
+    assert permutation_p_value([0.1, -0.3, 0.5, 0.0], 0.3, exact=True) == pytest.approx(2 / 4)
+    assert np.isnan(permutation_p_value([np.nan], 0.3))
+
+
+def test_default_unit_is_speaker_when_speakers_are_known_and_named_per_system():
+    rng = np.random.default_rng(2)
+    n = 300
+    t = rng.integers(0, 8, n)
+    merged = categorical_merged(t, {"a": t, "b": rng.integers(0, 8, n)}, speakers=np.arange(n) % 30)
+    table = bootstrap_metrics(merged, n_boot=20)
+    assert set(table["unit"]) == {"speaker"}
+    none = merged.assign(SpkrID=pd.array([pd.NA] * len(merged), dtype="Int64"))
+    none.attrs = dict(merged.attrs)
+    assert set(bootstrap_metrics(none, n_boot=20)["unit"]) == {"utterance"}
+    # speaker resampling with every speaker unknown: each utterance is its own cluster
+    forced = bootstrap_metrics(none, resampling.Resampling(n_boot=20, unit="speaker"))
+    utter = bootstrap_metrics(none, resampling.Resampling(n_boot=20, unit="utterance"))
+    np.testing.assert_array_equal(forced["ci_low"], utter["ci_low"])
+
+
+def test_weight_cache_serves_only_its_own_thread():
+    """The explorer computes in a background thread while the main thread may be inside
+    shared_weights: the other thread must draw its own weights (same numbers) and never see
+    or corrupt the cache."""
+    import threading
+    expected = bootstrap_weights(200, 64, seed=9)
+    seen = {}
+
+    def worker():
+        seen["cache"] = resampling._active_cache()
+        seen["weights"] = np.concatenate(list(resampling._weight_chunks(200, 64, seed=9)))
+
+    with resampling.shared_weights():
+        first = np.concatenate(list(resampling._weight_chunks(200, 64, seed=9)))
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert len(resampling._cache.entries) == 1
+    assert seen["cache"] is None
+    np.testing.assert_array_equal(seen["weights"], expected)
+    np.testing.assert_array_equal(first, expected)
+
+
+def test_huge_weight_matrices_are_never_cached():
+    with resampling.shared_weights(max_bytes=1000):
+        chunks = list(resampling._weight_chunks(100, 50, seed=1))     # 50 x 100 float32 = 20 kB
+        assert not resampling._cache.entries
+    np.testing.assert_array_equal(np.concatenate(chunks), bootstrap_weights(100, 50, seed=1))

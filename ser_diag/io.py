@@ -96,6 +96,8 @@ def _editor_line(text: str, record: int, offset: int) -> int:
 def _decode(path: Path, data: bytes) -> str:
     """``data`` as UTF-8 text (a BOM is dropped); a byte that is not UTF-8 raises an InputError
     naming the line and character an editor shows."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(path, None, "UTF-16 text (a byte-order mark FF FE); save the file as UTF-8", row=1)
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
         return data[bom:].decode("utf-8")
@@ -170,7 +172,9 @@ def _require_columns(table: pd.DataFrame, path: Path, columns) -> None:
     for column in columns:
         if column not in present:
             near = [c for c in present if c.lower() == column.lower()]
-            hint = f" (found {near[0]!r}; names are case-sensitive)" if near else ""
+            hint = f" (found {quoted(near[0])}; names are case-sensitive)" if near else ""
+            if len(present) == 1 and (";" in present[0] or "\t" in present[0]):
+                hint = " (separated by ';' or tabs? the challenge files use commas)"
             raise InputError(path, column, f"missing column; header is {shorten(','.join(present), 200)}{hint}", row=1)
 
 

@@ -346,3 +346,15 @@ def test_validate_warns_on_out_of_range_and_strict_makes_it_an_error(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert io.validate_submission(inside, labels=root, strict=True).startswith("OK: ")
+
+
+def test_utf16_and_semicolon_files_say_what_they_are(tmp_path):
+    text = "\n".join([HEADER] + label_rows()) + "\n"
+    utf16 = write(tmp_path / "utf16.csv", text.encode("utf-16"))
+    with pytest.raises(InputError) as err:
+        io.read_labels(utf16)
+    assert "UTF-16" in located(err, utf16, row=1)
+    semicolons = write(tmp_path / "semicolons.csv", text.replace(",", ";"))
+    with pytest.raises(InputError) as err:
+        io.read_labels(semicolons)
+    assert "use commas" in located(err, semicolons, row=1, column="FileName")

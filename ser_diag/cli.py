@@ -202,7 +202,6 @@ def _run(args: argparse.Namespace) -> int:
                  skip_models=args.skip_models)
     elif cmd == "simulate":
         from ser_diag.simulate import simulate_challenge
-        log.info("simulating %d systems on the %s split ...", args.systems, args.split)
         simulate_challenge(args.out, seed=args.seed, n_systems=args.systems,
                            split=args.split, n=args.n)
         _wrote(args.out)
@@ -226,6 +225,8 @@ def _run(args: argparse.Namespace) -> int:
         _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus
+        from ser_diag.outputs import check_writable
+        check_writable(args.out)  # an unusable --out is one line, before any progress line
         log.info("synthesising %d utterances with espeak-ng ...", args.n)
         make_corpus(args.out, n=args.n, seed=args.seed)
         _wrote(args.out)

@@ -160,6 +160,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
         tables["unit_comparison"] = unit_comparison({TASK_CATEGORICAL: categorical,
                                                      TASK_ATTRIBUTES: attributes}, rs)
 
+    log.info("confusion, binned and regression-to-the-mean analyses ...")
     if categorical is not None:
         focus = settings["focus"][TASK_CATEGORICAL]
         other = base_name if base_name in set(categorical["system"]) else settings["worst"][TASK_CATEGORICAL]
@@ -181,6 +182,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
             settings["notes"].append("attributes: fewer than 4 resampling units (speakers or files); "
                                      "recalibration what-if skipped")
 
+    log.info("gender and speaker audit ...")
     gender, gaps, speakers, disagreement, class_recall = [], [], [], [], None
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
@@ -212,6 +214,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
     if len(evaluation.get("systems", {})) > 1 and min(_n_units(f, rs) for f in frames) < 4:
         settings["notes"].append("fewer than 4 resampling units (speakers or files): top-K fusion skipped")
     elif len(evaluation.get("systems", {})) > 1:
+        log.info("top-K fusion curves ...")
         curve = fusion.topk_fusion_curve(categorical, attributes, resampling=rs,
                                          baseline=base_name if base_name is not None else None)
         tables["fusion_curve"] = curve
@@ -231,14 +234,14 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
     Bad input raises :class:`ser_diag.errors.InputError` before any analysis runs.
     """
     settings = Resampling.of(resampling, **legacy)
-    log.info("reading and validating %s and %s ...", labels_path, predictions_path)
     data = io.load(labels_path, predictions_path, split=split, intersection=intersection)
     systems = pd.unique(pd.concat([data[t]["system"] for t in (TASK_CATEGORICAL, TASK_ATTRIBUTES)
                                    if data.get(t) is not None]))
     if baseline is not None and baseline not in set(systems):
         raise InputError(predictions_path, None, f"no system named {quoted(baseline)} (the baseline asked "
                          f"for); systems: {', '.join(map(str, systems))}")
-    log.info("computing diagnostics of %d systems on the %s split (%s) ...", len(systems), split,
+    # progress starts once the inputs are valid, so bad input stays one line on stderr
+    log.info("read %d systems on the %s split; computing diagnostics (%s) ...", len(systems), split,
              f"{settings.n_boot} resamples, unit {settings.unit}" if settings.n_boot else "no resampling")
     return diagnose(data.get("categorical"), data.get("attributes"), labels=data.get("labels"),
                     split=split, resampling=settings, scheme=scheme, baseline=baseline)

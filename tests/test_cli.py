@@ -171,3 +171,59 @@ def test_human_p_values_in_summary(challenge, tmp_path):
     for sign, number in p_values:
         assert re.fullmatch(r"\d\.\d{3}", number), number    # 0.042 or < 0.001, never 6.057e-01
     assert "ccc_mean" not in summary and "macro_f1" not in summary
+
+
+def test_predictions_outside_1_to_7_are_scored_with_one_warning(challenge, tmp_path):
+    """A regression head may predict 7.3 or 0.8: scored as given (CCC of the raw values), one
+    warning with the count and range; `validate` warns, `validate --strict` refuses."""
+    systems = tmp_path / "systems"
+    shutil.copytree(challenge / "predictions", systems)
+    path = systems / "sys02_mid" / "attributes.csv"
+    table = pd.read_csv(path)
+    table.loc[3, "EmoAct"], table.loc[10, "EmoVal"], table.loc[11, "EmoVal"] = 7.3, 0.8, 9.25
+    table.to_csv(path, index=False)
+    run = ser_diag("evaluate", "--labels", challenge, "--predictions", systems, "--bootstrap", 0, "--json")
+    assert run.returncode == 0, run.stderr
+    warnings_ = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings_) == 1, run.stderr
+    assert "3 attribute predictions outside [1, 7]" in warnings_[0] and "0.8" in warnings_[0] and "9.25" in warnings_[0]
+    import json as json_
+    from reference_metrics import reference_ccc
+    labels = pd.read_csv(challenge / "Labels" / "labels_consensus.csv")
+    labels = labels[labels["Split_Set"] == "Development"].set_index("FileName")
+    scored = json_.loads(run.stdout)["systems"]["sys02_mid"]["ccc"]["EmoVal"]
+    assert scored == pytest.approx(reference_ccc(labels["EmoVal"], table.set_index("FileName").loc[labels.index, "EmoVal"]), abs=1e-9)
+    check = ser_diag("validate", "--predictions", path, "--labels", challenge)
+    assert check.returncode == 0 and "outside [1, 7]" in check.stdout + check.stderr
+    strict = ser_diag("validate", "--predictions", path, "--labels", challenge, "--strict")
+    assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1
+    assert str(path) in strict.stderr
+
+
+def test_baseline_is_named_or_found_by_name_never_the_worst(challenge, tmp_path):
+    def baseline_rows(out):
+        curve = pd.read_csv(out / "tables" / "fusion_curve.csv")
+        return curve[curve["method"] == "baseline"]
+
+    default = tmp_path / "default"
+    assert ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
+                    "--bootstrap", 0, "--out", default).returncode == 0
+    named = tmp_path / "named"
+    run = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
+                   "--bootstrap", 0, "--baseline", "sys03_top", "--out", named)
+    assert run.returncode == 0, run.stderr
+    assert set(baseline_rows(default)["systems"]) == {"sys01_baseline"}
+    assert set(baseline_rows(named)["systems"]) == {"sys03_top"}
+    assert len(baseline_rows(named)) == len(baseline_rows(default)) == 4   # macro-F1 + 3 CCCs
+    # no system called baseline: no baseline line at all (the worst system is not promoted)
+    renamed = tmp_path / "renamed"
+    shutil.copytree(challenge / "predictions", renamed)
+    (renamed / "sys01_baseline").rename(renamed / "sys01_first")
+    none = tmp_path / "none"
+    assert ser_diag("figures", "--labels", challenge, "--predictions", renamed, "--bootstrap", 0,
+                    "--out", none).returncode == 0
+    assert baseline_rows(none).empty
+    unknown = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
+                       "--baseline", "nosuch", "--out", tmp_path / "x")
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()

@@ -93,6 +93,8 @@ def check_writable(out_dir: str | os.PathLike) -> Path:
     if out == cwd or out in cwd.parents:
         raise OutputError(given, "is the current folder or contains it; write into a sub-folder")
     ancestor = _existing_ancestor(out, given)
+    if ancestor == out:  # staging, lock and the swap happen in the parent
+        ancestor = out.parent
     try:
         os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=ancestor))
     except OSError as err:

@@ -38,7 +38,7 @@ def execute(name: str, out_dir: Path, **parameters) -> dict:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
         papermill.execute_notebook(str(NOTEBOOKS / name), str(out_dir / name), parameters=parameters,
-                                   kernel_name="python3", cwd=str(REPO), progress_bar=False)
+                                   kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     nb = nbformat.read(out_dir / name, as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]

@@ -218,3 +218,74 @@ def test_vectorised_percentile_interval_is_the_resampling_one():
         for level in (0.9, 0.95, 0.99):
             for got, expected in zip(ranks.percentile_interval(d, level), percentile_interval(d, level)):
                 np.testing.assert_array_equal(got, expected)
+
+
+def test_recovers_what_the_simulator_planted(tmp_path):
+    """`ser-diag simulate` plants a tie, agreement-dependent errors and one hard podcast
+    (simulation_truth.json); the beyond tables find all three."""
+    import json
+    import subprocess
+
+    from ser_diag.analysis.ranks import beyond_tables
+
+    out = tmp_path / "challenge"
+    subprocess.run(["ser-diag", "simulate", "-q", "--out", str(out), "--systems", "5", "--n", "6000", "--seed", "0"],
+                   check=True)
+    truth = json.loads((out / "simulation_truth.json").read_text(encoding="utf-8"))
+    data = io.load(out, out / "predictions")
+    tables = beyond_tables(data["categorical"], data["attributes"], data["labels"], n_boot=200,
+                           min_podcast_files=100)
+    board, pairs = tables["leaderboard_ranks"], tables["leaderboard_pairs"]
+    # the tie: same tier, overlapping rank intervals, and the planted difference 0 inside the paired CI
+    a, b = truth["tie"]["systems"]
+    for (task, metric), part in board.groupby(["task", "metric"]):
+        row = part.set_index("system")
+        assert row.at[a, "tier"] == row.at[b, "tier"], metric
+        assert max(row.at[a, "rank_ci_low"], row.at[b, "rank_ci_low"]) <= min(row.at[a, "rank_ci_high"],
+                                                                               row.at[b, "rank_ci_high"])
+        pair = pairs[(pairs["metric"] == metric) & pairs["system_a"].isin([a, b]) & pairs["system_b"].isin([a, b])]
+        assert pair["ci_low"].iloc[0] <= truth["tie"]["difference"] <= pair["ci_high"].iloc[0], metric
+    # agreement-dependent errors: every system is worse where the annotators disagree
+    by_agreement = tables["annotator_agreement_metrics"]
+    cat = by_agreement[by_agreement["metric"] == "macro_f1"]
+    for system, part in cat.groupby("system"):
+        row = part.set_index("group")
+        assert row.at["majority", "ci_low"] > row.at["plurality", "ci_high"], system
+        assert row.at["unanimous", "estimate"] > row.at["majority", "estimate"], system
+    # the hard podcast: the worst of the large podcasts for every system and headline metric
+    hard = truth["structure"]["hard_podcast"]["podcast"]
+    worst = tables["worst_podcasts"]
+    first = worst[worst["rank"] == 1]
+    assert set(first["group"]) == {hard} and first["below_overall"].all()
+    assert len(first) == 2 * 5                                       # macro-F1 and mean CCC, 5 systems
+
+
+def test_notebook_07_runs_from_notebooks_folder(tmp_path, monkeypatch):
+    """Committed without outputs, parametrised, and runs as a person runs it (cwd notebooks/,
+    the installed package, no PYTHONPATH)."""
+    from pathlib import Path
+
+    import nbformat
+    import papermill
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    name = "07_beyond_the_leaderboard.ipynb"
+    nb = nbformat.read(folder / name, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert ["parameters" in c.metadata.get("tags", []) for c in code].count(True) == 1
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    out = tmp_path / "tables"
+    papermill.execute_notebook(str(folder / name), str(tmp_path / name), kernel_name="python3", cwd=str(folder),
+                               progress_bar=False,
+                               parameters=dict(N_FILES=900, N_SYSTEMS=3, N_BOOT=40, OUT_DIR=str(out)))
+    ran = nbformat.read(tmp_path / name, as_version=4)
+    outputs = [o for c in ran.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 6   # ranks, heatmaps, agreement, podcasts
+    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "SYNTHETIC" in text and "resampling unit: speaker" in text and "macro-F1" in text
+    board = pd.read_csv(out / "leaderboard_ranks.csv")
+    assert set(board["n_boot"]) == {40} and (out / "human_ceiling.csv").is_file()

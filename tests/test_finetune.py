@@ -107,7 +107,8 @@ def test_baseline_head_fine_tunes_audio_with_clip_mixing_on_the_fly(task, tmp_pa
 
     config = _config(tmp_path, corpus, roberta, modalities={"audio": {"encoder": "tiny-wavlm", "layer": "weighted"}},
                      model={"kind": "baseline", "hidden": 32, "dropout": 0.5}, categorical_loss="soft_ce",
-                     augment={"mix_clips": {"p": 0.5, "max_overlap_s": 0.2}}, epochs=2)
+                     augment={"mix_clips": {"p": 0.5, "max_overlap_s": 0.2}}, epochs=2,
+                     finetune={"top_layers": 1, "num_workers": 1})  # waveforms read in a worker process
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_module, "_targets", spy)
         result = train(config, labels=labels, soft_labels=soft)

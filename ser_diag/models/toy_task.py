@@ -46,13 +46,15 @@ def make_task(n: int = 160, seed: int = 0, frames: bool = False):
 
 
 def main(argv=None) -> None:
-    """``OUT CONFIG_JSON [N]``: train the config on ``make_task(N, frames=True)`` into ``OUT``."""
+    """``OUT CONFIG_JSON [N]``: train the config (or each config of a JSON list, one after the
+    other in the same processes) on ``make_task(N, frames=True)`` into ``OUT``."""
     from ser_diag.models.train import train
 
     argv = sys.argv[1:] if argv is None else argv
-    config = json.loads(argv[1])
+    configs = json.loads(argv[1])
     labels, feats = make_task(n=int(argv[2]) if len(argv) > 2 else 160, frames=True)
-    train(dict(config, out_dir=argv[0]), features=feats, labels=labels)
+    for config in configs if isinstance(configs, list) else [configs]:
+        train(dict(config, out_dir=argv[0]), features=feats, labels=labels)
 
 
 if __name__ == "__main__":

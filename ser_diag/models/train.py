@@ -281,11 +281,8 @@ class _Data:
 
     @property
     def dims(self) -> dict:
-        out = {}
-        for m, v in self.features.items():
-            out[m] = int(v.dim if hasattr(v, "dim") and not torch.is_tensor(v) else
-                         v.shape[1] if torch.is_tensor(v) else v[0].shape[1])
-        return out
+        return {m: int(v.shape[1] if torch.is_tensor(v) else v[0].shape[1] if isinstance(v, list) else v.dim)
+                for m, v in self.features.items()}
 
 
 def _labels_frame(config: TrainConfig, labels) -> pd.DataFrame:

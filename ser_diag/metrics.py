@@ -289,6 +289,9 @@ def weighted_confusion(weights, true_idx, pred_idx, k: int = len(CLASS_CODES)) -
     return np.asarray((onehot.T @ w.T).T, dtype=np.float64).reshape(w.shape[0], k, k)
 
 
+#: Largest block of design columns :meth:`MomentDesign.product` builds at a time (bytes).
+BLOCK_BYTES = 1 << 26
+
 #: Column order of :func:`weighted_moments`.
 MOMENT_NAMES = ("sum_w", "mean_true", "mean_pred", "var_true", "var_pred", "cov")
 
@@ -308,8 +311,10 @@ class MomentDesign:
     per-speaker sums (``membership @ columns``) and permutation swaps rely on.
 
     >>> d = MomentDesign([[1.0], [2.0], [3.0]], [[[1.0], [1.0], [4.0]]])
-    >>> d.moments(np.array([[1.0, 1.0, 2.0]]) @ d.columns)[0, 0, 0].round(4).tolist()
+    >>> d.moments(d.product([[1.0, 1.0, 2.0]]))[0, 0, 0].round(4).tolist()
     [4.0, 2.25, 2.5, 0.6875, 2.25, 1.125]
+    >>> bool(np.allclose(d.product([[1.0, 1.0, 2.0]]), np.array([[1.0, 1.0, 2.0]]) @ d.columns))
+    True
     """
 
     def __init__(self, y_true, y_pred):
@@ -328,9 +333,44 @@ class MomentDesign:
         self.shift = x.mean(axis=0) if self.n else np.zeros(self.a)
         x, y = x - self.shift, y - self.shift
         self._unique = y.shape[0]
-        per_system = [np.moveaxis(c, 0, 1).reshape(self.n, self._unique * self.a) for c in (y, y * y, x[None] * y)]
-        self.columns = np.column_stack([np.ones(self.n), x, x * x] + per_system)
-        self.width = self.columns.shape[1]
+        self._x = x                                                          # (n, A), shifted
+        self._y = np.moveaxis(y, 0, 1).reshape(self.n, self._unique * self.a)  # (n, U*A), system-major
+        self.width = 1 + 2 * self.a + 3 * self._unique * self.a
+
+    @property
+    def columns(self) -> np.ndarray:
+        """The whole ``(n, width)`` design (built on request; :meth:`product` never builds it)."""
+        xs = self._x[:, np.arange(self._y.shape[1]) % self.a]
+        return np.column_stack([np.ones(self.n), self._x, self._x * self._x, self._y, self._y * self._y,
+                                xs * self._y])
+
+    def product(self, weights) -> np.ndarray:
+        """``weights @ columns`` (``(B, width)`` float64) for dense or sparse ``(B, n)`` weights,
+        computed in column blocks of at most :data:`BLOCK_BYTES` of design, so memory stays
+        bounded at any ``n`` and number of systems (no ``n x width`` matrix is ever held)."""
+        sparse = scipy.sparse.issparse(weights)
+        w = weights if sparse else np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
+        out = np.empty((w.shape[0], self.width))
+        out[:, 0] = np.asarray(w.sum(axis=1), dtype=np.float64).ravel()
+        a, ua = self.a, self._y.shape[1]
+        step = max(1, BLOCK_BYTES // (8 * max(self.n, 1)))
+
+        def mult(cols):
+            return np.asarray(w @ cols, dtype=np.float64)
+
+        for c0 in range(0, a, step):
+            c1 = min(a, c0 + step)
+            xb = self._x[:, c0:c1]
+            out[:, 1 + c0:1 + c1], out[:, 1 + a + c0:1 + a + c1] = mult(xb), mult(xb * xb)
+        base = 1 + 2 * a
+        for c0 in range(0, ua, step):
+            c1 = min(ua, c0 + step)
+            yb = self._y[:, c0:c1]
+            xb = self._x[:, np.arange(c0, c1) % a]
+            out[:, base + c0:base + c1] = mult(yb)
+            out[:, base + ua + c0:base + ua + c1] = mult(yb * yb)
+            out[:, base + 2 * ua + c0:base + 2 * ua + c1] = mult(xb * yb)
+        return out
 
     def unpack(self, raw) -> np.ndarray:
         """Raw sums ``(..., width)`` -> ``(..., S, A, 6)`` in the order of
@@ -362,7 +402,7 @@ def weighted_moments(weights, y_true, y_pred, ddof: int = 0) -> np.ndarray:
     w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
     x, y = _pair(y_true, y_pred)
     design = MomentDesign(x[:, None], y[None, :, None])
-    return design.moments(w @ design.columns, ddof)[:, 0, 0]
+    return design.moments(design.product(w), ddof)[:, 0, 0]
 
 
 def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:

@@ -57,6 +57,9 @@ __all__ = [
 
 #: Weight rows processed at a time (200 x 32k float32 = 25 MB).
 CHUNK_ROWS = 200
+#: Largest weight chunk handed to a statistic (bytes): 200 rows up to n = 40k (float64),
+#: fewer beyond, so no ``n x B`` weight matrix is ever held.
+WEIGHT_CHUNK_BYTES = 1 << 26
 #: Rows drawn per call of the generator; chunks are multiples of it, so results do not
 #: depend on the chunk size.
 _DRAW_BLOCK = 8
@@ -277,6 +280,8 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
     ``reuse``: fill one buffer again and again (the consumer must not keep a chunk).
     Inside :func:`shared_weights` the whole matrix is drawn once per request and read-only
     views of it are yielded."""
+    # at most WEIGHT_CHUNK_BYTES of weights at a time: fewer rows per chunk for large n
+    chunk = min(chunk, max(_DRAW_BLOCK, WEIGHT_CHUNK_BYTES // max(1, n * np.dtype(dtype).itemsize)))
     if groups is None:
         mapping, m = None, n
     else:
@@ -453,7 +458,7 @@ class _AttributeScorer:
     def sums(self, w: np.ndarray) -> np.ndarray:
         """Sums ``(B, S, A, 6)`` of :class:`~ser_diag.metrics.MomentDesign` (linear in ``w``)."""
         w = np.atleast_2d(np.asarray(w)).astype(np.float64, copy=False)
-        return self.design.unpack(w @ self.design.columns)
+        return self.design.unpack(self.design.product(w))
 
     def finish(self, sums: np.ndarray) -> dict:
         moments = moments_from_sums(sums, self.ddof, self.design.shift)

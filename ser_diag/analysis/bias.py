@@ -114,8 +114,7 @@ class _GroupedSums:
             x = frames[0][[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)        # (n, A)
             y = np.stack([f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64) for f in frames])
             self.moments = metrics.MomentDesign(x, y)
-            self.design = self.moments.columns
-            self.width, self.weight_dtype = self.design.shape[1], np.float64
+            self.width, self.weight_dtype = self.moments.width, np.float64
 
     def _onehot(self, unit: np.ndarray, n_units: int, block: np.ndarray | None = None,
                 n_blocks: int = 1) -> scipy.sparse.csr_matrix:
@@ -128,10 +127,13 @@ class _GroupedSums:
                                        shape=(n_units, n_blocks * self.width))
 
     def grouped_design(self, group: np.ndarray, n_groups: int):
-        """``(n, G * C)`` design whose column block g holds the rows of group g (-1: none)."""
+        """What :meth:`product` multiplies for the sums of every group: a sparse ``(n, G * C)``
+        design whose column block g holds the rows of group g (categorical), or the group
+        index itself (attributes: the moment sums of each group are taken on the fly,
+        ``MomentDesign.product(W * mask_g)``, without an ``n x G C`` matrix)."""
         if self.task == TASK_CATEGORICAL:
             return self._onehot(np.where(group >= 0, np.arange(self.n), -1), self.n, group, n_groups)
-        return np.concatenate([self.design * (group == g)[:, None] for g in range(n_groups)], axis=1)
+        return (group, n_groups)
 
     def unit_sums(self, unit: np.ndarray, n_units: int):
         """``(n_units, C)`` sums of each unit's rows (row -> unit, -1: left out)."""
@@ -140,13 +142,17 @@ class _GroupedSums:
         keep = unit >= 0
         member = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (unit[keep], np.flatnonzero(keep))),
                                          shape=(n_units, self.n))
-        return np.asarray(member @ self.design)
+        return self.moments.product(member)
 
-    @staticmethod
-    def product(weights: np.ndarray, design) -> np.ndarray:
-        """``weights @ design`` in float64 for a sparse (float32 counts) or dense design."""
+    def product(self, weights: np.ndarray, design) -> np.ndarray:
+        """``weights @ design`` in float64 for a sparse (float32 counts) or dense design, or the
+        grouped moment sums ``(B, G * C)`` for an attribute :meth:`grouped_design`."""
         if scipy.sparse.issparse(design):
             return np.asarray(design.T @ np.asarray(weights, np.float32).T, dtype=np.float64).T
+        if isinstance(design, tuple):
+            group, n_groups = design
+            w = np.atleast_2d(np.asarray(weights, np.float64))
+            return np.concatenate([self.moments.product(w * (group == g)) for g in range(n_groups)], axis=1)
         return np.asarray(weights, np.float64) @ design
 
     def finish(self, sums: np.ndarray) -> dict[str, np.ndarray]:
@@ -531,7 +537,7 @@ def _speaker_scores(frame: pd.DataFrame, task: str, speaker: np.ndarray, n_speak
     membership = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (speaker[keep], np.arange(int(keep.sum())))),
                                          shape=(n_speakers, int(keep.sum())))
     design = metrics.MomentDesign(true, pred)
-    moments = design.moments(np.asarray(membership @ design.columns), ddof)[:, 0]  # (speakers, A, 6)
+    moments = design.moments(design.product(membership), ddof)[:, 0]       # (speakers, A, 6)
     ccc = metrics.ccc_from_moments(moments)
     out = {}
     for j, attr in enumerate(ATTRIBUTES):

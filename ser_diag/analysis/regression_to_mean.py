@@ -107,7 +107,7 @@ def shrinkage_statistics(y_true, y_pred, ddof: int = 0):
 def _joint_shrinkage_statistics(pairs, ddof: int):
     """:func:`shrinkage_statistics` of several ``(y_true, y_pred)`` pairs on the same items at
     once: the pairs are the columns of one :class:`ser_diag.metrics.MomentDesign`, so one
-    product ``W @ columns`` reads each weight chunk once instead of once per pair. Keys
+    blockwise product ``W @ columns`` serves every pair. Keys
     ``"<pair index><_SEP><metric>"``."""
     x = np.column_stack([np.asarray(t, dtype=np.float64) for t, _ in pairs])
     y = np.column_stack([np.asarray(p, dtype=np.float64) for _, p in pairs])[None]
@@ -115,7 +115,7 @@ def _joint_shrinkage_statistics(pairs, ddof: int):
 
     def statistic(weights):
         w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
-        m = design.moments(w @ design.columns, ddof)[:, 0]                  # (B, pairs, 6)
+        m = design.moments(design.product(w), ddof)[:, 0]                 # (B, pairs, 6)
         out = {}
         for i in range(len(pairs)):
             for name, value in _shrinkage_from_moments(m[:, i]).items():
@@ -137,6 +137,13 @@ def _same_items(pairs, settings):
             key += (pd.util.hash_pandas_object(groups, index=False).to_numpy().tobytes(),)
         batches.setdefault(key, []).append(entry)
     return list(batches.values())
+
+
+def _light_pairs(merged: pd.DataFrame, attribute) -> list:
+    """:func:`attribute_pairs` keeping only ``FileName``/``SpkrID`` of the rows (what the
+    bootstrap needs), so S x A pairs do not hold S x A copies of the merged rows."""
+    keep = [c for c in ("FileName", "SpkrID") if c in merged.columns]
+    return [(name, attr, rows[keep], true, pred) for name, attr, rows, true, pred in attribute_pairs(merged, attribute)]
 
 
 def _split_keys(boot: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +174,7 @@ def shrinkage_table(merged: pd.DataFrame, attribute=None, resampling: "resamplin
     they are nan, and ``.attrs["notes"]`` says why.
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
-    pairs = list(attribute_pairs(merged, attribute))
+    pairs = _light_pairs(merged, attribute)
     found = {}
     notes = []
     for name, attr, _, true, pred in pairs:
@@ -238,7 +245,7 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
-        pairs = list(attribute_pairs(merged, attr))
+        pairs = _light_pairs(merged, attr)
         found = {}
         for batch in _same_items(pairs, settings):
             by_bins: dict = {}  # systems whose files fall into the same true bins share one bootstrap

@@ -1,0 +1,87 @@
+"""Peak memory of ``figures`` (every diagnostic + the figure set) at 32k / 100k / 400k files x
+20 systems, this code against a named older commit ("today's path") measured in the same run.
+
+Each measurement is a fresh Python process (peak RSS from ``getrusage``), so the numbers do not
+mix. The older commit is checked out into a temporary ``git worktree`` and imported from there
+(the only way to run two versions side by side); the data are simulated once per size with the
+current simulator and read by both.
+
+    python bench/bench_memory.py --sizes 32000 100000 400000 --systems 20 --n-boot 100 \\
+        --baseline cea4297
+
+Prints one row per size: peak RSS of the baseline and of this code, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, resource, sys, time
+start = time.perf_counter()
+from ser_diag.figures import write_paper_figures
+labels, predictions, out, n_boot = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+try:
+    from ser_diag.resampling import Resampling
+    write_paper_figures(labels, predictions, out, resampling=Resampling(n_boot=n_boot))
+except (ImportError, TypeError):   # the older API: n_boot keyword, utterance resampling
+    write_paper_figures(labels, predictions, out, n_boot=n_boot)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2   # KiB -> GiB
+print(json.dumps({"peak_gib": peak, "seconds": time.perf_counter() - start}))
+"""
+
+
+def run_child(code_root: Path | None, labels: Path, predictions: Path, out: Path, n_boot: int) -> dict:
+    env = dict(os.environ)
+    if code_root is not None:   # the older commit's package, not the installed one
+        env["PYTHONPATH"] = str(code_root)
+    result = subprocess.run([sys.executable, "-c", CHILD, str(labels), str(predictions), str(out), str(n_boot)],
+                            env=env, capture_output=True, text=True, cwd=code_root or REPO)
+    if result.returncode != 0:
+        return {"peak_gib": float("nan"), "seconds": float("nan"), "error": result.stderr.strip().splitlines()[-1:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32000, 100000, 400000])
+    parser.add_argument("--systems", type=int, default=20)
+    parser.add_argument("--n-boot", type=int, default=100)
+    parser.add_argument("--baseline", default="cea4297", help="commit of today's path (before the block bootstrap)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+        tmp = Path(tmp)
+        old = tmp / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.baseline],
+                       check=True, capture_output=True)
+        try:
+            print(f"figures, {args.systems} systems, {args.n_boot} resamples; baseline {args.baseline}\n")
+            print("| files | baseline peak GiB | this code peak GiB | ratio | baseline s | this code s |")
+            print("|---|---|---|---|---|---|")
+            for n in args.sizes:
+                from ser_diag.simulate import simulate_challenge
+                data = simulate_challenge(tmp / f"data_{n}", seed=0, n_systems=args.systems, n=n)
+                labels, predictions = data / "Labels" / "labels_consensus.csv", data / "predictions"
+                before = run_child(old, labels, predictions, tmp / f"old_{n}", args.n_boot)
+                after = run_child(None, labels, predictions, tmp / f"new_{n}", args.n_boot)
+                ratio = before["peak_gib"] / after["peak_gib"]
+                print(f"| {n} | {before['peak_gib']:.2f} | {after['peak_gib']:.2f} | {ratio:.2f}x | "
+                      f"{before['seconds']:.0f} | {after['seconds']:.0f} |", flush=True)
+                for label, res in (("baseline", before), ("this code", after)):
+                    if "error" in res:
+                        print(f"  {label} failed: {res['error']}")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

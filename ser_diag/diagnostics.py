@@ -95,12 +95,15 @@ def _resolved_unit(settings: Resampling, frames) -> str:
     return "speaker" if "speaker" in units else "utterance"
 
 
-def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling) -> pd.DataFrame:
+def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
+                    scores: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Headline-metric CIs of every system resampled by utterance and by speaker side by side:
     ``task, system, metric, estimate, ci_low_utterance, ci_high_utterance, width_utterance,
     ci_low_speaker, ci_high_speaker, width_speaker, width_ratio`` (speaker / utterance).
     A ratio above 1 is how much an utterance bootstrap understates the uncertainty when
-    speakers contribute many, correlated utterances. Empty when no speaker is known."""
+    speakers contribute many, correlated utterances. Empty when no speaker is known.
+    ``scores``: :func:`bootstrap_metrics` frames per task already computed with ``settings``
+    (reused for the unit they resampled, instead of bootstrapping again)."""
     parts = []
     for task, merged in frames.items():
         if merged is None or "SpkrID" not in merged.columns or not merged["SpkrID"].notna().any():
@@ -109,7 +112,11 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling) -> pd
                                        [f"ccc_{a}" for a in ATTRIBUTES])
         both = {}
         for unit in ("utterance", "speaker"):
-            table = bootstrap_metrics(merged, settings.replace(unit=unit))
+            known = (scores or {}).get(task)
+            if known is not None and set(known["unit"]) == {unit}:
+                table = known
+            else:
+                table = bootstrap_metrics(merged, settings.replace(unit=unit))
             both[unit] = table[table["metric"].isin(metrics_)].set_index(["system", "metric"])
         utt, spk = both["utterance"], both["speaker"]
         out = pd.DataFrame({"estimate": utt["estimate"],
@@ -158,7 +165,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
                                  scores=(scores.get(TASK_CATEGORICAL), scores.get(TASK_ATTRIBUTES)))
     if n_boot > 0:
         tables["unit_comparison"] = unit_comparison({TASK_CATEGORICAL: categorical,
-                                                     TASK_ATTRIBUTES: attributes}, rs)
+                                                     TASK_ATTRIBUTES: attributes}, rs, scores)
 
     log.info("confusion, binned and regression-to-the-mean analyses ...")
     if categorical is not None:

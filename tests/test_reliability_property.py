@@ -240,3 +240,30 @@ def test_the_console_script_gives_one_line_and_writes_nothing(challenge, target,
             check(done.returncode, done.stderr, root, out, what=f"ser-diag {command}")
             assert done.returncode == 2 and done.stdout == ""
             assert str(root / target) in done.stderr
+
+
+def test_accepted_odd_input_gives_exit_0_and_whole_outputs(challenge, tmp_path):
+    """The other side of the property: input that is odd but valid (CRLF line ends, a BOM,
+    shuffled rows, a blank line, an attribute prediction of 7.6) is scored, with one warning
+    line, and each output folder is whole with nothing beside it."""
+    def odd(data: bytes) -> bytes:
+        head, *rows = data.rstrip(b"\n").split(b"\n")
+        rows = rows[1::2] + rows[::2]
+        return b"\xef\xbb\xbf" + b"\r\n".join([head] + rows[:7] + [b""] + rows[7:]) + b"\r\n"
+
+    with corrupted_copy(challenge, TARGETS[0], odd) as root:
+        attributes = root / TARGETS[2]
+        lines = attributes.read_bytes().split(b"\n")
+        cells = lines[9].split(b",")
+        cells[2] = b"7.6"
+        lines[9] = b",".join(cells)
+        attributes.write_bytes(b"\n".join(lines))
+        for command in ("figures", "report"):
+            out = tmp_path / command
+            code, stderr = run([command, "--labels", str(root), "--predictions", str(root / "predictions"),
+                                "--out", str(out), "--bootstrap", "5", "-q"])
+            check(code, stderr, root, out, what=command)
+            assert code == 0
+            warned = [line for line in stderr.splitlines() if line.startswith("warning: ")]
+            assert len(warned) == 1 and "1 attribute predictions outside [1, 7] (min 7.6, max 7.6" in warned[0]
+            assert (out / ("summary.md" if command == "figures" else "index.html")).is_file()

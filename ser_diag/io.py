@@ -851,9 +851,13 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
 def _read_file_list(path: Path) -> dict[str, int]:
     """Expected file names -> line number; blank lines, ``#`` comments and a header are skipped."""
     if not path.is_file():
-        raise InputError(path, None, "no such file")
+        raise InputError(path, None, _not_a_file(path))
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(path, None, f"cannot read ({err.strerror})") from None
     names: dict[str, int] = {}
-    for line, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for line, text in enumerate(_decode(path, data).splitlines(), start=1):
         name = text.split(",")[0].strip()
         if name and not name.startswith("#") and name not in _FILE_NAME_COLUMNS:
             names.setdefault(name, line)

@@ -358,3 +358,15 @@ def test_utf16_and_semicolon_files_say_what_they_are(tmp_path):
     with pytest.raises(InputError) as err:
         io.read_labels(semicolons)
     assert "use commas" in located(err, semicolons, row=1, column="FileName")
+
+
+def test_a_file_list_that_is_not_utf8_or_a_folder_is_one_error(tmp_path):
+    submission = attributes(tmp_path / "attributes.csv", files())
+    listing = write(tmp_path / "list.txt", ("\n".join(files()[:3]) + "\nF\u00e9male.wav\n").encode("cp1252"))
+    with pytest.raises(InputError) as err:
+        io.validate_submission(submission, file_list=listing)
+    assert "0xe9" in located(err, listing, row=4)
+    (tmp_path / "folder.txt").mkdir()
+    with pytest.raises(InputError) as err:
+        io.validate_submission(submission, file_list=tmp_path / "folder.txt")
+    assert "folder" in located(err, tmp_path / "folder.txt")

@@ -192,3 +192,18 @@ def test_metric_by_agreement_figure(data):
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(BINS)
     assert ax.get_ylabel().startswith("macro-F1")
     plt.close(fig)
+
+
+def test_beyond_tables_say_why_agreement_is_skipped(data, tmp_path):
+    from ser_diag.analysis.ranks import beyond_tables
+
+    labels, _, merged = data
+    (tmp_path / "Labels").mkdir()
+    labels = labels.copy()
+    labels.attrs["source"] = str(tmp_path / "Labels" / "labels_consensus.csv")
+    tables = beyond_tables(merged, None, labels, n_boot=10)
+    assert "human_ceiling" not in tables and "annotator_agreement" not in tables
+    notes = tables["beyond_notes"]["note"].tolist()
+    assert any("labels_detailed.csv" in n and "skipped" in n for n in notes)
+    assert any("Audios" in n for n in notes)
+    assert "leaderboard_ranks" in tables

@@ -363,7 +363,7 @@ def corpus_extras(labels: pd.DataFrame) -> tuple[pd.DataFrame | None, Path | Non
     return detailed, (audio if audio.is_dir() else None), notes
 
 
-def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame,
+def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame | None,
                   detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 30,
                   **legacy) -> dict[str, pd.DataFrame]:
     """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
@@ -380,15 +380,20 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
 
     settings = resampling_settings(resampling, **legacy)
     notes = []
-    if isinstance(detailed, str) or isinstance(audio_root, str):
+    if labels is None or labels.empty:
+        labels = pd.DataFrame(columns=["FileName", "EmoClass", "SpkrID"])
+        detailed = None
+        audio_root = None if isinstance(audio_root, str) else audio_root
+        notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
+    elif isinstance(detailed, str) or isinstance(audio_root, str):
         found_detailed, found_audio, found_notes = corpus_extras(labels)
         if isinstance(detailed, str):
             detailed = found_detailed
-            notes += [n for n in found_notes if "agreement" in n and "durations" not in n]
+            notes += [n for n in found_notes if "agreement" in n]
         if isinstance(audio_root, str):
             audio_root = found_audio
             notes += [n for n in found_notes if "duration" in n]
-    elif detailed is None:
+    if detailed is None and not any("agreement" in n for n in notes):
         notes.append("no detailed labels given: annotator agreement, human ceiling and soft-label scores skipped")
     tables = rank_tables(categorical, attributes, resampling=settings)
     tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))

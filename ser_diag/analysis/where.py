@@ -53,6 +53,8 @@ __all__ = [
     "worst_podcasts",
 ]
 
+#: Budget in bytes of one pass's resample array ``(B, groups, systems, metrics)`` in :func:`grouped_metrics`.
+GROUPED_BYTES = 128 * 2 ** 20
 #: Duration bin edges in seconds (MSP-Podcast turns are about 2.75 to 11 s).
 DURATION_EDGES = (0.0, 3.0, 4.5, 6.0, 8.0, 11.0, np.inf)
 _PODCAST = re.compile(r"^MSP-PODCAST_(\d+)_\d+(?:_\d+)?(?:\.wav)?$", re.IGNORECASE)
@@ -187,8 +189,10 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     shape = (len(order), len(unique), len(metrics))
     estimate, low, high = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
     with rs.shared_weights():
-        for start in range(0, len(unique), SYSTEM_BLOCK):
-            stop = min(start + SYSTEM_BLOCK, len(unique))
+        # systems per pass: at most SYSTEM_BLOCK, and the (B, G, block, M) resample array under ~128 MB
+        block = int(max(1, min(SYSTEM_BLOCK, GROUPED_BYTES // max(1, 8 * s.n_boot * len(order) * len(metrics)))))
+        for start in range(0, len(unique), block):
+            stop = min(start + block, len(unique))
             sums = _GroupSums(merged, [positions[i] for i in unique[start:stop]], code, len(order), s.ddof)
             estimate[:, start:stop] = sums(np.ones((1, n), dtype=sums.weight_dtype))[0]       # (G, S, M)
             if s.n_boot > 0 and order:

@@ -109,7 +109,7 @@ def column_name(column: str, system: str | None = None, compare: str | None = No
     text = _COLUMNS.get(column, human_name(column))
     if compare is not None and text.endswith("(compare)"):
         return text.replace("(compare)", f"by {compare}").replace("error by", "error of").replace("  ", " ")
-    if system is not None and column.endswith("_pred"):
+    if system is not None and (column == "EmoClass_pred" or column in {f"{a}_pred" for a in ATTRIBUTES}):
         return f"{text} by {system}"
     return text
 
@@ -343,7 +343,7 @@ class Explorer:
         return diagnose(frames[TASK_CATEGORICAL], frames[TASK_ATTRIBUTES], split=key[0], scheme=bins,
                         resampling=self.resampling)
 
-    def _prefetch_after_draw(self) -> None:
+    def prefetch_next(self) -> None:
         """Queue the diagnostics a next control change is likely to need: the other bin
         schemes of this split and group, and without a group filter each gender."""
         if not self.prefetch:
@@ -371,8 +371,9 @@ class Explorer:
         return None if system is None else str(system)
 
     def group_columns(self) -> list[str]:
-        """Label columns a group filter can use (every column but FileName and the attribute values)."""
-        return [c for c in self.labels.columns if c not in ("FileName",) + ATTRIBUTES]
+        """Label columns a group filter can use (every column but FileName, the split and the
+        attribute values)."""
+        return [c for c in self.labels.columns if c not in ("FileName", "Split_Set") + ATTRIBUTES]
 
     def group_values(self, column: str) -> list:
         """Values of ``column`` among the current split's labelled files, sorted."""
@@ -523,7 +524,7 @@ class Explorer:
         ``topk_fusion``: Fig. 4 over all systems.
         """
         fig = self._figure()
-        self._prefetch_after_draw()
+        self.prefetch_next()
         return fig
 
     def _figure(self):
@@ -603,7 +604,7 @@ class Explorer:
                 plt.close(fig)
             return buffer.getvalue()
         png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi) + self._data_key, render)
-        self._prefetch_after_draw()
+        self.prefetch_next()
         return png
 
     @staticmethod

@@ -333,12 +333,12 @@ class ExplorerWidgets:
             if ex.state.view in CELL_VIEWS:
                 self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
                 children.append(self.grid.root)
-            if ex.state.view not in CELL_VIEWS or ex.state.compare_system:
+            if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
                 children.append(w.Image(value=ex.figure_png(), format="png",
                                         layout=w.Layout(max_width="100%", height="auto")))
             else:
-                ex._prefetch_after_draw()
-            children.append(w.HTML(f"<small>{html.escape(ex.caption())}</small>"))
+                ex.prefetch_next()
+                children.append(w.HTML(f"<small>{html.escape(ex.caption())}</small>"))
         except ValueError as err:
             children = [w.HTML(f"<span style='color:#a00'>{html.escape(str(err))}</span>")]
         self.figure_area.children = children

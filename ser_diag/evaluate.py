@@ -7,6 +7,7 @@ prints); :func:`format_text` renders it as an aligned table.
 from __future__ import annotations
 
 import math
+import logging
 import os
 
 import pandas as pd
@@ -143,6 +144,12 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     A task a system did not submit has null values.
     """
     data = io.load(labels, predictions, split=split, intersection=intersection)
+    settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
+    if settings.n_boot:
+        frame = next(f for f in (data.get("categorical"), data.get("attributes")) if f is not None)
+        logging.getLogger(__name__).info("scoring the %s split with %d bootstrap resamples of %ss ...",
+                                         split, settings.n_boot,
+                                         settings.unit_for(frame["SpkrID"] if "SpkrID" in frame else None))
     return evaluate_merged(data.get("categorical"), data.get("attributes"), resampling=resampling,
                            split=split, **legacy)
 

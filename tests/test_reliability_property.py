@@ -267,3 +267,34 @@ def test_accepted_odd_input_gives_exit_0_and_whole_outputs(challenge, tmp_path):
             warned = [line for line in stderr.splitlines() if line.startswith("warning: ")]
             assert len(warned) == 1 and "1 attribute predictions outside [1, 7] (min 7.6, max 7.6" in warned[0]
             assert (out / ("summary.md" if command == "figures" else "index.html")).is_file()
+
+
+@settings(PROPERTY, max_examples=12)
+@given(k=st.integers(1, 40), constant=st.sampled_from([None, "EmoAct", "EmoVal", "EmoDom"]),
+       unknown_speakers=st.booleans(), one_class=st.sampled_from([None, "A", "N", "X"]))
+def test_degenerate_but_valid_data_evaluates_or_exits_2(challenge, k, constant, unknown_speakers, one_class):
+    """Few files, a constant attribute, no speaker IDs, a single class: `evaluate` and `validate`
+    still exit 0 or 2 with one line (undefined statistics are NaN, never a traceback)."""
+    import pandas as pd
+
+    with corrupted_copy(challenge, TARGETS[0], lambda d: d) as root:
+        labels_file = root / TARGETS[0]
+        labels = pd.read_csv(labels_file, dtype=str, keep_default_na=False)
+        labels = labels[labels["Split_Set"] == "Development"].head(k).copy()
+        if constant:
+            labels[constant] = "4.0"
+        if unknown_speakers:
+            labels["SpkrID"] = "Unknown"
+        if one_class:
+            labels["EmoClass"] = one_class
+        labels.to_csv(labels_file, index=False)
+        for file in (root / "predictions").glob("*/*.csv"):
+            table = pd.read_csv(file, dtype=str, keep_default_na=False)
+            table[table["FileName"].isin(labels["FileName"])].to_csv(file, index=False)
+        what = f"k={k} constant={constant} unknown_speakers={unknown_speakers} one_class={one_class}"
+        code, stderr = run(["evaluate", "--labels", str(root), "--predictions", str(root / "predictions"),
+                            "--bootstrap", "5", "--json", "-q"])
+        check(code, stderr, root, what=f"evaluate {what}")
+        event(f"evaluate exit {code}")
+        code, stderr = run(["validate", "--predictions", str(root / TARGETS[2]), "--labels", str(root)])
+        check(code, stderr, root, what=f"validate {what}")

@@ -7,7 +7,7 @@ mix. The older commit is checked out into a temporary ``git worktree`` and impor
 current simulator and read by both.
 
     python bench/bench_memory.py --sizes 32000 100000 400000 --systems 20 --n-boot 100 \\
-        --baseline cea4297
+        --baseline d2f9548
 
 Prints one row per size: peak RSS of the baseline and of this code, and their ratio.
 """
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32000, 100000, 400000])
     parser.add_argument("--systems", type=int, default=20)
     parser.add_argument("--n-boot", type=int, default=100)
-    parser.add_argument("--baseline", default="cea4297", help="commit of today's path (before the block bootstrap)")
+    parser.add_argument("--baseline", default="d2f9548", help="commit of today's path (before the block bootstrap)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
         tmp = Path(tmp)

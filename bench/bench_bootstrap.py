@@ -91,9 +91,9 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs")
 
     start = time.perf_counter()
-    cat = bootstrap_metrics(categorical, n_boot=args.boot)
+    cat = bootstrap_metrics(categorical, n_boot=args.boot, unit="utterance")
     mid = time.perf_counter()
-    att = bootstrap_metrics(attributes, n_boot=args.boot)
+    att = bootstrap_metrics(attributes, n_boot=args.boot, unit="utterance")
     ours = time.perf_counter() - start
     print(f"ser_diag bootstrap_metrics: {ours:.2f} s  (categorical {mid - start:.2f} s, "
           f"attributes {ours - (mid - start):.2f} s; {len(cat) + len(att)} metric rows, "

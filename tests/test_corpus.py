@@ -217,3 +217,16 @@ def test_cli_make_corpus(tmp_path):
                               "--n", "3"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_speaker_count_is_a_parameter_and_splits_stay_speaker_independent():
+    labels, _, truth = design_corpus(n=600, seed=0, n_speakers=200)
+    per_split = labels.groupby("Split_Set")["SpkrID"].nunique()
+    assert per_split["Development"] == per_split["Test3"] == 40 and per_split["Train"] == 120
+    assert labels.groupby("SpkrID")["Split_Set"].nunique().max() == 1
+    voices = truth.groupby("SpkrID")[["voice", "pitch"]].first()
+    assert voices["voice"].nunique() >= 10 and labels.groupby("Split_Set")["Gender"].nunique().min() == 2
+    default, _, _ = design_corpus(n=600, seed=0)
+    assert default["SpkrID"].nunique() == 30  # the default design is unchanged
+    with pytest.raises(InputError, match="speakers"):
+        design_corpus(n=600, n_speakers=3)

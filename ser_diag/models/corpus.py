@@ -269,16 +269,29 @@ def plurality(codes: list[str]) -> str:
     return str(values[top][0]) if top.sum() == 1 else "X"
 
 
-def design_corpus(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def design_corpus(n: int = 600, seed: int = 0, n_speakers: int | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The corpus without audio: ``(labels, detailed, truth)`` frames.
 
     ``labels`` has the consensus columns, ``detailed`` the release-2.0 per-annotator columns,
     ``truth`` the latent design per file (class, A/V/D, voice, prosody, transcript).
+    ``n_speakers``: default ``n // 20`` within [6, 30], files drawn at random among them; given
+    explicitly, the files are spread evenly (every speaker gets ``n // n_speakers`` or one more).
+    A fifth of the speakers go to Development and a fifth to Test3 (e.g. ``n=600,
+    n_speakers=200``: 40 speakers per evaluation split, each with its own voice variant, pitch
+    offset and habitual rate).
     """
     if n < 10:
         raise InputError("--n", None, f"the corpus needs at least 10 files, got {n}")
+    even = None
+    if n_speakers is None:
+        n_speakers = int(np.clip(n // 20, 6, 30))
+    else:  # a separate generator: the default design's random stream is untouched
+        even = np.random.default_rng([seed, 0x5EA]).permutation(np.arange(n) % int(n_speakers))
+    if not 5 <= int(n_speakers) <= n:
+        raise InputError("n_speakers", None, f"needs 5 to n={n} speakers (every split one), got {n_speakers}")
     rng = np.random.default_rng(seed)
-    speakers = _speakers(int(np.clip(n // 20, 6, 30)), rng).to_dict("records")
+    speakers = _speakers(int(n_speakers), rng).to_dict("records")
     n_workers = 60
     worker_ids = [f"WORKER{101 + 13 * i:05d}" for i in range(n_workers)]
     worker_bias = rng.normal(0, 0.35, size=(n_workers, 3))
@@ -289,6 +302,8 @@ def design_corpus(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFra
     truth_rows, detailed_rows = [], []
     for i in range(n):
         spk = speakers[int(rng.integers(len(speakers)))]
+        if even is not None:
+            spk = speakers[int(even[i])]
         latent = str(rng.choice(codes, p=p / p.sum()))
         avd = np.clip(np.array(CLASS_AVD[latent]) + rng.normal(0, AVD_SD, size=3), 1, 7)
         clauses, neutral_text = transcript_for(latent, avd[1], rng)
@@ -339,15 +354,16 @@ def _file_names(truth: pd.DataFrame) -> list[str]:
 
 
 def make_corpus(out: str | os.PathLike, n: int = 600, seed: int = 0,
-                max_workers: int | None = None) -> Path:
+                max_workers: int | None = None, n_speakers: int | None = None) -> Path:
     """Write the synthetic corpus (layout and design in the module docstring) to ``out``.
 
     All-or-nothing (:func:`ser_diag.outputs.staged_output`). ``max_workers`` synthesis
-    processes (default: CPU count); the output does not depend on it.
+    processes (default: CPU count); the output does not depend on it. ``n_speakers``: see
+    :func:`design_corpus`.
     """
     out = Path(out)
     check_writable(out)  # before the synthesis: one line, not a traceback after it
-    labels, detailed, truth = design_corpus(n=n, seed=seed)
+    labels, detailed, truth = design_corpus(n=n, seed=seed, n_speakers=n_speakers)
     with staged_output(out) as stage:
         for sub in ("Audios", "Transcripts", "Labels"):
             (stage / sub).mkdir()

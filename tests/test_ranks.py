@@ -289,3 +289,12 @@ def test_notebook_07_runs_from_notebooks_folder(tmp_path, monkeypatch):
     assert "SYNTHETIC" in text and "resampling unit: speaker" in text and "macro-F1" in text
     board = pd.read_csv(out / "leaderboard_ranks.csv")
     assert set(board["n_boot"]) == {40} and (out / "human_ceiling.csv").is_file()
+
+
+def test_per_group_tables_limited_to_the_best_systems(challenge):
+    labels, merged = challenge
+    tables = ranks.beyond_tables(merged["categorical"], merged["attributes"], labels, detailed=None,
+                                 audio_root=None, n_boot=20, max_systems=2, min_podcast_files=10)
+    assert set(tables["leaderboard_ranks"]["system"]) == {"good", "twin", "mid", "bad"}
+    assert set(tables["podcast_metrics"]["system"]) == {"good", "twin"}
+    assert any("2 best of 4 systems" in n for n in tables["beyond_notes"]["note"])

@@ -363,9 +363,24 @@ def corpus_extras(labels: pd.DataFrame) -> tuple[pd.DataFrame | None, Path | Non
     return detailed, (audio if audio.is_dir() else None), notes
 
 
+def _leaders(merged: pd.DataFrame | None, board: pd.DataFrame, max_systems: int, notes: list) -> pd.DataFrame | None:
+    """The rows of ``merged`` of its task's ``max_systems`` best systems (headline metric rank)."""
+    if merged is None or merged["system"].nunique() <= max_systems:
+        return merged
+    task = task_of(merged)
+    metric = HEADLINE_METRICS[task][-1]                      # macro_f1; ccc_mean
+    ranked = board[(board["task"] == task) & (board["metric"] == metric)].sort_values(["rank", "system"], kind="stable")
+    keep = ranked["system"].head(max_systems).tolist()
+    notes.append(f"{task}: agreement, soft-label, podcast and duration tables show the {max_systems} best of "
+                 f"{merged['system'].nunique()} systems by {metric} (max_systems)")
+    subset = merged[merged["system"].isin(keep)].reset_index(drop=True)
+    subset.attrs = dict(merged.attrs)
+    return subset
+
+
 def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame | None,
-                  detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 30,
-                  **legacy) -> dict[str, pd.DataFrame]:
+                  detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 50,
+                  max_systems: int | None = 20, **legacy) -> dict[str, pd.DataFrame]:
     """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
     (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_metrics``,
     ``annotator_agreement_soft_labels``, ``human_ceiling``
@@ -373,7 +388,10 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     ``podcast_metrics``, ``worst_podcasts``, ``gender_gap_by_podcast``, ``duration_metrics``
     (:func:`ser_diag.analysis.where.where_tables`); and ``beyond_notes`` (``topic, note``: what
     was skipped and why). ``detailed`` / ``audio_root`` = ``"auto"``: found next to the labels
-    (:func:`corpus_extras`); None: skipped.
+    (:func:`corpus_extras`); None: skipped. The leaderboard tables hold every system; the
+    per-group tables (agreement, soft labels, podcasts, durations) the ``max_systems`` best of
+    each task by its headline metric (None: all), since their size and cost grow with systems x
+    groups (at 166 systems x 150 podcasts, 100k rows); a note says when systems were left out.
     """
     from ser_diag.analysis.agreement import agreement_tables
     from ser_diag.analysis.where import where_tables
@@ -396,6 +414,9 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     if detailed is None and not any("agreement" in n for n in notes):
         notes.append("no detailed labels given: annotator agreement, human ceiling and soft-label scores skipped")
     tables = rank_tables(categorical, attributes, resampling=settings)
+    if max_systems is not None:
+        board = tables["leaderboard_ranks"]
+        categorical, attributes = (_leaders(m, board, max_systems, notes) for m in (categorical, attributes))
     tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
     tables.update(where_tables(categorical, attributes, audio_root=audio_root, resampling=settings,
                                min_podcast_files=min_podcast_files))

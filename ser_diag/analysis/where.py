@@ -245,7 +245,7 @@ def _podcast_map(merged: pd.DataFrame) -> pd.Series:
     return pd.Series(podcast_of(files).to_numpy(), index=files)
 
 
-def podcast_metrics(merged: pd.DataFrame, min_files: int = 30, resampling=None, **legacy) -> pd.DataFrame:
+def podcast_metrics(merged: pd.DataFrame, min_files: int = 50, resampling=None, **legacy) -> pd.DataFrame:
     """:func:`grouped_metrics` by podcast (podcasts with at least ``min_files`` files), plus
     ``overall`` (the system's estimate on all files) and ``below_overall`` (the podcast's CI lies
     entirely below it)."""
@@ -394,7 +394,7 @@ def duration_metrics(merged: pd.DataFrame, audio_root: str | os.PathLike | None 
 # --------------------------------------------------------------------------- entry point
 
 def where_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, audio_root=None,
-                 resampling=None, min_podcast_files: int = 30, **legacy) -> dict[str, pd.DataFrame]:
+                 resampling=None, min_podcast_files: int = 50, **legacy) -> dict[str, pd.DataFrame]:
     """``podcast_metrics``, ``worst_podcasts``, ``gender_gap_by_podcast`` and (with ``audio_root``
     holding the files) ``duration_metrics`` over both tasks, each with a ``task`` column."""
     parts: dict[str, list] = {"podcast_metrics": [], "worst_podcasts": [], "gender_gap_by_podcast": [],

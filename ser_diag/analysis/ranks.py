@@ -19,10 +19,12 @@ each system gets its headline metric ``m_s^b`` (macro-F1; CCC per attribute and 
   The percentile-count p-value ``2 min(P*(d <= 0), P*(d >= 0))`` is reported as ``p_boot``; it
   cannot go below ``2/(B+1)``, too coarse for a Holm correction over ``S(S-1)/2`` pairs.
   ``p_holm``: Holm's step-down adjustment over all pairs of the task and metric.
-* **Tiers** (the clustering of MT evaluation campaigns, e.g. WMT): sort systems by estimate;
-  the best opens tier 1 and is its head; going down the list, a system joins the current tier
-  unless it is significantly worse than the tier's head (``p_holm < 1 - level`` and a lower
-  estimate), in which case it opens the next tier and becomes its head.
+* **Tiers**, like the significance clusters MT evaluation campaigns (WMT) report, with this
+  exact rule: sort systems by estimate; the best opens tier 1 and is its head; going down the
+  list, a system joins the current tier unless it is significantly worse than the tier's head
+  (``p_holm < 1 - level`` and a lower estimate), in which case it opens the next tier and
+  becomes its head. A system may thus differ significantly from a lower member of its own tier
+  only through the head; tiers are not transitive closures.
 
 Memory: the only resample arrays are ``(B, S)`` per metric; the systems' metrics are computed
 in blocks of :data:`SYSTEM_BLOCK` systems over the (shared) resamples and pairs are streamed

@@ -23,8 +23,8 @@ each system gets its headline metric ``m_s^b`` (macro-F1; CCC per attribute and 
   exact rule: sort systems by estimate; the best opens tier 1 and is its head; going down the
   list, a system joins the current tier unless it is significantly worse than the tier's head
   (``p_holm < 1 - level`` and a lower estimate), in which case it opens the next tier and
-  becomes its head. A system may thus differ significantly from a lower member of its own tier
-  only through the head; tiers are not transitive closures.
+  becomes its head. Only comparisons with the head count: two members of one tier can still
+  differ significantly from each other.
 
 Memory: the only resample arrays are ``(B, S)`` per metric; the systems' metrics are computed
 in blocks of :data:`SYSTEM_BLOCK` systems over the (shared) resamples and pairs are streamed

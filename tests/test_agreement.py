@@ -11,7 +11,6 @@ from sklearn.metrics import f1_score
 
 from ser_diag import io
 from ser_diag.analysis import agreement
-from ser_diag.metrics import ccc
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
 
 N_FILES, N_ANNOTATORS, PER_SPEAKER = 960, 6, 8

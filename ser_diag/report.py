@@ -65,7 +65,7 @@ nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:6
 display:flex;flex-wrap:wrap;gap:2px 16px}
 nav a{color:#23395d;text-decoration:none;white-space:nowrap}
 nav a:hover{text-decoration:underline}
-main{padding:0 28px 40px;max-width:1500px}
+main{padding:0 28px 40px;max-width:1800px}
 section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:6px 20px 16px;min-width:0}
 h2{font-size:20px;margin:12px 0 8px;color:#23395d}
 h3{font-size:16px;margin:16px 0 6px}

@@ -31,7 +31,7 @@ ENSEMBLE = {"SYSTEMS": ["audio_egemaps", "text_minilm", "late_fusion"], "SEEDS":
 
 
 def execute(name: str, out_dir: Path, **parameters) -> dict:
-    """Run one notebook with papermill (cwd = repository root); return the executed notebook,
+    """Run one notebook with papermill (cwd = notebooks/); return the executed notebook,
     its JSON result line, wall and CPU seconds (the kernel is a child process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()

@@ -225,9 +225,6 @@ def _run(args: argparse.Namespace) -> int:
         _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus
-        from ser_diag.outputs import check_writable
-        check_writable(args.out)  # an unusable --out is one line, before any progress line
-        log.info("synthesising %d utterances with espeak-ng ...", args.n)
         make_corpus(args.out, n=args.n, seed=args.seed)
         _wrote(args.out)
     elif cmd == "train":

@@ -203,8 +203,8 @@ def test_leaderboard_figures(challenge):
     np.testing.assert_allclose((matrix.to_numpy() + matrix.to_numpy().T)[off], 1.0)
     assert plot_win_probability(tables["leaderboard_pairs"], metric="ccc_mean", ax=ax) is ax
     figures = beyond_figures(tables)
-    assert set(figures) == {"leaderboard_ranks_categorical", "leaderboard_ranks_attributes",
-                            "win_probability_categorical", "win_probability_attributes"}
+    assert set(figures) == {"leaderboard_ranks", "win_probability"}
+    assert [len(f.axes) for f in figures.values()] == [2, 4]             # a panel per task (+ colour bars)
     plt.close("all")
 
 

@@ -119,35 +119,78 @@ def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: s
     return ax
 
 
+def _panels(n: int, width: float, height: float, vertical: bool = False, ratios=None):
+    """A figure with ``n`` panels (side by side, or stacked with ``vertical``)."""
+    import matplotlib.pyplot as plt
+
+    shape = (n, 1) if vertical else (1, n)
+    size = (width, height * n) if vertical else (width * n, height)
+    kw = {"height_ratios": ratios} if vertical and ratios else {}
+    fig, axes = plt.subplots(*shape, figsize=size, layout="constrained", squeeze=False, gridspec_kw=kw)
+    return fig, list(axes.ravel())
+
+
 def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None = None) -> dict:
-    """``{stem: Figure}`` for the beyond-the-leaderboard tables present in ``tables``:
-    ``leaderboard_ranks_<task>``, ``win_probability_<task>``, ``metric_by_agreement_<task>``,
-    ``podcast_metrics_<task>`` (the task's ``focus`` system) and ``duration_metrics_<task>``."""
+    """``{stem: Figure}`` for the beyond-the-leaderboard tables present in ``tables``, one panel
+    per task (categorical: macro-F1, attributes: mean CCC): ``leaderboard_ranks`` (with the human
+    ceiling when ``human_ceiling`` is there), ``win_probability``, ``metric_by_agreement``,
+    ``podcast_metrics`` (each task's ``focus`` system, default its best) and ``duration_metrics``."""
     from ser_diag.plots.agreement import plot_metric_by_agreement
     from ser_diag.plots.where import plot_duration_metrics, plot_podcast_metrics
 
-    focus = focus or {}
-    figures = {}
+    focus = dict(focus or {})
     headline = {"categorical": "macro_f1", "attributes": "ccc_mean"}
-    board, pairs = tables.get("leaderboard_ranks"), tables.get("leaderboard_pairs")
-    for task, metric in headline.items():
-        if board is not None and ((board["task"] == task) & (board["metric"] == metric)).any():
-            ax = plot_leaderboard_ranks(board, metric=metric, task=task, ceiling=tables.get("human_ceiling"))
-            figures[f"leaderboard_ranks_{task}"] = ax.figure
-        if pairs is not None and ((pairs["task"] == task) & (pairs["metric"] == metric)).any():
-            figures[f"win_probability_{task}"] = plot_win_probability(pairs, metric=metric, task=task).figure
-        by_agreement = tables.get("annotator_agreement_metrics")
-        if by_agreement is not None and ((by_agreement["task"] == task) & (by_agreement["metric"] == metric)).any():
-            figures[f"metric_by_agreement_{task}"] = plot_metric_by_agreement(
-                by_agreement[by_agreement["task"] == task], metric=metric).figure
-        podcasts = tables.get("podcast_metrics")
-        if podcasts is not None and (podcasts["task"] == task).any():
-            part = podcasts[podcasts["task"] == task]
-            system = focus.get(task, str(part["system"].iloc[0]))
-            if (part["system"] == system).any():
-                figures[f"podcast_metrics_{task}"] = plot_podcast_metrics(part, system=system, metric=metric).figure
-        durations = tables.get("duration_metrics")
-        if durations is not None and (durations["task"] == task).any():
-            figures[f"duration_metrics_{task}"] = plot_duration_metrics(
-                durations[durations["task"] == task], metric=metric).figure
+
+    def tasks_in(name):
+        table = tables.get(name)
+        if table is None or table.empty:
+            return []
+        return [t for t, m in headline.items() if ((table["task"] == t) & (table["metric"] == m)).any()]
+
+    board = tables.get("leaderboard_ranks")
+    for task in tasks_in("leaderboard_ranks"):
+        ranked = board[(board["task"] == task) & (board["metric"] == headline[task])].sort_values("rank", kind="stable")
+        focus.setdefault(task, str(ranked["system"].iloc[0]))
+    figures = {}
+    tasks = tasks_in("leaderboard_ranks")
+    if tasks:
+        sizes = [min(MAX_SYSTEMS, int((board["task"] == t).sum() // board[board["task"] == t]["metric"].nunique()))
+                 for t in tasks]
+        fig, axes = _panels(len(tasks), 7.0, 1.0, vertical=True, ratios=[1.5 + 0.32 * n for n in sizes])
+        fig.set_size_inches(7.0, sum(1.5 + 0.32 * n for n in sizes))
+        for ax, task in zip(axes, tasks):
+            plot_leaderboard_ranks(board, metric=headline[task], task=task, ceiling=tables.get("human_ceiling"), ax=ax)
+        figures["leaderboard_ranks"] = fig
+    tasks = tasks_in("leaderboard_pairs")
+    if tasks:
+        n = tables["leaderboard_pairs"]["system_a"].nunique() + 1
+        side = min(MAX_SYSTEMS, n)
+        fig, axes = _panels(len(tasks), 2.2 + 0.38 * side, 1.6 + 0.34 * side)
+        for ax, task in zip(axes, tasks):
+            plot_win_probability(tables["leaderboard_pairs"], metric=headline[task], task=task, ax=ax)
+        figures["win_probability"] = fig
+    tasks = tasks_in("annotator_agreement_metrics")
+    if tasks:
+        table = tables["annotator_agreement_metrics"]
+        fig, axes = _panels(len(tasks), 6.0, 4.2)
+        for ax, task in zip(axes, tasks):
+            plot_metric_by_agreement(table[table["task"] == task], metric=headline[task], ax=ax)
+        figures["metric_by_agreement"] = fig
+    tasks = [t for t in tasks_in("podcast_metrics")
+             if (tables["podcast_metrics"]["system"] == focus.get(t)).any()]
+    if tasks:
+        table = tables["podcast_metrics"]
+        rows = max(int(((table["task"] == t) & (table["system"] == focus[t]) & (table["metric"] == headline[t])).sum())
+                   for t in tasks)
+        fig, axes = _panels(len(tasks), 6.0, 1.2 + 0.28 * min(rows, 25))
+        for ax, task in zip(axes, tasks):
+            plot_podcast_metrics(table[table["task"] == task], system=focus[task], metric=headline[task], ax=ax)
+        figures["podcast_metrics"] = fig
+    tasks = tasks_in("duration_metrics")
+    if tasks:
+        table = tables["duration_metrics"]
+        fig, axes = _panels(len(tasks), 6.0, 4.0)
+        for ax, task in zip(axes, tasks):
+            plot_duration_metrics(table[table["task"] == task], metric=headline[task], ax=ax)
+        figures["duration_metrics"] = fig
     return figures

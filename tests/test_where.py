@@ -206,3 +206,20 @@ def test_attribute_groups_equal_the_bias_audit():
     assert len(both) == 8
     for column in ("estimate", "ci_low", "ci_high"):
         np.testing.assert_allclose(both[column], both[f"{column}_ref"], rtol=1e-10)
+
+
+def test_audios_found_next_to_the_labels(tmp_path):
+    from ser_diag.analysis.ranks import beyond_tables
+
+    rng = np.random.default_rng(5)
+    labels = _labels(rng).iloc[::9].reset_index(drop=True)
+    (tmp_path / "Labels").mkdir()
+    (tmp_path / "Audios").mkdir()
+    for name in labels["FileName"]:
+        sf.write(tmp_path / "Audios" / name, np.zeros(500, dtype=np.float32), 100)          # 5 s each
+    labels.attrs["source"] = str(tmp_path / "Labels" / "labels_consensus.csv")
+    merged = _merged(labels, _system(rng, labels, 0.2))
+    tables = beyond_tables(merged, None, labels, n_boot=10)
+    durations = tables["duration_metrics"]
+    assert set(durations["group"]) == {"4.5-6 s"} and durations["n"].eq(len(labels)).all()
+    assert not any("Audios" in n for n in tables["beyond_notes"]["note"])

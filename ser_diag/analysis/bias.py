@@ -431,7 +431,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
     return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])])
 
 
-def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: "resampling_.Resampling | None" = None,
+def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: resampling_.Resampling | None = None,
                   **legacy) -> pd.DataFrame:
     """Every task metric per group of ``by`` (any label column) with bootstrap CIs.
 
@@ -453,7 +453,7 @@ def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: "resampl
 
 
 def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender",
-                              resampling: "resampling_.Resampling | None" = None,
+                              resampling: resampling_.Resampling | None = None,
                               group_table: pd.DataFrame | None = None, **legacy) -> pd.DataFrame:
     """Recall of each class per group with CIs (categorical task): ``system, by, group, class,
     recall, ci_low, ci_high, unit, support`` where ``support`` is the number of true items of
@@ -482,7 +482,7 @@ def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender",
 # --------------------------------------------------------------------------- gaps
 
 def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: str = "Male",
-               resampling: "resampling_.Resampling | None" = None, n_permutations: int = 1000,
+               resampling: resampling_.Resampling | None = None, n_permutations: int = 1000,
                **legacy) -> pd.DataFrame:
     """Gap ``metric(a) - metric(b)`` per system and metric (fairness score of Wagner et al.
     2023: ``CCC(female) - CCC(male)``) with a paired bootstrap CI and a permutation p-value.
@@ -505,7 +505,7 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
 
 
 def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Female", b: str | None = "Male",
-                resampling: "resampling_.Resampling | None" = None, n_permutations: int = 1000,
+                resampling: resampling_.Resampling | None = None, n_permutations: int = 1000,
                 **legacy) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``(group_metrics(...), group_gaps(...))`` from one shared bootstrap: the same numbers
     as the two calls, computed once. ``a=None`` or ``b=None``: no gaps (second item None)."""

@@ -100,7 +100,7 @@ def _single_system(merged: pd.DataFrame, system) -> str:
 
 
 def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: int = 3,
-                          resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
+                          resampling: resampling_.Resampling | None = None, **legacy) -> pd.DataFrame:
     """For each true class, the ``top`` wrong classes its files are predicted as, with CIs.
 
     ``share`` = n(true = t, pred = p) / n(true = t), the off-diagonal entries of the

@@ -286,7 +286,7 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
 
 
 def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.DataFrame | None = None,
-                      selection="half", resampling: "resampling_.Resampling | None" = None,
+                      selection="half", resampling: resampling_.Resampling | None = None,
                       baseline: str | dict | None = None,
                       curve_metrics: dict[str, Sequence[str]] | None = None, **legacy) -> pd.DataFrame:
     """Score of the top-K fusion for K = 1..N on the scoring part (paper Figure 4).
@@ -424,7 +424,7 @@ def _meta_model(model, seed: int, class_weight):
 
 def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model="random_forest",
              features: str = "auto", group_by_speaker: bool = False, class_weight="balanced",
-             resampling: "resampling_.Resampling | None" = None,
+             resampling: resampling_.Resampling | None = None,
              name: str = "stacking", **legacy) -> StackingResult:
     """Cross-validated stacking meta-model over the systems' outputs (like UNICAMP's 5-fold
     random forest on the logits of 12 models).

@@ -158,7 +158,7 @@ def _bootstrap(statistic, rows, settings) -> pd.DataFrame:
                                  dtype=np.float64)  # the statistics sum in float64 anyway
 
 
-def shrinkage_table(merged: pd.DataFrame, attribute=None, resampling: "resampling_.Resampling | None" = None,
+def shrinkage_table(merged: pd.DataFrame, attribute=None, resampling: resampling_.Resampling | None = None,
                     **legacy) -> pd.DataFrame:
     """Shrinkage and Lin's decomposition per system x attribute, with percentile bootstrap CIs.
 
@@ -229,7 +229,7 @@ def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
 
 
 def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,
-              resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
+              resampling: resampling_.Resampling | None = None, **legacy) -> pd.DataFrame:
     """Mean prediction and bias (mean prediction - mean truth) per true bin, with bootstrap CIs.
 
     Bins as in :mod:`ser_diag.analysis.binned`. Without regression to the mean ``mean_pred``
@@ -336,7 +336,7 @@ def variance_matching(y_true, y_pred, ddof: int = 0) -> tuple[float, float]:
 
 
 def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction: float = 0.5,
-                         resampling: "resampling_.Resampling | None" = None, **legacy) -> pd.DataFrame:
+                         resampling: resampling_.Resampling | None = None, **legacy) -> pd.DataFrame:
     """CCC before and after a post-hoc variance-matching recalibration fitted on held-out files.
 
     The files are split once (:func:`holdout_files`): :func:`variance_matching` is fitted on

@@ -25,7 +25,8 @@ Recipe (challenge baseline): attribute targets scaled ``(y-1)/6``, outputs mappe
 and clipped to ``[1, 7]``; AdamW, linear warm-up then cosine or exponential decay (per optimizer
 step), gradient accumulation, ``torch.autocast`` (bf16/fp16 on GPU by default, off on CPU unless
 ``amp="bf16"``). torch runs on ``num_threads`` threads (default 1, as the reference pipeline:
-on a shared 2-core machine one thread per process was 6-20x faster for the small heads).
+on a shared 2-core machine one thread was about 6x faster per cross-attention epoch than two
+competing for the cores, ``bench/bench_pipeline.py``).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised from the
 environment (gloo on CPU, nccl on GPU). Every process draws the same global batch (samplers

@@ -278,8 +278,9 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
                    dtype=np.float32, reuse: bool = False) -> Iterator[np.ndarray]:
     """Yield ``(b, n)`` resample-count matrices of ``dtype``, ``n_boot`` rows in all.
     ``reuse``: fill one buffer again and again (the consumer must not keep a chunk).
-    Inside :func:`shared_weights` the whole matrix is drawn once per request and read-only
-    views of it are yielded."""
+    Inside :func:`shared_weights` the cluster-level counts (``n_boot x clusters``) are drawn
+    once per request and kept; utterance chunks are read-only views of them, speaker chunks
+    are expanded to rows chunk by chunk."""
     # at most WEIGHT_CHUNK_BYTES of weights at a time: fewer rows per chunk for large n
     chunk = min(chunk, max(_DRAW_BLOCK, WEIGHT_CHUNK_BYTES // max(1, n * np.dtype(dtype).itemsize)))
     if groups is None:
@@ -289,23 +290,24 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
         m = int(mapping.max()) + 1 if n else 0
     cache = _active_cache()
     cacheable = (cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
-                 and n_boot * n * np.dtype(dtype).itemsize <= cache.max_bytes)
+                 and n_boot * m * np.dtype(dtype).itemsize <= cache.max_bytes)
     if not cacheable:
         yield from _draw_chunks(n, n_boot, mapping, m, seed, chunk, dtype, reuse)
         return
-    group_key = None if mapping is None else hashlib.sha1(mapping.tobytes()).hexdigest()
-    key = (n, n_boot, group_key, int(seed), np.dtype(dtype).str)
+    # The draws depend only on the number of clusters, the seed and n_boot, so the cache keeps
+    # the cluster-level counts (n_boot x m: small for speakers) and maps them to rows per chunk.
+    key = (m, n_boot, int(seed), np.dtype(dtype).str)
     matrix = cache.get(key)
     if matrix is None:
-        matrix = np.empty((n_boot, n), dtype=dtype)  # filled in place: no list of chunks to concatenate
+        matrix = np.empty((n_boot, m), dtype=dtype)  # filled in place: no list of chunks to concatenate
         start = 0
-        for counts in _draw_chunks(n, n_boot, mapping, m, seed, CHUNK_ROWS, dtype, True):
+        for counts in _draw_chunks(m, n_boot, None, m, seed, CHUNK_ROWS, dtype, True):
             matrix[start:start + len(counts)] = counts
             start += len(counts)
         cache.put(key, matrix)
     step = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
     for start in range(0, n_boot, step):
-        yield matrix[start:start + step]
+        yield matrix[start:start + step] if mapping is None else np.take(matrix[start:start + step], mapping, axis=1)
 
 
 def bootstrap_weights(n: int, n_boot: int, groups=None, seed=0) -> np.ndarray:

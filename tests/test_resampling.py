@@ -338,3 +338,15 @@ def test_huge_weight_matrices_are_never_cached():
         chunks = list(resampling._weight_chunks(100, 50, seed=1))     # 50 x 100 float32 = 20 kB
         assert not resampling._cache.entries
     np.testing.assert_array_equal(np.concatenate(chunks), bootstrap_weights(100, 50, seed=1))
+
+
+def test_cached_speaker_weights_equal_fresh_draws_and_stay_small():
+    groups = pd.array(np.repeat(np.arange(50), 40), dtype="Int64")       # 2000 rows, 50 speakers
+    fresh = np.concatenate(list(resampling._weight_chunks(2000, 300, groups=groups, seed=4)))
+    with resampling.shared_weights():
+        cached = np.concatenate(list(resampling._weight_chunks(2000, 300, groups=groups, seed=4)))
+        again = np.concatenate(list(resampling._weight_chunks(2000, 300, groups=groups, seed=4)))
+        (matrix,) = resampling._cache.entries.values()
+        assert matrix.shape == (300, 50)                                # cluster-level counts only
+    np.testing.assert_array_equal(cached, fresh)
+    np.testing.assert_array_equal(again, fresh)

@@ -29,6 +29,7 @@ matplotlib.use("Agg")
 
 from ser_diag.diagnostics import compute_diagnostics
 from ser_diag.explore import Explorer
+from ser_diag.explorer_widgets import ExplorerWidgets
 from ser_diag.figures import write_paper_figures
 from ser_diag.report import write_report
 from ser_diag.simulate import simulate_challenge
@@ -40,8 +41,18 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+_WIDGETS: dict = {}
+
+
 def draw(explorer: Explorer) -> None:
-    explorer.figure_png()   # what the widget shows: analysis, figure, layout, PNG (cached per state)
+    """What a control change redraws in the widgets (no browser): the clickable matrix or the
+    figure's PNG (beside the matrix, the comparison panel), the metrics tab and the rows."""
+    widgets = _WIDGETS.get(id(explorer))
+    if widgets is None or widgets.ex is not explorer:
+        _WIDGETS.clear()                                        # one explorer's widgets at a time
+        _WIDGETS[id(explorer)] = ExplorerWidgets(explorer)     # builds and draws
+    else:
+        widgets.refresh()
 
 
 def main() -> None:

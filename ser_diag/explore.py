@@ -513,7 +513,7 @@ class Explorer:
                     row_values=list(range(k))[::-1], column_values=list(range(k)),
                     title=f"{system}: binned {ATTRIBUTE_NAMES[attribute]} (share of the true bin)")
 
-    def figure(self):
+    def figure(self, compare_only: bool = False):
         """The current view as a matplotlib Figure drawn by the library's Display classes from
         the diagnostics' tables.
 
@@ -521,13 +521,15 @@ class Explorer:
         difference matrix (confusion) or its matrix (bins) beside it; ``regression_to_mean``:
         mean prediction per true bin with CIs (one panel per attribute when comparing);
         ``gender_audit``: metrics by gender with gap, CI and p-value, per task (and system);
-        ``topk_fusion``: Fig. 4 over all systems.
+        ``topk_fusion``: Fig. 4 over all systems. ``compare_only``: in a confusion or binned view
+        with a comparison system, only the comparison panel (what the widgets show beside the
+        clickable matrix of the system).
         """
-        fig = self._figure()
+        fig = self._figure(compare_only)
         self.prefetch_next()
         return fig
 
-    def _figure(self):
+    def _figure(self, compare_only: bool = False):
         from ser_diag.plots.bias import GroupGapDisplay
         from ser_diag.plots.binned import BinnedAttributeDisplay
         from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
@@ -540,15 +542,18 @@ class Explorer:
         t = diag.tables
         if view == "confusion":
             self._need(t, "confusion", "categorical predictions")
-            fig, axes = self._axes(len(systems), (7.2, 6.2))
-            ConfusionMatrixDisplay.from_frame(self._confusion_matrix(s.system), s.system, ax=axes[0])
+            only = compare_only and s.compare_system is not None
+            fig, axes = self._axes(1 if only else len(systems), (7.2, 6.2))
+            if not only:
+                ConfusionMatrixDisplay.from_frame(self._confusion_matrix(s.system), s.system, ax=axes[0])
             if s.compare_system:
-                ConfusionDifferenceDisplay.from_frame(self.confusion_difference(), ax=axes[1])
+                ConfusionDifferenceDisplay.from_frame(self.confusion_difference(), ax=axes[-1])
         elif view.startswith("binned_"):
             self._need(t, "binned", "attribute predictions")
             attribute = self.view_attribute
-            fig, axes = self._axes(len(systems), (6.6, 5.4))
-            for ax, name in zip(axes, systems):
+            names = systems[1:] if compare_only and s.compare_system is not None else systems
+            fig, axes = self._axes(len(names), (6.6, 5.4))
+            for ax, name in zip(axes, names):
                 BinnedAttributeDisplay.from_frame(rows_where(t["binned"], system=name, attribute=attribute),
                                                   name, attribute, ax=ax)
         elif view == "regression_to_mean":
@@ -590,20 +595,21 @@ class Explorer:
         if name not in tables:
             raise ValueError(f"this view needs {what} in this split and group")
 
-    def figure_png(self, dpi: int = 90) -> bytes:
+    def figure_png(self, dpi: int = 90, compare_only: bool = False) -> bytes:
         """:meth:`figure` rendered as PNG bytes, cached per view, systems, bins, split and group:
         what the widgets show, so returning to a state costs no drawing."""
         s = self.state
 
         def render():
-            fig = self._figure()
+            fig = self._figure(compare_only)
             buffer = BytesIO()
             try:
                 fig.savefig(buffer, format="png", dpi=dpi)
             finally:
                 plt.close(fig)
             return buffer.getvalue()
-        png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi) + self._data_key, render)
+        png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi, compare_only)
+                           + self._data_key, render)
         self.prefetch_next()
         return png
 

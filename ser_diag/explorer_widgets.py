@@ -334,7 +334,7 @@ class ExplorerWidgets:
                 self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
                 children.append(self.grid.root)
             if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
-                children.append(w.Image(value=ex.figure_png(), format="png",
+                children.append(w.Image(value=ex.figure_png(compare_only=ex.state.view in CELL_VIEWS), format="png",
                                         layout=w.Layout(max_width="100%", height="auto")))
             else:
                 ex.prefetch_next()

@@ -30,25 +30,22 @@ log = logging.getLogger("ser_diag")
 
 # ----------------------------------------------------------------------------- option types
 
-def _bootstrap_count(text: str) -> int:
-    """``--bootstrap``: an integer >= 0 (0: no intervals)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 for no intervals")
-    return value
+def _whole_number(minimum: int, below: str):
+    """An argparse type: an integer >= ``minimum``; ``below`` says why smaller ones are refused."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {below}")
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+#: ``--bootstrap``: 0 or more resamples (0: no intervals).
+_bootstrap_count = _whole_number(0, "is negative; use 0 for no intervals")
+_positive_int = _whole_number(1, "must be at least 1")
 
 
 def _level(text: str) -> float:

@@ -19,6 +19,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag.errors import InputError, quoted
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
+from ser_diag.analysis.ranks import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
@@ -226,6 +227,10 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
                                          baseline=base_name if base_name is not None else None)
         tables["fusion_curve"] = curve
         tables["fusion_ranking"] = curve.attrs["ranking"]
+    log.info("leaderboard ranks, annotator agreement, podcasts and durations ...")
+    beyond = beyond_tables(categorical, attributes, labels, resampling=rs)
+    settings["notes"] += beyond.pop("beyond_notes")["note"].tolist()
+    tables.update(beyond)
     synthetic = any(bool(f.attrs.get("synthetic")) for f in (categorical, attributes) if f is not None)
     return Diagnostics(categorical, attributes, labels if labels is not None else pd.DataFrame(),
                        synthetic, settings, evaluation, tables)
@@ -315,4 +320,6 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
             part = rows_where(t["disagreement"], task=task)
             if len(part):
                 figures[f"system_disagreement_{task}"] = DisagreementDisplay.from_frame(part).figure_
+    from ser_diag.plots.ranks import beyond_figures
+    figures.update(beyond_figures(t, s["focus"]))
     return figures

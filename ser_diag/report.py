@@ -45,6 +45,7 @@ SECTIONS = {
     "regression_to_mean": "Extreme values and regression to the mean",
     "bias_audit": "Bias audit: gender and speakers",
     "fig4": "Fig. 4 - top-K fusion and system disagreement",
+    "beyond": "Beyond the leaderboard - rank intervals, annotators, podcasts",
     "tables": "Tables (CSV)",
 }
 _BINNED = {"fig3b": "EmoAct", "fig3c": "EmoVal", "fig3d": "EmoDom"}
@@ -504,6 +505,75 @@ class _Page:
         out.append(self.csv_link("fusion_curve", "fusion_ranking", "disagreement"))
         return "".join(out)
 
+    def beyond(self) -> str:
+        """Beyond the leaderboard (issue 12): rank intervals and tiers, the human ceiling, metrics
+        by annotator agreement, soft-label scores, podcasts and durations."""
+        t, out = self.t, []
+        if "leaderboard_ranks" in t:
+            board = t["leaderboard_ranks"]
+            board = board[board["metric"].isin(["macro_f1", "ccc_mean"])]
+            shown = pd.DataFrame({
+                "task": board["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in board["metric"]],
+                "system": board["system"].astype(str).to_numpy(),
+                "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(board["estimate"], board["ci_low"],
+                                                                       board["ci_high"])],
+                "rank": board["rank"].to_numpy(),
+                "rank interval": [_Cell(f"{int(lo)}-{int(hi)}", int(lo)) if pd.notna(lo) else _Cell("")
+                                  for lo, hi in zip(board["rank_ci_low"], board["rank_ci_high"])],
+                "P(best)": board["p_best"].to_numpy(), "tier": board["tier"].to_numpy()})
+            out.append('<p class="note">Rank intervals, P(best) and tiers come from the same paired resamples '
+                       "as the CIs. Tiers: going down the leaderboard, a system joins the current tier unless "
+                       "it is significantly worse than the tier's best (paired bootstrap Wald test, Holm-"
+                       "corrected over all pairs). Identical submissions tie.</p>")
+            out.append(_table(shown, "leaderboard_ranks", text_columns=["task", "metric", "system", "rank interval"]))
+        out.append(self.figure("leaderboard_ranks", "Scores with CIs, rank intervals and significance tiers "
+                                                    "(shaded); dashed: human ceiling."))
+        out.append(self.figure("win_probability", "Probability that the row system beats the column system."))
+        if "human_ceiling" in t:
+            h = t["human_ceiling"]
+            shown = pd.DataFrame({"task": h["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in h["metric"]],
+                                  "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(h["estimate"], h["ci_low"],
+                                                                                         h["ci_high"])],
+                                  "files": h["n_files"].to_numpy(), "judgements": h["n_judgements"].to_numpy()})
+            out.append("<h3>Human ceiling (leave-one-annotator-out)</h3>"
+                       f'<p class="note">{html.escape(str(h["estimator"].iloc[0]))}. Bias: '
+                       f'{html.escape(str(h["bias"].iloc[0]))}.</p>')
+            out.append(_table(shown, "human_ceiling", text_columns=["task", "metric"]))
+        out.append(self.figure("metric_by_agreement", "Headline metric by annotator agreement."))
+        if "annotator_agreement_soft" in t:
+            soft = t["annotator_agreement_soft"]
+            shown = pd.DataFrame({"system": soft["system"].astype(str).to_numpy(),
+                                  "score": soft["metric"].astype(str).str.replace("_", " ").to_numpy(),
+                                  "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(soft["estimate"],
+                                                                                         soft["ci_low"], soft["ci_high"])]})
+            out.append("<h3>Soft-label scores</h3>")
+            out.append(_table(shown, "soft_labels", text_columns=["system", "score"]))
+        if "worst_podcasts" in t:
+            worst = t["worst_podcasts"]
+            worst = worst[worst["rank"] <= 3]
+            shown = pd.DataFrame({"task": worst["task"].astype(str).to_numpy(), "system": worst["system"].astype(str).to_numpy(),
+                                  "podcast": worst["group"].astype(str).to_numpy(),
+                                  "metric": [human_name(m) for m in worst["metric"]],
+                                  "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(worst["estimate"], worst["ci_low"],
+                                                                                         worst["ci_high"])],
+                                  "files": worst["n"].to_numpy(), "rank": worst["rank"].to_numpy()})
+            out.append("<h3>Worst podcasts</h3>")
+            out.append(_table(shown, "worst_podcasts", text_columns=["task", "system", "podcast", "metric"]))
+        out.append(self.figure("podcast_metrics", "The worst podcasts of each task's best system."))
+        out.append(self.figure("duration_metrics", "Headline metric by duration."))
+        if "gender_gap_by_podcast" in t:
+            g = t["gender_gap_by_podcast"]
+            shown = pd.DataFrame({"task": g["task"].astype(str).to_numpy(), "system": g["system"].astype(str).to_numpy(),
+                                  "quantity": g["quantity"].astype(str).str.replace("_", " ").to_numpy(),
+                                  "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(g["estimate"], g["ci_low"],
+                                                                                         g["ci_high"])]})
+            out.append("<h3>Gender gap in per-file error: overall, within podcasts, share explained by podcast</h3>")
+            out.append(_table(shown, "gender_gap_by_podcast", text_columns=["task", "system", "quantity"]))
+        out.append(self.csv_link("leaderboard_ranks", "leaderboard_pairs", "human_ceiling", "annotator_agreement",
+                                 "annotator_agreement_bins", "annotator_agreement_soft", "podcast_metrics",
+                                 "worst_podcasts", "gender_gap_by_podcast", "duration_metrics"))
+        return "".join(out)
+
     def tables(self) -> str:
         links = "".join(f'<li><a href="tables/{n}.csv">{n}.csv</a></li>' for n in self.csv_names)
         return ('<p class="note">Every table behind the figures, tidy, written beside this page '
@@ -521,7 +591,7 @@ def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
         "settings": page.settings(), "metrics": page.metrics(), "fig3a": page.fig3a(),
         "fig3b": page.binned("fig3b"), "fig3c": page.binned("fig3c"), "fig3d": page.binned("fig3d"),
         "regression_to_mean": page.regression_to_mean(), "bias_audit": page.bias_audit(),
-        "fig4": page.fig4(),
+        "fig4": page.fig4(), "beyond": page.beyond(),
     }
     extra = page.remaining_figures()
     if extra:

@@ -175,8 +175,8 @@ def test_agreement_tables_and_absent_detailed_labels(data):
     labels, detailed, merged = data
     assert agreement.agreement_tables(merged, None, labels, None) == {}
     tables = agreement.agreement_tables(merged, None, labels, detailed, n_boot=20)
-    assert set(tables) == {"annotator_agreement", "annotator_agreement_metrics",
-                           "annotator_agreement_soft_labels", "human_ceiling"}
+    assert set(tables) == {"annotator_agreement", "annotator_agreement_bins",
+                           "annotator_agreement_soft", "human_ceiling"}
 
 
 def test_metric_by_agreement_figure(data):

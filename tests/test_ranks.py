@@ -246,7 +246,7 @@ def test_recovers_what_the_simulator_planted(tmp_path):
         pair = pairs[(pairs["metric"] == metric) & pairs["system_a"].isin([a, b]) & pairs["system_b"].isin([a, b])]
         assert pair["ci_low"].iloc[0] <= truth["tie"]["difference"] <= pair["ci_high"].iloc[0], metric
     # agreement-dependent errors: every system is worse where the annotators disagree
-    by_agreement = tables["annotator_agreement_metrics"]
+    by_agreement = tables["annotator_agreement_bins"]
     cat = by_agreement[by_agreement["metric"] == "macro_f1"]
     for system, part in cat.groupby("system"):
         row = part.set_index("group")
@@ -298,3 +298,18 @@ def test_per_group_tables_limited_to_the_best_systems(challenge):
     assert set(tables["leaderboard_ranks"]["system"]) == {"good", "twin", "mid", "bad"}
     assert set(tables["podcast_metrics"]["system"]) == {"good", "twin"}
     assert any("2 best of 4 systems" in n for n in tables["beyond_notes"]["note"])
+
+
+def test_without_resamples(challenge):
+    """n_boot = 0: estimates and ranks, no intervals, one tier, and the figures still draw."""
+    import matplotlib.pyplot as plt
+
+    from ser_diag.plots.ranks import beyond_figures
+
+    _, merged = challenge
+    tables = ranks.rank_tables(merged["categorical"], None, n_boot=0)
+    board = tables["leaderboard_ranks"]
+    assert board["ci_low"].isna().all() and board["rank_ci_low"].isna().all()
+    assert board["tier"].eq(1).all() and board["rank"].tolist() == [1, 1, 3, 4]
+    assert set(beyond_figures(tables)) == {"leaderboard_ranks", "win_probability"}
+    plt.close("all")

@@ -301,8 +301,8 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
 
 def agreement_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame,
                      detailed: pd.DataFrame | None, resampling=None, **legacy) -> dict[str, pd.DataFrame]:
-    """``annotator_agreement`` (per file), ``annotator_agreement_metrics`` (by agreement bin, both
-    tasks), ``annotator_agreement_soft_labels`` and ``human_ceiling``; ``{}`` when ``detailed`` is
+    """``annotator_agreement`` (per file), ``annotator_agreement_bins`` (by agreement bin, both
+    tasks), ``annotator_agreement_soft`` and ``human_ceiling``; ``{}`` when ``detailed`` is
     None (the caller notes that ``labels_detailed.csv`` is absent)."""
     if detailed is None:
         return {}
@@ -311,9 +311,9 @@ def agreement_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame 
     parts = [metrics_by_agreement(m, agreement, resampling=resampling, **legacy)
              for m in (categorical, attributes) if m is not None]
     if parts:
-        tables["annotator_agreement_metrics"] = pd.concat(parts, ignore_index=True)
+        tables["annotator_agreement_bins"] = pd.concat(parts, ignore_index=True)
     if categorical is not None:
-        tables["annotator_agreement_soft_labels"] = soft_label_scores(categorical, detailed, resampling=resampling,
+        tables["annotator_agreement_soft"] = soft_label_scores(categorical, detailed, resampling=resampling,
                                                                       **legacy)
     tables["human_ceiling"] = human_ceiling(detailed, labels, resampling=resampling, **legacy)
     return tables

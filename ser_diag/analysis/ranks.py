@@ -384,8 +384,8 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
                   detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 50,
                   max_systems: int | None = 20, **legacy) -> dict[str, pd.DataFrame]:
     """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
-    (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_metrics``,
-    ``annotator_agreement_soft_labels``, ``human_ceiling``
+    (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_bins``,
+    ``annotator_agreement_soft``, ``human_ceiling``
     (:func:`ser_diag.analysis.agreement.agreement_tables`, with detailed labels);
     ``podcast_metrics``, ``worst_podcasts``, ``gender_gap_by_podcast``, ``duration_metrics``
     (:func:`ser_diag.analysis.where.where_tables`); and ``beyond_notes`` (``topic, note``: what

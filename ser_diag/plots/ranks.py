@@ -33,9 +33,13 @@ def _one_metric(frame: pd.DataFrame, metric: str | None, task: str | None) -> tu
     return part, metric
 
 
-def _rank_text(low, high) -> str:
+def _rank_text(low, high, p_best) -> str:
+    """``rank 1–3  p_best 0.42``; without resamples (nan) nothing."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return ""
     low, high = int(low), int(high)
-    return f"rank {low}" if low == high else f"rank {low}–{high}"
+    text = f"rank {low}" if low == high else f"rank {low}–{high}"
+    return f"{text}  p_best {p_best:.2f}" if np.isfinite(p_best) else text
 
 
 def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task: str | None = None,
@@ -59,7 +63,7 @@ def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task:
                 va="top", color="0.35")
     ax.errorbar(est, y, xerr=err, fmt="o", color=PALETTE[0], ms=5, capsize=3, lw=1.4, zorder=3)
     for yi, row in zip(y, part.itertuples()):
-        ax.text(1.01, yi, f"{_rank_text(row.rank_ci_low, row.rank_ci_high)}  p_best {row.p_best:.2f}",
+        ax.text(1.01, yi, _rank_text(row.rank_ci_low, row.rank_ci_high, row.p_best),
                 transform=ax.get_yaxis_transform(), va="center", fontsize=7)
     if ceiling is not None and not ceiling.empty:
         human = ceiling[ceiling["metric"] == metric]
@@ -169,9 +173,9 @@ def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None
         for ax, task in zip(axes, tasks):
             plot_win_probability(tables["leaderboard_pairs"], metric=headline[task], task=task, ax=ax)
         figures["win_probability"] = fig
-    tasks = tasks_in("annotator_agreement_metrics")
+    tasks = tasks_in("annotator_agreement_bins")
     if tasks:
-        table = tables["annotator_agreement_metrics"]
+        table = tables["annotator_agreement_bins"]
         fig, axes = _panels(len(tasks), 6.0, 4.2)
         for ax, task in zip(axes, tasks):
             plot_metric_by_agreement(table[table["task"] == task], metric=headline[task], ax=ax)

@@ -33,6 +33,10 @@ matplotlib.use("Agg")
 
 
 from ser_diag import diagnostics, figures, io
+from ser_diag.analysis import agreement as beyond_agreement
+from ser_diag.analysis import ranks as beyond_ranks
+from ser_diag.analysis import where as beyond_where
+from ser_diag.plots import ranks as beyond_plots
 from ser_diag.simulate import simulate_challenge
 
 TARGET_SECONDS = 30.0
@@ -103,6 +107,11 @@ def instrumented(clock: Clock):
         (d.bias, "per_class_recall_by_group", "table class_recall_by_gender"),
         (d.fusion, "pairwise_disagreement", "table disagreement"),
         (d.fusion, "topk_fusion_curve", "table fusion_curve"),
+        (beyond_ranks, "rank_tables", "table leaderboard_ranks + pairs"),
+        (beyond_ranks, "corpus_extras", "reading labels_detailed + Audios/"),
+        (beyond_agreement, "agreement_tables", "tables agreement + human ceiling"),
+        (beyond_where, "where_tables", "tables podcasts + durations"),
+        (beyond_plots, "beyond_figures", "figure rendering (beyond)"),
         (d.io, "load", "loading (io.load)"),
         (figures, "build_figures", "figure rendering (build_figures)"),
         (figures, "save_figure", "saving figures (PDF+PNG)"),

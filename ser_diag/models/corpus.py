@@ -18,7 +18,7 @@ Design (planted, so that each modality carries part of the answer and fusion sho
 * **Prosody carries arousal and dominance** (:func:`prosody_for`): espeak-ng pitch, pitch
   range, speaking rate and volume rise with arousal, volume and rate with dominance, pauses
   between clauses shrink with arousal; plus a speaker baseline (voice variant, gender, pitch
-  offset, habitual rate) and per-file noise.
+  offset, habitual pitch range, rate and loudness) and per-file noise.
 * **Text carries valence and class cues** (:func:`transcript_for`): a topic clause and 0-2
   evaluative words whose polarity follows valence (``P(positive) = sigmoid(1.5 (V - 4))``).
   Ambiguity is planted: 30 % of emotional files (80 % of neutral ones) are neutrally worded,
@@ -30,6 +30,9 @@ Design (planted, so that each modality carries part of the answer and fusion sho
   or ``Other-...``; scores are ``round(latent + worker bias + N(0, 0.9))`` clipped to 1-7.
   Consensus class = plurality vote (``O`` for any ``Other-*``; ``X`` when the top count ties);
   consensus A/V/D = mean of the annotator scores.
+* **Speakers**: ``n // 3`` by default, three files each (600 files: 200 speakers, 40 in each
+  evaluation split), every one with its own espeak-ng voice (6 English accents x 5 female or
+  8 male variants) and prosodic baseline.
 * **Splits** are speaker independent, about 60/20/20 Train/Development/Test3. Unlike the
   challenge release, Test3 labels are included: the corpus is synthetic and nothing is hidden.
 
@@ -200,22 +203,34 @@ def transcript_for(emo_class: str, valence: float, rng: np.random.Generator) -> 
 def prosody_for(act: float, dom: float, speaker: dict, rng: np.random.Generator) -> dict:
     """espeak-ng prosody and inter-clause pause of one file from latent arousal/dominance.
 
-    pitch = speaker pitch + 6 (A-4); range = 50 + 10 (A-4); rate = speaker rate (175 +- 12) + 20 (A-4)
-    + 6 (D-4) wpm; volume = 65 + 10 (A-4) + 9 (D-4); pause = 0.32 - 0.07 (A-4) s; each plus
+    pitch = speaker pitch + 6 (A-4); range = speaker range (50 +- 8) + 10 (A-4); rate = speaker rate
+    (175 +- 12) + 20 (A-4) + 6 (D-4) wpm; volume = speaker volume (65 +- 4) + 10 (A-4) + 9 (D-4);
+    pause = 0.32 - 0.07 (A-4) s; each plus
     Gaussian noise (clipped to espeak-ng's ranges, volume kept below clipping).
     """
     a, d = act - 4.0, dom - 4.0
     return {
         "pitch": int(np.clip(round(speaker["pitch"] + 6 * a + rng.normal(0, 3)), 0, 100)),
-        "pitch_range": int(np.clip(round(50 + 10 * a + rng.normal(0, 5)), 0, 100)),
+        "pitch_range": int(np.clip(round(speaker["pitch_range"] + 10 * a + rng.normal(0, 5)), 0, 100)),
         "rate": int(np.clip(round(speaker["rate"] + 20 * a + 6 * d + rng.normal(0, 8)), 90, 330)),
-        "volume": int(np.clip(round(65 + 10 * a + 9 * d + rng.normal(0, 5)), 20, 110)),
+        "volume": int(np.clip(round(speaker["volume"] + 10 * a + 9 * d + rng.normal(0, 5)), 20, 110)),
         "pause_s": float(np.clip(0.32 - 0.07 * a + rng.normal(0, 0.04), 0.04, 0.8)),
     }
 
 
+def default_speakers(n: int) -> int:
+    """Default number of speakers of an ``n``-file corpus: ``max(5, n // 3)`` (three files per
+    speaker; 40 speakers in each evaluation split at ``n=600``).
+
+    >>> default_speakers(600), default_speakers(240), default_speakers(12)
+    (200, 80, 5)
+    """
+    return max(5, n // 3)
+
+
 def _speakers(n_speakers: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Speaker table: alternating female/male espeak voices with a pitch offset and habitual rate."""
+    """Speaker table: alternating female/male espeak voices (accent x variant) with a pitch
+    offset, a habitual pitch range, speaking rate and loudness."""
     rows = []
     for i in range(n_speakers):
         female = i % 2 == 0
@@ -228,6 +243,8 @@ def _speakers(n_speakers: int, rng: np.random.Generator) -> pd.DataFrame:
                                 variants[k % len(variants)]),
             "pitch": float(np.clip(50 + rng.normal(0, 8), 25, 75)),
             "rate": float(175 + rng.normal(0, 12)),
+            "pitch_range": float(np.clip(50 + rng.normal(0, 8), 25, 75)),
+            "volume": float(65 + rng.normal(0, 4)),
         })
     speakers = pd.DataFrame(rows)
     pattern = np.array(["Train", "Development", "Train", "Test3", "Train"])
@@ -275,21 +292,19 @@ def design_corpus(n: int = 600, seed: int = 0, n_speakers: int | None = None
 
     ``labels`` has the consensus columns, ``detailed`` the release-2.0 per-annotator columns,
     ``truth`` the latent design per file (class, A/V/D, voice, prosody, transcript).
-    ``n_speakers``: default ``n // 20`` within [6, 30], files drawn at random among them; given
-    explicitly, the files are spread evenly (every speaker gets ``n // n_speakers`` or one more).
-    A fifth of the speakers go to Development and a fifth to Test3 (e.g. ``n=600,
-    n_speakers=200``: 40 speakers per evaluation split, each with its own voice variant, pitch
-    offset and habitual rate).
+    ``n_speakers``: default :func:`default_speakers` (``n // 3``: 200 for ``n=600``); the files
+    are spread evenly (every speaker gets ``n // n_speakers`` or one more, in a random order).
+    A fifth of the speakers go to Development and a fifth to Test3 (``n=600``: 40 speakers
+    per evaluation split, each with its own voice variant, pitch offset, pitch range,
+    habitual rate and loudness).
     """
     if n < 10:
         raise InputError("--n", None, f"the corpus needs at least 10 files, got {n}")
-    even = None
     if n_speakers is None:
-        n_speakers = int(np.clip(n // 20, 6, 30))
-    else:  # a separate generator: the default design's random stream is untouched
-        even = np.random.default_rng([seed, 0x5EA]).permutation(np.arange(n) % int(n_speakers))
+        n_speakers = default_speakers(n)
     if not 5 <= int(n_speakers) <= n:
         raise InputError("n_speakers", None, f"needs 5 to n={n} speakers (every split one), got {n_speakers}")
+    even = np.random.default_rng([seed, 0x5EA]).permutation(np.arange(n) % int(n_speakers))
     rng = np.random.default_rng(seed)
     speakers = _speakers(int(n_speakers), rng).to_dict("records")
     n_workers = 60
@@ -301,9 +316,7 @@ def design_corpus(n: int = 600, seed: int = 0, n_speakers: int | None = None
 
     truth_rows, detailed_rows = [], []
     for i in range(n):
-        spk = speakers[int(rng.integers(len(speakers)))]
-        if even is not None:
-            spk = speakers[int(even[i])]
+        spk = speakers[int(even[i])]
         latent = str(rng.choice(codes, p=p / p.sum()))
         avd = np.clip(np.array(CLASS_AVD[latent]) + rng.normal(0, AVD_SD, size=3), 1, 7)
         clauses, neutral_text = transcript_for(latent, avd[1], rng)

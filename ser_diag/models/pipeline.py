@@ -20,6 +20,11 @@ late_fusion_soft   as late_fusion                       CE to annotator vote dis
 Development files to ``<out>/predictions/<system>/``, for Test3 to
 ``<out>/predictions_test3/<system>/``, plus ``<out>/pipeline.json``.
 
+``comparison_seeds=3``: ``audio_egemaps``, ``text_minilm`` and ``late_fusion`` are also trained
+with seeds ``seed+1, seed+2`` (predictions under ``<out>/seeds/seed<k>/``; the features are the
+same), and ``pipeline.json`` records every run of that comparison under ``"comparison"``; it
+is scored by :func:`ser_diag.models.comparison.compare_pipeline_seeds`.
+
 Speed (the README's main command must finish in minutes on 2 CPU cores): each encoder runs once
 for all the levels the systems need (:func:`ser_diag.models.features.extract_feature_levels`:
 eGeMAPS functionals and descriptors from one openSMILE pass, MiniLM tokens and their mean from
@@ -67,18 +72,20 @@ def _log(msg: str) -> None:
 
 def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, quick: bool = False,
                            systems: tuple[str, ...] | None = None, seed: int = 0,
-                           split: str = "Test3", num_threads: int | None = 1) -> Path:
+                           split: str = "Test3", num_threads: int | None = 1, comparison_seeds: int = 0) -> Path:
     """Extract features, train the reference systems, write their Development and Test3
     predictions; return the predictions folder of ``split`` (one sub-folder per system:
     ``<out>/predictions_test3`` for Test3, ``<out>/predictions`` for Development).
-    ``num_threads``: torch threads while it runs (``None``: leave torch's setting)."""
+    ``num_threads``: torch threads while it runs (``None``: leave torch's setting).
+    ``comparison_seeds``: number of seeds (``seed, seed+1, ...``) of the fusion-vs-single-modality
+    systems (:data:`ser_diag.models.comparison.COMPARISON_SYSTEMS`; 0: no comparison)."""
     import torch
 
     previous = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(int(num_threads))
     try:
-        return _run(Path(corpus_dir), Path(out_dir), quick, systems, seed, split)
+        return _run(Path(corpus_dir), Path(out_dir), quick, systems, seed, split, int(comparison_seeds))
     finally:
         torch.set_num_threads(previous)
 
@@ -108,26 +115,40 @@ def extract_system_features(corpus: Path, names, cache_dir: Path, timings: dict 
     return stores
 
 
-def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str) -> Path:
+def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str, comparison_seeds: int) -> Path:
     from ser_diag.io import is_synthetic, read_detailed_labels, read_labels, soft_labels
+    from ser_diag.models.comparison import COMPARISON_SYSTEMS
     from ser_diag.models.train import predictions_dir, train
 
     names = systems or (QUICK_SYSTEMS if quick else tuple(REFERENCE_SYSTEMS))
+    extra_seeds = [seed + k for k in range(1, comparison_seeds)]
+    # (system, seed, output folder): the main runs, then the comparison's other seeds
+    runs = [(name, seed, out) for name in names]
+    if comparison_seeds:
+        runs += [(name, s, out / "seeds" / f"seed{s}") for s in extra_seeds for name in COMPARISON_SYSTEMS]
+        runs += [(name, seed, out / "seeds" / f"seed{seed}") for name in COMPARISON_SYSTEMS if name not in names]
     t0 = time.perf_counter()
     labels = read_labels(corpus)
     detailed = read_detailed_labels(corpus)
     soft = soft_labels(detailed)
     timings = {}
-    stores = extract_system_features(corpus, names, out / "features", timings)
-    trained = []
-    for name in names:
+    stores = extract_system_features(corpus, dict.fromkeys(name for name, _, _ in runs), out / "features", timings)
+    trained, comparison = [], {}
+    for name, run_seed, run_out in runs:
         system = REFERENCE_SYSTEMS[name]
-        config = {**system, **DEFAULTS, "system_name": name, "out_dir": str(out), "corpus": str(corpus),
-                  "seed": seed}
+        config = {**system, **DEFAULTS, "system_name": name, "out_dir": str(run_out), "corpus": str(corpus),
+                  "seed": run_seed}
         if quick:
             config.update(epochs=15, patience=5)
         features = {m: stores[f"{s['encoder']}/{s['level']}"] for m, s in system["modalities"].items()}
         result = train(config, features=features, labels=labels, soft_labels=soft, detailed_labels=detailed)
+        if comparison_seeds and name in COMPARISON_SYSTEMS:
+            comparison.setdefault(name, {})[str(run_seed)] = {
+                s: str(predictions_dir(run_out, name, s).relative_to(out)) for s in ("Development", "Test3")}
+        if run_out != out:
+            timings[f"train {name} seed {run_seed}"] = round(result.seconds, 2)
+            _log(f"{name} seed {run_seed}: best epoch {result.best_epoch} ({result.seconds:.0f} s)")
+            continue
         timings[f"train {name}"] = round(result.seconds, 2)
         _log(f"{name}: best epoch {result.best_epoch}, dev " +
              ", ".join(f"{k} {v:.3f}" for k, v in result.dev_metrics.items() if k in
@@ -143,6 +164,8 @@ def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str) -
         (out / "SYNTHETIC_DEMO.txt").write_text(SYNTHETIC_BANNER + "\n", encoding="utf-8")
     summary = {"note": SYNTHETIC_BANNER if synthetic else "", "corpus": str(corpus), "quick": quick, "seed": seed, "systems": trained, "seconds": timings,
                "total_seconds": round(time.perf_counter() - t0, 2)}
+    if comparison_seeds:
+        summary["comparison"] = {"seeds": [seed] + extra_seeds, "runs": comparison}
     (out / "pipeline.json").write_text(json.dumps(summary, indent=2))
     return predictions_dir(out, "", split)
 

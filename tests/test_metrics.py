@@ -1,6 +1,5 @@
 """ser_diag.metrics against scikit-learn, an independent CCC formula, and invariances."""
 
-import doctest
 
 import numpy as np
 import pytest
@@ -174,10 +173,6 @@ def test_weighted_confusion_equals_repeated_data():
         assert metrics.macro_f1_from_confusion(got[b]) == pytest.approx(
             f1_score(t[idx], p[idx], average="macro", labels=range(8), zero_division=0), abs=1e-12)
 
-
-def test_doctests():
-    result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 15 and result.failed == 0
 
 
 # --------------------------------------------------------------------------- conventions (issue 9)

@@ -1,7 +1,6 @@
 """ser_diag.resampling: weights, intervals against explicit loops, coverage, cluster and paired tests."""
 
 import dataclasses
-import doctest
 import itertools
 
 import numpy as np
@@ -261,10 +260,6 @@ def test_paired_test_rejects_bad_requests():
     with pytest.raises(ValueError, match="not in the merged"):
         paired_test(merged, "a", "zzz", "macro_f1")
 
-
-def test_doctests():
-    result = doctest.testmod(resampling, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 5 and result.failed == 0
 
 
 # --------------------------------------------------------------------------- Resampling settings

@@ -4,12 +4,20 @@ on features (NTUA; torch)."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import torch
 
 from ser_diag.io import soft_labels
 from ser_diag.schema import CLASS_CODES
+
+
+def file_seed(seed: int, epoch: int, file_name: str) -> list[int]:
+    """Seed words for one file's augmentation in one epoch (or view): independent of the batch,
+    the shard and the number of processes."""
+    return [int(seed), int(epoch), zlib.crc32(str(file_name).encode()), 0xA06]
 
 _EPS = 1e-12
 

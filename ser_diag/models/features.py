@@ -483,7 +483,7 @@ def extract_augmented_views(corpus_root: str | os.PathLike, encoder, cache_dir: 
     ``file_names``: encode only these Train files (a process's share); default all of them.
     """
     from ser_diag.models.augment import augment_waveform, plan_augmentation
-    from ser_diag.models.train import file_seed
+    from ser_diag.models.augment import file_seed
 
     root = Path(corpus_root)
     train_files = sorted(str(f) for f in train_files)

@@ -82,13 +82,13 @@ class TextInputs:
 
 def raw_inputs(config, labels) -> dict:
     """``modality -> AudioInputs | TextInputs`` for every labelled file of ``config.corpus``."""
-    from ser_diag.models.train import _is_audio
+    from ser_diag.models.encoders import is_speech_encoder_name
 
     if config.corpus is None:
         raise ValueError("fine-tuning reads audio and transcripts: set config.corpus")
     names = sorted(labels["FileName"].astype(str))
     seconds = finetune_settings(config.finetune)["max_seconds"]
-    return {m: AudioInputs(config.corpus, names, 16_000, seconds) if _is_audio(spec)
+    return {m: AudioInputs(config.corpus, names, 16_000, seconds) if is_speech_encoder_name(spec.get("encoder", ""))
             else TextInputs(config.corpus, names) for m, spec in config.modalities.items()}
 
 
@@ -190,7 +190,7 @@ def param_groups(model: FineTuneModel, config) -> list[dict]:
 def _plans(run, epoch: int, rows) -> dict:
     """Augmentation plans of Train ``rows`` for ``epoch`` (a function of ``(seed, epoch, file)``)."""
     from ser_diag.models.augment import plan_augmentation
-    from ser_diag.models.train import file_seed
+    from ser_diag.models.augment import file_seed
 
     names = run.data.file_names
     candidates = sorted(names[run.train_rows])
@@ -212,7 +212,7 @@ class _EpochBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         from ser_diag.models.augment import augment_waveform, plan_augmentation
-        from ser_diag.models.train import file_seed
+        from ser_diag.models.augment import file_seed
 
         rows = self.rows[i]
         inputs = {}

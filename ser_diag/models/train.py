@@ -53,7 +53,6 @@ import os
 import random
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +65,7 @@ from torch import nn
 
 from ser_diag import metrics
 from ser_diag.models import losses
-from ser_diag.models.augment import draw_mixup
+from ser_diag.models.augment import draw_mixup, file_seed
 from ser_diag.models.heads import LayerWeightedInputs, build_model
 from ser_diag.models.sampling import class_counts, class_weights, global_batches, make_sampler, shard
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, GENDERS, PROB_COLUMNS, TASK_ATTRIBUTES, TASK_CATEGORICAL
@@ -644,12 +643,6 @@ def _mixup_loss(out: dict, t: dict, config: "TrainConfig", weight, lam: float, p
     loss_b, parts_b = _task_loss(out, partner, config, weight)
     parts = {k: lam * parts_a[k] + (1 - lam) * parts_b[k] for k in parts_a}
     return lam * loss_a + (1 - lam) * loss_b, parts
-
-
-def file_seed(seed: int, epoch: int, file_name: str) -> list[int]:
-    """Seed words for one file's augmentation in one epoch (or view): independent of the batch,
-    the shard and the number of processes."""
-    return [int(seed), int(epoch), zlib.crc32(str(file_name).encode()), 0xA06]
 
 
 # --------------------------------------------------------------------------- loss

@@ -52,7 +52,8 @@ elif stage in ("figures", "figures_today"):
     if stage == "figures_today":
         import ser_diag.analysis.ranks as ranks_module
         import ser_diag.plots.ranks as plots_module
-        ranks_module.beyond_tables = lambda *a, **k: {}
+        import pandas as pd
+        ranks_module.beyond_tables = lambda *a, **k: {"beyond_notes": pd.DataFrame({"topic": [], "note": []})}
         plots_module.beyond_figures = lambda *a, **k: {}
         if hasattr(diagnostics, "beyond_tables"):
             diagnostics.beyond_tables = ranks_module.beyond_tables

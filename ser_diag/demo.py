@@ -68,16 +68,30 @@ def run_demo(out: Path = Path("data/demo"), figures_dir: Path = Path("figures"),
         out / "reports" / "simulated_challenge", "Development", resampling)
 
     if not skip_models:
+        from ser_diag.diagnostics import build_figures, compute_diagnostics
+        from ser_diag.evaluate import format_text
+        from ser_diag.figures import write_figures_from
+        from ser_diag.models.comparison import TABLE_NAME, compare_pipeline_seeds
         from ser_diag.models.corpus import make_corpus
         from ser_diag.models.pipeline import run_reference_pipeline
-        corpus = out / "corpus"
+        from ser_diag.report import write_report_from
+        corpus, models_out = out / "corpus", out / "reference_models"
         log.info("synthesising the demo speech corpus (espeak-ng) ...")
         make_corpus(corpus, n=240 if quick else 600, seed=0)
-        log.info("extracting features and training reference systems ...")
-        predictions = run_reference_pipeline(corpus, out / "reference_models", quick=quick)
-        results["reference_models"] = _diagnose(
-            corpus, predictions, figures_dir / "reference_models",
-            out / "reports" / "reference_models", "Test3", resampling)
+        log.info("extracting features and training reference systems (fusion and single modalities: 3 seeds) ...")
+        predictions = run_reference_pipeline(corpus, models_out, quick=quick, comparison_seeds=3)
+        # as _diagnose, with the seed comparison among the tables (summary.md and the report show it)
+        diag = compute_diagnostics(corpus, predictions, split="Test3", resampling=resampling)
+        diag.tables[TABLE_NAME] = compare_pipeline_seeds(corpus, models_out, split="Test3", resampling=resampling)
+        print(format_text(diag.evaluation))
+        figures = build_figures(diag)
+        try:
+            write_figures_from(diag, figures_dir / "reference_models", figures=figures)
+            write_report_from(diag, out / "reports" / "reference_models", figures=figures)
+        finally:
+            for fig in figures.values():
+                plt.close(fig)
+        results["reference_models"] = diag.evaluation
 
     atomic_write_text(out / "demo_results.json", json.dumps(results, indent=2))
     log.info(f"done in {time.perf_counter() - t0:.0f} s. {SYNTHETIC_BANNER}")

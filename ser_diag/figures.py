@@ -62,6 +62,20 @@ def summary_markdown(diag: Diagnostics) -> str:
         cells = [_interval(_lookup(metrics, system=system, metric=m)) for m, _ in headline]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("")
+    if len(t.get("fusion_vs_single_modality", ())):  # issue 13: ser_diag.models.comparison over seeds
+        fvs = t["fusion_vs_single_modality"]
+        first = fvs.iloc[0]
+        lines += [f"## Does fusion beat the single modalities? ({first['n_seeds']} seeds, paired, speakers resampled)",
+                  "", f"Difference = {first['fusion']} − single modality, averaged over {first['n_seeds']} training "
+                  f"seeds, both scored on the same files; {first['level']:.0%} percentile bootstrap over "
+                  f"{first['n_speakers']} speakers ({first['n_boot']} resamples); \"tie\" when the interval "
+                  "includes 0.", "", "| metric | fusion vs | files | fusion | single | difference [CI] | seeds with "
+                  "fusion ahead | verdict |", "|---|---|---|---|---|---|---|---|"]
+        for row in fvs.to_dict("records"):
+            lines.append(f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {row['fusion_estimate']:.3f} | "
+                         f"{row['single_estimate']:.3f} | {row['estimate']:+.3f} [{row['ci_low']:+.3f}, "
+                         f"{row['ci_high']:+.3f}] | {row['seeds_fusion_ahead']}/{row['n_seeds']} | {row['verdict']} |")
+        lines.append("")
     if "unit_comparison" in t and len(t["unit_comparison"]):  # issue 9: why speakers are the unit
         comparison = t["unit_comparison"]
         comparison = comparison[comparison["metric"].isin(["macro_f1", "ccc_mean"])]

@@ -1,23 +1,41 @@
 """The reference systems on the demo corpus: does each modality carry what the corpus design
 plants in it, and does the fusion model combine them? (issue 4: "check it, do not assume it")
 
-One 600-file corpus (:func:`ser_diag.models.corpus.make_corpus`), features extracted once, the
-pipeline's ``audio_egemaps``, ``text_minilm`` and ``late_fusion`` systems trained with the
-library for three seeds each; each system's prediction is its seed average (probabilities and
-attributes), scored on Development + Test3 (220 files, 184 with a class, 12 speakers) with
-paired bootstrap tests that resample speakers (:func:`ser_diag.resampling.paired_test`, 1000
-speaker-cluster resamples).
+The default 600-file corpus (:func:`ser_diag.models.corpus.make_corpus`: 200 speakers, 40 in
+each evaluation split), the pipeline's ``audio_egemaps``, ``text_minilm`` and ``late_fusion``
+trained with seeds 0, 1, 2 (:func:`ser_diag.models.pipeline.run_reference_pipeline` with
+``comparison_seeds=3``), scored on Development + Test3 together (240 files, 80 speakers) by
+:func:`ser_diag.models.comparison.fusion_vs_single_modality`: the seed average of the paired
+differences, 95 % percentile interval from 1000 resamples of speakers.
 
-Asserted (95 % paired bootstrap interval of the difference above 0):
-* the design: audio-only > text-only on arousal CCC, text-only > audio-only on valence CCC;
-* fusion > audio-only on valence CCC, fusion > text-only on arousal CCC, fusion > both on
-  macro-F1 (the class needs both modalities).
-Measured but NOT asserted as wins, because they are ties on this corpus (seed averages of
-3 seeds: arousal CCC late fusion 0.736 vs audio 0.750, difference -0.013 [-0.050, +0.025];
-valence CCC late fusion 0.495 vs text 0.527, -0.032 [-0.081, +0.015]): fusion vs audio-only on
-arousal and vs text-only on valence. Prosody carries no valence in the design, and text only class-level arousal, so
-the other modality can add little there; the test only checks fusion is not clearly worse.
+Thresholds come from a measurement over seeds (the same corpus, seed sets {0,1,2}, {3,4,5},
+{6,7,8}; smallest 95 % lower bound of the three, then each threshold about 2/3 of it):
+
+=========================================  ==========================  =========  =========
+difference                                 estimates (3 seed sets)     min low    asserted
+=========================================  ==========================  =========  =========
+audio − text, arousal CCC                  +0.638 +0.615 +0.622        +0.457     low > 0.30
+audio − text, dominance CCC                +0.569 +0.564 +0.558        +0.429     low > 0.28
+text − audio, valence CCC                  +0.294 +0.287 +0.299        +0.126     low > 0.08
+fusion − text, arousal CCC                 +0.607 +0.560 +0.591        +0.426     low > 0.28
+fusion − text, dominance CCC               +0.496 +0.506 +0.513        +0.374     low > 0.25
+fusion − audio, valence CCC                +0.310 +0.284 +0.297        +0.141     low > 0.09
+fusion − text, macro-F1                    +0.061 +0.067 +0.047        +0.005     low > 0
+fusion − audio, macro-F1                   +0.018 +0.029 +0.044        −0.042     TIE
+fusion − text, valence CCC                 +0.016 −0.003 −0.002        −0.051     TIE
+fusion − audio, arousal CCC                −0.031 −0.055 −0.031        −0.101     no gain
+fusion − audio, dominance CCC              −0.073 −0.057 −0.045        −0.121     no gain
+=========================================  ==========================  =========  =========
+
+So the planted design holds where a modality carries nothing (text has no prosody: fusion
+gains arousal and dominance over it; prosody carries no valence: fusion gains valence over
+audio), and fusion beats text-only on the class. It does NOT significantly beat audio-only on
+the class (every interval includes 0: a tie, asserted as one), and adds nothing where the
+other modality carries nothing new (valence over text: a tie; arousal and dominance over
+audio: no gain, up to 0.07 lost to the extra text inputs).
 """
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -26,68 +44,188 @@ import torch
 
 from ser_diag import io
 from ser_diag.resampling import Resampling, paired_test
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
+from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 
 SYSTEMS = ("audio_egemaps", "text_minilm", "late_fusion")
-SEEDS = (0, 1, 2)
 EVAL_SPLITS = ("Development", "Test3")
+SPEAKERS = Resampling(n_boot=1000, unit="speaker", seed=0)
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory):
+def trained(tmp_path_factory):
     from ser_diag.models.corpus import make_corpus
-    from ser_diag.models.pipeline import DEFAULTS, REFERENCE_SYSTEMS, extract_system_features
-    from ser_diag.models.train import predictions_dir, train
+    from ser_diag.models.pipeline import run_reference_pipeline
 
     root = tmp_path_factory.mktemp("reference")
     corpus = make_corpus(root / "corpus", n=600, seed=0)
-    labels = io.read_labels(corpus)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        stores = extract_system_features(corpus, SYSTEMS, root / "features")
-        frames = []
-        for name in SYSTEMS:
-            system = REFERENCE_SYSTEMS[name]
-            features = {m: stores[f"{s['encoder']}/{s['level']}"] for m, s in system["modalities"].items()}
-            runs = []
-            for seed in SEEDS:
-                config = {**DEFAULTS, **system, "system_name": f"{name}_seed{seed}", "out_dir": str(root / "out"),
-                          "seed": seed, "predict_splits": EVAL_SPLITS}
-                train(config, features=features, labels=labels)
-                runs.append(pd.concat([io.read_predictions(predictions_dir(root / "out", config["system_name"], s))
-                                       for s in EVAL_SPLITS]).set_index("FileName").sort_index())
-            mean = sum(r.loc[:, list(PROB_COLUMNS) + list(ATTRIBUTES)].astype(float) for r in runs) / len(runs)
-            mean.insert(0, "EmoClass", np.asarray(CLASS_CODES)[mean.loc[:, list(PROB_COLUMNS)].to_numpy().argmax(1)])
-            frames.append(mean.reset_index().assign(system=name))
-    finally:
-        torch.set_num_threads(threads)
-    predictions = pd.concat(frames, ignore_index=True)
-    evaluated = labels[labels["Split_Set"].isin(EVAL_SPLITS)].reset_index(drop=True)
-    return {task: io.merge(evaluated, predictions, task) for task in ("attributes", "categorical")}
+    run_reference_pipeline(corpus, root / "out", systems=SYSTEMS, comparison_seeds=3)
+    assert torch.get_num_threads() == threads
+    return corpus, root / "out"
 
 
-def _diff(merged, a, b, metric):
-    task = "categorical" if metric == "macro_f1" else "attributes"
-    result = paired_test(merged[task], a, b, metric, Resampling(n_boot=1000, unit="speaker", seed=0))
-    print(f"{metric}: {a} {result['estimate_a']:.3f} vs {b} {result['estimate_b']:.3f}, "
-          f"diff {result['diff']:+.3f} [{result['ci_low']:+.3f}, {result['ci_high']:+.3f}]")
-    return result
+@pytest.fixture(scope="module")
+def table(trained):
+    from ser_diag.models.comparison import compare_pipeline_seeds
+
+    corpus, out = trained
+    frame = compare_pipeline_seeds(corpus, out, split=EVAL_SPLITS, resampling=SPEAKERS)
+    print(frame[["single", "metric", "fusion_estimate", "single_estimate", "estimate", "ci_low", "ci_high",
+                 "seeds_fusion_ahead", "verdict"]].round(3).to_string())
+    return frame.set_index(["single", "metric"])
 
 
-def test_corpus_design_audio_carries_arousal_and_text_carries_valence(merged):
-    assert len(merged["attributes"]) == 3 * 220
-    assert _diff(merged, "audio_egemaps", "text_minilm", "ccc_EmoAct")["ci_low"] > 0.3
-    assert _diff(merged, "text_minilm", "audio_egemaps", "ccc_EmoVal")["ci_low"] > 0.2
+def _between(trained, a, b, metric):
+    """a − b over the same three seeds (the comparison with ``a`` in the fusion role)."""
+    from ser_diag.models.comparison import fusion_vs_single_modality, seed_runs, seed_run_name
+
+    corpus, out = trained
+    frames = [io.read_predictions(folder, system=seed_run_name(system, seed))
+              for split in EVAL_SPLITS for (system, seed), folder in seed_runs(out, split).items()]
+    labels = io.read_labels(corpus)
+    labels = labels[labels["Split_Set"].isin(EVAL_SPLITS)].reset_index(drop=True)
+    row = fusion_vs_single_modality(labels, pd.concat(frames, ignore_index=True), (0, 1, 2), fusion=a,
+                                    singles=(b,), metrics=(metric,), resampling=SPEAKERS).iloc[0]
+    print(f"{a} - {b}, {metric}: {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
+    return row
 
 
-def test_fusion_carries_both_modalities_and_wins_the_class(merged):
-    # the attribute each single modality misses
-    assert _diff(merged, "late_fusion", "audio_egemaps", "ccc_EmoVal")["ci_low"] > 0.2
-    assert _diff(merged, "late_fusion", "text_minilm", "ccc_EmoAct")["ci_low"] > 0.3
-    # the class needs both: fusion beats each single modality, 95 % paired interval above 0
-    for single in ("audio_egemaps", "text_minilm"):
-        assert _diff(merged, "late_fusion", single, "macro_f1")["ci_low"] > 0
-    # and keeps what each modality carries: not clearly worse (a tie, not asserted as a win)
-    assert _diff(merged, "late_fusion", "audio_egemaps", "ccc_EmoAct")["ci_high"] > 0
-    assert _diff(merged, "late_fusion", "text_minilm", "ccc_EmoVal")["ci_high"] > 0
+def test_pipeline_records_three_seeds_of_each_compared_system(trained):
+    corpus, out = trained
+    summary = json.loads((out / "pipeline.json").read_text())
+    assert summary["comparison"]["seeds"] == [0, 1, 2]
+    runs = summary["comparison"]["runs"]
+    assert sorted(runs) == sorted(SYSTEMS) and all(sorted(r) == ["0", "1", "2"] for r in runs.values())
+    assert runs["late_fusion"]["0"]["Test3"] == "predictions_test3/late_fusion"  # seed 0: the main run
+    assert runs["late_fusion"]["2"]["Test3"] == "seeds/seed2/predictions_test3/late_fusion"
+    seed0 = io.read_predictions(out / runs["late_fusion"]["0"]["Test3"])
+    seed2 = io.read_predictions(out / runs["late_fusion"]["2"]["Test3"])
+    assert len(seed0) == len(seed2) == 120 and not np.allclose(seed0["EmoAct"], seed2["EmoAct"])
+
+
+def test_corpus_design_audio_carries_arousal_and_dominance_text_carries_valence(trained, table):
+    attributes = table.index.get_level_values("metric") != "macro_f1"
+    assert (table.loc[attributes, "n"] == 240).all() and (table.loc[~attributes, "n"] < 240).all()  # X/O dropped
+    assert (table["n_speakers"] == 80).all() and (table["n_seeds"] == 3).all()
+    assert _between(trained, "audio_egemaps", "text_minilm", "ccc_EmoAct")["ci_low"] > 0.30
+    assert _between(trained, "audio_egemaps", "text_minilm", "ccc_EmoDom")["ci_low"] > 0.28
+    assert _between(trained, "text_minilm", "audio_egemaps", "ccc_EmoVal")["ci_low"] > 0.08
+
+
+def test_fusion_gains_what_each_single_modality_lacks(table):
+    assert table.loc[("text_minilm", "ccc_EmoAct"), "ci_low"] > 0.28
+    assert table.loc[("text_minilm", "ccc_EmoDom"), "ci_low"] > 0.25
+    assert table.loc[("audio_egemaps", "ccc_EmoVal"), "ci_low"] > 0.09
+    for key in (("text_minilm", "ccc_EmoAct"), ("text_minilm", "ccc_EmoDom"), ("audio_egemaps", "ccc_EmoVal")):
+        assert table.loc[key, "verdict"] == "fusion better" and table.loc[key, "seeds_fusion_ahead"] == 3
+
+
+def test_fusion_on_the_class_beats_text_and_ties_audio(table):
+    assert table.loc[("text_minilm", "macro_f1"), "ci_low"] > 0
+    # measured over three seed sets: +0.02 to +0.04, every 95 % interval includes 0 -- a tie
+    tie = table.loc[("audio_egemaps", "macro_f1")]
+    assert tie["estimate"] > 0 and tie["ci_low"] < 0 < tie["ci_high"] and tie["verdict"] == "tie"
+
+
+def test_no_fusion_gain_where_the_other_modality_adds_nothing(table):
+    # text carries the valence; prosody adds none: a tie
+    assert table.loc[("text_minilm", "ccc_EmoVal"), "verdict"] == "tie"
+    # audio carries arousal and dominance; text adds none: no gain, a small loss at most
+    for metric in ("ccc_EmoAct", "ccc_EmoDom"):
+        row = table.loc[("audio_egemaps", metric)]
+        assert row["estimate"] < 0 and row["ci_high"] < 0.03 and row["ci_low"] > -0.15, metric
+
+
+def test_summary_md_states_each_comparison_and_its_verdict(trained):
+    """The demo's route: the Test3 diagnostics plus the comparison table render into summary.md."""
+    from ser_diag.diagnostics import compute_diagnostics
+    from ser_diag.figures import summary_markdown
+    from ser_diag.models.comparison import TABLE_NAME, compare_pipeline_seeds, verdict
+    from ser_diag.names import human_name
+
+    corpus, out = trained
+    settings = Resampling(n_boot=200)
+    diag = compute_diagnostics(corpus, out / "predictions_test3", split="Test3", resampling=settings)
+    frame = compare_pipeline_seeds(corpus, out, split="Test3", resampling=settings)
+    diag.tables[TABLE_NAME] = frame
+    text = summary_markdown(diag)
+    section = text.split("## Does fusion beat the single modalities? (3 seeds, paired, speakers resampled)\n")[1]
+    section = section.split("\n## ")[0]
+    assert "over 40 speakers (200 resamples)" in section
+    assert set(frame["verdict"]) <= {"fusion better", "fusion worse", "tie"}
+    for row in frame.to_dict("records"):
+        assert row["verdict"] == verdict(row["ci_low"], row["ci_high"])
+        assert (f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {row['fusion_estimate']:.3f} | "
+                f"{row['single_estimate']:.3f} | {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] | "
+                f"{row['seeds_fusion_ahead']}/3 | {row['verdict']} |") in section
+
+
+# ------------------------------------------------------------- the comparison itself (no training)
+
+def _planted(seed=0, n_speakers=20, per_speaker=5):
+    """Labels of 100 files from 20 speakers and a prediction maker of chosen accuracy."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per_speaker
+    labels = pd.DataFrame({"FileName": [f"f{i:03d}.wav" for i in range(n)],
+                           "EmoClass": rng.choice(list(CLASS_CODES), size=n),
+                           **{a: rng.uniform(1, 7, size=n) for a in ATTRIBUTES},
+                           "SpkrID": pd.array(np.repeat(np.arange(n_speakers), per_speaker) + 1, dtype="Int64"),
+                           "Gender": "Female", "Split_Set": "Test3"})
+
+    def run(system, hit, noise, draw):
+        r = np.random.default_rng([seed, draw])
+        right = r.random(n) < hit
+        classes = np.where(right, labels["EmoClass"], r.choice(list(CLASS_CODES), size=n))
+        frame = pd.DataFrame({"system": system, "FileName": labels["FileName"], "EmoClass": classes})
+        for a in ATTRIBUTES:
+            frame[a] = np.clip(labels[a] + r.normal(0, noise, n), 1, 7)
+        return frame
+    return labels, run
+
+
+def test_comparison_of_one_seed_is_the_paired_speaker_bootstrap():
+    """Independent check: with one seed, every row is paired_test's difference and interval."""
+    from ser_diag.models.comparison import fusion_vs_single_modality, seed_run_name
+
+    labels, run = _planted()
+    preds = pd.concat([run(seed_run_name("late_fusion", 0), 0.7, 0.8, 1), run(seed_run_name("audio_egemaps", 0), 0.5, 1.5, 2),
+                       run(seed_run_name("text_minilm", 0), 0.6, 1.2, 3)], ignore_index=True)
+    settings = Resampling(n_boot=300, unit="speaker", seed=4)
+    table = fusion_vs_single_modality(labels, preds, seeds=[0], resampling=settings)
+    assert len(table) == 8 and set(table["unit"]) == {"speaker"} and (table["n_speakers"] == 20).all()
+    for row in table.to_dict("records"):
+        task = "categorical" if row["metric"] == "macro_f1" else "attributes"
+        expected = paired_test(io.merge(labels, preds, task), seed_run_name("late_fusion", 0),
+                               seed_run_name(row["single"], 0), row["metric"], settings)
+        assert row["estimate"] == pytest.approx(expected["diff"], abs=1e-9)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]), abs=1e-6)
+        assert row["fusion_estimate"] - row["single_estimate"] == pytest.approx(row["estimate"], abs=1e-9)
+
+
+def test_comparison_averages_seeds_and_says_tie_when_the_interval_holds_zero():
+    from ser_diag.models.comparison import fusion_vs_single_modality, seed_run_name
+
+    labels, run = _planted(seed=1)
+    seeds = (0, 1, 2)
+    frames = []
+    for k in seeds:
+        fused = run(seed_run_name("late_fusion", k), 0.8, 0.5, 10 + k)
+        frames += [fused, fused.assign(system=seed_run_name("text_minilm", k)),  # same predictions: a tie
+                   run(seed_run_name("audio_egemaps", k), 0.15, 3.0, 20 + k)]   # far worse: fusion better
+    preds = pd.concat(frames, ignore_index=True)
+    settings = Resampling(n_boot=200, unit="speaker", seed=0)
+    table = fusion_vs_single_modality(labels, preds, seeds=seeds, resampling=settings).set_index(["single", "metric"])
+    for metric in ("macro_f1", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom"):
+        tie = table.loc[("text_minilm", metric)]
+        assert tie["estimate"] == 0 and tie["ci_low"] == 0 == tie["ci_high"] and tie["verdict"] == "tie"
+        better = table.loc[("audio_egemaps", metric)]
+        task = "categorical" if metric == "macro_f1" else "attributes"
+        per_seed = [paired_test(io.merge(labels, preds, task), seed_run_name("late_fusion", k),
+                                seed_run_name("audio_egemaps", k), metric, settings)["diff"] for k in seeds]
+        assert better["estimate"] == pytest.approx(np.mean(per_seed), abs=1e-9)
+        assert better["ci_low"] > 0 and better["verdict"] == "fusion better"
+        assert better["seeds_fusion_ahead"] == 3 and better["n_seeds"] == 3
+    swapped = preds.assign(system=preds["system"].str.replace("late_fusion", "tmp").str.replace(
+        "audio_egemaps", "late_fusion").str.replace("tmp", "audio_egemaps"))
+    worse = fusion_vs_single_modality(labels, swapped, seeds=seeds, resampling=settings)
+    assert (worse.loc[worse["single"] == "audio_egemaps", "verdict"] == "fusion worse").all()

@@ -334,7 +334,9 @@ class ExplorerWidgets:
                 self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
                 children.append(self.grid.root)
             if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
-                children.append(w.Image(value=ex.figure_png(compare_only=ex.state.view in CELL_VIEWS), format="png",
+                png = ex.figure_png(compare_only=ex.state.view in CELL_VIEWS)
+                width = int.from_bytes(png[16:20], "big")          # the PNG's own width (IHDR)
+                children.append(w.Image(value=png, format="png", width=str(width),
                                         layout=w.Layout(max_width="100%", height="auto")))
             else:
                 ex.prefetch_next()

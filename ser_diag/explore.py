@@ -47,7 +47,7 @@ from ser_diag.analysis import binned
 from ser_diag.analysis.fusion import disagreement_by_true
 from ser_diag.diagnostics import Diagnostics, diagnose, rows_where
 from ser_diag.names import human_name
-from ser_diag.outputs import atomic_write_text
+from ser_diag.outputs import atomic_write_text, table_csv
 from ser_diag.schema import (
     ATTRIBUTE_NAMES,
     ATTRIBUTES,
@@ -944,7 +944,7 @@ class Explorer:
             table = self.disagreement_list()
         else:
             table = self.cell_utterances(**cell)
-        return atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+        return atomic_write_text(path, table_csv(table, self.synthetic))
 
     # ------------------------------------------------------------------ widgets
     def show(self):

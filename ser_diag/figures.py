@@ -19,13 +19,11 @@ import logging
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
 from ser_diag.resampling import Resampling
 from ser_diag.names import format_p, human_name
-from ser_diag.outputs import atomic_write_text, staged_output
+from ser_diag.outputs import atomic_write_text, staged_output, table_csv
 from ser_diag.plots._style import save_figure
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
 
 log = logging.getLogger(__name__)
-#: Column added to every ``tables/*.csv`` written from synthetic data (value ``True``).
-SYNTHETIC_COLUMN = "synthetic"
 
 
 def _interval(row) -> str:
@@ -130,14 +128,6 @@ def summary_markdown(diag: Diagnostics) -> str:
                          f"{_interval(best.to_dict())}")
         lines.append("")
     return "\n".join(lines)
-
-
-def table_csv(table, synthetic: bool) -> str:
-    """A tidy table as CSV text; tables made from synthetic data carry a last column
-    ``synthetic`` = ``True`` on every row, so a copied-out table still says where it came from."""
-    if synthetic:
-        table = table.assign(**{SYNTHETIC_COLUMN: True})
-    return table.to_csv(index=False)
 
 
 def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:

@@ -260,3 +260,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             os.remove(tmp)
         raise
     return path
+
+
+#: Column added to every table written from synthetic data (value ``True`` on every row).
+SYNTHETIC_COLUMN = "synthetic"
+
+
+def table_csv(table, synthetic: bool) -> str:
+    """A tidy table as CSV text; a table made from synthetic data gets a last column
+    ``synthetic`` = ``True``, so a table copied out of its folder still says where it came from.
+
+    >>> import pandas as pd
+    >>> print(table_csv(pd.DataFrame({"system": ["a"], "estimate": [0.5]}), synthetic=True), end="")
+    system,estimate,synthetic
+    a,0.5,True
+    """
+    if synthetic:
+        table = table.assign(**{SYNTHETIC_COLUMN: True})
+    return table.to_csv(index=False, lineterminator="\n")

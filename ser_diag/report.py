@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
-from ser_diag.figures import table_csv
 from ser_diag.resampling import Resampling
-from ser_diag.outputs import atomic_write_text, staged_output
+from ser_diag.outputs import atomic_write_text, staged_output, table_csv
 from ser_diag.names import format_p, human_name
 from ser_diag.plots._style import readable_text
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER

@@ -186,7 +186,8 @@ def test_csv_export_round_trips_and_sorting(ex, tmp_path):
     assert descending["vote_share_pred"].is_monotonic_decreasing
     path = ex.to_csv(tmp_path / "cell.csv")
     back = pd.read_csv(path, dtype={"SpkrID": "Int64"})
-    assert list(back.columns) == list(table.columns)
+    assert list(back.columns) == list(table.columns) + ["synthetic"]   # exports say where they came from
+    assert back["synthetic"].all()
     assert back["FileName"].tolist() == table["FileName"].tolist()
     pd.testing.assert_series_equal(back["P_pred"], table["P_pred"], check_dtype=False, rtol=1e-12)
     assert back["SpkrID"].tolist() == table["SpkrID"].tolist()

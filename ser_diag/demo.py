@@ -27,15 +27,18 @@ log = logging.getLogger(__name__)
 
 
 def _diagnose(data_root: Path, predictions: Path, figures_dir: Path, report_dir: Path,
-              split: str, resampling: Resampling) -> dict:
+              split: str, resampling: Resampling, extra_tables=None) -> dict:
     """Evaluate, write the paper figures and the HTML report for one set of systems, from one
-    computation of the diagnostics (the evaluation printed is the one the figures show)."""
+    computation of the diagnostics (the evaluation printed is the one the figures show).
+    ``extra_tables``: ``{name: frame}`` added to the diagnostics' tables before writing (they
+    then appear in ``tables/``, ``summary.md`` where it renders them, and the report)."""
     from ser_diag.diagnostics import build_figures, compute_diagnostics
     from ser_diag.evaluate import format_text
     from ser_diag.figures import write_figures_from
     from ser_diag.report import write_report_from
 
     diag = compute_diagnostics(data_root, predictions, split=split, resampling=resampling)
+    diag.tables.update(extra_tables or {})
     print(format_text(diag.evaluation))
     figures = build_figures(diag)
     try:
@@ -68,30 +71,18 @@ def run_demo(out: Path = Path("data/demo"), figures_dir: Path = Path("figures"),
         out / "reports" / "simulated_challenge", "Development", resampling)
 
     if not skip_models:
-        from ser_diag.diagnostics import build_figures, compute_diagnostics
-        from ser_diag.evaluate import format_text
-        from ser_diag.figures import write_figures_from
         from ser_diag.models.comparison import TABLE_NAME, compare_pipeline_seeds
         from ser_diag.models.corpus import make_corpus
         from ser_diag.models.pipeline import run_reference_pipeline
-        from ser_diag.report import write_report_from
         corpus, models_out = out / "corpus", out / "reference_models"
         log.info("synthesising the demo speech corpus (espeak-ng) ...")
         make_corpus(corpus, n=240 if quick else 600, seed=0)
         log.info("extracting features and training reference systems (fusion and single modalities: 3 seeds) ...")
         predictions = run_reference_pipeline(corpus, models_out, quick=quick, comparison_seeds=3)
-        # as _diagnose, with the seed comparison among the tables (summary.md and the report show it)
-        diag = compute_diagnostics(corpus, predictions, split="Test3", resampling=resampling)
-        diag.tables[TABLE_NAME] = compare_pipeline_seeds(corpus, models_out, split="Test3", resampling=resampling)
-        print(format_text(diag.evaluation))
-        figures = build_figures(diag)
-        try:
-            write_figures_from(diag, figures_dir / "reference_models", figures=figures)
-            write_report_from(diag, out / "reports" / "reference_models", figures=figures)
-        finally:
-            for fig in figures.values():
-                plt.close(fig)
-        results["reference_models"] = diag.evaluation
+        comparison = compare_pipeline_seeds(corpus, models_out, split="Test3", resampling=resampling)
+        results["reference_models"] = _diagnose(
+            corpus, predictions, figures_dir / "reference_models", out / "reports" / "reference_models",
+            "Test3", resampling, extra_tables={TABLE_NAME: comparison})
 
     atomic_write_text(out / "demo_results.json", json.dumps(results, indent=2))
     log.info(f"done in {time.perf_counter() - t0:.0f} s. {SYNTHETIC_BANNER}")

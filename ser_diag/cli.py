@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("make-corpus", "synthetic speech corpus in the MSP-Podcast layout")
     p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
     p.add_argument("--n", type=_positive_int, default=600, help="number of utterances")
+    p.add_argument("--n-speakers", type=_positive_int, default=None,
+                   help="number of speakers (default: one per three utterances, at least 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
 
     p = command("train", "train a reference model from a JSON config")
@@ -222,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus
-        make_corpus(args.out, n=args.n, seed=args.seed)
+        make_corpus(args.out, n=args.n, seed=args.seed, n_speakers=args.n_speakers)
         _wrote(args.out)
     elif cmd == "train":
         from ser_diag.models.train import train_from_config

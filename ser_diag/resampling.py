@@ -229,7 +229,7 @@ def _active_cache() -> _WeightCache | None:
 
 
 @contextlib.contextmanager
-def shared_weights(max_bytes: int = 1 << 30):
+def shared_weights(max_bytes: int = 1 << 29):
     """Within the block, every bootstrap that asks for the same resamples (same ``n``,
     ``n_boot``, ``groups``, integer ``seed`` and dtype) gets the same weight matrix, drawn once.
 
@@ -238,7 +238,9 @@ def shared_weights(max_bytes: int = 1 << 30):
     :mod:`ser_diag.diagnostics` runs a dozen analyses over the same files. At most
     ``max_bytes`` of matrices are kept (least recently used dropped); a matrix larger than
     that is never built (drawn chunk by chunk instead, so memory stays bounded at any
-    ``n``). Nested blocks share the outer cache. The cache serves only the thread that opened
+    ``n``). The default (512 MiB) keeps speaker-level counts up to ~130k speakers x 1000
+    resamples but not utterance-level ones past ~130k files, whose drawing is cheap next to
+    holding them (bench/bench_memory.py). Nested blocks share the outer cache. The cache serves only the thread that opened
     the block: another thread (e.g. the explorer's background worker) draws its own weights,
     so no thread ever sees a half-filled entry.
     """

@@ -117,6 +117,25 @@ def summary_markdown(diag: Diagnostics) -> str:
                                  f"{_interval(dict(row, estimate=row['gap']))}, "
                                  f"{format_p(row['p_value'], prefix=True)}")
         lines.append("")
+    if len(t.get("leaderboard_ranks", ())):
+        lines += ["## Leaderboard with honest ranks", "",
+                  "Rank intervals and P(best) come from the same paired resamples as the CIs; a tier "
+                  "holds the systems not significantly worse (Holm) than its best.", ""]
+        board = t["leaderboard_ranks"]
+        ceiling = t.get("human_ceiling")
+        for metric in ("macro_f1", "ccc_mean"):
+            rows = board[board["metric"] == metric].sort_values("rank")
+            if rows.empty:
+                continue
+            lines += [f"| {human_name(metric)} | estimate [CI] | rank [interval] | P(best) | tier |",
+                      "|---|---|---|---|---|"]
+            for row in rows.to_dict("records"):
+                lines.append(f"| {row['system']} | {_interval(row)} | {row['rank']} "
+                             f"[{row['rank_ci_low']}, {row['rank_ci_high']}] | {row['p_best']:.2f} | {row['tier']} |")
+            human = None if ceiling is None else _lookup(ceiling, metric=metric)
+            if human:
+                lines.append(f"| *human (leave one annotator out)* | {_interval(human)} | | | |")
+            lines.append("")
     if "fusion_curve" in t:
         curve = t["fusion_curve"]
         lines += ["## Top-K fusion (Fig. 4; ranked on a selection part, scored on the rest)", ""]

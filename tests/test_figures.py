@@ -36,12 +36,16 @@ STEMS = (
     "gender_audit_categorical", "gender_audit_attributes",
     "speaker_distribution_categorical", "speaker_distribution_attributes",
     "fig4_topk_fusion", "system_disagreement_categorical", "system_disagreement_attributes",
+    # beyond the paper: honest ranks, annotator agreement, podcasts (no Audios/: no durations)
+    "leaderboard_ranks", "win_probability", "metric_by_agreement", "podcast_metrics",
 )
 TABLES = (
     "metrics", "confusion", "minority_destinations", "confusion_difference", "binned", "per_bin",
     "shrinkage", "bin_means", "extreme_bin_recall", "recalibration", "gender_metrics",
     "gender_gaps", "speaker_metrics", "disagreement", "class_recall_by_gender", "fusion_curve",
-    "fusion_ranking",
+    "fusion_ranking", "unit_comparison", "leaderboard_ranks", "leaderboard_pairs", "human_ceiling",
+    "annotator_agreement", "annotator_agreement_bins", "annotator_agreement_soft", "podcast_metrics",
+    "worst_podcasts", "gender_gap_by_podcast",
 )
 
 

@@ -24,6 +24,7 @@ are scored would flatter the top-K curve, hence the separation.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,6 +62,8 @@ __all__ = [
 
 #: The leaderboard score used to rank the systems of each task.
 TASK_SCORES = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
+#: Fused systems scored together in the top-K curve (bounds the rows held at once).
+FUSED_BLOCK = 8
 #: Metrics on the curve by default (paper Figure 4: F1, arousal, valence, dominance).
 CURVE_METRICS = {TASK_CATEGORICAL: ("macro_f1",),
                  TASK_ATTRIBUTES: tuple(f"ccc_{a}" for a in ATTRIBUTES)}
@@ -262,25 +265,37 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
     scoring.attrs = dict(merged.attrs)
     frames = system_frames(scoring)
     methods = ["plurality", "prob_average"] if task == TASK_CATEGORICAL else ["mean"]
-    fused, described = [], {}
-    for k in range(1, len(order) + 1):
-        top = order[:k]
-        for method in methods:
-            if method == "prob_average" and not all(_has_probabilities(frames[s]) for s in top):
-                continue
-            key = f"{method}|{k}"
-            fused.append(fuse(scoring, top, method, name=key))
-            described[key] = (k, " + ".join(top), method)
-    extra = []
-    if base_name is not None:
-        baseline_frame = frames[base_name].copy()
-        baseline_frame["system"] = "baseline|"
-        described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
-        extra = [baseline_frame]
-    everything = pd.concat(fused + extra, ignore_index=True)
-    everything.attrs = dict(merged.attrs, task=task)
-    scores = resampling.bootstrap_metrics(everything, settings)
-    scores = scores[scores["metric"].isin(metrics_)]
+    described = {}
+
+    def fused_frames():
+        for k in range(1, len(order) + 1):
+            top = order[:k]
+            for method in methods:
+                if method == "prob_average" and not all(_has_probabilities(frames[s]) for s in top):
+                    continue
+                key = f"{method}|{k}"
+                described[key] = (k, " + ".join(top), method)
+                yield fuse(scoring, top, method, name=key)
+        if base_name is not None:
+            baseline_frame = frames[base_name].copy()
+            baseline_frame["system"] = "baseline|"
+            described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
+            yield baseline_frame
+
+    # scored FUSED_BLOCK fused systems at a time: the same files and resamples for each, so the
+    # same numbers as one frame of them all, without holding every fused system's rows at once
+    parts, batch = [], []
+    for frame in itertools.chain(fused_frames(), [None]):
+        if frame is not None:
+            batch.append(frame)
+        if batch and (frame is None or len(batch) == FUSED_BLOCK):
+            block = pd.concat(batch, ignore_index=True)
+            block.attrs = dict(merged.attrs, task=task)
+            batch = []
+            part = resampling.bootstrap_metrics(block, settings)
+            parts.append(part[part["metric"].isin(metrics_)])
+            del block
+    scores = pd.concat(parts, ignore_index=True)
     k, systems, method = zip(*(described[s] for s in scores["system"]))
     return scores.assign(task=task, k=k, systems=systems, method=method), ranking
 

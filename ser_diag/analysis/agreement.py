@@ -260,6 +260,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=1)
     has_prob = all(c in merged.columns for c in PROB_COLUMNS)
+    prob_at = [merged.columns.get_loc(c) for c in PROB_COLUMNS] if has_prob else None
     groups, unit = s.groups(first)
     out = []
     with rs.shared_weights():
@@ -267,11 +268,13 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
             block = rows_kept[start:start + SYSTEM_BLOCK]
             columns, labels_ = [], []
             for name, r in zip(names[start:start + SYSTEM_BLOCK], block):
-                pred = pd.Index(CLASS_CODES).get_indexer(merged["EmoClass_pred"].to_numpy()[r])
+                # only this system's rows are converted (not the whole column once per system)
+                pred = pd.Index(CLASS_CODES).get_indexer(merged["EmoClass_pred"].iloc[r].to_numpy())
                 share = p[np.arange(n), pred]
                 columns += [(share > 0).astype(np.float64), share]
                 labels_ += [(name, "plausible_accuracy"), (name, "expected_agreement")]
-                q = merged[list(PROB_COLUMNS)].to_numpy(np.float64)[r] if has_prob else None
+                # C order, as fancy indexing gives: the row sums below add in the same order
+                q = np.ascontiguousarray(merged.iloc[r, prob_at].to_numpy(np.float64)) if has_prob else None
                 if q is not None and np.isfinite(q).all():
                     q = np.clip(q, _EPS, None)
                     q /= q.sum(axis=1, keepdims=True)

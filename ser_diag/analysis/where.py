@@ -55,6 +55,10 @@ __all__ = [
 
 #: Budget in bytes of one pass's resample array ``(B, groups, systems, metrics)`` in :func:`grouped_metrics`.
 GROUPED_BYTES = 128 * 2 ** 20
+#: Budget in bytes of one pass's per-system attribute columns ``(n, 3 x systems x attributes)``
+#: (prediction, square, cross product per file) in :func:`grouped_metrics`: fewer systems per
+#: pass at large ``n``, so memory does not grow with n x systems.
+DESIGN_BYTES = 64 * 2 ** 20
 #: Duration bin edges in seconds (MSP-Podcast turns are about 2.75 to 11 s).
 DURATION_EDGES = (0.0, 3.0, 4.5, 6.0, 8.0, 11.0, np.inf)
 _PODCAST = re.compile(r"^MSP-PODCAST_(\d+)_\d+(?:_\d+)?(?:\.wav)?$", re.IGNORECASE)
@@ -192,6 +196,8 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     with rs.shared_weights():
         # systems per pass: at most SYSTEM_BLOCK, and the (B, G, block, M) resample array under ~128 MB
         block = int(max(1, min(SYSTEM_BLOCK, GROUPED_BYTES // max(1, 8 * s.n_boot * len(order) * len(metrics)))))
+        if task != TASK_CATEGORICAL:   # and the (n, 3 S A) design of the attribute sums under DESIGN_BYTES
+            block = int(max(1, min(block, DESIGN_BYTES // max(1, 8 * n * 3 * len(ATTRIBUTES)))))
         for start in range(0, len(unique), block):
             stop = min(start + block, len(unique))
             sums = _GroupSums(merged, [positions[i] for i in unique[start:stop]], code, len(order), s.ddof)

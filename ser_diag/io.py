@@ -743,7 +743,10 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     if not submitted.any():
         raise InputError(predictions.attrs.get("path", "predictions"), value_columns[0],
                          f"no system has {task} predictions")
-    preds = predictions.loc[submitted].reset_index(drop=True)
+    # only this task's columns are copied (the other task's values would be dead weight per row)
+    keep = ["system", "FileName"] + value_columns + ([c for c in PROB_COLUMNS if c in predictions.columns]
+                                                     if task == TASK_CATEGORICAL else [])
+    preds = predictions.loc[submitted, keep].reset_index(drop=True)
     label_file = labels.attrs.get("source", "labels")
     split = labels.attrs.get("split")
     scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
@@ -794,8 +797,9 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     rows = np.flatnonzero(known & common[np.where(known, position, 0)])
     rows = rows[np.lexsort((rank[position[rows]], system_code[rows]))]
     guess = preds.iloc[rows].reset_index(drop=True)
-    truth = labels.iloc[position[rows]].reset_index(drop=True)
     extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
+    truth = labels[["FileName", "SpkrID", "Gender", "Split_Set"] + extra + value_columns].iloc[
+        position[rows]].reset_index(drop=True)
     columns = {"system": guess["system"]}
     columns.update({c: truth[c] for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
     for column in value_columns:

@@ -617,9 +617,15 @@ def _read_system(name: str, files: list[Path]) -> tuple[pd.DataFrame, dict[str, 
 
 
 def _predictions_frame(systems: list[tuple[pd.DataFrame, dict[str, str]]], path: Path) -> pd.DataFrame:
-    frame = pd.concat([f for f, _ in systems], ignore_index=True)
+    # sorted by system then FileName one system at a time (most are sorted already: an outer merge
+    # sorts its keys), so no sorted copy of the whole frame is made next to it
+    order = sorted(range(len(systems)), key=lambda i: str(systems[i][0]["system"].iat[0]))
+    parts = [f if f["FileName"].is_monotonic_increasing else f.sort_values("FileName", kind="stable")
+             for f, _ in (systems[i] for i in order)]
+    frame = pd.concat(parts, ignore_index=True)
+    del parts
     columns = ["system", "FileName"] + [c for c in _PREDICTION_VALUE_COLUMNS if c in frame.columns]
-    frame = frame.loc[:, columns].sort_values(["system", "FileName"], kind="stable").reset_index(drop=True)
+    frame = frame.loc[:, columns]
     frame.attrs.update(path=str(path), sources={str(f["system"].iat[0]): s for f, s in systems},
                        synthetic=is_synthetic(path))
     return frame

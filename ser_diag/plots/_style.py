@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import seaborn as sns
@@ -142,6 +143,22 @@ def new_axes(ax=None, figsize=(6.0, 5.0)):
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return fig, ax
+
+
+def grouped_errorbars(ax, part, bins: list, systems: list):
+    """Each system's ``estimate`` per ``group`` of a tidy ``part`` as points with their
+    ``ci_low``/``ci_high`` bars, systems side by side within each group (x = group index);
+    returns the x positions of the groups."""
+    x = np.arange(len(bins))
+    width = 0.5 / max(len(systems), 1)
+    for i, system in enumerate(systems):
+        rows = part[part["system"] == system].set_index("group").reindex(bins)
+        est = rows["estimate"].to_numpy(float)
+        err = np.abs(np.vstack([est - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - est]))
+        offset = (i - (len(systems) - 1) / 2) * width
+        ax.errorbar(x + offset, est, yerr=err, fmt="-o", ms=4, lw=1.2, capsize=2,
+                    color=PALETTE[i % len(PALETTE)], label=str(system))
+    return x
 
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str, dpi: int = 150) -> list[Path]:

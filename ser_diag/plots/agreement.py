@@ -7,11 +7,10 @@ classes, low -> high annotator SD for attributes), with CIs.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ser_diag.names import human_name
-from ser_diag.plots._style import PALETTE, new_axes
+from ser_diag.plots._style import grouped_errorbars, new_axes
 
 __all__ = ["plot_metric_by_agreement"]
 
@@ -31,15 +30,7 @@ def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=
     order = part.groupby("system", sort=False)["estimate"].mean().sort_values(ascending=False)
     systems = order.index[:max_systems].tolist()
     fig, ax = new_axes(ax, figsize=(6.0, 4.2))
-    x = np.arange(len(bins))
-    width = 0.5 / max(len(systems), 1)
-    for i, system in enumerate(systems):
-        rows = part[part["system"] == system].set_index("group").reindex(bins)
-        est = rows["estimate"].to_numpy(float)
-        err = np.abs(np.vstack([est - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - est]))
-        offset = (i - (len(systems) - 1) / 2) * width
-        ax.errorbar(x + offset, est, yerr=err, fmt="-o", ms=4, lw=1.2, capsize=2,
-                    color=PALETTE[i % len(PALETTE)], label=str(system))
+    x = grouped_errorbars(ax, part, bins, systems)
     sizes = part.drop_duplicates("group").set_index("group")["n"].reindex(bins)
     ax.set_xticks(x, labels=[f"{b}\n(n={int(n)})" for b, n in zip(bins, sizes)], fontsize=8)
     by = part["by"].iloc[0]

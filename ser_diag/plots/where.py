@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.names import human_name
-from ser_diag.plots._style import PALETTE, new_axes
+from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes
 
 __all__ = ["plot_duration_metrics", "plot_podcast_metrics"]
 
@@ -54,14 +54,7 @@ def plot_duration_metrics(table: pd.DataFrame, metric: str | None = None, ax=Non
     systems = (part.groupby("system", sort=False)["estimate"].mean().sort_values(ascending=False)
                .index[:max_systems].tolist())
     fig, ax = new_axes(ax, figsize=(6.0, 4.0))
-    x = np.arange(len(bins))
-    width = 0.5 / max(len(systems), 1)
-    for i, system in enumerate(systems):
-        rows = part[part["system"] == system].set_index("group").reindex(bins)
-        est = rows["estimate"].to_numpy(float)
-        err = np.abs(np.vstack([est - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - est]))
-        ax.errorbar(x + (i - (len(systems) - 1) / 2) * width, est, yerr=err, fmt="-o", ms=4, lw=1.2, capsize=2,
-                    color=PALETTE[i % len(PALETTE)], label=str(system))
+    x = grouped_errorbars(ax, part, bins, systems)
     sizes = part.drop_duplicates("group").set_index("group")["n"].reindex(bins)
     ax.set_xticks(x, labels=[f"{b}\n(n={int(n)})" for b, n in zip(bins, sizes)], fontsize=8)
     ax.set_xlabel("duration (from the audio headers)")

@@ -11,6 +11,16 @@ from ser_diag.models.sampling import (BalancedBatchSampler, ShuffleSampler, Unde
                                       global_batches, shard)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Train and the reference pipeline run tiny heads on one torch thread (``num_threads=1``);
+    so do these tests: two OpenMP threads on a busy 2-core machine are up to 20x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _frames(seed=0, b=4, ta=7, tt=5):
     g = torch.Generator().manual_seed(seed)
     feats = {"audio": torch.randn(b, ta, 6, generator=g), "text": torch.randn(b, tt, 5, generator=g)}

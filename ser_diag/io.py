@@ -666,6 +666,12 @@ def read_systems(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_dir():
         return read_predictions(path)
+    return _predictions_frame([_read_system(name, files) for name, files in _system_groups(path)], path)
+
+
+def _system_groups(path: Path) -> list[tuple[str, list[Path]]]:
+    """``(system, its CSV files)`` under the folder ``path`` (see :func:`read_systems`), sorted by
+    system name; folders without CSVs and entries that are not files are warned about."""
     groups: dict[str, list[Path]] = {}
     for entry in _entries(path):
         if entry.is_dir():
@@ -685,7 +691,7 @@ def read_systems(path: str | os.PathLike) -> pd.DataFrame:
         groups.setdefault(name, []).append(file)
     if not groups:
         raise InputError(path, None, "no prediction CSV files in this folder or its sub-folders")
-    return _predictions_frame([_read_system(name, files) for name, files in sorted(groups.items())], path)
+    return sorted(groups.items())
 
 
 # --------------------------------------------------------------------------------------------
@@ -814,7 +820,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
         columns.update({c: guess[c] for c in PROB_COLUMNS if c in guess and guess[c].notna().any()})
     merged = pd.DataFrame(columns)
     if task == TASK_ATTRIBUTES:
-        _warn_out_of_range(merged, preds, task)
+        _warn_out_of_range(merged, preds.attrs.get("sources", {}), task)
     merged.attrs = {"task": task, "split": split,
                     "synthetic": bool(labels.attrs.get("synthetic") or predictions.attrs.get("synthetic")),
                     "dropped": n_expected - int(common.sum()),
@@ -822,7 +828,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     return merged
 
 
-def _warn_out_of_range(merged: pd.DataFrame, preds: pd.DataFrame, task: str) -> None:
+def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str) -> None:
     """One warning for every attribute prediction outside [1, 7]: model output, scored as given."""
     found = out_of_range(merged, [f"{a}_pred" for a in ATTRIBUTES])
     if found is None:
@@ -832,10 +838,154 @@ def _warn_out_of_range(merged: pd.DataFrame, preds: pd.DataFrame, task: str) -> 
     per_row = ((block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)).any(axis=1)
     systems = pd.unique(merged.loc[per_row, "system"])
     others = f" and {len(systems) - 1} more system{'s' if len(systems) > 2 else ''}" if len(systems) > 1 else ""
-    warn(InputWarning(_source(preds, systems[0], task), None,
+    source = sources.get(systems[0], {}).get(task, f"predictions of system {systems[0]!r}")
+    warn(InputWarning(source, None,
                       f"{found['count']} attribute predictions outside [1, 7] (min {found['min']:.4g}, "
                       f"max {found['max']:.4g}; system {quoted(systems[0])}{others}); scored as given, "
                       "as the challenge's CCC scores them"))
+
+
+class _TaskRows:
+    """One task's merged frame, written system by system while the files are read (the memory of
+    :func:`load`: no frame of every system's predictions, no intermediate copies; the result
+    equals :func:`merge` of :func:`read_systems`, error messages included).
+
+    Row ``k * n + j`` of the result holds system ``k`` (in name order) on the ``j``-th file of
+    the task in FileName order (``n`` files); values go straight into one float block
+    (``P_*`` or ``<attribute>_true/_pred`` pairs) and class codes into an int8 array.
+    """
+
+    def __init__(self, labels: pd.DataFrame, task: str, max_systems: int):
+        self.labels, self.task = labels, task
+        self.names = pd.Index(labels["FileName"])
+        in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
+                   else np.ones(len(self.names), dtype=bool))
+        rank = np.empty(len(self.names), dtype=np.int64)
+        rank[self.names.argsort()] = np.arange(len(self.names))
+        files = np.flatnonzero(in_task)
+        self.files = files[np.argsort(rank[files], kind="stable")]   # labels rows of the task, by FileName
+        self.slot = np.full(len(self.names), -1, dtype=np.int64)
+        self.slot[self.files] = np.arange(len(self.files))
+        n = len(self.files)
+        self.systems: list[str] = []
+        self.sources: dict[str, dict[str, str]] = {}
+        self.unknown: list[tuple[str, int, str]] = []   # (system, rows not in the labels, first such name)
+        self.covered = np.zeros((max_systems, n), dtype=bool)
+        # np.empty: pages of systems that never come are never touched (no memory)
+        if task == TASK_CATEGORICAL:
+            self.codes = np.empty(max_systems * n, dtype=np.int8)
+            self.values, self.with_values = None, []   # P_* block made at the first system that has them
+        else:
+            self.values = np.empty((2 * len(ATTRIBUTES), max_systems * n), dtype=np.float64)
+
+    def add(self, system: str, source: str, frame: pd.DataFrame) -> None:
+        """Place one prediction file's rows (FileName + this task's columns) in their final rows."""
+        k, n = len(self.systems), len(self.files)
+        self.systems.append(system)
+        self.sources[system] = {self.task: source}
+        position = self.names.get_indexer(frame["FileName"])
+        known = position >= 0
+        if not known.all():
+            self.unknown.append((system, int((~known).sum()), min(frame["FileName"].to_numpy()[~known])))
+        slot = self.slot[np.where(known, position, 0)]
+        rows = np.flatnonzero(known & (slot >= 0))
+        target = k * n + slot[rows]
+        self.covered[k, slot[rows]] = True
+        if self.task == TASK_CATEGORICAL:
+            self.codes[target] = pd.Index(CLASS_CODES).get_indexer(frame["EmoClass"].to_numpy()[rows])
+            has_probabilities = all(c in frame.columns for c in PROB_COLUMNS)
+            self.with_values.append(has_probabilities)
+            if has_probabilities:
+                if self.values is None:
+                    self.values = np.empty((len(PROB_COLUMNS), self.covered.shape[0] * n), dtype=np.float64)
+                for i, column in enumerate(PROB_COLUMNS):
+                    self.values[i, target] = frame[column].to_numpy(dtype=np.float64)[rows]
+        else:
+            for i, column in enumerate(ATTRIBUTES):
+                self.values[2 * i + 1, target] = frame[column].to_numpy(dtype=np.float64)[rows]
+
+    def finish(self, intersection: bool, path: Path, synthetic: bool) -> pd.DataFrame:
+        """The merged frame (see :func:`merge`), or the InputError :func:`merge` would raise."""
+        task, labels, names = self.task, self.labels, self.names
+        value_columns = _task_columns(task)
+        label_file = labels.attrs.get("source", "labels")
+        split = labels.attrs.get("split")
+        scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
+        if not names.is_unique:
+            raise InputError(label_file, "FileName", f"duplicate FileName {quoted(names[names.duplicated()][0])}")
+        if self.unknown and not intersection:
+            system, count, name = self.unknown[0]
+            file = self.sources[system][task]
+            raise InputError(file, "FileName", f"{quoted(name)} is not in the {scope}{_more(count)}",
+                             row=_row_of(file, name))
+        n, n_systems = len(self.files), len(self.systems)
+        if n == 0:
+            raise InputError(label_file, "EmoClass", f"no file of {f'split {split}' if split else 'the labels'} "
+                             "has one of the 8 classes "
+                             f"({', '.join(CLASS_CODES)}); all are O (other) or X (no agreement)")
+        covered = self.covered[:n_systems]
+        for k, system in enumerate(self.systems):
+            missing = np.flatnonzero(~covered[k])
+            if len(missing) and not intersection:
+                where = _row_of(label_file, names[self.files[missing[0]]])
+                examples = ", ".join(quoted(f) for f in names[self.files[missing[:_N_EXAMPLES]]])
+                raise InputError(self.sources[system][task], "FileName",
+                                 f"{len(missing)} of {n} files of the {scope} have no {task} "
+                                 f"prediction, e.g. {examples}"
+                                 f"{f' (labels row {where})' if where else ''}; "
+                                 "use --intersection (intersection=True) to score only the files all share")
+        common = covered.all(axis=0)
+        if not common.any():
+            raise InputError(str(path), "FileName",
+                             f"no file of the {scope} has a {task} prediction from every system")
+        kept = np.flatnonzero(common)
+        rows = slice(0, n_systems * n) if len(kept) == n else (
+            (np.arange(n_systems)[:, None] * n + kept[None, :]).ravel())
+        truth = self.files[kept]
+        size = n_systems * len(truth)
+        if task == TASK_CATEGORICAL:
+            float_columns = list(PROB_COLUMNS) if self.values is not None else []
+            if self.values is not None:
+                for k, has in enumerate(self.with_values):
+                    if not has:
+                        self.values[:, k * n:(k + 1) * n] = np.nan
+        else:
+            float_columns = [f"{a}_{side}" for a in ATTRIBUTES for side in ("true", "pred")]
+        block = self.values[:, rows] if self.values is not None else np.empty((0, size))
+        self.values = None
+        if task == TASK_ATTRIBUTES:
+            for i, column in enumerate(ATTRIBUTES):
+                true_values = labels[column].to_numpy(dtype=np.float64)[truth]
+                for k in range(n_systems):
+                    block[2 * i, k * len(truth):(k + 1) * len(truth)] = true_values
+        merged = pd.DataFrame(block.T, columns=float_columns, copy=False)
+        del block
+        take = np.tile(truth, n_systems)
+        extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
+        front = {"system": pd.array(self.systems, dtype="str").take(np.repeat(np.arange(n_systems), len(truth)))}
+        front.update({c: labels[c].array.take(take) for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
+        if task == TASK_CATEGORICAL:
+            front["EmoClass_true"] = labels["EmoClass"].array.take(take)
+            front["EmoClass_pred"] = pd.array(list(CLASS_CODES), dtype="str").take(self.codes[rows].astype(np.intp))
+        self.codes = None
+        for i, (column, values) in enumerate(front.items()):
+            merged.insert(i, column, values)
+        if task == TASK_ATTRIBUTES:
+            _warn_out_of_range(merged, self.sources, task)
+        merged.attrs = {"task": task, "split": split,
+                        "synthetic": bool(labels.attrs.get("synthetic") or synthetic),
+                        "dropped": n - len(truth),
+                        "dropped_predictions": sum(count for _, count, _ in self.unknown)}
+        return merged
+
+
+def _prediction_groups(path: Path) -> list[tuple[str, list[Path]]]:
+    """``(system, files)`` for a predictions folder (:func:`read_systems`) or one system's file."""
+    if path.is_dir():
+        return _system_groups(path)
+    if path.is_file():
+        return [(_system_name(path), [path])]
+    raise InputError(path, None, _not_a_file(path) if path.is_symlink() else "no such file or folder")
 
 
 def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, split: str | None = "Development",
@@ -843,15 +993,48 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
     """Read and validate labels and every system's predictions, and merge each task.
 
     Returns ``dict(categorical=merged or None, attributes=merged or None, labels=labels)``
-    (``None`` for a task no system submitted). Everything is validated before it returns, so a
-    command can fail before writing any output.
+    (``None`` for a task no system submitted); each merged frame equals
+    ``merge(labels, read_systems(predictions_path), task, intersection)``. Everything is
+    validated before it returns, so a command can fail before writing any output.
+
+    Memory: each file's rows go to their final place in the merged frames as it is read (no frame
+    of every system's predictions), so the peak is about the merged frames plus one file.
     """
     labels = read_labels(labels_path, split=split)
-    predictions = read_systems(predictions_path)
-    result = {task: merge(labels, predictions, task, intersection=intersection)
-              if _submitted(predictions, task).any() else None for task in TASKS}
+    path = Path(predictions_path)
+    groups = _prediction_groups(path)
+    tasks = {task: _TaskRows(labels, task, len(groups)) for task in TASKS}
+    for name, files in groups:
+        seen: dict[str, Path] = {}
+        for file in files:
+            frame, file_tasks, _ = _read_prediction_file(file)
+            for task in file_tasks:
+                if task in seen:
+                    raise InputError(file, None, f"a second {task} prediction file for system {name!r} "
+                                     f"(the first is {seen[task]})", row=1)
+                seen[task] = file
+            for task in file_tasks:
+                tasks[task].add(name, str(file), frame)
+            del frame
+    synthetic = is_synthetic(path)
+    result = {}
+    for task in TASKS:
+        rows = tasks.pop(task)
+        result[task] = rows.finish(intersection, path, synthetic) if rows.systems else None
+        del rows
     result["labels"] = labels
+    _release_free_memory()
     return result
+
+
+def _release_free_memory() -> None:
+    """Give freed heap pages back to the system (glibc ``malloc_trim``; no-op elsewhere): reading
+    leaves hundreds of MB of freed text buffers that would otherwise count in the peak of what follows."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -521,6 +522,81 @@ def test_merge_in_memory_frames_without_sources():
         io.merge(labels, predictions, "attributes")
     with pytest.raises(InputError, match="predictions of system 's1'"):
         io.merge(labels, predictions.loc[predictions.index != 25], "categorical")
+
+
+def _load_by_merge(labels_path, predictions_path, split, intersection):
+    """What load returns, through the public frames: merge(read_labels, read_systems)."""
+    labels, predictions = io.read_labels(labels_path, split=split), io.read_systems(predictions_path)
+    return {task: io.merge(labels, predictions, task, intersection=intersection)
+            if io.submitted(predictions, task).any() else None for task in ("categorical", "attributes")}
+
+
+@pytest.mark.parametrize("intersection", [False, True])
+@pytest.mark.parametrize("defect", ["none", "missing", "unlabelled", "train", "no_common"])
+def test_load_equals_merge_of_read_systems(tmp_path, defect, intersection):
+    """load writes each file's rows straight into the merged frames (no frame of all systems);
+    the result -- values, dtypes, order, attrs, warnings and error messages -- equals merge() of
+    read_systems() on a mix of layouts: baseline logits, no probabilities, attributes only,
+    one-file systems, unsorted rows and an extra labels column."""
+    labels = make_labels(60).assign(Extra=[f"e{k % 4}" for k in range(60)])
+    root = write_corpus(tmp_path / "corpus", labels.drop(columns="Extra"))
+    text = (root / "Labels" / "labels_consensus.csv").read_text().splitlines()
+    write_text(root / "Labels" / "labels_consensus.csv",
+               "\n".join([text[0] + ",Extra"] + [f"{t},{e}" for t, e in zip(text[1:], labels["Extra"])]) + "\n")
+    dev = labels.loc[labels["Split_Set"] == "Development", "FileName"].tolist()
+    train = labels.loc[labels["Split_Set"] == "Train", "FileName"].tolist()
+    pred = tmp_path / "predictions"
+    rng = np.random.default_rng(5)
+    shuffled = [dev[k] for k in rng.permutation(len(dev))]
+    io.write_categorical_predictions(make_categorical(shuffled, seed=1), pred / "b_full" / "categorical.csv")
+    io.write_attribute_predictions(make_attributes(shuffled, seed=1), pred / "b_full" / "attributes.csv")
+    io.write_categorical_predictions(make_categorical(dev, seed=2, probabilities=False), pred / "c_noprob.csv")
+    io.write_attribute_predictions(make_attributes(dev, seed=3), pred / "a_attr_only" / "attributes.csv")
+    logits = rng.normal(0, 2, size=(len(dev), 8))
+    write_text(pred / "d_baseline" / "categorical.csv", "\n".join(
+        ["Filename,Prediction"] + [f'{f},"{", ".join(f"{v:.5f}" for v in row)}"' for f, row in zip(dev, logits)]))
+    target = pred / "b_full" / "categorical.csv"
+    lines = target.read_text().splitlines()
+    if defect == "missing":
+        lines = [line for line in lines if line.split(",")[0] not in dev[2:5]]
+    elif defect == "unlabelled":
+        lines += [lines[3].replace("MSP-PODCAST", "MSP-ZZ"), lines[4].replace("MSP-PODCAST", "MSP-AA")]
+    elif defect == "train":
+        lines.append(f"{train[0]},A,1,0,0,0,0,0,0,0")
+    elif defect == "no_common":
+        lines = lines[:1] + [line for line in lines[1:] if line.split(",")[0] in dev[:15]]
+        write_text(pred / "c_noprob.csv", "FileName,EmoClass\n" + "".join(f"{f},A\n" for f in dev[15:]))
+    write_text(target, "\n".join(lines) + "\n")
+
+    def outcome(function):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = function(root, pred, "Development", intersection)
+            except InputError as err:
+                result = ("InputError", str(err))
+        return result, [str(w.message) for w in caught]
+
+    (expected, expected_warnings), (got, got_warnings) = outcome(_load_by_merge), outcome(io.load)
+    assert got_warnings == expected_warnings
+    if isinstance(expected, tuple) or isinstance(got, tuple):
+        assert got == expected and isinstance(got, tuple)
+        assert defect != "none" and not (intersection and defect != "no_common")
+        if defect == "no_common":
+            assert ("prediction from every system" if intersection else "use --intersection") in got[1]
+        return
+    assert defect in ("none", "no_common") or intersection
+    for task in ("categorical", "attributes"):
+        pd.testing.assert_frame_equal(got[task], expected[task], check_exact=True)
+        assert got[task].attrs == expected[task].attrs
+    assert got["categorical"]["system"].unique().tolist() == ["b_full", "c_noprob", "d_baseline"]
+    assert got["categorical"].loc[got["categorical"]["system"] == "c_noprob", "P_A"].isna().all()
+    assert list(got["attributes"].columns[:6]) == ["system", "FileName", "SpkrID", "Gender", "Split_Set", "Extra"]
+    if defect == "missing":
+        assert got["categorical"].attrs["dropped"] == sum(f in dev[2:5] for f in got["labels"]["FileName"]
+                                                          [got["labels"]["EmoClass"].isin(CLASS_CODES)]) > 0
+    if defect in ("unlabelled", "train"):
+        assert got["categorical"].attrs["dropped_predictions"] == (2 if defect == "unlabelled" else 1)
 
 
 def test_load_fails_on_a_bad_file_of_any_system(tmp_path):

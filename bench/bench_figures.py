@@ -34,6 +34,7 @@ matplotlib.use("Agg")
 
 from ser_diag import diagnostics, figures, io
 from ser_diag.analysis import agreement as beyond_agreement
+from ser_diag.analysis import beyond as beyond_module
 from ser_diag.analysis import ranks as beyond_ranks
 from ser_diag.analysis import where as beyond_where
 from ser_diag.plots import ranks as beyond_plots
@@ -108,7 +109,7 @@ def instrumented(clock: Clock):
         (d.fusion, "pairwise_disagreement", "table disagreement"),
         (d.fusion, "topk_fusion_curve", "table fusion_curve"),
         (beyond_ranks, "rank_tables", "table leaderboard_ranks + pairs"),
-        (beyond_ranks, "corpus_extras", "reading labels_detailed + Audios/"),
+        (beyond_module, "corpus_extras", "reading labels_detailed + Audios/"),
         (beyond_agreement, "agreement_tables", "tables agreement + human ceiling"),
         (beyond_where, "where_tables", "tables podcasts + durations"),
         (beyond_plots, "beyond_figures", "figure rendering (beyond)"),

@@ -14,7 +14,7 @@ resident memory (``ru_maxrss``) is its own:
 * ``figures``: :func:`ser_diag.figures.write_paper_figures`, everything included;
 * ``figures, today's path`` (the named baseline, measured in the same run): the same command
   with the beyond-the-leaderboard stages (ranks, agreement, podcast, duration tables and their
-  figures: ``ser_diag.analysis.ranks.beyond_tables``, ``ser_diag.plots.ranks.beyond_figures``)
+  figures: ``ser_diag.analysis.beyond.beyond_tables``, ``ser_diag.plots.ranks.beyond_figures``)
   replaced by no-ops, i.e. the code path before issue 12;
 * ``beyond stages``: the beyond tables and figures alone on loaded data (loading not timed).
 
@@ -50,17 +50,16 @@ if stage == "evaluate":
 elif stage in ("figures", "figures_today"):
     from ser_diag import diagnostics, figures
     if stage == "figures_today":
-        import ser_diag.analysis.ranks as ranks_module
+        import ser_diag.analysis.beyond as beyond_module
         import ser_diag.plots.ranks as plots_module
         import pandas as pd
-        ranks_module.beyond_tables = lambda *a, **k: {"beyond_notes": pd.DataFrame({"topic": [], "note": []})}
+        beyond_module.beyond_tables = lambda *a, **k: {"beyond_notes": pd.DataFrame({"topic": [], "note": []})}
         plots_module.beyond_figures = lambda *a, **k: {}
-        if hasattr(diagnostics, "beyond_tables"):
-            diagnostics.beyond_tables = ranks_module.beyond_tables
+        diagnostics.beyond_tables = beyond_module.beyond_tables
     figures.write_paper_figures(labels, predictions, out, split="Development", n_boot=boot)
 elif stage == "beyond":
     from ser_diag import io
-    from ser_diag.analysis.ranks import beyond_tables
+    from ser_diag.analysis.beyond import beyond_tables
     from ser_diag.plots.ranks import beyond_figures
     from ser_diag.resampling import shared_weights
     data = io.load(labels, predictions, split="Development")

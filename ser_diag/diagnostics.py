@@ -19,7 +19,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag.errors import InputError, quoted
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
-from ser_diag.analysis.ranks import beyond_tables
+from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL

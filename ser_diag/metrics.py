@@ -42,6 +42,7 @@ __all__ = [
     "weighted_confusion",
     "weighted_moments",
     "ccc_from_moments",
+    "ccc_from_sums",
     "moments_from_sums",
     "pearson_from_moments",
     "MOMENT_NAMES",
@@ -405,6 +406,23 @@ def weighted_moments(weights, y_true, y_pred, ddof: int = 0) -> np.ndarray:
     return design.moments(design.product(w), ddof)[:, 0, 0]
 
 
+def _moments(sw, sx, sy, sxx, syy, sxy, ddof):
+    """``(mean_x, mean_y, var_x, var_y, cov)`` from raw weighted sums (arrays that broadcast)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = sx / sw, sy / sw
+        dof = np.where(sw - ddof > 0, sw - ddof, np.nan)
+        vx = np.maximum(sxx - sw * mx * mx, 0.0) / dof
+        vy = np.maximum(syy - sw * my * my, 0.0) / dof
+        cov = (sxy - sw * mx * my) / dof
+    return mx, my, vx, vy, cov
+
+
+def _ccc(sw, mx, my, vx, vy, cov):
+    den = vx + vy + (mx - my) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((den > 0) & (sw >= 2), 2.0 * cov / den, np.nan)
+
+
 def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:
     """Raw weighted sums ``[sum w, sum wx, sum wy, sum wxx, sum wyy, sum wxy]`` (last axis) ->
     moments in the order :data:`MOMENT_NAMES` (means plus ``shift``; see :func:`weighted_moments`).
@@ -414,12 +432,7 @@ def moments_from_sums(sums, ddof: int = 0, shift: float = 0.0) -> np.ndarray:
     """
     sums = np.asarray(sums, dtype=np.float64)
     sw, sx, sy, sxx, syy, sxy = np.moveaxis(sums, -1, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, my = sx / sw, sy / sw
-        dof = np.where(sw - ddof > 0, sw - ddof, np.nan)
-        vx = np.maximum(sxx - sw * mx * mx, 0.0) / dof
-        vy = np.maximum(syy - sw * my * my, 0.0) / dof
-        cov = (sxy - sw * mx * my) / dof
+    mx, my, vx, vy, cov = _moments(sw, sx, sy, sxx, syy, sxy, ddof)
     return np.stack([sw, mx + shift, my + shift, vx, vy, cov], axis=-1)
 
 
@@ -431,10 +444,18 @@ def ccc_from_moments(moments) -> np.ndarray:
     0.75
     """
     m = np.asarray(moments, dtype=np.float64)
-    sw, mx, my, vx, vy, cov = (m[..., i] for i in range(6))
-    den = vx + vy + (mx - my) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((den > 0) & (sw >= 2), 2.0 * cov / den, np.nan)
+    return _ccc(*(m[..., i] for i in range(6)))
+
+
+def ccc_from_sums(sw, sx, sy, sxx, syy, sxy, ddof: int = 0) -> np.ndarray:
+    """``ccc_from_moments(moments_from_sums(stack([sw, sx, sy, sxx, syy, sxy])))`` (the same
+    numbers) from the six raw sums given apart, broadcast against each other, so sums shared
+    by many series (the truth's, against S systems) are never copied into a stacked array.
+
+    >>> float(ccc_from_sums(4.0, 8.0, 4.0, 20.0, 8.0, 10.0))   # 2 * 0.5 / (1 + 1 + 1)
+    0.3333333333333333
+    """
+    return _ccc(sw, *_moments(sw, sx, sy, sxx, syy, sxy, ddof))
 
 
 def pearson_from_moments(moments) -> np.ndarray:

@@ -335,24 +335,41 @@ def percentile_interval(distribution, level: float = 0.95) -> tuple[np.ndarray, 
     """Percentile interval ``(q_{(1-level)/2}, q_{(1+level)/2})`` over axis 0, ignoring nan
     resamples; all-nan columns give nan.
 
+    The numbers of ``np.nanquantile(d, q, axis=0)`` (linear interpolation over the ``k`` finite
+    resamples of each column), computed for all columns at once: one sort along axis 0 (nan
+    last), then numpy's interpolation ``x[floor(p)] + (p - floor(p)) (x[floor(p) + 1] -
+    x[floor(p)])`` at ``p = q (k - 1)``. (``nanquantile`` along an axis works column by column,
+    slow for the thousands of columns of grouped tables; the sort also beats ``np.quantile``.)
+
     >>> lo, hi = percentile_interval(np.arange(101.0), level=0.9)
     >>> round(float(lo), 9), round(float(hi), 9)
     (5.0, 95.0)
+    >>> lo, hi = percentile_interval(np.column_stack([np.arange(101.0), np.r_[np.nan, np.arange(100.0)]]), 0.9)
+    >>> lo.round(6).tolist(), hi.round(6).tolist()
+    ([5.0, 4.95], [95.0, 94.05])
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), not {level}")
     d = np.asarray(distribution, dtype=np.float64)
-    alpha = (1.0 - level) / 2.0
     if d.shape[0] == 0:
         nan = np.full(d.shape[1:], np.nan)
         return nan, nan.copy()
-    if not np.isnan(d).any():  # the common case: np.quantile is many times faster than nanquantile
-        lo, hi = np.quantile(d, [alpha, 1.0 - alpha], axis=0)
-        return lo, hi
-    with warnings.catch_warnings():  # all-nan columns: nan, without the warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanquantile(d, [alpha, 1.0 - alpha], axis=0)
-    return lo, hi
+    ordered = np.sort(d, axis=0)                                           # nan sorts last
+    k = np.sum(~np.isnan(ordered), axis=0)
+    alpha = (1.0 - level) / 2.0
+    out = []
+    for q in (alpha, 1.0 - alpha):
+        pos = q * np.maximum(k - 1, 0)
+        below = np.floor(pos).astype(np.int64)
+        above = np.minimum(below + 1, np.maximum(k - 1, 0))
+        x0 = np.take_along_axis(ordered, below[None], axis=0)[0]
+        x1 = np.take_along_axis(ordered, above[None], axis=0)[0]
+        t = pos - below
+        with np.errstate(invalid="ignore"):          # numpy's lerp, for bit-identical results
+            value = np.where(t >= 0.5, x1 - (x1 - x0) * (1 - t), x0 + (x1 - x0) * t)
+            value = np.where(above > below, value, x0)
+        out.append(np.where(k > 0, value, np.nan))
+    return out[0], out[1]
 
 
 def bootstrap_distribution(statistic: Statistic, n: int, n_boot: int = 1000, groups=None,

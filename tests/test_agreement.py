@@ -194,7 +194,7 @@ def test_metric_by_agreement_figure(data):
 
 
 def test_beyond_tables_say_why_agreement_is_skipped(data, tmp_path):
-    from ser_diag.analysis.ranks import beyond_tables
+    from ser_diag.analysis.beyond import beyond_tables
 
     labels, _, merged = data
     (tmp_path / "Labels").mkdir()

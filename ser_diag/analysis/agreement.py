@@ -40,7 +40,8 @@ import pandas as pd
 import scipy.sparse
 
 import ser_diag.resampling as rs
-from ser_diag.analysis.ranks import SYSTEM_BLOCK, percentile_interval, resampling_settings
+from ser_diag.resampling import percentile_interval
+from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
 from ser_diag.io import soft_labels, task_of
 from ser_diag.metrics import ccc_from_moments, moments_from_sums

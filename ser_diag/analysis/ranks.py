@@ -34,7 +34,6 @@ one row of the matrix at a time, so there is never an ``S x S x B`` array.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,17 +41,15 @@ from scipy.special import ndtr
 from scipy.stats import rankdata
 
 import ser_diag.resampling as rs
+from ser_diag.resampling import percentile_interval
 from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
     "HEADLINE_METRICS",
     "SYSTEM_BLOCK",
-    "beyond_tables",
-    "corpus_extras",
     "headline_distribution",
     "holm",
-    "percentile_interval",
     "leaderboard_ranks",
     "rank_tables",
     "unique_systems",
@@ -147,41 +144,6 @@ def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np
 
 
 # --------------------------------------------------------------------------- statistics
-
-def percentile_interval(distribution, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`ser_diag.resampling.percentile_interval` (the same numbers: numpy's linear
-    quantile over the finite resamples of each column, nan for a column without any), computed
-    for all columns at once: one sort along axis 0 (nan last), then the interpolation
-    ``x[floor(p)] + (p - floor(p)) (x[floor(p) + 1] - x[floor(p)])`` at ``p = q (k - 1)`` with
-    ``k`` finite resamples. (``nanquantile`` along an axis works column by column, slow for the
-    thousands of columns of grouped tables.)
-
-    >>> lo, hi = percentile_interval(np.column_stack([np.arange(101.0), np.r_[np.nan, np.arange(100.0)]]), 0.9)
-    >>> lo.round(6).tolist(), hi.round(6).tolist()
-    ([5.0, 4.95], [95.0, 94.05])
-    """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), not {level}")
-    d = np.asarray(distribution, dtype=np.float64)
-    if d.shape[0] == 0:
-        return rs.percentile_interval(d, level)
-    ordered = np.sort(d, axis=0)                                           # nan sorts last
-    k = np.sum(~np.isnan(ordered), axis=0)
-    alpha = (1.0 - level) / 2.0
-    out = []
-    for q in (alpha, 1.0 - alpha):
-        pos = q * np.maximum(k - 1, 0)
-        below = np.floor(pos).astype(np.int64)
-        above = np.minimum(below + 1, np.maximum(k - 1, 0))
-        x0 = np.take_along_axis(ordered, below[None], axis=0)[0]
-        x1 = np.take_along_axis(ordered, above[None], axis=0)[0]
-        t = pos - below
-        with np.errstate(invalid="ignore"):          # numpy's lerp, for bit-identical results
-            value = np.where(t >= 0.5, x1 - (x1 - x0) * (1 - t), x0 + (x1 - x0) * t)
-            value = np.where(above > below, value, x0)
-        out.append(np.where(k > 0, value, np.nan))
-    return out[0], out[1]
-
 
 def holm(p_values) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values: with ``p_(1) <= ... <= p_(m)``,
@@ -338,96 +300,3 @@ def rank_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | Non
     if pairs:
         out["leaderboard_pairs"] = pd.concat(pairs, ignore_index=True)
     return out
-
-
-# --------------------------------------------------------------------------- entry point
-
-def corpus_extras(labels: pd.DataFrame) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
-    """``(detailed labels or None, Audios folder or None, notes)`` found next to the consensus
-    labels (``labels.attrs["source"]``: ``<root>/Labels/labels_consensus.csv``, so
-    ``<root>/Labels/labels_detailed.csv`` and ``<root>/Audios``)."""
-    from ser_diag.io import LABELS_DETAILED, read_detailed_labels
-
-    source = labels.attrs.get("source")
-    notes = []
-    if not source:
-        return None, None, ["labels have no source path: annotator agreement and durations skipped"]
-    labels_dir = Path(source).parent
-    root = labels_dir.parent if labels_dir.name == LABELS_DETAILED.parent.name else labels_dir
-    detailed_file = next((p for p in (root / LABELS_DETAILED, labels_dir / LABELS_DETAILED.name) if p.is_file()), None)
-    detailed = read_detailed_labels(detailed_file) if detailed_file is not None else None
-    if detailed is None:
-        notes.append(f"no {LABELS_DETAILED} next to the labels: annotator agreement, human ceiling and "
-                     "soft-label scores skipped")
-    audio = root / "Audios"
-    if not audio.is_dir():
-        notes.append("no Audios/ folder next to the labels: duration bins skipped")
-    return detailed, (audio if audio.is_dir() else None), notes
-
-
-def _leaders(merged: pd.DataFrame | None, board: pd.DataFrame, max_systems: int, notes: list) -> pd.DataFrame | None:
-    """The rows of ``merged`` of its task's ``max_systems`` best systems (headline metric rank)."""
-    if merged is None or merged["system"].nunique() <= max_systems:
-        return merged
-    task = task_of(merged)
-    metric = HEADLINE_METRICS[task][-1]                      # macro_f1; ccc_mean
-    ranked = board[(board["task"] == task) & (board["metric"] == metric)].sort_values(["rank", "system"], kind="stable")
-    keep = ranked["system"].head(max_systems).tolist()
-    notes.append(f"{task}: agreement, soft-label, podcast and duration tables show the {max_systems} best of "
-                 f"{merged['system'].nunique()} systems by {metric} (max_systems)")
-    subset = merged[merged["system"].isin(keep)].reset_index(drop=True)
-    subset.attrs = dict(merged.attrs)
-    return subset
-
-
-def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame | None,
-                  detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 50,
-                  max_systems: int | None = 20, **legacy) -> dict[str, pd.DataFrame]:
-    """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
-    (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_bins``,
-    ``annotator_agreement_soft``, ``human_ceiling``
-    (:func:`ser_diag.analysis.agreement.agreement_tables`, with detailed labels);
-    ``podcast_metrics``, ``worst_podcasts``, ``gender_gap_by_podcast``, ``duration_metrics``
-    (:func:`ser_diag.analysis.where.where_tables`); and ``beyond_notes`` (``topic, note``: what
-    was skipped and why). ``detailed`` / ``audio_root`` = ``"auto"``: found next to the labels
-    (:func:`corpus_extras`); None: skipped. The leaderboard tables hold every system; the
-    per-group tables (agreement, soft labels, podcasts, durations) the ``max_systems`` best of
-    each task by its headline metric (None: all), since their size and cost grow with systems x
-    groups (at 166 systems x 150 podcasts, 100k rows); a note says when systems were left out.
-    """
-    from ser_diag.analysis.agreement import agreement_tables
-    from ser_diag.analysis.where import where_tables
-
-    settings = resampling_settings(resampling, **legacy)
-    notes = []
-    if labels is None or labels.empty:
-        labels = pd.DataFrame(columns=["FileName", "EmoClass", "SpkrID"])
-        detailed = None
-        audio_root = None if isinstance(audio_root, str) else audio_root
-        notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
-    elif isinstance(detailed, str) or isinstance(audio_root, str):
-        found_detailed, found_audio, found_notes = corpus_extras(labels)
-        if isinstance(detailed, str):
-            detailed = found_detailed
-            notes += [n for n in found_notes if "agreement" in n]
-        if isinstance(audio_root, str):
-            audio_root = found_audio
-            notes += [n for n in found_notes if "duration" in n]
-    if detailed is None and not any("agreement" in n for n in notes):
-        notes.append("no detailed labels given: annotator agreement, human ceiling and soft-label scores skipped")
-    tables = rank_tables(categorical, attributes, resampling=settings)
-    if max_systems is not None:
-        board = tables["leaderboard_ranks"]
-        categorical, attributes = (_leaders(m, board, max_systems, notes) for m in (categorical, attributes))
-    tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
-    tables.update(where_tables(categorical, attributes, audio_root=audio_root, resampling=settings,
-                               min_podcast_files=min_podcast_files))
-    if "podcast_metrics" not in tables:
-        notes.append("no file name carries a podcast (MSP-PODCAST_<podcast>_<segment>.wav) with enough files: "
-                     "per-podcast metrics skipped")
-    if "gender_gap_by_podcast" not in tables and "podcast_metrics" in tables:
-        notes.append("no podcast has files of both genders: the gender gap cannot be split into within and "
-                     "between podcasts")
-    tables["beyond_notes"] = pd.DataFrame({"topic": ["beyond"] * len(notes), "note": notes},
-                                          columns=["topic", "note"])
-    return tables

@@ -35,9 +35,10 @@ import scipy.sparse
 from threadpoolctl import threadpool_limits
 
 import ser_diag.resampling as rs
-from ser_diag.analysis.ranks import (HEADLINE_METRICS, SYSTEM_BLOCK, percentile_interval, resampling_settings,
-                                     unique_systems)
+from ser_diag.resampling import percentile_interval
+from ser_diag.analysis.ranks import HEADLINE_METRICS, SYSTEM_BLOCK, resampling_settings, unique_systems
 from ser_diag.io import task_of
+from ser_diag.metrics import ccc_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
 
 __all__ = [
@@ -130,7 +131,8 @@ class _GroupSums:
         shared = sums[..., None, :1], sums[..., None, 1:1 + a], sums[..., None, 1 + a:1 + 2 * a]   # (B, G, 1, .)
         per_system = (sums[..., 1 + (2 + i * s) * a:1 + (2 + (i + 1) * s) * a].reshape(b, self.g, s, a)
                       for i in range(3))
-        ccc = _ccc_from_sums(*shared, *per_system, self.ddof)                           # (B, G, S, A)
+        (sw, sx, sxx), (sy, syy, sxy) = shared, per_system
+        ccc = ccc_from_sums(sw, sx, sy, sxx, syy, sxy, self.ddof)                          # (B, G, S, A)
         return np.concatenate([ccc, ccc.mean(axis=-1, keepdims=True)], axis=-1)
 
 
@@ -146,20 +148,6 @@ def _macro_f1_from_counts(true: np.ndarray, predicted: np.ndarray, correct: np.n
 def _macro_f1(cm: np.ndarray) -> np.ndarray:
     """:func:`_macro_f1_from_counts` of confusion matrices ``(..., K, K)`` (rows = true)."""
     return _macro_f1_from_counts(cm.sum(axis=-1), cm.sum(axis=-2), np.einsum("...kk->...k", cm))
-
-
-def _ccc_from_sums(sw, sx, sxx, sy, syy, sxy, ddof: int) -> np.ndarray:
-    """Lin's CCC from weighted sums, the truth's sums shared by all systems (broadcast):
-    :func:`ser_diag.metrics.moments_from_sums` then :func:`~ser_diag.metrics.ccc_from_moments`
-    without materialising the stacked ``(..., 6)`` array."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, my = sx / sw, sy / sw
-        dof = np.where(sw - ddof > 0, sw - ddof, np.nan)
-        vx = np.maximum(sxx - sw * mx * mx, 0.0) / dof
-        vy = np.maximum(syy - sw * my * my, 0.0) / dof
-        cov = (sxy - sw * mx * my) / dof
-        den = vx + vy + (mx - my) ** 2
-        return np.where((den > 0) & (sw >= 2), 2.0 * cov / den, np.nan)
 
 
 def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=None,

@@ -20,7 +20,7 @@ from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
 from ser_diag.resampling import Resampling
 from ser_diag.names import format_p, human_name
 from ser_diag.outputs import atomic_write_text, staged_output, table_csv
-from ser_diag.plots._style import save_figure
+from ser_diag.plots.saving import save_figures
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,7 @@ def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike, figures: di
     figures = build_figures(diag) if own else figures
     log.info("saving %d figures as PDF and PNG ...", len(figures))
     try:
-        for stem, fig in figures.items():
-            written += save_figure(fig, out, stem)
+        written += save_figures(figures, out)  # on several cores; the same bytes as one by one
     finally:
         if own:
             for fig in figures.values():

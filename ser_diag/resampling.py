@@ -48,6 +48,7 @@ __all__ = [
     "bootstrap_distribution",
     "bootstrap_metrics",
     "bootstrap_weights",
+    "scorer_metrics",
     "categorical_statistics",
     "confusion_statistics",
     "paired_test",
@@ -575,8 +576,40 @@ def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
     return _AttributeScorer(true, np.stack([values[r] for r in rows]), ddof)
 
 
+def scorer_metrics(scorer, names: Sequence[str], groups, unit: str, settings: Resampling,
+                   keep: dict | None = None) -> pd.DataFrame:
+    """:func:`bootstrap_metrics` of the systems ``names`` of one scorer (``_CategoricalScorer``
+    or ``_AttributeScorer`` on the same ``n`` files), resampling ``groups`` (None: items).
+    ``keep``: a dict filled with ``metrics`` (names), ``estimate`` ``{metric: (S,)}`` and
+    ``distribution`` ``{metric: (B, S)}``, the resamples the intervals come from."""
+    n, n_boot, level = scorer.n, settings.n_boot, settings.level
+    estimate = scorer(np.ones((1, n), dtype=np.float32))
+    metrics = list(estimate)
+    if n_boot > 0:
+        parts = defaultdict(list)
+        for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype, reuse=True):
+            for k, v in scorer(w).items():
+                parts[k].append(v)
+        dist = np.stack([np.concatenate(parts[k]) for k in metrics], axis=1)  # (B, M, S)
+        del parts
+    else:
+        dist = np.empty((0, len(metrics), len(names)))
+    lo, hi = percentile_interval(dist, level)
+    if keep is not None:
+        keep.update(metrics=metrics, estimate={m: estimate[m][0] for m in metrics},
+                    distribution={m: dist[:, i] for i, m in enumerate(metrics)})
+    s_idx, m_idx = np.meshgrid(np.arange(len(names)), np.arange(len(metrics)), indexing="ij")
+    point = np.stack([estimate[m][0] for m in metrics])                        # (M, S)
+    out = pd.DataFrame({"system": np.asarray(list(names), dtype=object)[s_idx.ravel()],
+                        "metric": np.asarray(metrics, dtype=object)[m_idx.ravel()],
+                        "estimate": point.T.ravel().astype(np.float64), "ci_low": lo.T.ravel(),
+                        "ci_high": hi.T.ravel()})
+    out["level"], out["unit"], out["n_boot"], out["n"] = level, unit, n_boot, n
+    return out
+
+
 def bootstrap_metrics(merged: pd.DataFrame, resampling: Resampling | None = None,
-                      **legacy) -> pd.DataFrame:
+                      distributions: dict | None = None, **legacy) -> pd.DataFrame:
     """Point estimates and percentile bootstrap intervals of every metric of every system.
 
     ``merged`` is one task's :func:`ser_diag.io.merge` output; ``resampling`` the settings
@@ -587,34 +620,29 @@ def bootstrap_metrics(merged: pd.DataFrame, resampling: Resampling | None = None
     unit, n_boot, n``; metric names as in :mod:`ser_diag.metrics` (``macro_f1 ...`` for the
     categorical task, ``ccc_<attr>, ccc_mean, pearson_<attr>`` for attributes; CCC with
     denominator ``n - ddof``). ``unit`` is the resolved unit of each system's files.
+
+    ``distributions``: a dict filled, when every system is scored on the same files, with the
+    resamples behind the intervals in the layout of
+    :func:`ser_diag.analysis.ranks.headline_distribution` (``task, systems, metrics, estimate,
+    distribution, n, unit, n_boot, level``), so the leaderboard ranks reuse them.
     """
     settings = Resampling.of(resampling, **legacy)
-    n_boot, level = settings.n_boot, settings.level
     task = task_of(merged)
-    rows = []
-    for names, positions in _system_blocks(merged, task):
+    parts = []
+    blocks = _system_blocks(merged, task)
+    for names, positions in blocks:
         scorer = _scorer(merged, positions, task, settings.ddof)
-        n = scorer.n
         groups, unit = settings.groups(merged, positions[0])
-        estimate = scorer(np.ones((1, n), dtype=np.float32))
-        metrics = list(estimate)
-        if n_boot > 0:
-            parts = defaultdict(list)
-            for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype,
-                                    reuse=True):
-                for k, v in scorer(w).items():
-                    parts[k].append(v)
-            dist = np.stack([np.concatenate(parts[k]) for k in metrics], axis=1)  # (B, M, S)
-        else:
-            dist = np.empty((0, len(metrics), len(names)))
-        lo, hi = percentile_interval(dist, level)
-        for j, name in enumerate(names):
-            for i, metric in enumerate(metrics):
-                rows.append((name, metric, float(estimate[metric][0, j]), float(lo[i, j]),
-                             float(hi[i, j]), unit, n))
-    out = pd.DataFrame(rows, columns=["system", "metric", "estimate", "ci_low", "ci_high", "unit", "n"])
-    out["level"], out["n_boot"] = level, n_boot
-    return out[["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]]
+        keep = {} if distributions is not None and len(blocks) == 1 else None
+        parts.append(scorer_metrics(scorer, names, groups, unit, settings, keep))
+        if keep is not None:
+            distributions.update(keep, task=task, systems=[str(x) for x in names], n=scorer.n, unit=unit,
+                                 n_boot=settings.n_boot, level=settings.level)
+        del scorer
+    columns = ["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
 def _two_sided_bootstrap_p(diff: np.ndarray) -> float:

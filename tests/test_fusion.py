@@ -336,3 +336,37 @@ def test_topk_curve_splits_by_speaker_and_names_no_worst_system_baseline():
     curve = topk_fusion_curve(categorical=named, n_boot=0, seed=3)
     assert curve.attrs["baseline"] == {"categorical": "sys2_baseline"}
     assert (curve.loc[curve["method"] == "baseline", "systems"] == "sys2_baseline").all()
+
+
+def test_incremental_topk_fusions_equal_fuse():
+    """The top-K curve builds its fusions incrementally (vote counts, first votes, running sums);
+    every K gives exactly fuse()'s predictions, ties included (3 classes, rounded P_* with exact
+    ties, systems without P_* from some rank on)."""
+    from ser_diag.analysis.bias import system_frames
+    from ser_diag.analysis.fusion import _running_fusions
+
+    rng = np.random.default_rng(7)
+    merged = categorical_merged([0.5] * 9, n=400, seed=3)
+    few = CODES[rng.integers(0, 3, len(merged))]                      # three classes: many vote ties
+    merged["EmoClass_pred"] = few
+    probs = np.round(rng.random((len(merged), 8)) * 4) / 4 + 0.25       # coarse: exact ties in the mean
+    merged[list(PROB_COLUMNS)] = probs / probs.sum(axis=1, keepdims=True)
+    merged.loc[merged["system"].isin(["sys7", "sys8"]), list(PROB_COLUMNS)] = np.nan
+    order = [f"sys{i}" for i in rng.permutation(9)]
+    order = [s for s in order if s not in ("sys7", "sys8")] + ["sys7", "sys8"]
+    frames = system_frames(merged)
+    seen = set()
+    for key, (k, systems, method), prediction in _running_fusions(frames, order, "categorical",
+                                                                   ["plurality", "prob_average"]):
+        expected = fuse(merged, order[:k], method)["EmoClass_pred"].to_numpy(str)
+        np.testing.assert_array_equal(CODES[prediction], expected)
+        assert systems == " + ".join(order[:k]) and key == f"{method}|{k}"
+        seen.add((method, k))
+    assert {k for m, k in seen if m == "prob_average"} == set(range(1, 8))   # stops at the first without P_*
+    assert {k for m, k in seen if m == "plurality"} == set(range(1, 10))
+    attrs = attribute_merged([0.3, 0.5, 0.7, 0.9])
+    frames = system_frames(attrs)
+    order = ["att2", "att0", "att3", "att1"]
+    for _, (k, _, _), prediction in _running_fusions(frames, order, "attributes", ["mean"]):
+        expected = fuse(attrs, order[:k])[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+        np.testing.assert_array_equal(prediction, expected)

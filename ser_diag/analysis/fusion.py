@@ -252,6 +252,56 @@ def default_baseline(systems) -> str | None:
     return next((str(s) for s in systems if "baseline" in str(s).lower()), None)
 
 
+def _running_fusions(frames: dict, order: list[str], task: str, methods: list[str]):
+    """Yield ``(key, (k, systems, method), prediction)`` for the top-K fusions K = 1..N in the
+    order of :func:`fuse`'s callers, built incrementally: one pass over the systems keeps vote
+    counts, the rank of each class's first vote and probability / attribute sums, so the
+    fusions of K = 1..N cost O(N n), not O(N^2 n). The same predictions as :func:`fuse`:
+    plurality ties go to the tied class voted first in rank order (what
+    :func:`plurality_vote` picks), means are the running sums divided by K (numpy's mean adds
+    the systems in the same order), probability ties are broken as in
+    :func:`probability_average`. ``prediction``: class indices (categorical) or ``(n, A)``."""
+    first = frames[order[0]]
+    n = len(first)
+    if task == TASK_CATEGORICAL:
+        k_classes = len(CLASS_CODES)
+        counts = np.zeros((n, k_classes), dtype=np.int64)
+        first_vote = np.full((n, k_classes), len(order), dtype=np.int64)
+        prob_sum, probs, rows = None, [], np.arange(n)
+        with_probs = "prob_average" in methods
+        for k, name in enumerate(order):
+            code = resampling._class_indices(frames[name], "EmoClass_pred")
+            counts[rows, code] += 1
+            first_vote[rows, code] = np.minimum(first_vote[rows, code], k)
+            top = counts == counts.max(axis=1, keepdims=True)
+            vote = np.argmin(np.where(top, first_vote, len(order)), axis=1)
+            described = (k + 1, " + ".join(order[:k + 1]))
+            yield f"plurality|{k + 1}", described + ("plurality",), vote
+            if with_probs and _has_probabilities(frames[name]):
+                p = frames[name][list(PROB_COLUMNS)].to_numpy(np.float64)
+                probs.append(p)
+                prob_sum = p.copy() if prob_sum is None else prob_sum + p
+                mean = prob_sum / (k + 1)
+                candidates = mean >= mean.max(axis=1, keepdims=True) - 1e-12
+                tied = np.flatnonzero(candidates.sum(axis=1) > 1)    # only these need the systems' order
+                for system_p in probs:
+                    if not tied.size:
+                        break
+                    rated = np.where(candidates[tied], system_p[tied], -np.inf)
+                    candidates[tied] &= rated >= rated.max(axis=1, keepdims=True)
+                    tied = tied[candidates[tied].sum(axis=1) > 1]
+                yield f"prob_average|{k + 1}", described + ("prob_average",), np.argmax(candidates, axis=1)
+            else:
+                with_probs = False                       # every larger K holds a system without P_*
+    else:
+        columns = [f"{a}_pred" for a in ATTRIBUTES]
+        total = None
+        for k, name in enumerate(order):
+            y = np.ascontiguousarray(frames[name][columns].to_numpy(np.float64))
+            total = y.copy() if total is None else total + y
+            yield f"mean|{k + 1}", (k + 1, " + ".join(order[:k + 1]), "mean"), total / (k + 1)
+
+
 def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline, settings):
     ddof = settings.ddof
     ranking = rank_systems(merged, TASK_SCORES[task], selection_files, ddof=ddof)
@@ -261,40 +311,44 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
     base_name = default_baseline(order) if baseline is None else baseline
     if base_name is not None and base_name not in order:
         raise ValueError(f"baseline {base_name!r} is not a {task} system ({order})")
-    scoring = merged[merged["FileName"].isin(set(scoring_files))].copy()
-    scoring.attrs = dict(merged.attrs)
+    scoring = merged[merged["FileName"].isin(set(scoring_files))]
     frames = system_frames(scoring)
+    files = frames[order[0]]["FileName"].to_numpy()
+    for name in order[1:]:
+        if not np.array_equal(frames[name]["FileName"].to_numpy(), files):
+            raise ValueError(f"system {name!r} is not scored on the same files as {order[0]!r}")
     methods = ["plurality", "prob_average"] if task == TASK_CATEGORICAL else ["mean"]
-    described = {}
-
-    def fused_frames():
-        for k in range(1, len(order) + 1):
-            top = order[:k]
-            for method in methods:
-                if method == "prob_average" and not all(_has_probabilities(frames[s]) for s in top):
-                    continue
-                key = f"{method}|{k}"
-                described[key] = (k, " + ".join(top), method)
-                yield fuse(scoring, top, method, name=key)
-        if base_name is not None:
-            baseline_frame = frames[base_name].copy()
-            baseline_frame["system"] = "baseline|"
-            described["baseline|"] = (order.index(base_name) + 1, base_name, "baseline")
-            yield baseline_frame
-
-    # scored FUSED_BLOCK fused systems at a time: the same files and resamples for each, so the
-    # same numbers as one frame of them all, without holding every fused system's rows at once
-    parts, batch = [], []
-    for frame in itertools.chain(fused_frames(), [None]):
-        if frame is not None:
-            batch.append(frame)
-        if batch and (frame is None or len(batch) == FUSED_BLOCK):
-            block = pd.concat(batch, ignore_index=True)
-            block.attrs = dict(merged.attrs, task=task)
-            batch = []
-            part = resampling.bootstrap_metrics(block, settings)
+    first = frames[order[0]]
+    groups, unit = settings.groups(first)
+    if task == TASK_CATEGORICAL:
+        truth = resampling._class_indices(first, "EmoClass_true")
+        make_scorer = lambda preds: resampling._CategoricalScorer(truth, np.stack(preds))  # noqa: E731
+        baseline_prediction = (resampling._class_indices(frames[base_name], "EmoClass_pred")
+                               if base_name is not None else None)
+    else:
+        # C order, as bootstrap_metrics' row selection gives: the truth's mean (the design's shift)
+        # then adds in the same order
+        truth = np.ascontiguousarray(first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64))
+        make_scorer = lambda preds: resampling._AttributeScorer(truth, np.stack(preds), ddof)  # noqa: E731
+        baseline_prediction = (np.ascontiguousarray(frames[base_name][[f"{a}_pred" for a in ATTRIBUTES]]
+                                                    .to_numpy(np.float64)) if base_name is not None else None)
+    fusions = _running_fusions(frames, order, task, methods)
+    if base_name is not None:
+        fusions = itertools.chain(fusions, [("baseline|", (order.index(base_name) + 1, base_name, "baseline"),
+                                             baseline_prediction)])
+    # scored FUSED_BLOCK fused systems at a time on the same files and resamples (one scorer per
+    # block, as bootstrap_metrics on a frame of them would): no frame of fused rows is built
+    parts, described, batch = [], {}, []
+    for item in itertools.chain(fusions, [None]):
+        if item is not None:
+            key, about, prediction = item
+            described[key] = about
+            batch.append((key, prediction))
+        if batch and (item is None or len(batch) == FUSED_BLOCK):
+            keys, preds = zip(*batch)
+            part = resampling.scorer_metrics(make_scorer(list(preds)), keys, groups, unit, settings)
             parts.append(part[part["metric"].isin(metrics_)])
-            del block
+            batch = []
     scores = pd.concat(parts, ignore_index=True)
     k, systems, method = zip(*(described[s] for s in scores["system"]))
     return scores.assign(task=task, k=k, systems=systems, method=method), ranking

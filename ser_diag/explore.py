@@ -21,9 +21,16 @@ bootstrap settings - the same tables the report and the paper figures are made o
 concerns a pair of systems chosen here (the difference of their confusion matrices, taken from
 the diagnostics' confusion table, and :func:`ser_diag.analysis.fusion.disagreement_by_true`) is
 computed on request. With ``prefetch`` a background thread reads the annotators' votes and
-computes, after each draw, the diagnostics a next control change is likely to need (the other
-bin schemes, each gender); a queued job the foreground needs first is taken back and computed at
-once. Interactive intervals use ``n_boot=200`` resamples by default (the caption says so); the
+computes the diagnostics a next control change is likely to need (after a draw of a binned or
+regression-to-the-mean view, the other bin scheme; when a group column is chosen, each of its
+values); a queued job the foreground needs first is taken back and computed at once.
+
+Beyond the paper (:data:`BEYOND_VIEWS`, issue 12): the leaderboard with rank intervals, tiers and
+P(best), the pairwise win probabilities, metrics by annotator agreement with the human ceiling,
+per-podcast metrics and metrics by duration - each a figure of :mod:`ser_diag.plots` and
+:meth:`Explorer.view_tables` below it, or one line (:meth:`Explorer.view_unavailable`) when the
+diagnostics could not make it (no ``labels_detailed.csv``, no ``Audios/``). In the agreement and
+podcast views (:data:`GROUP_VIEWS`) choosing a bin or podcast lists its files like a cell. Interactive intervals use ``n_boot=200`` resamples by default (the caption says so); the
 report and paper figures use 1000.
 """
 
@@ -44,6 +51,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag import resampling as resampling_
 from ser_diag.analysis import binned
+from ser_diag.analysis.agreement import SD_BINS
 from ser_diag.analysis.fusion import disagreement_by_true
 from ser_diag.diagnostics import Diagnostics, diagnose, rows_where
 from ser_diag.names import human_name
@@ -60,22 +68,62 @@ from ser_diag.schema import (
     TASKS,
 )
 
-__all__ = ["VIEWS", "CELL_VIEWS", "BIN_SCHEMES", "ExplorerState", "Explorer", "Listing", "view_name",
+__all__ = ["VIEWS", "CELL_VIEWS", "GROUP_VIEWS", "BEYOND_VIEWS", "BIN_SCHEMES", "ExplorerState", "Explorer", "Listing", "view_name",
            "column_name", "format_votes"]
 
+#: Beyond-the-paper views (issue 12), drawn from the diagnostics' ``leaderboard_ranks``,
+#: ``leaderboard_pairs``, ``annotator_agreement*``, ``human_ceiling``, ``podcast_metrics``,
+#: ``gender_gap_by_podcast`` and ``duration_metrics`` tables.
+BEYOND_VIEWS = ("leaderboard_ranks", "win_probability", "annotator_agreement", "podcasts", "durations")
 #: Views of the explorer; ``binned_<attr>`` is the paper's Fig. 3b-d matrix of that attribute.
 VIEWS = ("confusion", "binned_EmoAct", "binned_EmoVal", "binned_EmoDom", "regression_to_mean",
-         "gender_audit", "topk_fusion")
+         "gender_audit", "topk_fusion") + BEYOND_VIEWS
 #: Views whose cells list utterances.
 CELL_VIEWS = ("confusion", "binned_EmoAct", "binned_EmoVal", "binned_EmoDom")
+#: Views whose groups list utterances: ``cell_true`` is an agreement bin (``'majority'``, ``'high SD'``)
+#: or a podcast (``'7025'``).
+GROUP_VIEWS = ("annotator_agreement", "podcasts")
 BIN_SCHEMES = binned.SCHEMES
 _VIEW_NAMES = {"confusion": "confusion matrix", "regression_to_mean": "regression to the mean",
-               "gender_audit": "gender audit", "topk_fusion": "top-K fusion"}
+               "gender_audit": "gender audit", "topk_fusion": "top-K fusion",
+               "leaderboard_ranks": "leaderboard: ranks and tiers",
+               "win_probability": "pairwise win probability",
+               "annotator_agreement": "annotator agreement and human ceiling",
+               "podcasts": "per-podcast metrics", "durations": "metrics by duration"}
+#: Table each beyond view needs, and what to say when the diagnostics could not make it.
+_BEYOND_NEEDS = {
+    "leaderboard_ranks": ("leaderboard_ranks", "the leaderboard needs predictions in this split and group"),
+    "win_probability": ("leaderboard_pairs", "win probabilities need at least two systems of one task"),
+    "annotator_agreement": ("annotator_agreement_bins", "annotator agreement needs Labels/labels_detailed.csv "
+                                                        "next to the consensus labels"),
+    "podcasts": ("podcast_metrics", "per-podcast metrics need MSP-PODCAST_<podcast>_<segment> file names with "
+                                    "enough files per podcast"),
+    "durations": ("duration_metrics", "duration bins need the audio files in Audios/ next to Labels/"),
+}
+_BEYOND_NOTE_WORDS = {"annotator_agreement": "agreement", "durations": "duration", "podcasts": "podcast"}
+_HEADERS = {
+    "task": "task", "system": "system", "metric": "metric", "estimate": "estimate", "ci_low": "CI low",
+    "ci_high": "CI high", "rank": "rank", "rank_interval": "95% rank interval", "p_best": "P(best)",
+    "tier": "tier", "system_a": "system A", "system_b": "system B", "diff": "A - B",
+    "win_prob": "P(A beats B)", "p_holm": "p (Holm)", "significant": "significant (Holm, 5%)",
+    "group": "group", "n": "files", "n_speakers": "speakers", "overall": "all files",
+    "below_overall": "CI below all files", "quantity": "quantity", "n_files": "files",
+    "n_judgements": "judgements", "estimator": "estimator", "bias": "known bias",
+    "n_podcasts_both": "podcasts with both genders",
+}
+_QUANTITIES = {"gap_overall": "gender gap, all files", "gap_within_podcast": "gender gap within podcasts",
+               "share_explained": "share of the gap explained by podcast", "error_rate": "error rate",
+               "plausible_accuracy": "plausible accuracy (prediction among the votes)",
+               "expected_agreement": "expected agreement with a random annotator",
+               "cross_entropy": "cross-entropy to the votes (nats)", "kl": "KL divergence to the votes (nats)",
+               "mse_mean": "squared error (mean of the attributes)"}
 _CACHE_SIZE = 128
 _PINNED = {("detailed",), ("votes",)}   # read once per explorer
 _SYNTHETIC_NOTE = SYNTHETIC_BANNER.split(" - ")[0]
 _NAME_TO_CODE = {name.lower(): code for code, name in CLASS_NAMES.items()}
 _HEADLINE = ["macro_f1", "accuracy", "uar", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
+_HEADLINE_OF = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
+_SD_BINS = SD_BINS
 
 
 def view_name(view: str) -> str:
@@ -132,7 +180,8 @@ class ExplorerState:
     ``group_column``/``group_value`` keep only the files whose label column equals the value
     (compared as text, so ``SpkrID`` 127 and ``"127"`` are the same); ``None`` = all files.
     ``cell_true``/``cell_pred`` select a confusion cell (class codes) in the ``confusion`` view
-    or a bin (index or label) of the view's attribute in a ``binned_*`` view; ``None`` = any.
+    or a bin (index or label) of the view's attribute in a ``binned_*`` view; ``None`` = any;
+    in the agreement and podcast views ``cell_true`` is an agreement bin or a podcast.
     ``disagree_only`` (with a ``compare_system``) lists the files where the two systems
     disagree, filtered by ``cell_true`` when set.
     """
@@ -340,25 +389,47 @@ class Explorer:
         frames = {t: (f if f is not None and len(f) else None) for t, f in frames.items()}
         if all(f is None for f in frames.values()):
             raise ValueError(f"no predictions for split {key[0]!r} and this group")
-        return diagnose(frames[TASK_CATEGORICAL], frames[TASK_ATTRIBUTES], split=key[0], scheme=bins,
-                        resampling=self.resampling)
+        return diagnose(frames[TASK_CATEGORICAL], frames[TASK_ATTRIBUTES], labels=self._group_labels(key),
+                        split=key[0], scheme=bins, resampling=self.resampling)
+
+    def _group_labels(self, key: tuple) -> pd.DataFrame:
+        """Consensus labels of the split and group of ``key`` with the labels' attributes (their
+        source path, where the diagnostics find ``labels_detailed.csv`` and ``Audios/``)."""
+        split, column, value = key
+        labels = self.labels.loc[self.labels["Split_Set"] == split]
+        if column is not None:
+            labels = labels.loc[(_as_text(labels[column]) == value).to_numpy(bool)]
+        labels = labels.reset_index(drop=True)
+        labels.attrs = dict(self.labels.attrs, split=split)
+        return labels
 
     def prefetch_next(self) -> None:
-        """Queue the diagnostics a next control change is likely to need: the other bin
-        schemes of this split and group, and without a group filter each gender."""
+        """Queue the diagnostics a next control change is likely to need: in the views the bin
+        scheme changes (binned, regression to the mean), the other schemes of this split and group.
+        (Each gender is queued by :meth:`prefetch_groups` when a group column is chosen.)"""
         if not self.prefetch:
             return
         s = self.state
-        for bins in BIN_SCHEMES:
-            other = dataclasses.replace(s, bins=bins)
-            self._prefetch(("diag",) + self._key_of(other) + (bins,),
-                           lambda key=self._key_of(other), b=bins: self._compute_diagnostics(key, b))
-        if s.group_column is None and "Gender" in self.labels:
-            for value in self.group_values("Gender"):
-                other = dataclasses.replace(s, group_column="Gender", group_value=value)
-                key = self._key_of(other)
-                self._prefetch(("diag",) + key + (s.bins,),
-                               lambda key=key, b=s.bins: self._compute_diagnostics(key, b))
+        if s.view.startswith("binned_") or s.view == "regression_to_mean":   # the views bins change
+            for bins in BIN_SCHEMES:
+                self._prefetch_diagnostics(dataclasses.replace(s, bins=bins))
+
+    def prefetch_groups(self, column: str, max_values: int = 4) -> None:
+        """Queue the diagnostics of each value of ``column`` (at most ``max_values`` of them, e.g.
+        each gender) in the current split and bins: what the widgets ask for when a person picks a
+        group column, before they pick its value. A full diagnostics run per value is the cost,
+        so it is queued only on that signal (not after every draw)."""
+        if not self.prefetch or column is None:
+            return
+        values = self.group_values(column)
+        if len(values) <= max_values:
+            for value in values:
+                self._prefetch_diagnostics(dataclasses.replace(self.state, group_column=column, group_value=value))
+
+    def _prefetch_diagnostics(self, state: ExplorerState) -> None:
+        key = self._key_of(state)
+        self._prefetch(("diag",) + key + (state.bins,),
+                       lambda key=key, b=state.bins: self._compute_diagnostics(key, b))
 
     @property
     def synthetic(self) -> bool:
@@ -417,6 +488,12 @@ class Explorer:
             raise ValueError(f"no file of split {new.split!r} has {new.group_column} = {new.group_value!r}")
         old, self.state = self.state, new
         try:   # a cell that the view does not have is refused
+            if new.view in GROUP_VIEWS:
+                if new.cell_pred is not None:
+                    raise ValueError(f"the {view_name(new.view)} view selects one group (cell_true), "
+                                     "not a predicted cell")
+                if new.cell_true is not None:
+                    new.cell_true = self._group_value(new.cell_true)
             for value in (new.cell_true, new.cell_pred):
                 if value is not None:
                     self._cell_value(value)
@@ -585,10 +662,258 @@ class Explorer:
         elif view == "topk_fusion":
             self._need(t, "fusion_curve", "at least two systems")
             fig = FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_
+        elif view in BEYOND_VIEWS:
+            fig = self._beyond_figure(view, t)
         else:  # pragma: no cover - set() validates views
             raise ValueError(view)
         self._caption(fig)
         return fig
+
+    # ------------------------------------------------------------------ beyond the paper
+    def view_unavailable(self) -> str | None:
+        """One line saying why the current beyond view has nothing to show (e.g. no
+        ``labels_detailed.csv``: the diagnostics' note), or None when it has data."""
+        s = self.state
+        if s.view not in BEYOND_VIEWS:
+            return None
+        diag = self.diagnostics()
+        name, why = _BEYOND_NEEDS[s.view]
+        table = diag.tables.get(name)
+        if table is None or table.empty:
+            word = _BEYOND_NOTE_WORDS.get(s.view)
+            notes = [n for n in diag.settings.get("notes", []) if word and word in n]
+            return f"No {view_name(s.view)} here: {notes[0] if notes else why}."
+        if s.view in ("podcasts", "durations", "annotator_agreement") and \
+                not table["system"].astype(str).isin(self.selected_systems).any():
+            return (f"No {view_name(s.view)} for {' or '.join(self.selected_systems)}: these tables keep the "
+                    f"best systems of each task only (see the diagnostics' notes).")
+        return None
+
+    def _beyond_figure(self, view: str, t: dict):
+        from ser_diag.plots.agreement import plot_metric_by_agreement
+        from ser_diag.plots.ranks import plot_leaderboard_ranks, plot_win_probability
+        from ser_diag.plots.where import plot_duration_metrics, plot_podcast_metrics
+
+        message = self.view_unavailable()
+        if message:
+            raise ValueError(message)
+        name = _BEYOND_NEEDS[view][0]
+        table = t[name]
+        systems = self.selected_systems
+        tasks = [task for task in TASKS if ((table["task"] == task) & (table["metric"] == _HEADLINE_OF[task])).any()]
+        if view in ("podcasts", "durations", "annotator_agreement"):
+            table = table[table["system"].astype(str).isin(systems)]
+            tasks = [task for task in tasks if ((table["task"] == task)
+                                                & (table["metric"] == _HEADLINE_OF[task])).any()]
+        if view == "leaderboard_ranks":
+            n = [int(((table["task"] == task) & (table["metric"] == _HEADLINE_OF[task])).sum()) for task in tasks]
+            fig, axes = self._axes(len(tasks), (7.4, 1.6 + 0.32 * max(n)))
+            for ax, task in zip(axes, tasks):
+                plot_leaderboard_ranks(table, metric=_HEADLINE_OF[task], task=task, ceiling=t.get("human_ceiling"),
+                                       ax=ax)
+                self._mark_systems(ax, systems)
+        elif view == "win_probability":
+            side = table["system_a"].nunique() + 1
+            fig, axes = self._axes(len(tasks), (2.4 + 0.4 * side, 1.8 + 0.36 * side))
+            for ax, task in zip(axes, tasks):
+                plot_win_probability(table, metric=_HEADLINE_OF[task], task=task, ax=ax)
+                self._mark_systems(ax, systems)
+        elif view == "annotator_agreement":
+            fig, axes = self._axes(len(tasks), (6.0, 4.4))
+            for ax, task in zip(axes, tasks):
+                plot_metric_by_agreement(table[table["task"] == task], metric=_HEADLINE_OF[task], ax=ax)
+        elif view == "podcasts":
+            panels = [(system, task) for system in systems for task in tasks
+                      if ((table["system"] == system) & (table["task"] == task)).any()]
+            rows = max(int(((table["system"] == a) & (table["task"] == b)
+                            & (table["metric"] == _HEADLINE_OF[b])).sum()) for a, b in panels)
+            fig, axes = self._axes(len(panels), (6.2, 1.4 + 0.28 * min(rows, 25)), ncols=min(len(panels), 2))
+            for ax, (system, task) in zip(axes, panels):
+                plot_podcast_metrics(table[table["task"] == task], system=system, metric=_HEADLINE_OF[task], ax=ax)
+                ax.set_title(f"{ax.get_title()} - {task}", fontsize=10)
+            for ax in axes[len(panels):]:
+                ax.set_visible(False)
+        else:   # durations
+            fig, axes = self._axes(len(tasks), (6.0, 4.2))
+            for ax, task in zip(axes, tasks):
+                plot_duration_metrics(table[table["task"] == task], metric=_HEADLINE_OF[task], ax=ax)
+        return fig
+
+    @staticmethod
+    def _mark_systems(ax, systems: list[str]) -> None:
+        """Bold the tick labels of the chosen systems (the figure shows every system)."""
+        for label in ax.get_yticklabels():
+            if label.get_text() in systems:
+                label.set_fontweight("bold")
+
+    def view_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """``(title, table)`` pairs shown below a beyond view's figure, headers in words
+        (machine names stay in the diagnostics' CSVs); empty for other views or without data.
+
+        * leaderboard: every metric of ``leaderboard_ranks`` (system, estimate, CI, rank, 95% rank
+          interval, P(best), tier), best first; the human ceiling beside it;
+        * win probability: each pair of the headline metrics (difference A - B with CI,
+          P(A beats B), Holm-corrected p, significant);
+        * agreement: the chosen system(s)' metrics per agreement bin (classes) and per annotator-SD
+          bin (attributes), the human ceiling and the soft-label scores;
+        * podcasts: the chosen system(s)' metrics per podcast, worst first, and the gender gap
+          within podcasts; durations: the chosen system(s)' metrics per duration bin.
+        """
+        s = self.state
+        if s.view not in BEYOND_VIEWS or self.view_unavailable():
+            return []
+        t = self.diagnostics().tables
+        systems = self.selected_systems
+        out = []
+        if s.view == "leaderboard_ranks":
+            board = t["leaderboard_ranks"].sort_values(["task", "metric", "rank", "system"], kind="stable")
+            interval = [f"{int(lo)}-{int(hi)}" if np.isfinite(lo) and np.isfinite(hi) else ""
+                        for lo, hi in zip(board["rank_ci_low"], board["rank_ci_high"])]
+            table = board.assign(rank_interval=interval)
+            out.append(("Leaderboard: estimate with CI, rank, 95% rank interval, probability of being best, "
+                        "significance tier",
+                        self._readable(table, ["task", "metric", "system", "estimate", "ci_low", "ci_high", "rank",
+                                               "rank_interval", "p_best", "tier"])))
+            if "human_ceiling" in t:
+                out.append(self._ceiling(t["human_ceiling"]))
+        elif s.view == "win_probability":
+            pairs = t["leaderboard_pairs"]
+            pairs = pairs[pairs["metric"].isin(_HEADLINE_OF.values())]
+            out.append(("Pairs of systems (headline metrics): difference, P(A beats B) over the paired resamples, "
+                        "Holm-corrected p-value",
+                        self._readable(pairs, ["task", "metric", "system_a", "system_b", "diff", "ci_low", "ci_high",
+                                               "win_prob", "p_holm", "significant"])))
+        elif s.view == "annotator_agreement":
+            bins = t["annotator_agreement_bins"]
+            bins = bins[bins["system"].astype(str).isin(systems)]
+            bins = bins.assign(group=bins["group"].astype(str))
+            table = self._readable(bins, ["task", "system", "metric", "group", "n", "estimate", "ci_low", "ci_high"])
+            table = table.rename(columns={"group": "annotator agreement"})
+            out.append(("Metric by annotator agreement (classes: votes for the consensus; attributes: tercile "
+                        "of the annotators' SD)", table))
+            if "human_ceiling" in t:
+                out.append(self._ceiling(t["human_ceiling"]))
+            soft = t.get("annotator_agreement_soft")
+            if soft is not None:
+                soft = soft[soft["system"].astype(str).isin(systems)]
+                out.append(("Soft-label scores against the annotators' votes",
+                            self._readable(soft, ["system", "metric", "estimate", "ci_low", "ci_high", "n"])))
+        elif s.view == "podcasts":
+            pods = t["podcast_metrics"]
+            pods = pods[pods["system"].astype(str).isin(systems)].sort_values(
+                ["system", "task", "metric", "estimate", "group"], kind="stable")
+            pods = pods.assign(group=pods["group"].astype(str))
+            table = self._readable(pods, ["system", "task", "metric", "group", "n", "n_speakers", "estimate",
+                                          "ci_low", "ci_high", "overall", "below_overall"])
+            out.append(("Per podcast, worst first", table.rename(columns={"group": "podcast"})))
+            gaps = t.get("gender_gap_by_podcast")
+            if gaps is not None:
+                gaps = gaps[gaps["system"].astype(str).isin(systems)]
+                if len(gaps):
+                    out.append(("Gender gap overall and within podcasts (share explained by podcast)",
+                                self._readable(gaps, ["system", "task", "metric", "quantity", "estimate", "ci_low",
+                                                      "ci_high", "n_podcasts_both"])))
+        else:   # durations
+            durations = t["duration_metrics"]
+            durations = durations[durations["system"].astype(str).isin(systems)]
+            durations = durations.assign(group=durations["group"].astype(str))
+            table = self._readable(durations, ["system", "task", "metric", "group", "n", "estimate", "ci_low",
+                                               "ci_high"])
+            out.append(("Metric by duration (seconds, from the audio headers)",
+                        table.rename(columns={"group": "duration"})))
+        return out
+
+    def view_table(self) -> pd.DataFrame | None:
+        """The first of :meth:`view_tables` (None when there is none)."""
+        tables = self.view_tables()
+        return tables[0][1] if tables else None
+
+    def _ceiling(self, ceiling: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        first = ceiling.iloc[0]
+        return (f"Human ceiling: {first['estimator']}; bias: {first['bias']}",
+                self._readable(ceiling, ["task", "metric", "estimate", "ci_low", "ci_high", "n_files",
+                                         "n_judgements"]))
+
+    @staticmethod
+    def _readable(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        """``columns`` of ``table`` with the headers (and metric names) a person reads."""
+        out = table[columns].reset_index(drop=True).copy()
+        for column in ("metric", "quantity"):
+            if column in out:
+                out[column] = [_QUANTITIES.get(m) or human_name(m) for m in out[column]]
+        return out.rename(columns=_HEADERS)
+
+    # ------------------------------------------------------------------ groups of the beyond views
+    def group_options(self) -> list[tuple[str, str]]:
+        """``(label, value)`` choices for ``cell_true`` in the agreement view (the agreement and
+        annotator-SD bins) and the podcast view (the podcasts of the diagnostics' table, worst
+        first for the system); empty otherwise or without data."""
+        s = self.state
+        if s.view not in GROUP_VIEWS or self.view_unavailable():
+            return []
+        t = self.diagnostics().tables
+        if s.view == "annotator_agreement":
+            table = t["annotator_agreement_bins"]
+            labels = {TASK_CATEGORICAL: "classes", TASK_ATTRIBUTES: "attributes"}
+            pairs = table[["task", "group"]].drop_duplicates()
+            return [(f"{g} ({labels.get(task, task)})", str(g)) for task, g in pairs.itertuples(index=False)]
+        table = t["podcast_metrics"]
+        own = table[table["system"].astype(str) == s.system]
+        own = own[own["metric"] == _HEADLINE_OF.get(str(own["task"].iloc[0]), "")] if len(own) else own
+        order = own.sort_values(["estimate", "group"], kind="stable")["group"].astype(str).tolist()
+        rest = sorted(set(table["group"].astype(str)) - set(order))
+        files = table.drop_duplicates("group").set_index(table.drop_duplicates("group")["group"].astype(str))["n"]
+        return [(f"podcast {g} ({int(files[g])} files)", g) for g in order + rest]
+
+    def group_files_of(self, value) -> pd.Index:
+        """FileNames of an agreement bin (from the diagnostics' ``annotator_agreement`` table)
+        or of a podcast (:func:`ser_diag.analysis.where.podcast_of` of the split's files)."""
+        from ser_diag.analysis.where import podcast_of
+
+        s, value = self.state, str(value)
+        if s.view == "annotator_agreement":
+            agreement = self.diagnostics().tables["annotator_agreement"]
+            column = "sd_bin" if value in _SD_BINS else "agreement_bin"
+            return pd.Index(agreement.loc[agreement[column].astype(str) == value, "FileName"])
+        files = pd.Index(pd.unique(pd.concat([m["FileName"] for m in (self.merged(t) for t in self.tasks())])))
+        return files[(podcast_of(files).astype(object).to_numpy() == value)]
+
+    def group_utterances(self, value=None, *, sort_by: str | None = None,
+                         ascending: bool | None = None) -> pd.DataFrame:
+        """The files of an agreement bin or podcast (default: the state's ``cell_true``) for the
+        selected system, in the listing's columns: the class truth and prediction (annotator
+        agreement bins; podcasts when the system has classes) or every attribute's truth and
+        prediction (annotator-SD bins; podcasts of attribute-only systems), votes, transcript and
+        audio."""
+        s = self.state
+        value = s.cell_true if value is None else value
+        value = self._group_value(value)
+        files = self.group_files_of(value)
+        attributes = s.view == "annotator_agreement" and value in _SD_BINS
+        has_classes = TASK_CATEGORICAL in self.tasks() and             (self.merged(TASK_CATEGORICAL)["system"].astype(str) == s.system).any()
+        if attributes or not has_classes:
+            rows = self._rows(TASK_ATTRIBUTES, s.system)
+            rows = rows.loc[rows["FileName"].isin(files)]
+            columns = ["FileName", "SpkrID", "Gender"] + [f"{a}_{w}" for a in ATTRIBUTES for w in ("true", "pred")]
+            table = rows[columns].reset_index(drop=True)
+        else:
+            table = self._class_cell(None, None)
+            table = table.loc[table["FileName"].isin(files)].reset_index(drop=True)
+        table = self._with_votes(table, None)
+        table = self._with_corpus(table)
+        return self._sorted(table, sort_by or s.sort_by, s.ascending if ascending is None else ascending)
+
+    def _group_value(self, value) -> str:
+        options = self.group_options()
+        values = [v for _, v in options]
+        text = str(value)
+        if text in values:
+            return text
+        by_label = [v for label, v in options if label == text]
+        if by_label:
+            return by_label[0]
+        raise ValueError(f"unknown {'agreement bin' if self.state.view == 'annotator_agreement' else 'podcast'} "
+                         f"{value!r}; choose one of {values}")
 
     @staticmethod
     def _need(tables: dict, name: str, what: str) -> None:
@@ -658,19 +983,26 @@ class Explorer:
             return [(CLASS_NAMES[c], c) for c in CLASS_CODES]
         if self.view_attribute:
             return [(label, i) for i, label in enumerate(self.bin_labels(self.view_attribute))]
+        if self.state.view in GROUP_VIEWS:
+            return self.group_options()
         return []
 
     def _cell_value(self, value):
-        """A cell value of the current view in canonical form (class code or bin index)."""
+        """A cell value of the current view in canonical form (class code, bin index, agreement
+        bin or podcast)."""
+        if self.state.view in GROUP_VIEWS:
+            return self._group_value(value)
         if self.view_attribute:
             return self._bin_index(self.view_attribute, value)
         return self._class_code(value)
 
     def cell_label(self, value) -> str:
-        """How a person reads a class code or bin index of the current view."""
+        """How a person reads a class code, bin index, agreement bin or podcast of the view."""
         if value is None:
             return "any"
         value = self._cell_value(value)
+        if self.state.view in GROUP_VIEWS:
+            return value if self.state.view == "annotator_agreement" else f"podcast {value}"
         return self.bin_labels(self.view_attribute)[value] if self.view_attribute else CLASS_NAMES[value]
 
     def _bin_index(self, attribute: str, value) -> int:
@@ -914,9 +1246,22 @@ class Explorer:
         """
         s = dataclasses.replace(self.state)
         view = view_name(s.view)
+        if s.view in GROUP_VIEWS:
+            message = self.view_unavailable()
+            if message:
+                return Listing(s, "", message=message)
+            if s.cell_true is None:
+                what = "an agreement bin" if s.view == "annotator_agreement" else "a podcast"
+                return Listing(s, "", message=f"No {what.split(' ', 1)[1]} chosen: choose {what} (buttons under "
+                                                "the figure, or the list) to list its utterances.")
+            table = self.group_utterances()
+            label = self.cell_label(s.cell_true)
+            where = f"annotator agreement '{label}'" if s.view == "annotator_agreement" else label
+            return Listing(s, f"{len(table)} utterances of {where} ({s.system})", table)
         if s.view not in CELL_VIEWS:
             return Listing(s, "", message=f"The {view} view has no cells to list; choose the confusion "
-                                             "matrix or a binned view to list utterances.")
+                                             "matrix, a binned view, annotator agreement or per-podcast metrics "
+                                             "to list utterances.")
         if s.disagree_only:
             if s.compare_system is None:
                 return Listing(s, "", message="Choose a system to compare to list the files where the two "
@@ -940,7 +1285,9 @@ class Explorer:
     def to_csv(self, path: str | os.PathLike, **cell) -> Path:
         """Write :meth:`cell_utterances` (``cell``: its arguments; default the state's cell) as
         CSV; with ``disagree_only`` and no arguments, the disagreement list."""
-        if not cell and self.state.disagree_only and self.state.compare_system:
+        if not cell and self.state.view in GROUP_VIEWS:
+            table = self.group_utterances()
+        elif not cell and self.state.disagree_only and self.state.compare_system:
             table = self.disagreement_list()
         else:
             table = self.cell_utterances(**cell)

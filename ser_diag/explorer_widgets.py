@@ -9,6 +9,12 @@ beyond ipywidgets (already required, bundled with JupyterLab 4's widget manager,
 maps clicks to cells without pixel arithmetic, and is keyboard accessible. The library's own
 matplotlib figure is shown beside it when comparing two systems, and for every other view.
 
+Beyond-the-paper views (leaderboard, win probability, agreement, podcasts, durations): the
+library's figure, then its tables with headers in words (:func:`tables_html`); in the agreement
+and podcast views a row of buttons (:class:`GroupButtons`, one per agreement bin or per podcast
+of the figure) lists a bin's or podcast's files in the same rows area as a cell's. A view
+without data (no ``labels_detailed.csv``, no ``Audios/``) shows one line saying so, nothing else.
+
 Rows: one HTML table per page (:data:`PAGE_SIZE` rows) with wrapped full transcripts, compact
 votes (``F 6 · U 1``) and an audio player per row; audio is embedded only for the rows of the
 visible page (``preload="none"``). Every area is replaced as a whole from the current state on
@@ -24,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser_diag.explore import BIN_SCHEMES, CELL_VIEWS, VIEWS, Explorer, column_name, view_name
+from ser_diag.explore import BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROUP_VIEWS, VIEWS, Explorer, column_name, view_name
 from ser_diag.names import human_name
 from ser_diag.schema import ATTRIBUTE_NAMES, CLASS_NAMES, SYNTHETIC_BANNER
 
-__all__ = ["ExplorerWidgets", "CellGrid", "PAGE_SIZE", "rows_html"]
+__all__ = ["ExplorerWidgets", "CellGrid", "GroupButtons", "PAGE_SIZE", "rows_html", "tables_html"]
 
 #: Rows per page of the listing.
 PAGE_SIZE = 20
@@ -166,6 +172,49 @@ class CellGrid:
                 button.remove_class("ser-selected")
 
 
+def tables_html(tables: list[tuple[str, pd.DataFrame]]) -> str:
+    """The tables of a beyond view (:meth:`Explorer.view_tables`), each under its title;
+    numbers to 3 decimals, booleans as yes/no."""
+    parts = []
+    for title, table in tables:
+        shown = table.copy()
+        for column in shown.columns:
+            if shown[column].dtype == bool:
+                shown[column] = shown[column].map({True: "yes", False: "no"})
+        parts.append(f"<div class='title'>{html.escape(title)}</div>"
+                     + shown.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.3f}"))
+    return f"{_CSS}<div class='ser-listing ser-view-tables'>{''.join(parts)}</div>"
+
+
+class GroupButtons:
+    """One toggle-like button per agreement bin or podcast (``options``: ``(label, value)``);
+    ``on_select(value)`` on a click; :meth:`select` outlines the chosen one."""
+
+    def __init__(self, options, on_select, selected=None, title: str = ""):
+        import ipywidgets as w
+
+        self.buttons: dict = {}
+        for label, value in options:
+            button = w.Button(description=label, tooltip=f"list the files of {label}",
+                              layout=w.Layout(width="auto", margin="1px"))
+            button.add_class("ser-group")
+            button.on_click(lambda _, value=value: on_select(value))
+            self.buttons[value] = button
+        self.root = w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"),
+                            w.HBox(list(self.buttons.values()), layout=w.Layout(flex_flow="row wrap"))])
+        self.select(selected)
+
+    def select(self, value) -> None:
+        for key, button in self.buttons.items():
+            chosen = value is not None and key == value
+            button.layout.border = "3px solid #d62728" if chosen else "1px solid #cccccc"
+            button.button_style = "info" if chosen else ""
+            if chosen:
+                button.add_class("ser-selected")
+            else:
+                button.remove_class("ser-selected")
+
+
 class ExplorerWidgets:
     """Widget layer only: copies widget values onto the explorer's state and shows what the
     Explorer answers for it. ``root`` is the VBox to display."""
@@ -203,6 +252,7 @@ class ExplorerWidgets:
         self.rows = w.HTML()
         self.rows.add_class("ser-rows")
         self.grid: CellGrid | None = None
+        self.groups: GroupButtons | None = None
         banner = w.HTML(f"<b style='color:#a00'>{html.escape(SYNTHETIC_BANNER)}</b>") if explorer.synthetic \
             else w.HTML()
         for widget in list(self.controls.values()) + list(self.cell.values()) + [self.sort]:
@@ -250,6 +300,7 @@ class ExplorerWidgets:
         if name == "group_column":
             if value is not None:
                 self.sync_options()      # a column alone filters nothing: wait for a value
+                self.ex.prefetch_groups(value)   # meanwhile, compute each value's diagnostics
                 return
             changes["group_value"] = None
         if name == "group_value":
@@ -279,6 +330,8 @@ class ExplorerWidgets:
             self.sync_options()
             if self.grid is not None:
                 self.grid.select(self.ex.state.cell_true, self.ex.state.cell_pred)
+            if self.groups is not None:
+                self.groups.select(self.ex.state.cell_true)
             self.show_rows()
 
     def turn(self, step: int) -> None:
@@ -306,13 +359,16 @@ class ExplorerWidgets:
             except ValueError:
                 options = []
             for name, widget in self.cell.items():
-                labels = [label for label, _ in options]
-                self._value_of.update({(name, label): value for label, value in options})
+                mine = [] if name == "cell_pred" and state.view in GROUP_VIEWS else options
+                labels = [label for label, _ in mine]
+                self._value_of.update({(name, label): value for label, value in mine})
                 widget.options = [_ANY] + labels
                 value = getattr(state, name)
-                label = next((lab for lab, v in options if v == value), None) if value is not None else None
+                label = next((lab for lab, v in mine if v == value), None) if value is not None else None
                 widget.value = label if label is not None else _ANY
-                widget.disabled = not options
+                widget.disabled = not mine
+            self.cell["cell_true"].description = {"annotator_agreement": "bin", "podcasts": "podcast"}.get(
+                state.view, "true")
             self.disagree.value = state.disagree_only
             self.disagree.disabled = state.compare_system is None
         finally:
@@ -328,8 +384,11 @@ class ExplorerWidgets:
     def show_figure(self) -> None:
         w, ex = self.w, self.ex
         children = []
-        self.grid = None
+        self.grid = self.groups = None
         try:
+            if ex.state.view in BEYOND_VIEWS:
+                self.figure_area.children = self._beyond_children()
+                return
             if ex.state.view in CELL_VIEWS:
                 self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
                 children.append(self.grid.root)
@@ -344,6 +403,29 @@ class ExplorerWidgets:
         except ValueError as err:
             children = [w.HTML(f"<span style='color:#a00'>{html.escape(str(err))}</span>")]
         self.figure_area.children = children
+
+    def _beyond_children(self) -> list:
+        """A beyond view: one line when it has no data; else its figure, the bin or podcast
+        buttons (agreement, podcasts) and its tables."""
+        w, ex = self.w, self.ex
+        message = ex.view_unavailable()
+        if message:
+            ex.prefetch_next()
+            return [w.HTML(f"<div class='ser-unavailable' style='color:#444;font-style:italic'>"
+                           f"{html.escape(message)}</div>")]
+        png = ex.figure_png()
+        width = int.from_bytes(png[16:20], "big")
+        children = [w.Image(value=png, format="png", width=str(width), layout=w.Layout(max_width="100%", height="auto"))]
+        if ex.state.view in GROUP_VIEWS:
+            options = ex.group_options()
+            if ex.state.view == "podcasts":
+                options = options[:25]               # the worst 25, as in the figure; all in the list
+            what = "an agreement bin" if ex.state.view == "annotator_agreement" else "a podcast (worst first)"
+            self.groups = GroupButtons(options, lambda value: self.apply(cell_true=value), ex.state.cell_true,
+                                       title=f"Click {what} to list its files")
+            children.append(self.groups.root)
+        children.append(w.HTML(tables_html(ex.view_tables())))
+        return children
 
     def show_metrics(self) -> None:
         ex = self.ex

@@ -19,7 +19,7 @@ import pytest
 
 from ser_diag import io, metrics
 from ser_diag.diagnostics import diagnose
-from ser_diag.explore import CELL_VIEWS, VIEWS, Explorer
+from ser_diag.explore import BEYOND_VIEWS, CELL_VIEWS, GROUP_VIEWS, VIEWS, Explorer
 from ser_diag.explorer_widgets import ExplorerWidgets
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 from ser_diag.simulate import simulate_challenge
@@ -366,10 +366,18 @@ def test_every_view_draws_the_library_figure(ex):
         ex.set(system=a, compare_system=compare)
         for view in VIEWS:
             ex.set(view=view)
+            if view == "durations":                      # no Audios/ in the simulated challenge
+                with pytest.raises(ValueError, match="Audios"):
+                    ex.figure()
+                continue
             fig = ex.figure()
             titles = " ".join(axis.get_title() for axis in fig.axes)
-            if view not in ("topk_fusion", "regression_to_mean"):
+            if view not in ("topk_fusion", "regression_to_mean") + BEYOND_VIEWS or view == "podcasts":
                 assert a in titles, (view, titles)
+            if view in ("leaderboard_ranks", "win_probability"):    # every system, the chosen in bold
+                labels = [t for axis in fig.axes for t in axis.get_yticklabels()]
+                assert {t.get_text() for t in labels} >= set(ex.systems)
+                assert {t.get_text() for t in labels if t.get_fontweight() == "bold"} == {a} | ({b} if compare else set())
             if compare and view in ("confusion", "binned_EmoAct", "gender_audit"):
                 assert b in titles, (view, titles)
             if view == "confusion":

@@ -155,11 +155,12 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
                     unit=_resolved_unit(rs, frames), unit_setting=rs.unit, resampling=rs,
                     ccc_convention=ccc_convention(rs.ddof), focus={}, worst={}, baseline=base_name,
                     notes=[])
-    scores = {}
+    scores, distributions = {}, {}
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
             continue
-        scores[task] = bootstrap_metrics(merged, rs)
+        distributions[task] = {}               # the resamples, reused by the leaderboard ranks
+        scores[task] = bootstrap_metrics(merged, rs, distributions=distributions[task])
         settings["focus"][task], settings["worst"][task] = _best(scores[task], HEADLINE[task])
     tables["metrics"] = pd.concat([_with_task(s, t) for t, s in scores.items()], ignore_index=True)
     evaluation = evaluate_merged(categorical, attributes, resampling=rs, split=split,
@@ -171,7 +172,8 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
     log.info("confusion, binned and regression-to-the-mean analyses ...")
     if categorical is not None:
         focus = settings["focus"][TASK_CATEGORICAL]
-        other = base_name if base_name in set(categorical["system"]) else settings["worst"][TASK_CATEGORICAL]
+        has_base = base_name is not None and bool((categorical["system"] == base_name).any())
+        other = base_name if has_base else settings["worst"][TASK_CATEGORICAL]
         tables["confusion"] = confusion.confusion_table(categorical, normalize="true")
         tables["minority_destinations"] = confusion.minority_destinations(categorical, system=focus, resampling=rs)
         if focus != other:
@@ -197,7 +199,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
             continue
         has_gender = "Gender" in merged.columns and merged["Gender"].notna().any()
         if has_gender:
-            pair = ("Female", "Male") if set(merged["Gender"].dropna()) >= {"Female", "Male"} else (None, None)
+            pair = ("Female", "Male") if set(merged["Gender"].dropna().unique()) >= {"Female", "Male"} else (None, None)
             by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], resampling=rs,
                                                     n_permutations=n_boot)
             gender.append(_with_task(by_group, task))
@@ -228,7 +230,8 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
         tables["fusion_curve"] = curve
         tables["fusion_ranking"] = curve.attrs["ranking"]
     log.info("leaderboard ranks, annotator agreement, podcasts and durations ...")
-    beyond = beyond_tables(categorical, attributes, labels, resampling=rs)
+    beyond = beyond_tables(categorical, attributes, labels, resampling=rs, distributions=distributions)
+    del distributions
     settings["notes"] += beyond.pop("beyond_notes")["note"].tolist()
     tables.update(beyond)
     synthetic = any(bool(f.attrs.get("synthetic")) for f in (categorical, attributes) if f is not None)
@@ -279,6 +282,7 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
     from ser_diag.plots.binned import BinnedAttributeDisplay
     from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
     from ser_diag.plots.fusion import DisagreementDisplay, FusionCurveDisplay
+    from ser_diag.plots.ranks import ranked_systems
     from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
 
     t, s = diag.tables, diag.settings
@@ -319,7 +323,8 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
         for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
             part = rows_where(t["disagreement"], task=task)
             if len(part):
-                figures[f"system_disagreement_{task}"] = DisagreementDisplay.from_frame(part).figure_
+                figures[f"system_disagreement_{task}"] = DisagreementDisplay.from_frame(
+                    part, order=ranked_systems(t, task)).figure_  # the best first when there are many
     from ser_diag.plots.ranks import beyond_figures
     figures.update(beyond_figures(t, s["focus"]))
     return figures

@@ -50,34 +50,53 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _system_object(system: str, cat: pd.DataFrame | None, att: pd.DataFrame | None,
-                   cat_scores: pd.DataFrame | None, att_scores: pd.DataFrame | None,
-                   settings: Resampling, synthetic: bool) -> dict:
-    n_boot, level, ddof = settings.n_boot, settings.level, settings.ddof
-    def scores_of(frame):
-        if frame is None:
-            return {}
-        sub = frame.loc[frame["system"] == system]
-        return {m: (e, lo, hi, u) for m, e, lo, hi, u in
-                sub[["metric", "estimate", "ci_low", "ci_high", "unit"]].itertuples(index=False)}
+def _scores_by_system(frame: pd.DataFrame | None) -> dict:
+    """``{system: {metric: (estimate, ci_low, ci_high, unit)}}`` of a :func:`bootstrap_metrics` frame."""
+    out: dict = {}
+    if frame is not None:
+        for system, m, e, lo, hi, u in frame[["system", "metric", "estimate", "ci_low", "ci_high",
+                                              "unit"]].itertuples(index=False):
+            out.setdefault(system, {})[m] = (e, lo, hi, u)
+    return out
 
-    scores = {**scores_of(cat_scores), **scores_of(att_scores)}
+
+def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores: dict,
+                 att_scores: dict) -> dict:
+    """``{system: (n, n_categorical, n_attributes)}``: distinct files of each system in each
+    task it was scored on (``macro_f1`` / ``ccc_mean`` present) and in their union; one
+    factorisation of the file names, not a set of strings per system."""
+    frames = {"cat": (cat, cat_scores, "macro_f1"), "att": (att, att_scores, "ccc_mean")}
+    pairs = []
+    for task, (merged, scores, metric) in frames.items():
+        if merged is None:
+            continue
+        scored = [s for s, v in scores.items() if metric in v]
+        part = merged.loc[merged["system"].isin(scored), ["system", "FileName"]]
+        pairs.append(part.assign(task=task))
+    if not pairs:
+        return {}
+    both = pd.concat(pairs, ignore_index=True)
+    both["FileName"] = pd.factorize(both["FileName"].astype(str))[0]
+    per_task = both.groupby(["system", "task"], sort=False)["FileName"].nunique()
+    union = both.groupby("system", sort=False)["FileName"].nunique()
+    return {system: (int(union[system]), per_task.get((system, "cat")), per_task.get((system, "att")))
+            for system in union.index}
+
+
+def _system_object(system: str, scores: dict, counts: tuple | None, settings: Resampling,
+                   synthetic: bool) -> dict:
+    n_boot, level, ddof = settings.n_boot, settings.level, settings.ddof
 
     def value(metric):
         return _number(scores[metric][0]) if metric in scores else None
 
-    def files(merged, present):
-        if merged is None or not present:
-            return set()
-        return set(merged.loc[merged["system"] == system, "FileName"].astype(str))
-
     has_cat, has_att = "macro_f1" in scores, "ccc_mean" in scores
-    cat_files, att_files = files(cat, has_cat), files(att, has_att)
+    n, n_cat, n_att = counts if counts is not None else (0, None, None)
     obj = {
         "system": system,
-        "n": len(cat_files | att_files),
-        "n_categorical": len(cat_files) if has_cat else None,
-        "n_attributes": len(att_files) if has_att else None,
+        "n": n,
+        "n_categorical": (int(n_cat) if n_cat is not None else 0) if has_cat else None,
+        "n_attributes": (int(n_att) if n_att is not None else 0) if has_att else None,
         "macro_f1": value("macro_f1"),
         "accuracy": value("accuracy"),
         "uar": value("uar"),
@@ -118,8 +137,10 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
         cat_scores = bootstrap_metrics(categorical, settings)
     if att_scores is None and attributes is not None:
         att_scores = bootstrap_metrics(attributes, settings)
-    objects = {s: {"split": split, **_system_object(s, categorical, attributes, cat_scores, att_scores,
-                                                    settings, synthetic)}
+    by_cat, by_att = _scores_by_system(cat_scores), _scores_by_system(att_scores)
+    counts = _file_counts(categorical, attributes, by_cat, by_att)
+    objects = {s: {"split": split, **_system_object(s, {**by_cat.get(s, {}), **by_att.get(s, {})},
+                                                    counts.get(s), settings, synthetic)}
                for s in systems}
     if len(objects) == 1:
         return next(iter(objects.values()))

@@ -111,6 +111,32 @@ def test_cis_are_those_of_the_metrics_table(challenge):
         assert row.ci_high == pytest.approx(table.at[row.system, "ci_high"], abs=1e-12)
 
 
+def test_ranks_reuse_the_resamples_of_the_metrics_table(challenge, monkeypatch):
+    """diagnose hands bootstrap_metrics' resamples to the ranks: the same leaderboard as scoring
+    the systems again (categorical: bit-identical; attributes: up to BLAS rounding), and no
+    second pass over the resamples."""
+    _, merged = challenge
+    for task in ("categorical", "attributes"):
+        fresh_board, fresh_pairs = ranks.leaderboard_ranks(merged[task], n_boot=120, seed=5)
+        kept = {}
+        table = bootstrap_metrics(merged[task], n_boot=120, seed=5, distributions=kept)
+        with monkeypatch.context() as m:
+            m.setattr(ranks, "headline_distribution", lambda *a, **k: pytest.fail("scored again"))
+            board, pairs = ranks.leaderboard_ranks(merged[task], n_boot=120, seed=5, distributions=kept)
+        exact = task == "categorical"
+        pd.testing.assert_frame_equal(board, fresh_board, check_exact=exact, rtol=1e-12)
+        pd.testing.assert_frame_equal(pairs, fresh_pairs, check_exact=exact, rtol=1e-12, atol=1e-12)
+        ci = table.set_index(["system", "metric"])
+        for row in board.itertuples():
+            assert (row.ci_low, row.ci_high) == tuple(ci.loc[(row.system, row.metric), ["ci_low", "ci_high"]])
+    kept = {}
+    bootstrap_metrics(merged["categorical"], n_boot=60, seed=5, distributions=kept)
+    with monkeypatch.context() as m:                      # other settings: the resamples are not reused
+        m.setattr(ranks, "headline_distribution", lambda *a, **k: pytest.fail("scored again"))
+        with pytest.raises(pytest.fail.Exception):
+            ranks.leaderboard_ranks(merged["categorical"], n_boot=120, seed=5, distributions=kept)
+
+
 def test_rank_statistics_match_brute_force(challenge):
     labels, merged = challenge
     frame, n_boot, seed = merged["categorical"], 60, 7

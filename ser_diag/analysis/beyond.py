@@ -57,7 +57,8 @@ def _leaders(merged: pd.DataFrame | None, board: pd.DataFrame, max_systems: int,
 
 def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame | None,
                   detailed="auto", audio_root="auto", resampling=None, min_podcast_files: int = 50,
-                  max_systems: int | None = 20, **legacy) -> dict[str, pd.DataFrame]:
+                  max_systems: int | None = 20, distributions: dict | None = None,
+                  **legacy) -> dict[str, pd.DataFrame]:
     """Every beyond-the-leaderboard table: ``leaderboard_ranks``, ``leaderboard_pairs``
     (:func:`rank_tables`); ``annotator_agreement``, ``annotator_agreement_bins``,
     ``annotator_agreement_soft``, ``human_ceiling``
@@ -69,6 +70,8 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     per-group tables (agreement, soft labels, podcasts, durations) the ``max_systems`` best of
     each task by its headline metric (None: all), since their size and cost grow with systems x
     groups (at 166 systems x 150 podcasts, 100k rows); a note says when systems were left out.
+    ``distributions``: ``{task: ...}`` resamples of the metrics table to reuse for the ranks
+    (:func:`ser_diag.analysis.ranks.leaderboard_ranks`).
     """
     settings = resampling_settings(resampling, **legacy)
     notes = []
@@ -87,7 +90,7 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
             notes += [n for n in found_notes if "duration" in n]
     if detailed is None and not any("agreement" in n for n in notes):
         notes.append("no detailed labels given: annotator agreement, human ceiling and soft-label scores skipped")
-    tables = rank_tables(categorical, attributes, resampling=settings)
+    tables = rank_tables(categorical, attributes, resampling=settings, distributions=distributions)
     if max_systems is not None:
         board = tables["leaderboard_ranks"]
         categorical, attributes = (_leaders(m, board, max_systems, notes) for m in (categorical, attributes))

@@ -249,8 +249,14 @@ def _tiers(systems: list[str], est: np.ndarray, pairs: pd.DataFrame, alpha: floa
     return tier
 
 
+def _reusable(distributions: dict | None, settings: rs.Resampling, task: str, metrics: list[str]) -> bool:
+    return (bool(distributions) and distributions.get("task") == task
+            and distributions.get("n_boot") == settings.n_boot and distributions.get("level") == settings.level
+            and all(m in distributions["distribution"] for m in metrics))
+
+
 def leaderboard_ranks(merged: pd.DataFrame, resampling=None, metrics: Iterable[str] | None = None,
-                      **legacy) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      distributions: dict | None = None, **legacy) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(leaderboard, pairs)`` of one task's merged frame (see the module docstring).
 
     ``leaderboard``: ``system, task, metric, estimate, ci_low, ci_high, rank, rank_ci_low,
@@ -258,8 +264,17 @@ def leaderboard_ranks(merged: pd.DataFrame, resampling=None, metrics: Iterable[s
     rank. ``pairs``: ``task, metric, system_a, system_b, estimate_a, estimate_b, diff, ci_low,
     ci_high, se, win_prob, p_value, p_boot, p_holm, significant, level, unit, n_boot`` with
     ``a`` ahead of ``b`` on the leaderboard (``win_prob``: a beats b).
+    ``distributions``: the resamples :func:`ser_diag.resampling.bootstrap_metrics` drew for the
+    metrics table with the same settings (its ``distributions`` argument), reused instead of
+    scoring the systems on the resamples again (the CIs are then those of the table by construction).
     """
-    hd = headline_distribution(merged, metrics=metrics, resampling=resampling, **legacy)
+    settings = resampling_settings(resampling, **legacy)
+    task = task_of(merged)
+    wanted = list(metrics) if metrics is not None else HEADLINE_METRICS[task]
+    if _reusable(distributions, settings, task, wanted):
+        hd = dict(distributions, metrics=wanted)
+    else:
+        hd = headline_distribution(merged, metrics=wanted, resampling=settings)
     level, systems = hd["level"], hd["systems"]
     boards, pair_tables = [], []
     for metric in hd["metrics"]:
@@ -283,14 +298,16 @@ def leaderboard_ranks(merged: pd.DataFrame, resampling=None, metrics: Iterable[s
 
 
 def rank_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, resampling=None,
-                **legacy) -> dict[str, pd.DataFrame]:
+                distributions: dict | None = None, **legacy) -> dict[str, pd.DataFrame]:
     """``{"leaderboard_ranks": ..., "leaderboard_pairs": ...}`` over both tasks (a task with
-    no frame, or a single system, is left out of the pairs; its leaderboard rows remain)."""
+    no frame, or a single system, is left out of the pairs; its leaderboard rows remain).
+    ``distributions``: ``{task: ...}`` resamples to reuse (:func:`leaderboard_ranks`)."""
     boards, pairs = [], []
     for merged in (categorical, attributes):
         if merged is None:
             continue
-        board, pair = leaderboard_ranks(merged, resampling=resampling, **legacy)
+        board, pair = leaderboard_ranks(merged, resampling=resampling,
+                                        distributions=(distributions or {}).get(task_of(merged)), **legacy)
         boards.append(board)
         if len(pair):
             pairs.append(pair)

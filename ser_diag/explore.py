@@ -920,9 +920,11 @@ class Explorer:
         if name not in tables:
             raise ValueError(f"this view needs {what} in this split and group")
 
-    def figure_png(self, dpi: int = 90, compare_only: bool = False) -> bytes:
+    def figure_png(self, dpi: int = 90, compare_only: bool = False, prefetch: bool = True) -> bytes:
         """:meth:`figure` rendered as PNG bytes, cached per view, systems, bins, split and group:
-        what the widgets show, so returning to a state costs no drawing."""
+        what the widgets show, so returning to a state costs no drawing. ``prefetch=False``: the
+        caller queues :meth:`prefetch_next` itself (the widgets do, once everything is drawn, so
+        the background work does not slow the redraw down)."""
         s = self.state
 
         def render():
@@ -935,7 +937,8 @@ class Explorer:
             return buffer.getvalue()
         png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi, compare_only)
                            + self._data_key, render)
-        self.prefetch_next()
+        if prefetch:
+            self.prefetch_next()
         return png
 
     @staticmethod

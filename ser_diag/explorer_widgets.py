@@ -380,6 +380,7 @@ class ExplorerWidgets:
         self.show_figure()
         self.show_metrics()
         self.show_rows()
+        self.ex.prefetch_next()      # after the redraw, so the background work does not slow it down
 
     def show_figure(self) -> None:
         w, ex = self.w, self.ex
@@ -393,12 +394,11 @@ class ExplorerWidgets:
                 self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
                 children.append(self.grid.root)
             if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
-                png = ex.figure_png(compare_only=ex.state.view in CELL_VIEWS)
+                png = ex.figure_png(compare_only=ex.state.view in CELL_VIEWS, prefetch=False)
                 width = int.from_bytes(png[16:20], "big")          # the PNG's own width (IHDR)
                 children.append(w.Image(value=png, format="png", width=str(width),
                                         layout=w.Layout(max_width="100%", height="auto")))
             else:
-                ex.prefetch_next()
                 children.append(w.HTML(f"<small>{html.escape(ex.caption())}</small>"))
         except ValueError as err:
             children = [w.HTML(f"<span style='color:#a00'>{html.escape(str(err))}</span>")]
@@ -410,10 +410,9 @@ class ExplorerWidgets:
         w, ex = self.w, self.ex
         message = ex.view_unavailable()
         if message:
-            ex.prefetch_next()
             return [w.HTML(f"<div class='ser-unavailable' style='color:#444;font-style:italic'>"
                            f"{html.escape(message)}</div>")]
-        png = ex.figure_png()
+        png = ex.figure_png(prefetch=False)
         width = int.from_bytes(png[16:20], "big")
         children = [w.Image(value=png, format="png", width=str(width), layout=w.Layout(max_width="100%", height="auto"))]
         if ex.state.view in GROUP_VIEWS:

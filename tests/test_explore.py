@@ -449,6 +449,169 @@ def test_caption_states_the_interactive_bootstrap(ex):
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------- beyond the paper
+
+_MAJOR = {"Angry": "A", "Sad": "S", "Happy": "H", "Surprise": "U", "Fear": "F", "Disgust": "D",
+          "Contempt": "C", "Neutral": "N"}
+
+
+def _agreement_bins(challenge: Path) -> pd.Series:
+    """Per file of the Development split, by pandas alone: unanimous / majority / plurality (share
+    of the judgements whose primary vote is the consensus class), 'no consensus' for X/O."""
+    detailed = pd.read_csv(challenge / "Labels" / "labels_detailed.csv")
+    detailed["code"] = detailed["EmoDetail"].str.split(";").str[1].str.strip().map(_MAJOR)
+    labels = pd.read_csv(challenge / "Labels" / "labels_consensus.csv")
+    labels = labels[labels["Split_Set"] == "Development"].set_index("FileName")
+    detailed = detailed[detailed["FileName"].isin(labels.index)]
+    detailed["agrees"] = detailed["code"].to_numpy() == labels.loc[detailed["FileName"], "EmoClass"].to_numpy()
+    share = detailed.groupby("FileName")["agrees"].mean()
+    consensus = labels.loc[share.index, "EmoClass"]
+    return pd.Series(np.select([~consensus.isin(CLASS_CODES), share == 1, share > 0.5],
+                               ["no consensus", "unanimous", "majority"], "plurality"), index=share.index)
+
+
+def test_leaderboard_and_win_probability_views_rank_the_systems(ex, challenge):
+    ex.set(view="leaderboard_ranks")
+    assert ex.view_unavailable() is None
+    (title, board), (ceiling_title, ceiling) = ex.view_tables()[:2]
+    assert "rank interval" in title and "Human ceiling" in ceiling_title and "bias" in ceiling_title
+    assert {"system", "metric", "estimate", "CI low", "CI high", "rank", "95% rank interval", "P(best)",
+            "tier"} <= set(board.columns)
+    f1 = {s: metrics.macro_f1(*_truth(challenge, s, "categorical")[["EmoClass_true", "EmoClass_pred"]].T.to_numpy())
+          for s in ex.systems}
+    part = board[board["metric"] == "macro-F1"]
+    assert part["system"].tolist() == sorted(f1, key=f1.get, reverse=True)        # best first
+    assert part["rank"].tolist() == [1, 2, 3]
+    for row in part.to_dict("records"):
+        assert row["estimate"] == pytest.approx(f1[row["system"]])
+        low, high = map(int, row["95% rank interval"].split("-"))
+        assert low <= row["rank"] <= high
+    for metric, group in board.groupby("metric"):
+        assert group["P(best)"].sum() == pytest.approx(1.0), metric
+        assert group.loc[group["rank"] == 1, "tier"].iloc[0] == 1
+    val = {s: metrics.ccc(*_truth(challenge, s, "attributes")[["EmoVal_true", "EmoVal_pred"]].T.to_numpy())
+           for s in ex.systems}
+    for row in board[board["metric"] == "CCC valence"].itertuples():
+        assert row.estimate == pytest.approx(val[row.system])
+
+    ex.set(view="win_probability")
+    pairs = ex.view_table()
+    f1_pairs = pairs[pairs["metric"] == "macro-F1"]
+    assert len(f1_pairs) == 3 and set(pairs["metric"]) == {"macro-F1", "mean CCC"}
+    for row in f1_pairs.to_dict("records"):
+        assert row["A - B"] == pytest.approx(f1[row["system A"]] - f1[row["system B"]])
+        assert 0 <= row["P(A beats B)"] <= 1 and 0 <= row["p (Holm)"] <= 1
+    fig = ex.figure()
+    assert [ax.get_title().split(":")[0] for ax in fig.axes if ax.get_title()][:2] == ["macro-F1", "mean CCC"]
+    plt.close(fig)
+
+
+def test_agreement_view_bins_are_the_annotators_votes_and_list_their_files(ex, challenge):
+    bins = _agreement_bins(challenge)
+    system = ex.systems[1]
+    ex.set(system=system, view="annotator_agreement")
+    cat = _truth(challenge, system, "categorical")
+    cat["bin"] = bins.reindex(cat["FileName"]).to_numpy()
+    table = ex.view_table()
+    classes = table[table["metric"] == "macro-F1"].set_index("annotator agreement")
+    assert set(classes["system"]) == {system}
+    for name, rows in cat.groupby("bin"):
+        assert classes.loc[name, "files"] == len(rows), name
+        assert classes.loc[name, "estimate"] == pytest.approx(
+            metrics.macro_f1(rows["EmoClass_true"], rows["EmoClass_pred"])), name
+        assert classes.loc[name, "CI low"] <= classes.loc[name, "CI high"]
+    att = _truth(challenge, system, "attributes")
+    sd = table[table["metric"] == "CCC valence"]
+    assert sd["annotator agreement"].tolist() == ["low SD", "mid SD", "high SD"]
+    assert sd["files"].sum() == len(att)
+    titles = [title for title, _ in ex.view_tables()]
+    assert any(t.startswith("Human ceiling") for t in titles) and any(t.startswith("Soft-label") for t in titles)
+    # choosing a bin lists its files, with the votes
+    assert "No agreement bin chosen" in ex.listing().message
+    ex.set(cell_true="plurality")
+    listing = ex.listing()
+    expected = cat.loc[cat["bin"] == "plurality", "FileName"]
+    assert sorted(listing.files) == sorted(expected) and len(expected) > 10
+    assert listing.title.startswith(f"{len(expected)} utterances of annotator agreement 'plurality'")
+    assert listing.table["votes"].notna().all()
+    ex.set(cell_true="high SD (attributes)")                     # by its label too
+    assert ex.state.cell_true == "high SD" and "EmoVal_pred" in ex.listing().table
+    with pytest.raises(ValueError):
+        ex.set(cell_true="nearly unanimous")
+    with pytest.raises(ValueError):
+        ex.set(cell_true="majority", cell_pred="A")
+    ex.set(view="podcasts")
+    assert ex.state.cell_true is None and ex.listing().table is None     # the bin went with the view
+
+
+def test_podcast_view_is_per_podcast_metrics_and_lists_a_podcasts_files(ex, challenge):
+    system = ex.systems[2]
+    ex.set(system=system, view="podcasts")
+    cat = _truth(challenge, system, "categorical")
+    cat["podcast"] = cat["FileName"].str.extract(r"^MSP-PODCAST_(\d+)_")[0]
+    sizes = cat["podcast"].value_counts()
+    table = ex.view_table()
+    f1 = table[table["metric"] == "macro-F1"]
+    assert set(f1["podcast"]) == set(sizes[sizes >= 50].index)                  # min 50 files a podcast
+    for row in f1.itertuples():
+        rows = cat[cat["podcast"] == row.podcast]
+        assert row.files == len(rows)
+        assert row.estimate == pytest.approx(metrics.macro_f1(rows["EmoClass_true"], rows["EmoClass_pred"]))
+    assert f1["estimate"].is_monotonic_increasing                               # worst first
+    options = ex.cell_options()
+    assert [v for _, v in options][:len(f1)] == f1["podcast"].tolist()
+    podcast = options[0][1]
+    ex.set(cell_true=podcast)
+    assert sorted(ex.listing().files) == sorted(cat.loc[cat["podcast"] == podcast, "FileName"])
+    assert ex.listing().title.startswith(f"{sizes[podcast]} utterances of podcast {podcast}")
+
+
+def test_beyond_views_without_data_say_so_in_one_line(ex, challenge, tmp_path):
+    corpus = tmp_path / "bare"
+    (corpus / "Labels").mkdir(parents=True)
+    shutil.copy(challenge / "Labels" / "labels_consensus.csv", corpus / "Labels")
+    bare = Explorer(corpus, challenge / "predictions", n_boot=N_BOOT, prefetch=False)
+    ui = ExplorerWidgets(bare)
+    ui.controls["view"].value = "podcasts"
+    ui.cell["cell_true"].value = ui.cell["cell_true"].options[1]
+    assert ui.rows.value.count('<td class="file">') > 0
+    for view, words in (("annotator_agreement", "labels_detailed.csv"), ("durations", "Audios")):
+        ui.controls["view"].value = view
+        message = bare.view_unavailable()
+        assert words in message and "\n" not in message
+        assert bare.view_tables() == [] and bare.cell_options() == []
+        with pytest.raises(ValueError, match=words.split(".")[0]):
+            bare.figure()
+        (only,) = ui.figure_area.children                         # one line, nothing else
+        assert words in only.value and "<img" not in only.value and "<table" not in only.value
+        assert "<td" not in ui.rows.value                         # no stale rows of the podcast
+    # with Audios/: durations per bin are the files' durations from their headers
+    corpus = tmp_path / "audio"
+    shutil.copytree(challenge / "Labels", corpus / "Labels")
+    (corpus / "Audios").mkdir()
+    labels = pd.read_csv(challenge / "Labels" / "labels_consensus.csv")
+    labels = labels[labels["Split_Set"] == "Development"]
+    seconds = {name: 1.0 + (i % 12) for i, name in enumerate(labels["FileName"])}
+    for name, length in seconds.items():
+        with wave.open(str(corpus / "Audios" / name), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(1)
+            w.setframerate(1000)
+            w.writeframes(bytes(int(1000 * length)))
+    timed = Explorer(corpus, challenge / "predictions", n_boot=N_BOOT, prefetch=False)
+    system = timed.systems[0]
+    timed.set(system=system, view="durations")
+    assert timed.view_unavailable() is None
+    table = timed.view_table()
+    att = _truth(challenge, system, "attributes")
+    length = att["FileName"].map(seconds)
+    edges, names = [0, 3, 4.5, 6, 8, 11, np.inf], ["< 3 s", "3-4.5 s", "4.5-6 s", "6-8 s", "8-11 s", ">= 11 s"]
+    expected = pd.cut(length, edges, labels=names, right=False).value_counts()
+    got = table[(table["metric"] == "mean CCC") & (table["system"] == system)].set_index("duration")["files"]
+    assert got.to_dict() == {k: v for k, v in expected.items() if v}
+    plt.close(timed.figure())
+
+
 # --------------------------------------------------------------------------- notebook
 
 def test_notebook_01_shows_the_challenges_numbers(challenge, tmp_path, monkeypatch):

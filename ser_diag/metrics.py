@@ -58,13 +58,16 @@ def label_indices(y, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:
     >>> label_indices(["N", "A", "C"]).tolist()
     [7, 0, 6]
     """
-    lookup = {str(c): i for i, c in enumerate(labels)}
-    values = np.asarray(y).astype(str).ravel()
-    uniq, inverse = np.unique(values, return_inverse=True)
-    unknown = [u for u in uniq if u not in lookup]
-    if unknown:
-        raise ValueError(f"values not in labels {tuple(labels)}: {unknown[:5]}")
-    return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
+    index = pd.Index([str(c) for c in labels])
+    values = np.asarray(y).ravel()
+    found = index.get_indexer(values) if values.dtype.kind in "OU" else np.full(values.size, -1)
+    if (found < 0).any():                       # e.g. numbers: compared as text, like the labels
+        values = values.astype(str)
+        found = index.get_indexer(values)
+        if (found < 0).any():
+            unknown = list(np.unique(values[found < 0]))
+            raise ValueError(f"values not in labels {tuple(labels)}: {unknown[:5]}")
+    return found.astype(np.int64)
 
 
 def confusion_counts(y_true, y_pred, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag import metrics
-from ser_diag.analysis.confusion import normalize_counts, system_rows, systems_of
+from ser_diag.analysis.confusion import normalize_counts, system_positions, systems_of
 from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES
 
 SCHEMES = ("unit", "quantile")
@@ -123,9 +123,11 @@ def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
     Files with a missing true or predicted value are left out; a system that did not submit
     an attribute (all predictions missing) is skipped.
     """
+    positions = system_positions(merged)
+    attributes = attributes_of(merged, attribute)
     for name in systems_of(merged, system):
-        rows_all = system_rows(merged, name)
-        for attr in attributes_of(merged, attribute):
+        rows_all = merged.iloc[positions[name]]
+        for attr in attributes:
             true = rows_all[f"{attr}_true"].to_numpy(dtype=float, na_value=np.nan)
             pred = rows_all[f"{attr}_pred"].to_numpy(dtype=float, na_value=np.nan)
             keep = ~(np.isnan(true) | np.isnan(pred))

@@ -35,6 +35,13 @@ def system_rows(merged: pd.DataFrame, system: str) -> pd.DataFrame:
     return merged.loc[(merged["system"].astype(str) == str(system)).to_numpy(dtype=bool)]
 
 
+def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{system: row positions}`` of every system from one grouping (in order), so a loop over
+    systems takes ``merged.iloc[positions]`` (= :func:`system_rows`) without comparing the
+    whole system column once per system."""
+    return {str(k): v for k, v in merged.groupby(merged["system"].astype(str), sort=False).indices.items()}
+
+
 def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:
     """Shares of a count matrix: by row ("true"), column ("pred") or total ("all" or None)."""
     if normalize not in NORMALIZE_OPTIONS:
@@ -62,8 +69,9 @@ def confusion_table(merged: pd.DataFrame, normalize: str | None = "true") -> pd.
     or ``None``). Rows of a class absent from the labels have share NaN.
     """
     frames = []
+    positions = system_positions(merged)
     for system in systems_of(merged):
-        cm = _counts(system_rows(merged, system))
+        cm = _counts(merged.iloc[positions[system]])
         share = normalize_counts(cm, normalize)
         frames.append(pd.DataFrame({
             "system": system,
@@ -116,8 +124,9 @@ def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: 
     n_boot, level = settings.n_boot, settings.level
     k = len(CLASS_CODES)
     frames = []
+    positions = system_positions(merged)
     for name in systems_of(merged, system):
-        rows = system_rows(merged, name)
+        rows = merged.iloc[positions[name]]
         true_idx = metrics.label_indices(rows["EmoClass_true"].to_numpy())
         pred_idx = metrics.label_indices(rows["EmoClass_pred"].to_numpy())
 

@@ -137,6 +137,24 @@ def use_figure_fonts() -> None:
 use_figure_fonts()
 
 
+#: Matrices of more systems than this get no number in every cell (the tables hold them):
+#: thousands of texts take longer to lay out than the rest of the figure and cannot be read.
+ANNOTATE_CELLS_MAX = 20
+#: Panels that show one row (or row and column) per system show at most this many (the best
+#: ones, said in the title); the tables keep all.
+MAX_SYSTEMS = 40
+
+
+def shown_of(shown: int, total: int, table: str, which: str = "best") -> str:
+    """A title line saying a panel shows the ``which`` ``shown`` of ``total`` systems (empty
+    when all are shown).
+
+    >>> shown_of(40, 166, "leaderboard_ranks")
+    '\\nbest 40 of 166 systems shown; all in tables/leaderboard_ranks.csv'
+    """
+    return f"\n{which} {shown} of {total} systems shown; all in tables/{table}.csv" if shown < total else ""
+
+
 def new_axes(ax=None, figsize=(6.0, 5.0)):
     """Return ``(fig, ax)``: the given Axes' figure, or a fresh figure of ``figsize``."""
     if ax is not None:

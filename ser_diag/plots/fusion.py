@@ -14,7 +14,7 @@ from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator
 
 from ser_diag.analysis.fusion import pairwise_disagreement, topk_fusion_curve
-from ser_diag.plots._style import MATRIX_CMAP, PALETTE, new_axes
+from ser_diag.plots._style import ANNOTATE_CELLS_MAX, MATRIX_CMAP, MAX_SYSTEMS, PALETTE, new_axes, shown_of
 from ser_diag.plots.bias import metric_label
 
 #: Line colour and marker per fusion method.
@@ -116,8 +116,10 @@ class FusionCurveDisplay:
 
 class DisagreementDisplay:
     """Heatmap of :func:`ser_diag.analysis.fusion.pairwise_disagreement` for one metric
-    (``disagreement`` for classes, ``pearson_<attr>`` for attributes), each cell annotated;
-    the diagonal is left blank and the colour scale is fixed from 0 to 1 (shares of files and
+    (``disagreement`` for classes, ``pearson_<attr>`` for attributes), every system; each cell
+    annotated up to :data:`~ser_diag.plots._style.ANNOTATE_CELLS_MAX` systems; at most
+    ``max_systems``, the first of ``order`` (e.g. the leaderboard, best first; default the
+    table's order), said in the title; the diagonal is left blank and the colour scale is fixed from 0 to 1 (shares of files and
     correlations alike), so small differences between systems look small.
     After :meth:`plot`: ``figure_``, ``ax_``, ``im_``.
     """
@@ -139,30 +141,43 @@ class DisagreementDisplay:
         """Plot an existing :func:`pairwise_disagreement` frame."""
         return cls(frame, metric).plot(ax=ax, **plot_kw)
 
-    def plot(self, ax=None, *, title: str | None = None, fontsize: float = 8.0):
+    def plot(self, ax=None, *, title: str | None = None, fontsize: float = 8.0, order=None,
+             max_systems: int = MAX_SYSTEMS):
         """Draw on ``ax`` (or a new figure); returns ``self``."""
         names = list(pd.unique(self.frame["system_a"]))
+        total = len(names)
+        present = set(names)
+        ranked = [s for s in (order or ()) if s in present]
+        names = (ranked + [s for s in names if s not in set(ranked)])[:max_systems]
         matrix = (self.frame.pivot(index="system_a", columns="system_b", values="value")
                   .reindex(index=names, columns=names).to_numpy(float, copy=True))
         np.fill_diagonal(matrix, np.nan)   # a system against itself says nothing
-        size = max(4.5, 0.55 * len(names) + 2.5)
+        n = len(names)
+        size = min(max(4.5, 0.55 * n + 2.5), 14.0)
         fig, ax = new_axes(ax, figsize=(size + 0.8, size))
         norm = Normalize(0.0, 1.0)   # fixed: the scale never stretches a 0.53-0.58 spread
         self.im_ = ax.imshow(np.ma.masked_invalid(matrix), cmap=MATRIX_CMAP, norm=norm)
-        for i in range(len(names)):
-            for j in range(len(names)):
+        for i in range(n if n <= ANNOTATE_CELLS_MAX else 0):
+            for j in range(n):
                 if i == j:
                     ax.text(j, i, "-", ha="center", va="center", fontsize=fontsize, color="0.4")
                     continue
                 r, g, b, _ = self.im_.cmap(norm(matrix[i, j]))
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=fontsize,
                         color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
-        ax.set_xticks(np.arange(len(names)), labels=names, rotation=40, ha="right", rotation_mode="anchor")
-        ax.set_yticks(np.arange(len(names)), labels=names)
+        names = [str(name) for name in names]
+        if n <= ANNOTATE_CELLS_MAX:
+            ax.set_xticks(np.arange(n), labels=names, rotation=40, ha="right", rotation_mode="anchor")
+            ax.set_yticks(np.arange(n), labels=names)
+        else:   # one name per row still, in a font that fits the row (PDF: zoom in)
+            label_size = float(np.clip(0.8 * 72 * (size - 3.5) / n, 3.0, fontsize))
+            ax.set_xticks(np.arange(n), labels=names, rotation=90, fontsize=label_size)
+            ax.set_yticks(np.arange(n), labels=names, fontsize=label_size)
         ax.tick_params(length=0)
         label = ("share of files with different classes" if self.metric == "disagreement"
                  else f"{metric_label(self.metric)} between systems")
         fig.colorbar(self.im_, ax=ax, label=f"{label} (scale 0-1)", shrink=0.85)
-        ax.set_title(title if title is not None else f"Pairwise {label}", fontsize=fontsize + 2)
+        shown = shown_of(n, total, "disagreement", "best" if order else "first")
+        ax.set_title(title if title is not None else f"Pairwise {label}{shown}", fontsize=fontsize + 2)
         self.figure_, self.ax_ = fig, ax
         return self

@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.names import human_name
-from ser_diag.plots._style import MATRIX_CMAP, PALETTE, new_axes
+from ser_diag.plots._style import ANNOTATE_CELLS_MAX, MATRIX_CMAP, MAX_SYSTEMS, PALETTE, new_axes, shown_of
 
-__all__ = ["beyond_figures", "plot_leaderboard_ranks", "plot_win_probability"]
-
-#: At most this many systems are drawn (best first); the tables keep all.
-MAX_SYSTEMS = 40
+__all__ = ["beyond_figures", "plot_leaderboard_ranks", "plot_win_probability", "ranked_systems"]
 _TIER_SHADES = ("#f2f2f2", "#ffffff")
+#: The metric each task's panels show.
+HEADLINE = {"categorical": "macro_f1", "attributes": "ccc_mean"}
 
 
 def _one_metric(frame: pd.DataFrame, metric: str | None, task: str | None) -> tuple[pd.DataFrame, str]:
@@ -49,6 +48,7 @@ def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task:
     right, and (``ceiling``: :func:`ser_diag.analysis.agreement.human_ceiling`) the human ceiling
     with its CI as a dashed line and band. Returns ``ax``."""
     part, metric = _one_metric(board, metric, task)
+    total = len(part)
     part = part.sort_values(["rank", "system"], kind="stable").head(max_systems)
     n = len(part)
     fig, ax = new_axes(ax, figsize=(7.0, 1.2 + 0.32 * n))
@@ -79,7 +79,8 @@ def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task:
     first = part.iloc[0]
     ax.set_xlabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"{human_name(metric)}: ranks and significance tiers", fontsize=10)
+    ax.set_title(f"{human_name(metric)}: ranks and significance tiers{shown_of(n, total, 'leaderboard_ranks')}",
+                 fontsize=10)
     return ax
 
 
@@ -100,15 +101,17 @@ def win_matrix(pairs: pd.DataFrame, metric: str | None = None, task: str | None 
 
 def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: str | None = None, ax=None,
                          max_systems: int = MAX_SYSTEMS):
-    """Heatmap of the pairwise win probabilities ``P*(row beats column)`` (best system first),
-    annotated when there are at most 12 systems. Returns ``ax``."""
+    """Heatmap of the pairwise win probabilities ``P*(row beats column)`` of the
+    ``max_systems`` best systems (best first), each cell annotated up to
+    :data:`~ser_diag.plots._style.ANNOTATE_CELLS_MAX` systems. Returns ``ax``."""
     matrix = win_matrix(pairs, metric, task)
+    total = len(matrix)
     matrix = matrix.iloc[:max_systems, :max_systems]
     part, metric = _one_metric(pairs, metric, task)
     n = len(matrix)
     fig, ax = new_axes(ax, figsize=(1.8 + 0.38 * n, 1.4 + 0.34 * n))
     image = ax.imshow(matrix.to_numpy(float), cmap=MATRIX_CMAP, vmin=0, vmax=1)
-    if n <= 12:
+    if n <= ANNOTATE_CELLS_MAX:
         for i in range(n):
             for j in range(n):
                 v = matrix.iat[i, j]
@@ -118,9 +121,19 @@ def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: s
     ax.set_xticks(range(n), labels=matrix.columns, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), labels=matrix.index, fontsize=7)
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="P(row beats column)")
-    ax.set_title(f"{human_name(metric)}: pairwise win probability\n(paired resamples of {part['unit'].iloc[0]}s)",
-                 fontsize=9)
+    ax.set_title(f"{human_name(metric)}: pairwise win probability\n(paired resamples of {part['unit'].iloc[0]}s)"
+                 f"{shown_of(n, total, 'leaderboard_pairs')}", fontsize=9)
     return ax
+
+
+def ranked_systems(tables: dict[str, pd.DataFrame], task: str) -> list[str] | None:
+    """The systems of ``task`` best first by its headline metric (macro-F1, mean CCC) from
+    ``tables["leaderboard_ranks"]``; None without that table."""
+    board = tables.get("leaderboard_ranks")
+    if board is None or board.empty:
+        return None
+    rows = board[(board["task"] == task) & (board["metric"] == HEADLINE[task])]
+    return rows.sort_values(["rank", "system"], kind="stable")["system"].astype(str).tolist() or None
 
 
 def _panels(n: int, width: float, height: float, vertical: bool = False, ratios=None):
@@ -143,7 +156,7 @@ def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None
     from ser_diag.plots.where import plot_duration_metrics, plot_podcast_metrics
 
     focus = dict(focus or {})
-    headline = {"categorical": "macro_f1", "attributes": "ccc_mean"}
+    headline = HEADLINE
 
     def tasks_in(name):
         table = tables.get(name)
@@ -151,50 +164,42 @@ def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None
             return []
         return [t for t, m in headline.items() if ((table["task"] == t) & (table["metric"] == m)).any()]
 
+    figures = {}
+
+    def per_task(stem, name, size, draw, tasks=None, **layout):
+        """One panel per task of table ``name``: ``draw(rows of the task, task, ax)``."""
+        tasks = tasks_in(name) if tasks is None else tasks
+        if tasks:
+            table = tables[name]
+            fig, axes = _panels(len(tasks), *size, **layout)
+            for ax, task in zip(axes, tasks):
+                draw(table[table["task"] == task], task, ax)
+            figures[stem] = fig
+
     board = tables.get("leaderboard_ranks")
-    for task in tasks_in("leaderboard_ranks"):
+    tasks = tasks_in("leaderboard_ranks")
+    for task in tasks:
         ranked = board[(board["task"] == task) & (board["metric"] == headline[task])].sort_values("rank", kind="stable")
         focus.setdefault(task, str(ranked["system"].iloc[0]))
-    figures = {}
-    tasks = tasks_in("leaderboard_ranks")
+    heights = [1.5 + 0.32 * min(MAX_SYSTEMS, int(((board["task"] == t) & (board["metric"] == headline[t])).sum()))
+               for t in tasks]
+    per_task("leaderboard_ranks", "leaderboard_ranks", (7.0, sum(heights) / max(len(tasks), 1)),
+             lambda rows, task, ax: plot_leaderboard_ranks(rows, metric=headline[task], ceiling=tables.get("human_ceiling"),
+                                                           ax=ax), tasks, vertical=True, ratios=heights)
+    if tasks_in("leaderboard_pairs"):
+        side = min(MAX_SYSTEMS, tables["leaderboard_pairs"]["system_a"].nunique() + 1)
+        per_task("win_probability", "leaderboard_pairs", (2.2 + 0.38 * side, 1.6 + 0.34 * side),
+                 lambda rows, task, ax: plot_win_probability(rows, metric=headline[task], ax=ax))
+    per_task("metric_by_agreement", "annotator_agreement_bins", (6.0, 4.2),
+             lambda rows, task, ax: plot_metric_by_agreement(rows, metric=headline[task], ax=ax))
+    podcasts = tables.get("podcast_metrics")
+    tasks = [t for t in tasks_in("podcast_metrics") if (podcasts["system"] == focus.get(t)).any()]
     if tasks:
-        sizes = [min(MAX_SYSTEMS, int((board["task"] == t).sum() // board[board["task"] == t]["metric"].nunique()))
-                 for t in tasks]
-        fig, axes = _panels(len(tasks), 7.0, 1.0, vertical=True, ratios=[1.5 + 0.32 * n for n in sizes])
-        fig.set_size_inches(7.0, sum(1.5 + 0.32 * n for n in sizes))
-        for ax, task in zip(axes, tasks):
-            plot_leaderboard_ranks(board, metric=headline[task], task=task, ceiling=tables.get("human_ceiling"), ax=ax)
-        figures["leaderboard_ranks"] = fig
-    tasks = tasks_in("leaderboard_pairs")
-    if tasks:
-        n = tables["leaderboard_pairs"]["system_a"].nunique() + 1
-        side = min(MAX_SYSTEMS, n)
-        fig, axes = _panels(len(tasks), 2.2 + 0.38 * side, 1.6 + 0.34 * side)
-        for ax, task in zip(axes, tasks):
-            plot_win_probability(tables["leaderboard_pairs"], metric=headline[task], task=task, ax=ax)
-        figures["win_probability"] = fig
-    tasks = tasks_in("annotator_agreement_bins")
-    if tasks:
-        table = tables["annotator_agreement_bins"]
-        fig, axes = _panels(len(tasks), 6.0, 4.2)
-        for ax, task in zip(axes, tasks):
-            plot_metric_by_agreement(table[table["task"] == task], metric=headline[task], ax=ax)
-        figures["metric_by_agreement"] = fig
-    tasks = [t for t in tasks_in("podcast_metrics")
-             if (tables["podcast_metrics"]["system"] == focus.get(t)).any()]
-    if tasks:
-        table = tables["podcast_metrics"]
-        rows = max(int(((table["task"] == t) & (table["system"] == focus[t]) & (table["metric"] == headline[t])).sum())
-                   for t in tasks)
-        fig, axes = _panels(len(tasks), 6.0, 1.2 + 0.28 * min(rows, 25))
-        for ax, task in zip(axes, tasks):
-            plot_podcast_metrics(table[table["task"] == task], system=focus[task], metric=headline[task], ax=ax)
-        figures["podcast_metrics"] = fig
-    tasks = tasks_in("duration_metrics")
-    if tasks:
-        table = tables["duration_metrics"]
-        fig, axes = _panels(len(tasks), 6.0, 4.0)
-        for ax, task in zip(axes, tasks):
-            plot_duration_metrics(table[table["task"] == task], metric=headline[task], ax=ax)
-        figures["duration_metrics"] = fig
+        shown = max(int(((podcasts["task"] == t) & (podcasts["system"] == focus[t])
+                         & (podcasts["metric"] == headline[t])).sum()) for t in tasks)
+        per_task("podcast_metrics", "podcast_metrics", (6.0, 1.2 + 0.28 * min(shown, 25)),
+                 lambda rows, task, ax: plot_podcast_metrics(rows, system=focus[task], metric=headline[task], ax=ax),
+                 tasks)
+    per_task("duration_metrics", "duration_metrics", (6.0, 4.0),
+             lambda rows, task, ax: plot_duration_metrics(rows, metric=headline[task], ax=ax))
     return figures

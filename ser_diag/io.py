@@ -960,12 +960,12 @@ class _TaskRows:
                     block[2 * i, k * len(truth):(k + 1) * len(truth)] = true_values
         merged = pd.DataFrame(block.T, columns=float_columns, copy=False)
         del block
-        take = np.tile(truth, n_systems)
         extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
         front = {"system": pd.array(self.systems, dtype="str").take(np.repeat(np.arange(n_systems), len(truth)))}
-        front.update({c: labels[c].array.take(take) for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
+        front.update({c: _repeated(labels[c].array.take(truth), n_systems)
+                      for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
         if task == TASK_CATEGORICAL:
-            front["EmoClass_true"] = labels["EmoClass"].array.take(take)
+            front["EmoClass_true"] = _repeated(labels["EmoClass"].array.take(truth), n_systems)
             front["EmoClass_pred"] = pd.array(list(CLASS_CODES), dtype="str").take(self.codes[rows].astype(np.intp))
         self.codes = None
         for i, (column, values) in enumerate(front.items()):
@@ -977,6 +977,19 @@ class _TaskRows:
                         "dropped": n - len(truth),
                         "dropped_predictions": sum(count for _, count, _ in self.unknown)}
         return merged
+
+
+def _repeated(values, times: int):
+    """``values`` ``times`` times one after the other. An Arrow string array repeats by reference
+    (one chunk per repeat, all the same buffers): the label columns of a merged frame repeat
+    the same files once per system, so they cost one system's worth of memory, not ``times``."""
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        import pyarrow as pa  # pandas' "str" dtype is pyarrow-backed
+
+        chunked = values.__arrow_array__()
+        return pd.arrays.ArrowStringArray(pa.chunked_array(list(chunked.chunks) * times, type=chunked.type),
+                                          dtype=values.dtype)
+    return values.take(np.tile(np.arange(len(values)), times))
 
 
 def _prediction_groups(path: Path) -> list[tuple[str, list[Path]]]:

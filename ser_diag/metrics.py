@@ -59,8 +59,17 @@ def label_indices(y, labels: Sequence[str] = CLASS_CODES) -> np.ndarray:
     [7, 0, 6]
     """
     index = pd.Index([str(c) for c in labels])
+    if isinstance(y, (pd.Series, pd.Index)) and y.dtype.kind in "OUT":   # pandas strings: no object copy
+        found = index.get_indexer(y)
+        if not (found < 0).any():
+            return found.astype(np.int64)
     values = np.asarray(y).ravel()
-    found = index.get_indexer(values) if values.dtype.kind in "OU" else np.full(values.size, -1)
+    if values.dtype.kind in "iu" and all(isinstance(c, (int, np.integer)) for c in labels):
+        found = pd.Index(list(labels)).get_indexer(values)   # integers: equal as numbers <=> as text
+    elif values.dtype.kind in "OU":
+        found = index.get_indexer(values)
+    else:
+        found = np.full(values.size, -1)
     if (found < 0).any():                       # e.g. numbers: compared as text, like the labels
         values = values.astype(str)
         found = index.get_indexer(values)

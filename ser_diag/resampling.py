@@ -558,7 +558,7 @@ def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[
 
 
 def _class_indices(merged: pd.DataFrame, column: str) -> np.ndarray:
-    codes = pd.Categorical(merged[column].astype(str), categories=list(CLASS_CODES)).codes
+    codes = pd.Index(list(CLASS_CODES)).get_indexer(merged[column].astype(str))
     if (codes < 0).any():
         bad = merged[column].iloc[int(np.flatnonzero(codes < 0)[0])]
         raise ValueError(f"{column} holds {bad!r}, not one of {CLASS_CODES}")

@@ -106,8 +106,8 @@ class _GroupedSums:
         self.task, self.ddof, self.s, self.n = task, ddof, len(frames), len(frames[0])
         if task == TASK_CATEGORICAL:
             k = self.k = len(CLASS_CODES)
-            t = metrics.label_indices(frames[0]["EmoClass_true"].to_numpy())
-            p = np.stack([metrics.label_indices(f["EmoClass_pred"].to_numpy()) for f in frames])
+            t = metrics.label_indices(frames[0]["EmoClass_true"])
+            p = np.stack([metrics.label_indices(f["EmoClass_pred"]) for f in frames])
             self.cells = (t[None, :] * k + p + (np.arange(self.s) * k * k)[:, None]).T   # (n, S)
             self.width, self.weight_dtype = self.s * k * k, np.float32  # counts: exact in float32
         else:
@@ -524,8 +524,8 @@ def _speaker_scores(frame: pd.DataFrame, task: str, speaker: np.ndarray, n_speak
     keep = speaker >= 0
     if task == TASK_CATEGORICAL:
         k = len(CLASS_CODES)
-        t = metrics.label_indices(frame["EmoClass_true"].to_numpy())[keep]
-        p = metrics.label_indices(frame["EmoClass_pred"].to_numpy())[keep]
+        t = metrics.label_indices(frame["EmoClass_true"])[keep]
+        p = metrics.label_indices(frame["EmoClass_pred"])[keep]
         cm = np.bincount((speaker[keep] * k + t) * k + p, minlength=n_speakers * k * k)
         cm = cm.reshape(n_speakers, k, k)                                       # per-speaker confusion
         f1 = metrics.precision_recall_f1_from_confusion(cm)[2]
@@ -559,17 +559,22 @@ def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "G
     threshold.
     """
     task = task_of(merged)
-    parts = []
+    parts, previous = [], None
     for system, frame in system_frames(merged).items():
         _group_values(frame, by)
-        counts = frame["SpkrID"].value_counts(dropna=True).sort_index()
-        scored = counts[counts >= min_utterances]
-        position = pd.Series(np.arange(len(scored)), index=scored.index)
-        speaker = frame["SpkrID"].map(position).fillna(-1).to_numpy(np.int64)
+        same = (previous is not None and frame["SpkrID"].equals(previous[0]["SpkrID"])
+                and frame[by].equals(previous[0][by]))
+        if not same:          # speakers and their labels: once per file list, not once per system
+            counts = frame["SpkrID"].value_counts(dropna=True).sort_index()
+            scored = counts[counts >= min_utterances]
+            position = pd.Series(np.arange(len(scored)), index=scored.index)
+            speaker = frame["SpkrID"].map(position).fillna(-1).to_numpy(np.int64)
+            label_counts = frame[frame["SpkrID"].isin(scored.index)].groupby(["SpkrID", by]).size()
+            group = (label_counts.sort_values(ascending=False, kind="stable").reset_index()
+                     .drop_duplicates("SpkrID").set_index("SpkrID")[by].reindex(scored.index))
+            previous = (frame, scored, speaker, group)
+        _, scored, speaker, group = previous
         scores = _speaker_scores(frame, task, speaker, len(scored), ddof)
-        label_counts = frame[frame["SpkrID"].isin(scored.index)].groupby(["SpkrID", by]).size()
-        group = (label_counts.sort_values(ascending=False, kind="stable").reset_index()
-                 .drop_duplicates("SpkrID").set_index("SpkrID")[by].reindex(scored.index))
         blocks = [pd.DataFrame({"system": system, "SpkrID": scored.index.to_numpy(), by: group.to_numpy(),
                                 "n_utterances": scored.to_numpy(), "metric": name,
                                 "estimate": np.asarray(values, np.float64)})

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag import metrics
-from ser_diag.analysis.confusion import normalize_counts, system_positions, systems_of
+from ser_diag.analysis.confusion import normalize_counts, rows_at, system_positions, systems_of
 from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES
 
 SCHEMES = ("unit", "quantile")
@@ -126,12 +126,14 @@ def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
     positions = system_positions(merged)
     attributes = attributes_of(merged, attribute)
     for name in systems_of(merged, system):
-        rows_all = merged.iloc[positions[name]]
+        rows_all = rows_at(merged, positions[name])
         for attr in attributes:
             true = rows_all[f"{attr}_true"].to_numpy(dtype=float, na_value=np.nan)
             pred = rows_all[f"{attr}_pred"].to_numpy(dtype=float, na_value=np.nan)
             keep = ~(np.isnan(true) | np.isnan(pred))
-            if keep.any():
+            if keep.all():                                  # the usual case: no copy of the rows
+                yield name, attr, rows_all, true, pred
+            elif keep.any():
                 yield name, attr, rows_all.loc[keep], true[keep], pred[keep]
 
 

@@ -42,6 +42,14 @@ def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
     return {str(k): v for k, v in merged.groupby(merged["system"].astype(str), sort=False).indices.items()}
 
 
+def rows_at(merged: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``merged.iloc[positions]``; a slice (no copy of the rows) when the positions are one
+    contiguous run, as they are for every system of a merged frame built system by system."""
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return merged.iloc[int(positions[0]):int(positions[-1]) + 1]
+    return merged.iloc[positions]
+
+
 def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:
     """Shares of a count matrix: by row ("true"), column ("pred") or total ("all" or None)."""
     if normalize not in NORMALIZE_OPTIONS:
@@ -56,8 +64,7 @@ def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:
 
 
 def _counts(rows: pd.DataFrame) -> np.ndarray:
-    return metrics.confusion_counts(rows["EmoClass_true"].to_numpy(), rows["EmoClass_pred"].to_numpy(),
-                                    labels=CLASS_CODES)
+    return metrics.confusion_counts(rows["EmoClass_true"], rows["EmoClass_pred"], labels=CLASS_CODES)
 
 
 def confusion_table(merged: pd.DataFrame, normalize: str | None = "true") -> pd.DataFrame:
@@ -71,7 +78,7 @@ def confusion_table(merged: pd.DataFrame, normalize: str | None = "true") -> pd.
     frames = []
     positions = system_positions(merged)
     for system in systems_of(merged):
-        cm = _counts(merged.iloc[positions[system]])
+        cm = _counts(rows_at(merged, positions[system]))
         share = normalize_counts(cm, normalize)
         frames.append(pd.DataFrame({
             "system": system,
@@ -126,9 +133,9 @@ def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: 
     frames = []
     positions = system_positions(merged)
     for name in systems_of(merged, system):
-        rows = merged.iloc[positions[name]]
-        true_idx = metrics.label_indices(rows["EmoClass_true"].to_numpy())
-        pred_idx = metrics.label_indices(rows["EmoClass_pred"].to_numpy())
+        rows = rows_at(merged, positions[name])
+        true_idx = metrics.label_indices(rows["EmoClass_true"])
+        pred_idx = metrics.label_indices(rows["EmoClass_pred"])
 
         def statistic(weights, true_idx=true_idx, pred_idx=pred_idx):
             cm = metrics.weighted_confusion(weights, true_idx, pred_idx, k=k)

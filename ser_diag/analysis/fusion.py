@@ -447,9 +447,15 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     if task == TASK_CATEGORICAL:  # integer codes of every system's predicted classes, compared at once
         codes = pd.factorize(np.concatenate([frames[s]["EmoClass_pred"].to_numpy(str) for s in names]))[0]
         codes = codes.reshape(len(names), len(files))
-        matrices = {"disagreement": np.array([[1.0 - float(np.mean(codes[i] == codes[j])) if files.size
-                                                else float("nan") for j in range(len(names))]
-                                               for i in range(len(names))])}
+        # agreeing files of every pair at once: sum over classes of one-hot products (counts are
+        # exact in float32 below 2^24 files; the same shares as comparing each pair)
+        same = np.zeros((len(names), len(names)))
+        for c in range(int(codes.max()) + 1 if codes.size else 0):
+            onehot = (codes == c).astype(np.float32)
+            same += onehot @ onehot.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            matrices = {"disagreement": 1.0 - same / files.size if files.size
+                        else np.full((len(names), len(names)), np.nan)}
     else:
         matrices = {f"pearson_{attr}": _pearson_matrix(np.stack([frames[s][f"{attr}_pred"].to_numpy(np.float64)
                                                                  for s in names]))

@@ -9,7 +9,9 @@ current simulator and read by both.
     python bench/bench_memory.py --sizes 32000 100000 400000 --systems 20 --n-boot 100 \\
         --baseline d2f9548
 
-Prints one row per size: peak RSS of the baseline and of this code, and their ratio.
+Prints one row per size: peak RSS of the baseline and of this code in GB (10^9 bytes; GiB in
+brackets), their ratio, and the growth of this code's peak from the previous size against the
+growth in files (sub-linear: the peak grows by less than the data).
 ``--data DIR`` keeps the simulated inputs (``DIR/data_<n>``) for the next run (a 400k x 20
 simulation takes ~10 minutes); ``--no-baseline-above N`` measures only this code past ``N``
 files and prints the baseline's number from issue 10 where it has one (400k x 20: 10.8 GB,
@@ -30,8 +32,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 start = time.perf_counter()
+# where the peak sits: a sampler thread notes the main thread's ser_diag call chain whenever RSS
+# reaches a new high (every 50 ms; the innermost ser_diag functions, each called by the next)
+page, main_id, where = os.sysconf("SC_PAGE_SIZE"), threading.main_thread().ident, {"rss": 0, "at": ""}
+def sample():
+    while True:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * page
+        if rss > where["rss"]:
+            frame, chain = sys._current_frames().get(main_id), []
+            while frame is not None:
+                name = frame.f_globals.get("__name__", "")
+                if name.startswith("ser_diag"):
+                    chain.append(f"{name.split('.', 1)[-1]}.{frame.f_code.co_name}")
+                frame = frame.f_back
+            where.update(rss=rss, at=" < ".join(chain[:3]))
+        time.sleep(0.05)
+threading.Thread(target=sample, daemon=True).start()
 from ser_diag.figures import write_paper_figures
 labels, predictions, out, n_boot = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 try:
@@ -40,7 +59,7 @@ try:
 except (ImportError, TypeError):   # the older API: n_boot keyword, utterance resampling
     write_paper_figures(labels, predictions, out, n_boot=n_boot)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2   # KiB -> GiB
-print(json.dumps({"peak_gib": peak, "seconds": time.perf_counter() - start}))
+print(json.dumps({"peak_gib": peak, "seconds": time.perf_counter() - start, "peak_at": where["at"]}))
 """
 
 
@@ -68,6 +87,11 @@ def _simulated(root: Path, n: int, systems: int) -> Path:
     return data
 
 
+def _gb(gib: float) -> str:
+    """``gib`` GiB as GB (10^9 bytes), GiB in brackets."""
+    return f"{gib * 1024 ** 3 / 1e9:.2f} GB ({gib:.2f} GiB)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32000, 100000, 400000])
@@ -85,8 +109,10 @@ def main() -> None:
                        check=True, capture_output=True)
         try:
             print(f"figures, {args.systems} systems, {args.n_boot} resamples; baseline {args.baseline}\n")
-            print("| files | baseline peak GiB | this code peak GiB | ratio | baseline s | this code s |")
-            print("|---|---|---|---|---|---|")
+            print("Peak RSS in GB = 10^9 bytes (GiB = 2^30 bytes in brackets).\n")
+            print("| files | baseline peak GB | this code peak GB | ratio | peak growth vs files | baseline s | this code s |")
+            print("|---|---|---|---|---|---|---|")
+            previous = None
             for n in args.sizes:
                 data = _simulated(args.data or tmp, n, args.systems)
                 labels, predictions = data / "Labels" / "labels_consensus.csv", data / "predictions"
@@ -98,12 +124,20 @@ def main() -> None:
                     before = run_child(old, labels, predictions, tmp / f"old_{n}", args.n_boot)
                 after = run_child(None, labels, predictions, tmp / f"new_{n}", args.n_boot)
                 ratio = before["peak_gib"] / after["peak_gib"]
-                mark = " (issue 10, quoted)" if quoted else ""
-                print(f"| {n} | {before['peak_gib']:.2f}{mark} | {after['peak_gib']:.2f} | {ratio:.2f}x | "
+                mark = " (issue 10's number, quoted: not measured in this run)" if quoted else ""
+                if quoted and before["peak_gib"] != before["peak_gib"]:   # nan: issue 10 has no number here
+                    mark = "not measured (--no-baseline-above)"
+                growth = (f"x{after['peak_gib'] / previous[1]:.2f} for x{n / previous[0]:.2f} files"
+                          if previous else "")
+                previous = (n, after["peak_gib"])
+                baseline = mark if mark.startswith("not") else _gb(before["peak_gib"]) + mark
+                print(f"| {n} | {baseline} | {_gb(after['peak_gib'])} | {ratio:.2f}x | {growth} | "
                       f"{before['seconds']:.0f} | {after['seconds']:.0f} |", flush=True)
                 for label, res in (("baseline", before), ("this code", after)):
                     if "error" in res:
                         print(f"  {label} failed: {res['error']}")
+                    elif res.get("peak_at"):
+                        print(f"  {label}: peak in {res['peak_at']}")
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], capture_output=True)
 

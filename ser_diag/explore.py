@@ -36,6 +36,7 @@ report and paper figures use 1000.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import threading
@@ -44,7 +45,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 
@@ -250,6 +251,7 @@ class Explorer:
         self.corpus = Path(corpus) if corpus is not None else self._corpus_from(labels)
         self._cache: OrderedDict = OrderedDict()
         self._pending: dict = {}                  # key -> Future of a background computation
+        self._render_jobs: dict = {}              # PNG key -> Future of a queued background render
         self._lock = threading.RLock()
         self._background: ThreadPoolExecutor | None = None
         self.prefetch = prefetch
@@ -270,9 +272,10 @@ class Explorer:
         self.state.system = self._validate_system(system)
 
     # ------------------------------------------------------------------ cache and background
-    def _prefetch(self, key, compute) -> None:
+    def _prefetch(self, key, compute) -> Future | None:
         """Compute ``compute()`` in the background thread and cache it under ``key``; a caller
-        that needs ``key`` before it started computes it itself (:meth:`_cached`)."""
+        that needs ``key`` before it started computes it itself (:meth:`_cached`). Returns the
+        queued job (None when ``key`` is cached or queued already)."""
         if self._background is None:
             self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser_diag-explore")
 
@@ -282,10 +285,11 @@ class Explorer:
             return value
         with self._lock:
             if key in self._cache or key in self._pending:
-                return
+                return None
             future = self._background.submit(run)
             self._pending[key] = future
         future.add_done_callback(lambda _: self._pending.pop(key, None))
+        return future
 
     def wait_prefetch(self) -> None:
         """Block until the background computations queued so far are done (errors are left
@@ -413,6 +417,42 @@ class Explorer:
         if s.view.startswith("binned_") or s.view == "regression_to_mean":   # the views bins change
             for bins in BIN_SCHEMES:
                 self._prefetch_diagnostics(dataclasses.replace(s, bins=bins))
+        self._prefetch_figures()
+
+    def _prefetch_figures(self, max_other_systems: int = 12) -> None:
+        """Queue the PNG of every other view of the current systems, split, group and bins
+        (what the widgets show: the comparison panel beside a clickable matrix, the figure of
+        every other view), then of the current view for the other systems (the first
+        ``max_other_systems``), once the diagnostics they are drawn from are computed; renders
+        queued for an earlier state and not started yet are taken back. Drawn on figures
+        outside pyplot (:meth:`_axes`), so the background thread shares no figure state."""
+        s = self.state
+        key = ("diag",) + self._key_of(s) + (s.bins,)
+        with self._lock:
+            ready = key in self._cache
+        wanted = []                                      # (state, compare_only), most likely first
+        if ready:
+            for view in VIEWS:
+                if view != s.view:
+                    wanted.append((dataclasses.replace(s, view=view), view in CELL_VIEWS))
+            for system in self.systems[:max_other_systems]:   # then this view for the other systems
+                if system not in (s.system, s.compare_system):
+                    wanted.append((dataclasses.replace(s, system=system), s.view in CELL_VIEWS))
+            wanted = [(state, c) for state, c in wanted if not (c and state.compare_system is None)]
+        keys = {self._png_key(state, 90, c) for state, c in wanted}
+        for old_key, future in list(self._render_jobs.items()):
+            if old_key not in keys and future.cancel():
+                self._render_jobs.pop(old_key, None)
+        for state, compare_only in wanted:
+            other = copy.copy(self)                      # shares the cache, its own state
+            other.state = dataclasses.replace(state, cell_true=None, cell_pred=None)
+            if state.view in BEYOND_VIEWS and other.view_unavailable():
+                continue
+            png_key = self._png_key(other.state, 90, compare_only)
+            future = self._prefetch(png_key, lambda other=other, c=compare_only: other._render_png(90, c))
+            if future is not None:
+                self._render_jobs[png_key] = future
+                future.add_done_callback(lambda _, k=png_key: self._render_jobs.pop(k, None))
 
     def prefetch_groups(self, column: str, max_values: int = 4) -> None:
         """Queue the diagnostics of each value of ``column`` (at most ``max_values`` of them, e.g.
@@ -661,7 +701,9 @@ class Explorer:
                 ax.set_visible(False)
         elif view == "topk_fusion":
             self._need(t, "fusion_curve", "at least two systems")
-            fig = FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_
+            panels = t["fusion_curve"]["metric"].nunique()
+            fig, axes = self._axes(panels, (3.1 + 0.6 / panels, 3.9))
+            FusionCurveDisplay.from_frame(t["fusion_curve"], ax=axes)
         elif view in BEYOND_VIEWS:
             fig = self._beyond_figure(view, t)
         else:  # pragma: no cover - set() validates views
@@ -925,28 +967,29 @@ class Explorer:
         what the widgets show, so returning to a state costs no drawing. ``prefetch=False``: the
         caller queues :meth:`prefetch_next` itself (the widgets do, once everything is drawn, so
         the background work does not slow the redraw down)."""
-        s = self.state
-
-        def render():
-            fig = self._figure(compare_only)
-            buffer = BytesIO()
-            try:
-                fig.savefig(buffer, format="png", dpi=dpi)
-            finally:
-                plt.close(fig)
-            return buffer.getvalue()
-        png = self._cached(("png", s.view, s.system, s.compare_system, s.bins, dpi, compare_only)
-                           + self._data_key, render)
+        png = self._cached(self._png_key(self.state, dpi, compare_only), lambda: self._render_png(dpi, compare_only))
         if prefetch:
             self.prefetch_next()
         return png
 
+    def _png_key(self, s: ExplorerState, dpi: int, compare_only: bool) -> tuple:
+        return ("png", s.view, s.system, s.compare_system, s.bins, dpi, compare_only) + self._key_of(s)
+
+    def _render_png(self, dpi: int, compare_only: bool) -> bytes:
+        fig = self._figure(compare_only)
+        buffer = BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        return buffer.getvalue()
+
     @staticmethod
     def _axes(n: int, size: tuple[float, float], ncols: int | None = None):
+        """A constrained-layout figure of ``n`` panels, made outside pyplot (a plain
+        :class:`matplotlib.figure.Figure`: nothing to close, safe to draw in the background
+        thread while the foreground draws another)."""
         ncols = ncols or n
         nrows = -(-n // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                                 layout="constrained", squeeze=False)
+        fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
         return fig, axes.ravel()
 
     def caption(self) -> str:
@@ -1244,9 +1287,16 @@ class Explorer:
         """What the rows area shows for the current state; never the files of another state.
 
         A confusion or binned view with a chosen cell: its files; with ``disagree_only`` and a
-        comparison system: the disagreement list; otherwise a message saying why nothing is
-        listed (no cell chosen, a view without cells, no comparison system).
+        comparison system: the disagreement list; an agreement bin or a podcast: its files;
+        otherwise a message saying why nothing is listed (no cell chosen, a view without cells,
+        no comparison system). Cached per state (a copy of the table is returned).
         """
+        s = dataclasses.replace(self.state)
+        found = self._cached(("listing",) + dataclasses.astuple(s), self._listing)
+        table = None if found.table is None else found.table.copy()
+        return dataclasses.replace(found, state=s, table=table)
+
+    def _listing(self) -> Listing:
         s = dataclasses.replace(self.state)
         view = view_name(s.view)
         if s.view in GROUP_VIEWS:

@@ -253,6 +253,7 @@ class ExplorerWidgets:
         self.rows.add_class("ser-rows")
         self.grid: CellGrid | None = None
         self.groups: GroupButtons | None = None
+        self._grids: dict = {}        # clickable matrices built so far, by view, system, bins, split, group
         banner = w.HTML(f"<b style='color:#a00'>{html.escape(SYNTHETIC_BANNER)}</b>") if explorer.synthetic \
             else w.HTML()
         for widget in list(self.controls.values()) + list(self.cell.values()) + [self.sort]:
@@ -391,7 +392,12 @@ class ExplorerWidgets:
                 self.figure_area.children = self._beyond_children()
                 return
             if ex.state.view in CELL_VIEWS:
-                self.grid = CellGrid(ex.heatmap(), self.select_cell, (ex.state.cell_true, ex.state.cell_pred))
+                st = ex.state
+                key = (st.view, st.system, st.bins, st.split, st.group_column, str(st.group_value))
+                self.grid = self._grids.get(key)
+                if self.grid is None:       # built once per matrix: returning to it costs no widgets
+                    self.grid = self._grids[key] = CellGrid(ex.heatmap(), self.select_cell)
+                self.grid.select(st.cell_true, st.cell_pred)
                 children.append(self.grid.root)
             if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
                 png = ex.figure_png(compare_only=ex.state.view in CELL_VIEWS, prefetch=False)

@@ -88,7 +88,12 @@ def _expected(challenge: Path, system: str, true: str, pred: str) -> list[str]:
     labels = labels[labels["Split_Set"] == "Development"]
     preds = pd.read_csv(challenge / "predictions" / system / "categorical.csv")
     joined = labels.merge(preds, on="FileName", suffixes=("_true", "_pred"))
-    return joined.loc[(joined["EmoClass_true"] == true) & (joined["EmoClass_pred"] == pred), "FileName"].tolist()
+    joined = joined[joined["EmoClass_true"].isin(list("ASHUFDCN"))]
+    if true is not None:
+        joined = joined[joined["EmoClass_true"] == true]
+    if pred is not None:
+        joined = joined[joined["EmoClass_pred"] == pred]
+    return joined["FileName"].tolist()
 
 
 LISTED = "[...document.querySelectorAll('.ser-listing td.file')].map(e => e.textContent)"
@@ -146,4 +151,35 @@ def test_click_a_cell_lists_its_files_and_a_view_change_clears_them(lab, tmp_pat
         assert "no cells to list" in text and not any(name in text for name in listed)
         assert browser.evaluate("document.querySelectorAll('.ser-cell').length") == 0
         browser.screenshot(tmp_path / "explorer_view_changed.png")
-    assert time.monotonic() - started < 240
+
+        # a beyond-the-paper view: per-podcast metrics; clicking a podcast lists its files
+        _choose_view(browser, "per-podcast metrics")
+        browser.wait_for("document.querySelectorAll('.ser-group').length > 0", timeout=60)
+        assert browser.evaluate("document.querySelector('.ser-view-tables table') !== null")
+        assert browser.evaluate(LISTED) == []
+        browser.evaluate("document.querySelector('.ser-group').scrollIntoView({block: 'center'})")
+        browser.evaluate("document.querySelector('.ser-group').click(), true")
+        browser.wait_for("(() => { const l = document.querySelector('.ser-listing[data-view=\"podcasts\"]');"
+                         " return l !== null && !l.dataset.cell.startsWith('None'); })()", timeout=30)
+        podcast = browser.evaluate("document.querySelector('.ser-listing').dataset.cell.split('|')[0]")
+        title = browser.evaluate("document.querySelector('.ser-listing .title').textContent")
+        match = re.match(r"(\d+) utterances of podcast (\d+) \((\S+)\)", title)
+        assert match and match.group(2) == podcast, title
+        expected = [f for f in _expected(lab["challenge"], match.group(3), None, None)
+                    if f.startswith(f"MSP-PODCAST_{podcast}_")]
+        listed = browser.evaluate(LISTED)
+        assert int(match.group(1)) == len(expected) and listed and set(listed) <= set(expected)
+        assert browser.evaluate("document.querySelectorAll('.ser-group.ser-selected').length") == 1
+        browser.screenshot(tmp_path / "explorer_podcast_clicked.png")
+    assert time.monotonic() - started < 300
+
+
+def _choose_view(browser, name: str) -> None:
+    """Pick a view in the view dropdown by its human name, as a person does."""
+    browser.evaluate("""(() => {
+        const text = o => o.textContent.replace(/\u00a0/g, ' ');
+        const select = [...document.querySelectorAll('.widget-dropdown select')]
+            .find(s => [...s.options].some(o => text(o) === '%s'));
+        select.selectedIndex = [...select.options].findIndex(o => text(o) === '%s');
+        select.dispatchEvent(new Event('change', {bubbles: true}));
+        return true; })()""" % (name, name))

@@ -641,3 +641,15 @@ def test_notebook_01_shows_the_challenges_numbers(challenge, tmp_path, monkeypat
     cat = _truth(challenge, best, "categorical")
     n_fa = int(((cat["EmoClass_true"] == "F") & (cat["EmoClass_pred"] == "A")).sum())
     assert f"{n_fa} utterances with true class Fear and predicted class Anger ({best})" in outputs["listing"]
+    # beyond the leaderboard: the systems best first by macro-F1, then the plurality bin's files
+    f1 = {s: metrics.macro_f1(*_truth(challenge, s, "categorical")[["EmoClass_true", "EmoClass_pred"]].T.to_numpy())
+          for s in f1_systems(challenge)}
+    rows = [line.split() for line in outputs["leaderboard"].splitlines() if "macro-F1" in line]
+    assert [next(w for w in row if w in f1) for row in rows] == sorted(f1, key=f1.get, reverse=True)
+    bins = _agreement_bins(challenge)
+    n_plurality = int((bins.reindex(cat["FileName"]) == "plurality").sum())
+    assert f"{n_plurality} utterances of annotator agreement 'plurality' ({best})" in outputs["agreement"]
+
+
+def f1_systems(challenge: Path) -> list[str]:
+    return sorted(p.name for p in (challenge / "predictions").iterdir())

@@ -106,6 +106,9 @@ def main(argv=None) -> int:
     parser.add_argument("--boot", type=int, default=None)
     parser.add_argument("--stages", default="evaluate,figures_today,figures,beyond")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a challenge simulated before with the same settings (simulate_challenge(DIR, seed=0, "
+                             "n_systems=<largest>, split='Development', n=<n>)): reused instead of simulating")
     args = parser.parse_args(argv)
     config = dict(FULL if args.full else QUICK)
     for key in ("systems", "n", "boot"):
@@ -119,15 +122,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_organiser_") as tmp:
         tmp = Path(tmp)
         w0 = time.perf_counter()
-        simulate_challenge(tmp / "challenge", seed=0, n_systems=sizes[-1], split="Development", n=config["n"])
-        labels, predictions = tmp / "challenge" / "Labels" / "labels_consensus.csv", tmp / "challenge" / "predictions"
+        root = args.data if args.data is not None else tmp / "challenge"
+        if args.data is None:
+            simulate_challenge(root, seed=0, n_systems=sizes[-1], split="Development", n=config["n"])
+        labels, predictions = root / "Labels" / "labels_consensus.csv", root / "predictions"
         names = sorted(p.name for p in predictions.iterdir() if p.is_dir())
-        print(f"simulated {config['n']} files x {sizes[-1]} systems in {time.perf_counter() - w0:.0f} s "
-              f"(not timed); {config['boot']} resamples; {os.cpu_count()} cores\n")
+        if len(names) < sizes[-1]:
+            raise SystemExit(f"{root} holds {len(names)} systems, fewer than {sizes[-1]}")
+        print(f"{'reused' if args.data else 'simulated'} {config['n']} files x {sizes[-1]} systems in "
+              f"{time.perf_counter() - w0:.0f} s (not timed); {config['boot']} resamples; {os.cpu_count()} cores; "
+              f"load average {os.getloadavg()[0]:.1f}\n")
         results: dict[tuple[int, str], dict] = {}
         print(f"{'systems':>8}  {'stage':<34}{'wall s':>9}{'CPU s':>9}{'peak GB':>9}")
         for s in sizes:
             folder = predictions if s == len(names) else subset(predictions, names[:s], tmp / f"predictions_{s}")
+            print(f"{'':>8}  (load average {os.getloadavg()[0]:.1f})", flush=True)
             for stage in stages:
                 r = run_child(stage, labels, folder, tmp / f"out_{s}_{stage}", config["boot"], args.timeout)
                 results[(s, stage)] = r

@@ -10,6 +10,7 @@ import math
 import logging
 import os
 
+import numpy as np
 import pandas as pd
 
 from ser_diag import io
@@ -63,24 +64,32 @@ def _scores_by_system(frame: pd.DataFrame | None) -> dict:
 def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores: dict,
                  att_scores: dict) -> dict:
     """``{system: (n, n_categorical, n_attributes)}``: distinct files of each system in each
-    task it was scored on (``macro_f1`` / ``ccc_mean`` present) and in their union; one
-    factorisation of the file names, not a set of strings per system."""
-    frames = {"cat": (cat, cat_scores, "macro_f1"), "att": (att, att_scores, "ccc_mean")}
-    pairs = []
-    for task, (merged, scores, metric) in frames.items():
-        if merged is None:
-            continue
-        scored = [s for s, v in scores.items() if metric in v]
-        part = merged.loc[merged["system"].isin(scored), ["system", "FileName"]]
-        pairs.append(part.assign(task=task))
-    if not pairs:
-        return {}
-    both = pd.concat(pairs, ignore_index=True)
-    both["FileName"] = pd.factorize(both["FileName"].astype(str))[0]
-    per_task = both.groupby(["system", "task"], sort=False)["FileName"].nunique()
-    union = both.groupby("system", sort=False)["FileName"].nunique()
-    return {system: (int(union[system]), per_task.get((system, "cat")), per_task.get((system, "att")))
-            for system in union.index}
+    task it was scored on (``macro_f1`` / ``ccc_mean`` present) and in their union, from integer
+    codes (one factorisation of each frame's file names), not a set of strings per system."""
+    tasks = [(merged, scores, metric) for merged, scores, metric in
+             ((cat, cat_scores, "macro_f1"), (att, att_scores, "ccc_mean")) if merged is not None]
+    systems = pd.Index(list(dict.fromkeys(s for _, scores, _ in tasks for s in scores)))
+    coded, uniques = [], []
+    for merged, scores, metric in tasks:
+        system = systems.get_indexer(merged["system"])
+        scored = np.isin(system, systems.get_indexer([s for s, v in scores.items() if metric in v]))
+        files, names = pd.factorize(merged["FileName"])
+        coded.append((system[scored & (system >= 0)], files[scored & (system >= 0)]))
+        uniques.append(pd.Index(names).astype(str))
+    every_file = uniques[0].append(uniques[1:]).unique() if uniques else pd.Index([])
+    n_files = max(len(every_file), 1)
+    per_task, keys = [], []
+    for (system, files), names in zip(coded, uniques):
+        key = np.unique(system.astype(np.int64) * n_files + every_file.get_indexer(names)[files])
+        per_task.append(np.bincount(key // n_files, minlength=len(systems)))
+        keys.append(key)
+    union = (np.bincount(np.unique(np.concatenate(keys)) // n_files, minlength=len(systems)) if keys
+             else np.zeros(len(systems), dtype=np.int64))
+    counts = {}
+    for i, system in enumerate(systems):
+        n_task = {id(merged): int(c[i]) for (merged, _, _), c in zip(tasks, per_task)}
+        counts[system] = (int(union[i]), n_task.get(id(cat)), n_task.get(id(att)))
+    return counts
 
 
 def _system_object(system: str, scores: dict, counts: tuple | None, settings: Resampling,
@@ -95,8 +104,8 @@ def _system_object(system: str, scores: dict, counts: tuple | None, settings: Re
     obj = {
         "system": system,
         "n": n,
-        "n_categorical": (int(n_cat) if n_cat is not None else 0) if has_cat else None,
-        "n_attributes": (int(n_att) if n_att is not None else 0) if has_att else None,
+        "n_categorical": (n_cat or 0) if has_cat else None,
+        "n_attributes": (n_att or 0) if has_att else None,
         "macro_f1": value("macro_f1"),
         "accuracy": value("accuracy"),
         "uar": value("uar"),

@@ -16,6 +16,7 @@ under a gigabyte.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import threading
@@ -278,9 +279,11 @@ def _draw_chunks(n: int, n_boot: int, mapping, m: int, seed, chunk: int, dtype,
 
 
 def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_ROWS,
-                   dtype=np.float32, reuse: bool = False) -> Iterator[np.ndarray]:
+                   dtype=np.float32, reuse: bool = False, clusters: bool = False) -> Iterator[np.ndarray]:
     """Yield ``(b, n)`` resample-count matrices of ``dtype``, ``n_boot`` rows in all.
     ``reuse``: fill one buffer again and again (the consumer must not keep a chunk).
+    ``clusters`` (with ``groups``): yield the ``(b, clusters)`` counts of the clusters
+    (:func:`cluster_ids` order) instead of expanding them to the rows.
     Inside :func:`shared_weights` the cluster-level counts (``n_boot x clusters``) are drawn
     once per request and kept; utterance chunks are read-only views of them, speaker chunks
     are expanded to rows chunk by chunk."""
@@ -294,6 +297,8 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
     cache = _active_cache()
     cacheable = (cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
                  and n_boot * m * np.dtype(dtype).itemsize <= cache.max_bytes)
+    if clusters and mapping is not None:
+        mapping = None                                  # the consumer sums rows into clusters itself
     if not cacheable:
         yield from _draw_chunks(n, n_boot, mapping, m, seed, chunk, dtype, reuse)
         return
@@ -465,6 +470,14 @@ class _CategoricalScorer:
         out = np.asarray(self._onehot.T @ w.T, dtype=np.float64).T
         return out.reshape(w.shape[0], self.s, self.k, self.k)
 
+    def clustered(self, mapping: np.ndarray, m: int) -> "_CategoricalScorer":
+        """The same scorer on ``m`` clusters (row ``i`` in cluster ``mapping[i]``): weights per
+        cluster instead of per row give the same counts (exact: integers in float32)."""
+        out = copy.copy(self)
+        out._onehot = (_membership(mapping, m, np.float32) @ self._onehot).tocsr()
+        out.n = m
+        return out
+
     def finish(self, cm: np.ndarray) -> dict:
         return confusion_statistics(cm, self.labels)
 
@@ -479,11 +492,22 @@ class _AttributeScorer:
         self.design = MomentDesign(y_true, y_pred)
         self.s, self.n, self.a = self.design.s, self.design.n, self.design.a
         self.attributes, self.ddof = tuple(attributes)[: self.a], ddof
+        self._columns = None                      # (clusters, width) design summed per cluster
 
     def sums(self, w: np.ndarray) -> np.ndarray:
         """Sums ``(B, S, A, 6)`` of :class:`~ser_diag.metrics.MomentDesign` (linear in ``w``)."""
         w = np.atleast_2d(np.asarray(w)).astype(np.float64, copy=False)
-        return self.design.unpack(self.design.product(w))
+        raw = self.design.product(w) if self._columns is None else w @ self._columns
+        return self.design.unpack(raw)
+
+    def clustered(self, mapping: np.ndarray, m: int) -> "_AttributeScorer":
+        """The same scorer on ``m`` clusters: the design's columns summed per cluster once
+        (``membership @ columns``), so a resample is ``(B, m) @ (m, width)`` instead of
+        ``(B, n) @ (n, width)`` (the same sums up to rounding: added in another order)."""
+        out = copy.copy(self)
+        out._columns = self.design.product(_membership(mapping, m, np.float64))
+        out.n = m
+        return out
 
     def finish(self, sums: np.ndarray) -> dict:
         moments = moments_from_sums(sums, self.ddof, self.design.shift)
@@ -495,6 +519,12 @@ class _AttributeScorer:
 
     def __call__(self, w):
         return self.finish(self.sums(w))
+
+
+def _membership(mapping: np.ndarray, m: int, dtype) -> scipy.sparse.csr_matrix:
+    """``(m, n)`` 0/1 matrix: cluster ``mapping[i]`` holds row ``i``."""
+    n = len(mapping)
+    return scipy.sparse.csr_matrix((np.ones(n, dtype=dtype), (mapping, np.arange(n))), shape=(m, n))
 
 
 def _single(scorer) -> Statistic:
@@ -538,12 +568,15 @@ def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[
     system_codes, system_names = pd.factorize(merged["system"])
     file_codes = pd.factorize(merged["FileName"])[0]
     names = list(system_names) if systems is None else list(systems)
+    # every system's rows (ascending) from one stable sort, not one scan of the frame per system
+    by_system = np.argsort(system_codes, kind="stable")
+    bounds = np.searchsorted(system_codes[by_system], np.arange(len(system_names) + 1))
+    position = {name: i for i, name in enumerate(system_names)}
     blocks: list[tuple[list, list]] = []
     for name in names:
-        hit = np.flatnonzero(np.asarray(system_names) == name)
-        if hit.size == 0:
+        if name not in position:
             raise ValueError(f"system {name!r} is not in the merged frame")
-        rows = np.flatnonzero(system_codes == hit[0])
+        rows = by_system[bounds[position[name]]:bounds[position[name] + 1]]
         if not submitted[rows].any():
             continue  # the system did not submit this task
         rows = rows[np.argsort(file_codes[rows], kind="stable")]
@@ -557,19 +590,21 @@ def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[
     return blocks
 
 
-def _class_indices(merged: pd.DataFrame, column: str) -> np.ndarray:
-    codes = pd.Index(list(CLASS_CODES)).get_indexer(merged[column].astype(str))
+def _class_indices(merged: pd.DataFrame, column: str, rows=None) -> np.ndarray:
+    """Class positions (in :data:`CLASS_CODES`) of ``merged[column]``, at row positions ``rows``
+    (default all): only that column is taken, not the rows of the whole frame."""
+    values = merged[column] if rows is None else merged[column].iloc[rows]
+    codes = pd.Index(list(CLASS_CODES)).get_indexer(values.astype(str))
     if (codes < 0).any():
-        bad = merged[column].iloc[int(np.flatnonzero(codes < 0)[0])]
+        bad = values.iloc[int(np.flatnonzero(codes < 0)[0])]
         raise ValueError(f"{column} holds {bad!r}, not one of {CLASS_CODES}")
     return codes.astype(np.int64)
 
 
 def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
     if task == TASK_CATEGORICAL:
-        sub = np.concatenate(rows)
-        true = _class_indices(merged.iloc[rows[0]], "EmoClass_true")
-        pred = _class_indices(merged.iloc[sub], "EmoClass_pred").reshape(len(rows), -1)
+        true = _class_indices(merged, "EmoClass_true", rows[0])
+        pred = _class_indices(merged, "EmoClass_pred", np.concatenate(rows)).reshape(len(rows), -1)
         return _CategoricalScorer(true, pred)
     true = merged[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)[rows[0]]
     values = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)
@@ -587,9 +622,17 @@ def scorer_metrics(scorer, names: Sequence[str], groups, unit: str, settings: Re
     metrics = list(estimate)
     if n_boot > 0:
         parts = defaultdict(list)
-        for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype, reuse=True):
-            for k, v in scorer(w).items():
+        resampled, clusters = scorer, False
+        if groups is not None:             # score clusters (speakers): no expansion of weights to rows
+            mapping = cluster_ids(groups, n)
+            m = int(mapping.max()) + 1 if n else 0
+            if 0 < m < n:
+                resampled, clusters = scorer.clustered(mapping, m), True
+        for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype, reuse=True,
+                                clusters=clusters):
+            for k, v in resampled(w).items():
                 parts[k].append(v)
+        del resampled
         dist = np.stack([np.concatenate(parts[k]) for k in metrics], axis=1)  # (B, M, S)
         del parts
     else:

@@ -345,3 +345,26 @@ def test_cached_speaker_weights_equal_fresh_draws_and_stay_small():
         assert matrix.shape == (300, 50)                                # cluster-level counts only
     np.testing.assert_array_equal(cached, fresh)
     np.testing.assert_array_equal(again, fresh)
+
+
+def test_speaker_resamples_scored_per_speaker_equal_row_weights():
+    """bootstrap_metrics scores speaker resamples on per-speaker sums (no weights expanded to
+    rows): categorical counts bit-identical, CCC moments equal up to rounding."""
+    from ser_diag import resampling as rs
+
+    rng = np.random.default_rng(5)
+    n, n_boot = 600, 120
+    speakers = pd.array(np.where(rng.random(n) < 0.05, None, rng.integers(0, 70, n)), dtype="Int64")
+    true_idx, pred_idx = rng.integers(0, 8, n), rng.integers(0, 8, (3, n))
+    x, y = rng.normal(4, 1, (n, 3)), rng.normal(4, 1, (2, n, 3))
+    for scorer, exact in ((rs._CategoricalScorer(true_idx, pred_idx), True), (rs._AttributeScorer(x, y), False)):
+        w = bootstrap_weights(n, n_boot, groups=speakers, seed=3)
+        by_rows = scorer(w)
+        settings = rs.Resampling(n_boot=n_boot, seed=3)
+        kept = {}
+        rs.scorer_metrics(scorer, [f"s{i}" for i in range(scorer.s)], pd.Series(speakers), "speaker", settings, kept)
+        for metric, values in by_rows.items():
+            if exact:
+                np.testing.assert_array_equal(kept["distribution"][metric], values)
+            else:
+                np.testing.assert_allclose(kept["distribution"][metric], values, rtol=1e-12, atol=1e-14)

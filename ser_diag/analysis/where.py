@@ -86,7 +86,7 @@ class _GroupSums:
             # [true (G, K)] + [predicted, correct (G, S, 2, K)], a sparse one-hot of the rows
             k = self.k = len(CLASS_CODES)
             t = rs._class_indices(first, "EmoClass_true")
-            pred = rs._class_indices(merged.iloc[np.concatenate(positions)], "EmoClass_pred").reshape(self.s, -1)
+            pred = rs._class_indices(merged, "EmoClass_pred", np.concatenate(positions)).reshape(self.s, -1)
             keep = np.flatnonzero(code >= 0)
             g, t, pred = code[keep], t[keep], pred[:, keep]
             base = n_groups * k + (g[None] * self.s + np.arange(self.s)[:, None]) * 2 * k      # (S, m)

@@ -118,7 +118,11 @@ _QUANTITIES = {"gap_overall": "gender gap, all files", "gap_within_podcast": "ge
                "expected_agreement": "expected agreement with a random annotator",
                "cross_entropy": "cross-entropy to the votes (nats)", "kl": "KL divergence to the votes (nats)",
                "mse_mean": "squared error (mean of the attributes)"}
-_CACHE_SIZE = 128
+#: Cache bounds, least recently used first out: drawn outputs (PNGs, listings; small, many of
+#: them pre-rendered) and data (diagnostics, merged frames, rows; large, costly to recompute) are
+#: counted apart, so pre-rendered figures never push out the diagnostics they are drawn from.
+_CACHE_SIZE = {"drawn": 512, "data": 64}
+_DRAWN = {"png", "listing"}
 _PINNED = {("detailed",), ("votes",)}   # read once per explorer
 _SYNTHETIC_NOTE = SYNTHETIC_BANNER.split(" - ")[0]
 _NAME_TO_CODE = {name.lower(): code for code, name in CLASS_NAMES.items()}
@@ -321,8 +325,10 @@ class Explorer:
         with self._lock:
             self._cache[key] = value
             self._cache.move_to_end(key)
-            if len(self._cache) > _CACHE_SIZE:   # least recently used, but keep the files' votes
-                del self._cache[next(k for k in self._cache if k not in _PINNED)]
+            kind = "drawn" if key[0] in _DRAWN else "data"
+            same = [k for k in self._cache if k not in _PINNED and ("drawn" if k[0] in _DRAWN else "data") == kind]
+            if len(same) > _CACHE_SIZE[kind]:    # least recently used of its kind; the votes stay
+                del self._cache[same[0]]
 
     # ------------------------------------------------------------------ data
     @staticmethod

@@ -254,6 +254,8 @@ class ExplorerWidgets:
         self.grid: CellGrid | None = None
         self.groups: GroupButtons | None = None
         self._grids: dict = {}        # clickable matrices built so far, by view, system, bins, split, group
+        self._groups: dict = {}       # bin / podcast buttons built so far
+        self._tables: dict = {}       # beyond views' tables shown so far
         banner = w.HTML(f"<b style='color:#a00'>{html.escape(SYNTHETIC_BANNER)}</b>") if explorer.synthetic \
             else w.HTML()
         for widget in list(self.controls.values()) + list(self.cell.values()) + [self.sort]:
@@ -422,15 +424,27 @@ class ExplorerWidgets:
         width = int.from_bytes(png[16:20], "big")
         children = [w.Image(value=png, format="png", width=str(width), layout=w.Layout(max_width="100%", height="auto"))]
         if ex.state.view in GROUP_VIEWS:
-            options = ex.group_options()
-            if ex.state.view == "podcasts":
-                options = options[:25]               # the worst 25, as in the figure; all in the list
             what = "an agreement bin" if ex.state.view == "annotator_agreement" else "a podcast (worst first)"
-            self.groups = GroupButtons(options, lambda value: self.apply(cell_true=value), ex.state.cell_true,
-                                       title=f"Click {what} to list its files")
+            st = ex.state
+            key = (st.view, st.system, st.split, st.group_column, str(st.group_value), st.bins)
+            self.groups = self._groups.get(key)
+            if self.groups is None:         # built once per view and system: returning costs no widgets
+                options = ex.group_options()
+                if ex.state.view == "podcasts":
+                    options = options[:25]           # the worst 25, as in the figure; all in the list
+                self.groups = self._groups[key] = GroupButtons(
+                    options, lambda value: self.apply(cell_true=value), title=f"Click {what} to list its files")
+            self.groups.select(st.cell_true)
             children.append(self.groups.root)
-        children.append(w.HTML(tables_html(ex.view_tables())))
+        children.append(self._tables_widget())
         return children
+
+    def _tables_widget(self):
+        st = self.ex.state
+        key = (st.view, st.system, st.compare_system, st.split, st.group_column, str(st.group_value), st.bins)
+        if key not in self._tables:
+            self._tables[key] = self.w.HTML(tables_html(self.ex.view_tables()))
+        return self._tables[key]
 
     def show_metrics(self) -> None:
         ex = self.ex

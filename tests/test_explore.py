@@ -427,6 +427,30 @@ def test_explorer_numbers_are_the_diagnostics_of_the_group(ex, challenge, monkey
     assert ex.set(view="regression_to_mean").figure_png() is png
 
 
+def test_figures_are_pre_rendered_in_the_background_and_kept(ex, monkeypatch):
+    """After a redraw, the other views of the state and this view for the other systems are drawn
+    in the background: switching to them draws nothing; the diagnostics stay cached beside
+    hundreds of pre-rendered figures (counted apart)."""
+    ex.set(view="regression_to_mean")
+    ex.figure_png()
+    ex.wait_prefetch()
+    first = ex.diagnostics()
+
+    def draw(*args, **kwargs):
+        raise AssertionError("drawn in the foreground although pre-rendered")
+
+    monkeypatch.setattr(Explorer, "_figure", draw)
+    for view in ("topk_fusion", "leaderboard_ranks", "win_probability", "annotator_agreement", "podcasts",
+                 "gender_audit"):
+        assert ex.set(view=view).figure_png(prefetch=False)[:4] == b"\x89PNG"
+    ex.set(view="regression_to_mean", system=ex.systems[-1])
+    assert ex.figure_png(prefetch=False)[:4] == b"\x89PNG"
+    monkeypatch.undo()
+    for i in range(600):                                   # many drawn outputs later
+        ex._store(("png", "filler", i), b"")
+    assert ex.diagnostics() is first
+
+
 def test_vote_text_matches_the_detailed_labels(ex, challenge):
     detailed = pd.read_csv(challenge / "Labels" / "labels_detailed.csv")
     major = detailed["EmoDetail"].str.split(";").str[1].str.strip()

@@ -611,6 +611,19 @@ def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
     return _AttributeScorer(true, np.stack([values[r] for r in rows]), ddof)
 
 
+def cluster_scorer(scorer, groups, n: int):
+    """``(scorer on clusters, True)`` when resampling clusters (``groups``) of fewer than ``n``
+    rows and ``scorer`` (linear in the row weights) has ``clustered(mapping, m)``: resamples are
+    then scored from cluster counts (``_weight_chunks(..., clusters=True)``), with the rows'
+    sums added per cluster once, instead of expanding every resample to ``n`` row weights.
+    Otherwise ``(scorer, False)``."""
+    if groups is None or not hasattr(scorer, "clustered"):
+        return scorer, False
+    mapping = cluster_ids(groups, n)
+    m = int(mapping.max()) + 1 if n else 0
+    return (scorer.clustered(mapping, m), True) if 0 < m < n else (scorer, False)
+
+
 def scorer_metrics(scorer, names: Sequence[str], groups, unit: str, settings: Resampling,
                    keep: dict | None = None) -> pd.DataFrame:
     """:func:`bootstrap_metrics` of the systems ``names`` of one scorer (``_CategoricalScorer``
@@ -622,12 +635,7 @@ def scorer_metrics(scorer, names: Sequence[str], groups, unit: str, settings: Re
     metrics = list(estimate)
     if n_boot > 0:
         parts = defaultdict(list)
-        resampled, clusters = scorer, False
-        if groups is not None:             # score clusters (speakers): no expansion of weights to rows
-            mapping = cluster_ids(groups, n)
-            m = int(mapping.max()) + 1 if n else 0
-            if 0 < m < n:
-                resampled, clusters = scorer.clustered(mapping, m), True
+        resampled, clusters = cluster_scorer(scorer, groups, n)
         for w in _weight_chunks(n, n_boot, groups, settings.seed, dtype=scorer.weight_dtype, reuse=True,
                                 clusters=clusters):
             for k, v in resampled(w).items():

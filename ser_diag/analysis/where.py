@@ -25,6 +25,7 @@ is a podcast effect.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -111,6 +112,22 @@ class _GroupSums:
             self.design = np.ascontiguousarray(design[self.perm[:self.bounds[-1]]])
             self.weight_dtype = np.float64
 
+    def clustered(self, mapping: np.ndarray, m: int) -> "_GroupSums":
+        """The same sums from the weights of ``m`` clusters (row ``i`` in cluster ``mapping[i]``):
+        each (group, cluster)'s rows summed once, so a resample multiplies those instead of
+        ``n`` rows (classes: the same counts; attributes: the same sums up to rounding)."""
+        out = copy.copy(self)
+        if self.task == TASK_CATEGORICAL:
+            out.onehot = (rs._membership(mapping, m, np.float32) @ self.onehot).tocsr()
+            return out
+        rows = self.perm[:self.bounds[-1]]                       # sorted by group
+        group = np.repeat(np.arange(self.g), np.diff(self.bounds))
+        pairs, inverse = np.unique(group * m + mapping[rows], return_inverse=True)   # group-major
+        out.design = rs._membership(inverse, len(pairs), np.float64) @ self.design      # (pairs, width)
+        out.perm = pairs % m                                     # each pair's cluster
+        out.bounds = np.searchsorted(pairs // m, np.arange(self.g + 1))
+        return out
+
     def __call__(self, w: np.ndarray) -> np.ndarray:
         """``(B, G, S, M)`` headline metrics for weight rows ``w``."""
         w = np.atleast_2d(w)
@@ -191,8 +208,9 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
             sums = _GroupSums(merged, [positions[i] for i in unique[start:stop]], code, len(order), s.ddof)
             estimate[:, start:stop] = sums(np.ones((1, n), dtype=sums.weight_dtype))[0]       # (G, S, M)
             if s.n_boot > 0 and order:
-                dist = rs.bootstrap_distribution(lambda w: {"v": sums(w).reshape(len(w), -1)}, n, s.n_boot,
-                                                 groups=clusters, seed=s.seed, dtype=sums.weight_dtype)["v"]
+                scorer, per_cluster = rs.cluster_scorer(sums, clusters, n)
+                dist = np.concatenate([scorer(w).reshape(len(w), -1) for w in rs._weight_chunks(
+                    n, s.n_boot, clusters, s.seed, dtype=sums.weight_dtype, reuse=True, clusters=per_cluster)])
                 low[:, start:stop], high[:, start:stop] = percentile_interval(
                     dist.reshape((s.n_boot, len(order), stop - start, len(metrics))), s.level)
     g_idx, s_idx, m_idx = np.meshgrid(np.arange(len(order)), inverse, np.arange(len(metrics)), indexing="ij")

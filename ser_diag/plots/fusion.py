@@ -76,7 +76,7 @@ class FusionCurveDisplay:
                 panel.fill_between(part["k"], part["ci_low"], part["ci_high"], color=style["color"],
                                    alpha=0.18, lw=0)
                 panel.plot(part["k"], part["estimate"], marker=style["marker"], color=style["color"],
-                           ms=5, lw=1.6, label=style["label"])
+                           ms=5 if len(part) <= 30 else 2.5, lw=1.6, label=style["label"])  # K up to 166
             base = rows[rows["method"] == "baseline"]
             if base.empty:   # said in the legend, so a missing line is not mistaken for a hidden one
                 panel.plot([], [], color="0.35", ls="--", lw=1.2, label="no baseline system")

@@ -109,7 +109,8 @@ def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: s
     matrix = matrix.iloc[:max_systems, :max_systems]
     part, metric = _one_metric(pairs, metric, task)
     n = len(matrix)
-    fig, ax = new_axes(ax, figsize=(1.8 + 0.38 * n, 1.4 + 0.34 * n))
+    cell = _cell_inches(n)
+    fig, ax = new_axes(ax, figsize=(1.8 + cell * n, 1.4 + 0.9 * cell * n))
     image = ax.imshow(matrix.to_numpy(float), cmap=MATRIX_CMAP, vmin=0, vmax=1)
     if n <= ANNOTATE_CELLS_MAX:
         for i in range(n):
@@ -134,6 +135,11 @@ def ranked_systems(tables: dict[str, pd.DataFrame], task: str) -> list[str] | No
         return None
     rows = board[(board["task"] == task) & (board["metric"] == HEADLINE[task])]
     return rows.sort_values(["rank", "system"], kind="stable")["system"].astype(str).tolist() or None
+
+
+def _cell_inches(n: int) -> float:
+    """Width of one heatmap cell: room for a number when cells are annotated, else a name's height."""
+    return 0.38 if n <= ANNOTATE_CELLS_MAX else 0.24
 
 
 def _panels(n: int, width: float, height: float, vertical: bool = False, ratios=None):
@@ -188,7 +194,8 @@ def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None
                                                            ax=ax), tasks, vertical=True, ratios=heights)
     if tasks_in("leaderboard_pairs"):
         side = min(MAX_SYSTEMS, tables["leaderboard_pairs"]["system_a"].nunique() + 1)
-        per_task("win_probability", "leaderboard_pairs", (2.2 + 0.38 * side, 1.6 + 0.34 * side),
+        cell = _cell_inches(side)
+        per_task("win_probability", "leaderboard_pairs", (2.2 + cell * side, 1.6 + 0.9 * cell * side),
                  lambda rows, task, ax: plot_win_probability(rows, metric=headline[task], ax=ax))
     per_task("metric_by_agreement", "annotator_agreement_bins", (6.0, 4.2),
              lambda rows, task, ax: plot_metric_by_agreement(rows, metric=headline[task], ax=ax))

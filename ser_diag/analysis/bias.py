@@ -28,6 +28,7 @@ part of each resample, so they do not change the groups' results.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 
@@ -356,6 +357,40 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
     return np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
 
 
+class _GroupStatistic:
+    """``(B, S, G, M)`` metrics of every system in every group from row weights (one product
+    with :meth:`_GroupedSums.grouped_design`), or from cluster weights after :meth:`clustered`."""
+
+    def __init__(self, sums: "_GroupedSums", group: np.ndarray, n_groups: int):
+        self.sums, self.group, self.n_groups = sums, group, n_groups
+        self.design = sums.grouped_design(group, n_groups)
+        self.pairs = None
+
+    def clustered(self, mapping: np.ndarray, m: int) -> "_GroupStatistic":
+        """The same sums from the weights of ``m`` clusters (row ``i`` in ``mapping[i]``): the
+        rows of each (group, cluster) summed once (classes: the same counts; attributes: the
+        same moment sums up to rounding)."""
+        out = copy.copy(self)
+        if self.sums.task == TASK_CATEGORICAL:
+            out.design = (resampling._membership(mapping, m, np.float32) @ self.design).tocsr()
+            return out
+        rows = np.flatnonzero(self.group >= 0)
+        pairs, inverse = np.unique(self.group[rows] * m + mapping[rows], return_inverse=True)
+        member = scipy.sparse.csr_matrix((np.ones(rows.size), (inverse, rows)), shape=(len(pairs), self.sums.n))
+        out.pairs = (self.sums.moments.product(member), pairs // m, pairs % m)   # (pairs, C), group, cluster
+        return out
+
+    def __call__(self, weights: np.ndarray) -> np.ndarray:
+        if self.pairs is None:
+            raw = self.sums.product(weights, self.design)
+        else:
+            sums, pair_group, pair_cluster = self.pairs
+            w = np.atleast_2d(np.asarray(weights, np.float64))
+            raw = np.concatenate([w[:, pair_cluster[pair_group == g]] @ sums[pair_group == g]
+                                  for g in range(self.n_groups)], axis=1)
+        return _stack(self.sums.finish(raw.reshape(len(raw), self.n_groups, self.sums.width)))
+
+
 def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings: resampling.Resampling,
            n_permutations: int):
     """Group metrics and (``pair``) gaps of every system from one bootstrap of all systems and
@@ -379,19 +414,14 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
                                      f"(values: {sorted(map(str, observed))})")
         group = _group_index(labels, groups)
         sums = _GroupedSums([frames[s] for s in block], task, ddof)
-        design = sums.grouped_design(group, len(groups))
-
-        def statistic(weights, sums=sums, design=design, n_groups=len(groups)):
-            raw = sums.product(weights, design)
-            return _stack(sums.finish(raw.reshape(len(raw), n_groups, sums.width)))   # (B, S, G, M)
-
+        statistic = _GroupStatistic(sums, group, len(groups))
         n = len(first)
         estimate = statistic(np.ones((1, n), dtype=np.float32))[0]                   # (S, G, M)
         clusters, unit = settings.groups(first)
         if n_boot > 0:
-            dist = resampling.bootstrap_distribution(
-                lambda w: {"all": statistic(w).reshape(len(w), -1)}, n, n_boot, groups=clusters,
-                seed=seed, dtype=sums.weight_dtype)["all"].reshape((n_boot,) + estimate.shape)
+            scorer, per_cluster = resampling.cluster_scorer(statistic, clusters, n)
+            dist = np.concatenate([scorer(w) for w in resampling._weight_chunks(
+                n, n_boot, clusters, seed, dtype=sums.weight_dtype, reuse=True, clusters=per_cluster)])
         else:
             dist = np.empty((0,) + estimate.shape)
         low, high = resampling.percentile_interval(dist, level)

@@ -539,7 +539,12 @@ class Explorer:
                     raise ValueError(f"the {view_name(new.view)} view selects one group (cell_true), "
                                      "not a predicted cell")
                 if new.cell_true is not None:
-                    new.cell_true = self._group_value(new.cell_true)
+                    try:
+                        new.cell_true = self._group_value(new.cell_true)
+                    except ValueError:
+                        if "cell_true" in changes:
+                            raise
+                        new.cell_true = None    # e.g. a podcast the newly chosen system is not scored on
             for value in (new.cell_true, new.cell_pred):
                 if value is not None:
                     self._cell_value(value)
@@ -905,13 +910,22 @@ class Explorer:
             labels = {TASK_CATEGORICAL: "classes", TASK_ATTRIBUTES: "attributes"}
             pairs = table[["task", "group"]].drop_duplicates()
             return [(f"{g} ({labels.get(task, task)})", str(g)) for task, g in pairs.itertuples(index=False)]
-        table = t["podcast_metrics"]
-        own = table[table["system"].astype(str) == s.system]
-        own = own[own["metric"] == _HEADLINE_OF.get(str(own["task"].iloc[0]), "")] if len(own) else own
-        order = own.sort_values(["estimate", "group"], kind="stable")["group"].astype(str).tolist()
-        rest = sorted(set(table["group"].astype(str)) - set(order))
-        files = table.drop_duplicates("group").set_index(table.drop_duplicates("group")["group"].astype(str))["n"]
-        return [(f"podcast {g} ({int(files[g])} files)", g) for g in order + rest]
+        return [(f"podcast {g} ({n} files, {'classes' if task == TASK_CATEGORICAL else 'attributes'})", g)
+                for g, (task, n) in self._podcast_tasks().items()]
+
+    def _podcast_tasks(self) -> dict[str, tuple[str, int]]:
+        """Podcast -> (task its files are listed from, files) for the selected system: the
+        podcasts of its classes worst first by macro-F1, then those only its attributes have
+        enough files in, worst first by mean CCC."""
+        table = self.diagnostics().tables["podcast_metrics"]
+        own = table[table["system"].astype(str) == self.state.system]
+        out: dict[str, tuple[str, int]] = {}
+        for task in TASKS:
+            part = own[(own["task"] == task) & (own["metric"] == _HEADLINE_OF[task])]
+            part = part.sort_values(["estimate", "group"], kind="stable")
+            for group, n in part[["group", "n"]].itertuples(index=False):
+                out.setdefault(str(group), (task, int(n)))
+        return out
 
     def group_files_of(self, value) -> pd.Index:
         """FileNames of an agreement bin (from the diagnostics' ``annotator_agreement`` table)
@@ -930,16 +944,18 @@ class Explorer:
                          ascending: bool | None = None) -> pd.DataFrame:
         """The files of an agreement bin or podcast (default: the state's ``cell_true``) for the
         selected system, in the listing's columns: the class truth and prediction (annotator
-        agreement bins; podcasts when the system has classes) or every attribute's truth and
-        prediction (annotator-SD bins; podcasts of attribute-only systems), votes, transcript and
-        audio."""
+        agreement bins; podcasts in the system's per-podcast macro-F1) or every attribute's truth
+        and prediction (annotator-SD bins; podcasts with enough files for attributes only),
+        votes, transcript and audio."""
         s = self.state
         value = s.cell_true if value is None else value
         value = self._group_value(value)
         files = self.group_files_of(value)
-        attributes = s.view == "annotator_agreement" and value in _SD_BINS
-        has_classes = TASK_CATEGORICAL in self.tasks() and             (self.merged(TASK_CATEGORICAL)["system"].astype(str) == s.system).any()
-        if attributes or not has_classes:
+        if s.view == "annotator_agreement":
+            attributes = value in _SD_BINS
+        else:
+            attributes = self._podcast_tasks()[value][0] == TASK_ATTRIBUTES
+        if attributes:
             rows = self._rows(TASK_ATTRIBUTES, s.system)
             rows = rows.loc[rows["FileName"].isin(files)]
             columns = ["FileName", "SpkrID", "Gender"] + [f"{a}_{w}" for a in ATTRIBUTES for w in ("true", "pred")]

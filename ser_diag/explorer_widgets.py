@@ -54,6 +54,14 @@ _CSS = """<style>
 </style>"""
 
 
+_TABLES_CSS = """<style>
+.ser-tables table{border-collapse:collapse;font-size:12.5px;margin-bottom:10px}
+.ser-tables th{background:#eef1f6;text-align:left;padding:3px 6px}
+.ser-tables td{border-top:1px solid #ddd;padding:3px 6px;white-space:nowrap}
+.ser-tables .title{font-weight:600;margin:6px 0 3px 0}
+</style>"""
+
+
 def _text(value) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
         return ""
@@ -183,7 +191,7 @@ def tables_html(tables: list[tuple[str, pd.DataFrame]]) -> str:
                 shown[column] = shown[column].map({True: "yes", False: "no"})
         parts.append(f"<div class='title'>{html.escape(title)}</div>"
                      + shown.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.3f}"))
-    return f"{_CSS}<div class='ser-listing ser-view-tables'>{''.join(parts)}</div>"
+    return f"{_TABLES_CSS}<div class='ser-tables'>{''.join(parts)}</div>"
 
 
 class GroupButtons:

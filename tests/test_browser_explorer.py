@@ -155,13 +155,14 @@ def test_click_a_cell_lists_its_files_and_a_view_change_clears_them(lab, tmp_pat
         # a beyond-the-paper view: per-podcast metrics; clicking a podcast lists its files
         _choose_view(browser, "per-podcast metrics")
         browser.wait_for("document.querySelectorAll('.ser-group').length > 0", timeout=60)
-        assert browser.evaluate("document.querySelector('.ser-view-tables table') !== null")
+        assert browser.evaluate("document.querySelector('.ser-tables table') !== null")
         assert browser.evaluate(LISTED) == []
         browser.evaluate("document.querySelector('.ser-group').scrollIntoView({block: 'center'})")
         browser.evaluate("document.querySelector('.ser-group').click(), true")
         browser.wait_for("(() => { const l = document.querySelector('.ser-listing[data-view=\"podcasts\"]');"
                          " return l !== null && !l.dataset.cell.startsWith('None'); })()", timeout=30)
-        podcast = browser.evaluate("document.querySelector('.ser-listing').dataset.cell.split('|')[0]")
+        podcast = browser.evaluate("document.querySelector('.ser-listing[data-view=\"podcasts\"]')"
+                                   ".dataset.cell.split('|')[0]")
         title = browser.evaluate("document.querySelector('.ser-listing .title').textContent")
         match = re.match(r"(\d+) utterances of podcast (\d+) \((\S+)\)", title)
         assert match and match.group(2) == podcast, title

@@ -40,6 +40,7 @@ from ser_diag.io import task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
+    "LinearStatistic",
     "Resampling",
     "UNITS",
     "attribute_statistics",
@@ -383,10 +384,37 @@ def bootstrap_distribution(statistic: Statistic, n: int, n_boot: int = 1000, gro
     """``{name: (n_boot,) array}``: ``statistic`` evaluated on ``n_boot`` resamples, chunk by
     chunk (see :func:`bootstrap_weights` for ``groups``; ``dtype`` of the weight chunks)."""
     parts: dict = defaultdict(list)
-    for w in _weight_chunks(n, n_boot, groups, seed, dtype=dtype, reuse=True):
-        for name, values in statistic(w).items():
+    scorer, clusters = cluster_scorer(statistic, groups, n)   # a LinearStatistic: on cluster counts
+    for w in _weight_chunks(n, n_boot, groups, seed, dtype=dtype, reuse=True, clusters=clusters):
+        for name, values in scorer(w).items():
             parts[name].append(np.asarray(values, dtype=np.float64))
     return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+class LinearStatistic:
+    """A statistic ``finish(sums(w))`` whose ``sums`` is linear in the row weights ``w``
+    (``(B, n)`` -> ``(B, C)``; it must also take a sparse ``(m, n)`` matrix). Linearity lets a
+    cluster (speaker) bootstrap add each cluster's rows once, ``sums(membership)`` ``(m, C)``,
+    and score a resample from its cluster counts, ``counts @ that``, instead of expanding the
+    counts to ``n`` row weights (:meth:`clustered`, used by :func:`bootstrap_distribution`;
+    the same numbers up to rounding: the sums are added in another order).
+
+    >>> x = np.arange(4.0)
+    >>> mean = LinearStatistic(lambda w: w @ np.column_stack([np.ones(4), x]),
+    ...                        lambda s: {"mean": s[:, 1] / s[:, 0]})
+    >>> float(mean.clustered(np.array([0, 0, 1, 1]), 2)(np.array([[2.0, 0.0]]))["mean"][0])
+    0.5
+    """
+
+    def __init__(self, sums: Callable, finish: Callable):
+        self.sums, self.finish = sums, finish
+
+    def __call__(self, w):
+        return self.finish(self.sums(w))
+
+    def clustered(self, mapping: np.ndarray, m: int) -> "LinearStatistic":
+        per_cluster = np.asarray(self.sums(_membership(mapping, m, np.float64)), dtype=np.float64)
+        return LinearStatistic(lambda counts: np.asarray(counts, np.float64) @ per_cluster, self.finish)
 
 
 def _unit(groups, unit: str | None) -> str:

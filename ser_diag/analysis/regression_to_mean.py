@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 
 from ser_diag import metrics
 from ser_diag import resampling as resampling_
@@ -113,16 +114,15 @@ def _joint_shrinkage_statistics(pairs, ddof: int):
     y = np.column_stack([np.asarray(p, dtype=np.float64) for _, p in pairs])[None]
     design = metrics.MomentDesign(x, y)
 
-    def statistic(weights):
-        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
-        m = design.moments(design.product(w), ddof)[:, 0]                 # (B, pairs, 6)
+    def finish(raw):
+        m = design.moments(raw, ddof)[:, 0]                                   # (B, pairs, 6)
         out = {}
         for i in range(len(pairs)):
             for name, value in _shrinkage_from_moments(m[:, i]).items():
                 out[f"{i}{_SEP}{name}"] = value
         return out
 
-    return statistic
+    return resampling_.LinearStatistic(design.product, finish)   # linear: speakers summed once
 
 
 def _same_items(pairs, settings):
@@ -211,11 +211,17 @@ def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
                               + [(np.asarray(p, dtype=np.float64) - np.asarray(t, dtype=np.float64))[m]
                                  for t, p in pairs]) for m in members]
 
-    def statistic(weights):
-        w = np.atleast_2d(np.asarray(weights)).astype(np.float64, copy=False)
-        mean_pred, bias = np.empty((w.shape[0], k, s)), np.empty((w.shape[0], k, s))
-        for b, (m, block) in enumerate(zip(members, blocks)):
-            sums = w[:, m] @ block
+    widths = np.cumsum([0] + [block.shape[1] for block in blocks])
+
+    def bin_sums(weights):           # (B, k * (1 + 2 s)), linear in the weights (dense or sparse)
+        w = weights if scipy.sparse.issparse(weights) else np.atleast_2d(np.asarray(weights)).astype(
+            np.float64, copy=False)
+        return np.concatenate([np.asarray(w[:, m] @ block) for m, block in zip(members, blocks)], axis=1)
+
+    def finish(raw):
+        mean_pred, bias = np.empty((raw.shape[0], k, s)), np.empty((raw.shape[0], k, s))
+        for b in range(k):
+            sums = raw[:, widths[b]:widths[b + 1]]
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_pred[:, b] = sums[:, 1:1 + s] / sums[:, :1]
                 bias[:, b] = sums[:, 1 + s:] / sums[:, :1]
@@ -225,7 +231,7 @@ def _joint_bin_statistics(idx: np.ndarray, pairs, k: int):
             out.update({f"{i}{_SEP}bias_{b}": bias[:, b, i] for b in range(k)})
         return out
 
-    return statistic
+    return resampling_.LinearStatistic(bin_sums, finish)   # linear: speakers summed once
 
 
 def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=None,

@@ -154,6 +154,13 @@ def _spread(values: np.ndarray, f: np.ndarray, n_files: int, width: int) -> np.n
     return out
 
 
+def _times(w, design) -> np.ndarray:
+    """``w @ design`` in float64 for dense or sparse weights (rows) and a dense or sparse design."""
+    w = w if scipy.sparse.issparse(w) else np.asarray(w, np.float64)
+    out = w @ design
+    return np.asarray(out.toarray() if scipy.sparse.issparse(out) else out, dtype=np.float64)
+
+
 def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dtype) -> list[dict]:
     dist = (rs.bootstrap_distribution(statistic, n, s.n_boot, groups=groups, seed=s.seed, dtype=dtype)
             if s.n_boot > 0 else {})
@@ -188,10 +195,11 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
     weight = 1.0 / per_file[jf]
     cells = scipy.sparse.csr_matrix((weight, (jf, jref * k + jcode)), shape=(len(files), k * k))
 
-    def classes(w):
-        cm = np.asarray(cells.T @ np.asarray(w, np.float64).T).T.reshape(len(w), k, k)
-        stats = rs.confusion_statistics(cm)
+    def class_finish(counts):
+        stats = rs.confusion_statistics(counts.reshape(len(counts), k, k))
         return {"macro_f1": stats["macro_f1"], "accuracy": stats["accuracy"]}
+
+    classes = rs.LinearStatistic(lambda w: _times(w, cells), class_finish)
 
     if len(files) and scored.any():
         groups, unit = s.groups(task1)
@@ -218,12 +226,13 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
     terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], axis=-1) * weight   # (J, A, 6)
     design = _spread(terms.reshape(len(f), -1), f, len(files), len(ATTRIBUTES) * 6)
 
-    def attributes(w):
-        sums = (np.asarray(w, np.float64) @ design).reshape(len(w), len(ATTRIBUTES), 6)
-        ccc = ccc_from_moments(moments_from_sums(sums, s.ddof))
+    def attribute_finish(raw):
+        ccc = ccc_from_moments(moments_from_sums(raw.reshape(len(raw), len(ATTRIBUTES), 6), s.ddof))
         values = {f"ccc_{a}": ccc[:, j] for j, a in enumerate(ATTRIBUTES)}
         values["ccc_mean"] = ccc.mean(axis=1)
         return values
+
+    attributes = rs.LinearStatistic(lambda w: _times(w, design), attribute_finish)
 
     if len(f):
         groups, unit = s.groups(labels.reset_index(drop=True))
@@ -283,10 +292,9 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
                     columns += [ce, ce - entropy]
                     labels_ += [(name, "cross_entropy"), (name, "kl")]
             values = np.column_stack(columns)                                           # (n, M)
-
-            def mean(w, values=values):
-                w = np.asarray(w, np.float64)
-                return {"v": (w @ values) / w.sum(axis=1, keepdims=True)}
+            with_count = np.column_stack([np.ones(n), values])                          # weights' sum first
+            mean = rs.LinearStatistic(lambda w, design=with_count: _times(w, design),
+                                      lambda raw: {"v": raw[:, 1:] / raw[:, :1]})
 
             estimate = values.mean(axis=0)
             if s.n_boot > 0:

@@ -333,8 +333,13 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
     design = scipy.sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(n, n_p * 2 * (1 + n_sys)))
     real = np.arange(n_p) < n_p - 1
 
-    def statistic(w):
-        sums = np.asarray(design.T @ np.asarray(w, np.float64).T).T.reshape(len(w), n_p, 2, 1 + n_sys)
+    def design_sums(w):            # linear in the weights (dense rows or sparse speaker membership)
+        w = w if scipy.sparse.issparse(w) else np.asarray(w, np.float64)
+        out = design.T @ w.T
+        return np.asarray(out.toarray() if scipy.sparse.issparse(out) else out).T
+
+    def finish(raw):
+        sums = raw.reshape(len(raw), n_p, 2, 1 + n_sys)
         count, total = sums[..., 0], sums[..., 1:]                                        # (B,P,2), (B,P,2,S)
         with np.errstate(invalid="ignore", divide="ignore"):
             overall = total.sum(1) / count.sum(1)[..., None]                              # (B, 2, S)
@@ -346,6 +351,8 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
             within = (h[..., None] * within_terms).sum(1) / h.sum(1)[:, None]
             share = 1.0 - within / gap
         return {"gap_overall": gap, "gap_within_podcast": within, "share_explained": share}
+
+    statistic = rs.LinearStatistic(design_sums, finish)
 
     estimate = statistic(np.ones((1, n)))
     clusters, unit = s.groups(first)

@@ -33,10 +33,7 @@ matplotlib.use("Agg")
 
 
 from ser_diag import diagnostics, figures, io
-from ser_diag.analysis import agreement as beyond_agreement
 from ser_diag.analysis import beyond as beyond_module
-from ser_diag.analysis import ranks as beyond_ranks
-from ser_diag.analysis import where as beyond_where
 from ser_diag.plots import ranks as beyond_plots
 from ser_diag.simulate import simulate_challenge
 
@@ -108,14 +105,14 @@ def instrumented(clock: Clock):
         (d.bias, "per_class_recall_by_group", "table class_recall_by_gender"),
         (d.fusion, "pairwise_disagreement", "table disagreement"),
         (d.fusion, "topk_fusion_curve", "table fusion_curve"),
-        (beyond_ranks, "rank_tables", "table leaderboard_ranks + pairs"),
+        (beyond_module, "rank_tables", "table leaderboard_ranks + pairs"),
         (beyond_module, "corpus_extras", "reading labels_detailed + Audios/"),
-        (beyond_agreement, "agreement_tables", "tables agreement + human ceiling"),
-        (beyond_where, "where_tables", "tables podcasts + durations"),
+        (beyond_module, "agreement_tables", "tables agreement + human ceiling"),
+        (beyond_module, "where_tables", "tables podcasts + durations"),
         (beyond_plots, "beyond_figures", "figure rendering (beyond)"),
         (d.io, "load", "loading (io.load)"),
         (figures, "build_figures", "figure rendering (build_figures)"),
-        (figures, "save_figure", "saving figures (PDF+PNG)"),
+        (figures, "save_figures", "saving figures (PDF+PNG)"),
         (figures, "atomic_write_text", "saving tables + summary"),
     ]
     patches: list = []
@@ -144,14 +141,20 @@ def main(argv=None) -> int:
                         help="write the figure set here (kept) instead of a temporary folder")
     parser.add_argument("--profile", type=Path, default=None,
                         help="also write cProfile stats of the whole command to this file")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a challenge simulated before with the same settings (simulate_challenge(DIR, seed=0, "
+                             "n_systems=<systems>, split='Development', n=<n>)): reused instead of simulating")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_figures_") as tmp:
         tmp = Path(tmp)
-        _, wall, cpu = timed(simulate_challenge, tmp / "challenge", seed=0, n_systems=args.systems,
-                             split="Development", n=args.n)
-        labels, predictions = tmp / "challenge" / "Labels" / "labels_consensus.csv", tmp / "challenge" / "predictions"
-        print(f"simulated {args.n} files x {args.systems} systems in {wall:.1f} s (not timed below)")
+        root = args.data if args.data is not None else tmp / "challenge"
+        if args.data is None:
+            _, wall, cpu = timed(simulate_challenge, root, seed=0, n_systems=args.systems,
+                                 split="Development", n=args.n)
+            print(f"simulated {args.n} files x {args.systems} systems in {wall:.1f} s (not timed below)")
+        labels, predictions = root / "Labels" / "labels_consensus.csv", root / "predictions"
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
         out = args.keep if args.keep is not None else tmp / "figures"
         clock = Clock()

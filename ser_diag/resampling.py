@@ -406,13 +406,32 @@ class LinearStatistic:
     0.5
     """
 
-    def __init__(self, sums: Callable, finish: Callable):
-        self.sums, self.finish = sums, finish
+    def __init__(self, sums: Callable | None, finish: Callable, design=None):
+        self.finish, self.design = finish, design
+        self.sums = sums if sums is not None else self._design_sums
+
+    @classmethod
+    def of_design(cls, design, finish: Callable) -> "LinearStatistic":
+        """``finish(w @ design)`` for a dense or sparse ``(n, C)`` design; per cluster the design
+        is ``membership @ design``, so a sparse design stays sparse."""
+        return cls(None, finish, design)
+
+    def _design_sums(self, w) -> np.ndarray:
+        if scipy.sparse.issparse(self.design):       # (design.T @ w.T).T: the fast sparse product
+            dtype = np.float32 if self.design.dtype == np.float32 else np.float64
+            out = self.design.T @ np.asarray(w, dtype).T
+            return np.asarray(out, dtype=np.float64).T
+        return np.asarray(w, np.float64) @ self.design
 
     def __call__(self, w):
         return self.finish(self.sums(w))
 
     def clustered(self, mapping: np.ndarray, m: int) -> "LinearStatistic":
+        if self.design is not None:
+            member = _membership(mapping, m, self.design.dtype if scipy.sparse.issparse(self.design) else np.float64)
+            design = member @ self.design
+            return LinearStatistic.of_design(design.tocsr() if scipy.sparse.issparse(design) else design,
+                                             self.finish)
         per_cluster = np.asarray(self.sums(_membership(mapping, m, np.float64)), dtype=np.float64)
         return LinearStatistic(lambda counts: np.asarray(counts, np.float64) @ per_cluster, self.finish)
 

@@ -154,13 +154,6 @@ def _spread(values: np.ndarray, f: np.ndarray, n_files: int, width: int) -> np.n
     return out
 
 
-def _times(w, design) -> np.ndarray:
-    """``w @ design`` in float64 for dense or sparse weights (rows) and a dense or sparse design."""
-    w = w if scipy.sparse.issparse(w) else np.asarray(w, np.float64)
-    out = w @ design
-    return np.asarray(out.toarray() if scipy.sparse.issparse(out) else out, dtype=np.float64)
-
-
 def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dtype) -> list[dict]:
     dist = (rs.bootstrap_distribution(statistic, n, s.n_boot, groups=groups, seed=s.seed, dtype=dtype)
             if s.n_boot > 0 else {})
@@ -199,7 +192,7 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
         stats = rs.confusion_statistics(counts.reshape(len(counts), k, k))
         return {"macro_f1": stats["macro_f1"], "accuracy": stats["accuracy"]}
 
-    classes = rs.LinearStatistic(lambda w: _times(w, cells), class_finish)
+    classes = rs.LinearStatistic.of_design(cells, class_finish)
 
     if len(files) and scored.any():
         groups, unit = s.groups(task1)
@@ -232,7 +225,7 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
         values["ccc_mean"] = ccc.mean(axis=1)
         return values
 
-    attributes = rs.LinearStatistic(lambda w: _times(w, design), attribute_finish)
+    attributes = rs.LinearStatistic.of_design(design, attribute_finish)
 
     if len(f):
         groups, unit = s.groups(labels.reset_index(drop=True))
@@ -293,8 +286,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
                     labels_ += [(name, "cross_entropy"), (name, "kl")]
             values = np.column_stack(columns)                                           # (n, M)
             with_count = np.column_stack([np.ones(n), values])                          # weights' sum first
-            mean = rs.LinearStatistic(lambda w, design=with_count: _times(w, design),
-                                      lambda raw: {"v": raw[:, 1:] / raw[:, :1]})
+            mean = rs.LinearStatistic.of_design(with_count, lambda raw: {"v": raw[:, 1:] / raw[:, :1]})
 
             estimate = values.mean(axis=0)
             if s.n_boot > 0:

@@ -333,11 +333,6 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
     design = scipy.sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(n, n_p * 2 * (1 + n_sys)))
     real = np.arange(n_p) < n_p - 1
 
-    def design_sums(w):            # linear in the weights (dense rows or sparse speaker membership)
-        w = w if scipy.sparse.issparse(w) else np.asarray(w, np.float64)
-        out = design.T @ w.T
-        return np.asarray(out.toarray() if scipy.sparse.issparse(out) else out).T
-
     def finish(raw):
         sums = raw.reshape(len(raw), n_p, 2, 1 + n_sys)
         count, total = sums[..., 0], sums[..., 1:]                                        # (B,P,2), (B,P,2,S)
@@ -352,7 +347,7 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
             share = 1.0 - within / gap
         return {"gap_overall": gap, "gap_within_podcast": within, "share_explained": share}
 
-    statistic = rs.LinearStatistic(design_sums, finish)
+    statistic = rs.LinearStatistic.of_design(design, finish)    # per speaker: the design's rows summed once
 
     estimate = statistic(np.ones((1, n)))
     clusters, unit = s.groups(first)

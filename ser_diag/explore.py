@@ -428,8 +428,9 @@ class Explorer:
     def _prefetch_figures(self, max_other_systems: int = 12) -> None:
         """Queue the PNG of every other view of the current systems, split, group and bins
         (what the widgets show: the comparison panel beside a clickable matrix, the figure of
-        every other view), then of the current view for the other systems (the first
-        ``max_other_systems``), once the diagnostics they are drawn from are computed; renders
+        every other view), then of the current view for the other systems and compared with
+        each of them (the first ``max_other_systems``), once the diagnostics they are drawn from
+        are computed; renders
         queued for an earlier state and not started yet are taken back. Drawn on figures
         outside pyplot (:meth:`_axes`), so the background thread shares no figure state."""
         s = self.state
@@ -441,9 +442,11 @@ class Explorer:
             for view in VIEWS:
                 if view != s.view:
                     wanted.append((dataclasses.replace(s, view=view), view in CELL_VIEWS))
-            for system in self.systems[:max_other_systems]:   # then this view for the other systems
-                if system not in (s.system, s.compare_system):
-                    wanted.append((dataclasses.replace(s, system=system), s.view in CELL_VIEWS))
+            others = [o for o in self.systems[:max_other_systems] if o not in (s.system, s.compare_system)]
+            for system in others:                        # then this view for the other systems,
+                wanted.append((dataclasses.replace(s, system=system), s.view in CELL_VIEWS))
+            for system in others:                        # and compared with each of them
+                wanted.append((dataclasses.replace(s, compare_system=system), s.view in CELL_VIEWS))
             wanted = [(state, c) for state, c in wanted if not (c and state.compare_system is None)]
         keys = {self._png_key(state, 90, c) for state, c in wanted}
         for old_key, future in list(self._render_jobs.items()):
@@ -463,14 +466,26 @@ class Explorer:
     def prefetch_groups(self, column: str, max_values: int = 4) -> None:
         """Queue the diagnostics of each value of ``column`` (at most ``max_values`` of them, e.g.
         each gender) in the current split and bins: what the widgets ask for when a person picks a
-        group column, before they pick its value. A full diagnostics run per value is the cost,
-        so it is queued only on that signal (not after every draw)."""
+        group column, before they pick its value; then the current view's figure for each value.
+        A full diagnostics run per value is the cost, so it is queued only on that signal (not
+        after every draw)."""
         if not self.prefetch or column is None:
             return
         values = self.group_values(column)
-        if len(values) <= max_values:
-            for value in values:
-                self._prefetch_diagnostics(dataclasses.replace(self.state, group_column=column, group_value=value))
+        if len(values) > max_values:
+            return
+        s = self.state
+        compare_only = s.view in CELL_VIEWS
+        for value in values:
+            self._prefetch_diagnostics(dataclasses.replace(s, group_column=column, group_value=value))
+        if compare_only and s.compare_system is None:
+            return                                       # the widgets draw no PNG in this view
+        for value in values:                             # then this view's figure for each value
+            other = copy.copy(self)                      # (queued after the diagnostics it needs)
+            other.state = dataclasses.replace(s, group_column=column, group_value=value, cell_true=None,
+                                              cell_pred=None)
+            png_key = self._png_key(other.state, 90, compare_only)
+            self._prefetch(png_key, lambda other=other: other._render_png(90, compare_only))
 
     def _prefetch_diagnostics(self, state: ExplorerState) -> None:
         key = self._key_of(state)

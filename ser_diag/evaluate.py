@@ -65,7 +65,8 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
                  att_scores: dict) -> dict:
     """``{system: (n, n_categorical, n_attributes)}``: distinct files of each system in each
     task it was scored on (``macro_f1`` / ``ccc_mean`` present) and in their union, from integer
-    codes (one factorisation of each frame's file names), not a set of strings per system."""
+    codes (one factorisation of each frame's file names) and a systems x files membership
+    matrix per task, not a set of strings per system."""
     tasks = [(merged, scores, metric) for merged, scores, metric in
              ((cat, cat_scores, "macro_f1"), (att, att_scores, "ccc_mean")) if merged is not None]
     systems = pd.Index(list(dict.fromkeys(s for _, scores, _ in tasks for s in scores)))
@@ -74,17 +75,18 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
         system = systems.get_indexer(merged["system"])
         scored = np.isin(system, systems.get_indexer([s for s, v in scores.items() if metric in v]))
         files, names = pd.factorize(merged["FileName"])
-        coded.append((system[scored & (system >= 0)], files[scored & (system >= 0)]))
+        keep = scored & (system >= 0) & (files >= 0)
+        coded.append((system[keep], files[keep]))
         uniques.append(pd.Index(names).astype(str))
     every_file = uniques[0].append(uniques[1:]).unique() if uniques else pd.Index([])
-    n_files = max(len(every_file), 1)
-    per_task, keys = [], []
+    # (systems x files) membership per task: counts and the union are row sums, no per-row hashing
+    seen = []
     for (system, files), names in zip(coded, uniques):
-        key = np.unique(system.astype(np.int64) * n_files + every_file.get_indexer(names)[files])
-        per_task.append(np.bincount(key // n_files, minlength=len(systems)))
-        keys.append(key)
-    union = (np.bincount(np.unique(np.concatenate(keys)) // n_files, minlength=len(systems)) if keys
-             else np.zeros(len(systems), dtype=np.int64))
+        member = np.zeros((len(systems), len(every_file)), dtype=bool)
+        member[system, every_file.get_indexer(names)[files]] = True
+        seen.append(member)
+    union = np.logical_or.reduce(seen).sum(axis=1) if seen else np.zeros(len(systems), dtype=np.int64)
+    per_task = [member.sum(axis=1) for member in seen]
     counts = {}
     for i, system in enumerate(systems):
         n_task = {id(merged): int(c[i]) for (merged, _, _), c in zip(tasks, per_task)}

@@ -10,7 +10,10 @@ weight matrix: confusion matrices are ``W @ onehot`` and CCC moments are
 All systems of a merged frame are scored on the same resamples, so their intervals are paired
 and :func:`paired_test` can bootstrap the difference between two systems directly. Weights are
 drawn and consumed in chunks of rows, so 1,000 resamples x 32k files x 10 systems needs well
-under a gigabyte.
+under a gigabyte. Statistics that are linear in the weights (the scorers,
+:class:`LinearStatistic`) are scored on a speaker bootstrap from the speakers' counts and each
+speaker's summed rows (:func:`cluster_scorer`), never expanding a resample to row weights: the
+same counts, and moment sums equal up to rounding (added in another order).
 """
 
 from __future__ import annotations

@@ -127,18 +127,18 @@ def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, work
     mine, theirs = parts[0], parts[1:]
     ctx = multiprocessing.get_context("fork")
     children = []
-    gc.freeze()  # the children's garbage collector leaves the inherited objects (and pages) alone
-    try:
-        for part in theirs:
-            receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_child, args=(send, os.getpid(), [items[i] for i in part], out, dpi),
-                                  daemon=True, name="ser_diag-save")
-            process.start()
-            send.close()
-            children.append((process, receive))
-    finally:
-        gc.unfreeze()
-    try:
+    try:  # from the first fork on: whatever happens, no child outlives this call
+        gc.freeze()  # the children's garbage collector leaves the inherited objects (and pages) alone
+        try:
+            for part in theirs:
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(target=_child, args=(send, os.getpid(), [items[i] for i in part], out, dpi),
+                                      daemon=True, name="ser_diag-save")
+                children.append((process, receive))
+                process.start()
+                send.close()
+        finally:
+            gc.unfreeze()
         for i in mine:
             save_figure(items[i][1], out, items[i][0], dpi=dpi)
         for process, receive in children:
@@ -154,8 +154,9 @@ def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, work
             process.join()
     finally:
         for process, receive in children:
-            if process.is_alive():
-                process.kill()
-            process.join()
+            if process.pid is not None:  # started
+                if process.is_alive():
+                    process.kill()
+                process.join()
             receive.close()
     return written

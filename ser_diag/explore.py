@@ -428,9 +428,9 @@ class Explorer:
     def _prefetch_figures(self, max_other_systems: int = 12) -> None:
         """Queue the PNG of every other view of the current systems, split, group and bins
         (what the widgets show: the comparison panel beside a clickable matrix, the figure of
-        every other view), then of the current view for the other systems and compared with
-        each of them (the first ``max_other_systems``), once the diagnostics they are drawn from
-        are computed; renders
+        every other view), then of the current view for the other systems (the first
+        ``max_other_systems``) and compared with the likely comparisons (each task's best system
+        and the baseline), once the diagnostics they are drawn from are computed; renders
         queued for an earlier state and not started yet are taken back. Drawn on figures
         outside pyplot (:meth:`_axes`), so the background thread shares no figure state."""
         s = self.state
@@ -445,7 +445,9 @@ class Explorer:
             others = [o for o in self.systems[:max_other_systems] if o not in (s.system, s.compare_system)]
             for system in others:                        # then this view for the other systems,
                 wanted.append((dataclasses.replace(s, system=system), s.view in CELL_VIEWS))
-            for system in others:                        # and compared with each of them
+            settings = self.diagnostics().settings       # and compared with the likely ones:
+            likely = list(settings.get("focus", {}).values()) + [settings.get("baseline")]  # best, baseline
+            for system in [o for o in others if o in likely]:
                 wanted.append((dataclasses.replace(s, compare_system=system), s.view in CELL_VIEWS))
             wanted = [(state, c) for state, c in wanted if not (c and state.compare_system is None)]
         keys = {self._png_key(state, 90, c) for state, c in wanted}

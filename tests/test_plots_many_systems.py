@@ -122,3 +122,24 @@ def test_beyond_figures_of_many_systems_stay_small():
     for fig in figures.values():
         assert len(fig.findobj(Text)) < 400
         assert max(fig.get_size_inches()) < 25
+
+
+def test_metric_by_agreement_of_many_systems_keeps_one_colour_per_system():
+    from ser_diag.plots.agreement import plot_metric_by_agreement
+    from ser_diag.plots.where import plot_duration_metrics
+
+    bins = ["unanimous", "majority", "plurality"]
+    rows = [dict(system=s, group=g, estimate=0.8 - 0.01 * i - 0.1 * k, ci_low=0.7 - 0.01 * i - 0.1 * k,
+                 ci_high=0.9 - 0.01 * i - 0.1 * k, n=100, by="agreement_bin", metric="macro_f1", level=0.95,
+                 unit="speaker", duration_low=float(k))
+            for i, s in enumerate(names(20)) for k, g in enumerate(bins)]
+    table = pd.DataFrame(rows)
+    for plot, note in ((plot_metric_by_agreement, "annotator_agreement_bins"), (plot_duration_metrics, "duration_metrics")):
+        ax = plot(table)
+        handles, labels = ax.get_legend_handles_labels()
+        assert labels == names(10)                               # the best ten, best first
+        colours = {matplotlib.colors.to_hex(handle[0].get_color()) for handle in handles}  # errorbar data lines
+        assert len(colours) == 10                                # no colour shared by two systems
+        assert f"best 10 of 20 systems shown; all in tables/{note}.csv" in ax.get_title()
+        small = plot(table[table["system"].isin(names(3))])
+        assert "shown" not in small.get_title()

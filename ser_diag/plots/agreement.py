@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ser_diag.names import human_name
-from ser_diag.plots._style import grouped_errorbars, new_axes
+from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes, shown_of
 
 __all__ = ["plot_metric_by_agreement"]
 
@@ -18,9 +18,11 @@ _BIN_LABELS = {"agreement_bin": "annotator agreement with the consensus",
                "sd_bin": "annotator SD (tercile of the mean over attributes)"}
 
 
-def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=None, max_systems: int = 12):
+def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=None,
+                             max_systems: int = len(PALETTE)):
     """One line per system: ``metric`` with its CI in every agreement bin (bins in table order;
-    at most ``max_systems`` systems, best overall first). Returns ``ax``."""
+    at most ``max_systems`` systems, best overall first, one colour each; the title says how many
+    were left out). Returns ``ax``."""
     metrics = list(pd.unique(table["metric"]))
     metric = metric or ("macro_f1" if "macro_f1" in metrics else "ccc_mean")
     part = table[table["metric"] == metric]
@@ -39,5 +41,6 @@ def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=
     ax.set_ylabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncol=2)
-    ax.set_title(f"{human_name(metric)} by annotator agreement", fontsize=10)
+    ax.set_title(f"{human_name(metric)} by annotator agreement"
+                 f"{shown_of(len(systems), len(order), 'annotator_agreement_bins')}", fontsize=10)
     return ax

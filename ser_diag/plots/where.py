@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.names import human_name
-from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes
+from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes, shown_of
 
 __all__ = ["plot_duration_metrics", "plot_podcast_metrics"]
 
@@ -44,15 +44,15 @@ def plot_podcast_metrics(table: pd.DataFrame, system: str, metric: str | None = 
     return ax
 
 
-def plot_duration_metrics(table: pd.DataFrame, metric: str | None = None, ax=None, max_systems: int = 10):
+def plot_duration_metrics(table: pd.DataFrame, metric: str | None = None, ax=None, max_systems: int = len(PALETTE)):
     """One line per system over the duration bins of
     :func:`ser_diag.analysis.where.duration_metrics`, with CIs. Returns ``ax``."""
     metrics = list(pd.unique(table["metric"]))
     metric = metric or ("macro_f1" if "macro_f1" in metrics else "ccc_mean")
     part = table[table["metric"] == metric].sort_values("duration_low", kind="stable")
     bins = list(pd.unique(part["group"]))
-    systems = (part.groupby("system", sort=False)["estimate"].mean().sort_values(ascending=False)
-               .index[:max_systems].tolist())
+    order = part.groupby("system", sort=False)["estimate"].mean().sort_values(ascending=False)
+    systems = order.index[:max_systems].tolist()
     fig, ax = new_axes(ax, figsize=(6.0, 4.0))
     x = grouped_errorbars(ax, part, bins, systems)
     sizes = part.drop_duplicates("group").set_index("group")["n"].reindex(bins)
@@ -62,5 +62,6 @@ def plot_duration_metrics(table: pd.DataFrame, metric: str | None = None, ax=Non
     ax.set_ylabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncol=2)
-    ax.set_title(f"{human_name(metric)} by duration", fontsize=10)
+    ax.set_title(f"{human_name(metric)} by duration{shown_of(len(systems), len(order), 'duration_metrics')}",
+                 fontsize=10)
     return ax

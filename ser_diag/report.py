@@ -29,6 +29,7 @@ from ser_diag.resampling import Resampling
 from ser_diag.outputs import atomic_write_text, staged_output, table_csv
 from ser_diag.names import format_p, human_name
 from ser_diag.plots._style import readable_text
+from ser_diag.plots.saving import map_figures
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
 
 __all__ = ["SECTIONS", "render_html", "write_report", "write_report_from"]
@@ -209,8 +210,8 @@ def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) ->
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
-def _figure_markup(fig, caption: str) -> str:
-    """Inline SVG (text kept as text) or a base64 PNG, whichever is smaller."""
+def _figure_image(fig) -> tuple[str, str]:
+    """``("svg", inline SVG)`` (text kept as text) or ``("png", base64 PNG)``, whichever is smaller."""
     readable_text(fig)  # a name no figure font can draw is transliterated (tables keep it)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ser_diag"}):
         buffer = _io.StringIO()   # fixed ids and no date: the same figure gives the same bytes
@@ -220,11 +221,17 @@ def _figure_markup(fig, caption: str) -> str:
     png = _io.BytesIO()
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     encoded = base64.b64encode(png.getvalue()).decode("ascii")
+    return ("svg", svg) if len(svg) <= len(encoded) else ("png", encoded)
+
+
+def _figure_markup(image, caption: str) -> str:
+    """A ``<figure>`` with ``caption`` of an :func:`_figure_image` (or of a Figure, drawn here)."""
+    kind, data = image if isinstance(image, tuple) else _figure_image(image)
     label = html.escape(caption)
-    if len(svg) <= len(encoded):
-        body = svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+    if kind == "svg":
+        body = data.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
     else:
-        body = f'<img alt="{label}" src="data:image/png;base64,{encoded}">'
+        body = f'<img alt="{label}" src="data:image/png;base64,{data}">'
     return f"<figure>{body}<figcaption>{label}</figcaption></figure>"
 
 
@@ -232,12 +239,14 @@ def _figure_markup(fig, caption: str) -> str:
 
 class _Page:
     def __init__(self, diag: Diagnostics, figures: dict, csv_names: list[str]):
-        self.diag, self.figures, self.csv_names = diag, dict(figures), csv_names
+        self.diag, self.csv_names = diag, csv_names
+        # every figure drawn up front, on all cores (the same images as one by one)
+        self.images = dict(zip(figures, map_figures(lambda stem, fig: _figure_image(fig), figures)))
         self.t, self.s = diag.tables, diag.settings
 
     def figure(self, stem: str, caption: str) -> str:
-        fig = self.figures.pop(stem, None)
-        return "" if fig is None else _figure_markup(fig, caption)
+        image = self.images.pop(stem, None)
+        return "" if image is None else _figure_markup(image, caption)
 
     def csv_link(self, *names: str) -> str:
         links = [f'<a href="tables/{n}.csv">tables/{n}.csv</a>' for n in names if n in self.csv_names]
@@ -580,7 +589,7 @@ class _Page:
 
     def remaining_figures(self) -> str:
         """Figures build_figures made that no section placed (new figures are never dropped)."""
-        return "".join(_figure_markup(fig, stem) for stem, fig in self.figures.items())
+        return "".join(_figure_markup(image, stem) for stem, image in self.images.items())
 
 
 def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:

@@ -30,7 +30,7 @@ from matplotlib.text import Text
 
 from ser_diag.plots._style import readable_text, save_figure
 
-__all__ = ["save_figures", "save_workers"]
+__all__ = ["map_figures", "save_figures", "save_workers"]
 
 #: Below this many figures a set is saved serially (forking costs more than it saves).
 MIN_PARALLEL_FIGURES = 4
@@ -78,85 +78,94 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(conn, parent: int, items: list, out: Path, dpi: int) -> None:
+def _child(conn, parent: int, fn, items: list) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     try:
-        for stem, fig in items:
-            save_figure(fig, out, stem, dpi=dpi)
-        conn.send_bytes(b"")
+        results = [fn(stem, fig) for stem, fig in items]
+        conn.send_bytes(pickle.dumps((True, results)))
     except BaseException as err:  # report any failure to the parent, which raises it
         text = "".join(traceback.format_exception(err))
         try:
-            payload = pickle.dumps((err, text))
+            payload = pickle.dumps((False, (err, text)))
             pickle.loads(payload)  # some exceptions pickle but cannot be rebuilt
         except Exception:
-            payload = pickle.dumps((None, text))
+            payload = pickle.dumps((False, (None, text)))
         conn.send_bytes(payload)
     finally:
         conn.close()
 
 
-def _raise_from_child(payload: bytes, process) -> None:
-    err, text = pickle.loads(payload)
+def _result_of_child(payload: bytes, process) -> list:
+    ok, result = pickle.loads(payload)
+    if ok:
+        return result
+    err, text = result
     if err is None:
         raise RuntimeError(f"saving figures failed in a worker process (pid {process.pid}):\n{text}")
     raise err
 
 
-def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, workers: int | None = None) -> list[Path]:
-    """Write every ``{stem: Figure}`` of ``figures`` as ``<out_dir>/<stem>.pdf`` and ``.png``
-    (:func:`~ser_diag.plots._style.save_figure`), using up to ``workers`` processes (default
-    :func:`save_workers`); returns the paths in the order of ``figures`` (PDF, PNG per figure).
-    The files are byte-identical to a serial run (``workers=1``). The figures saved by a child
-    are left unsaved in this process (no layout run), their texts made readable."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def map_figures(fn, figures: dict, workers: int | None = None) -> list:
+    """``[fn(stem, fig) for stem, fig in figures.items()]``, computed by up to ``workers``
+    processes (default :func:`save_workers`): this one and forked children, each on a part of
+    similar cost; a child's results come back pickled. ``fn`` must not depend on which process
+    runs it (it draws or writes a figure). The texts of every figure are made readable first
+    (:func:`~ser_diag.plots._style.readable_text`); a figure handled by a child is otherwise left
+    as it was in this process (no layout run)."""
     items = list(figures.items())
-    written = [out / f"{stem}{suffix}" for stem, _ in items for suffix in (".pdf", ".png")]
     n = save_workers() if workers is None else max(1, int(workers))
     if n > 1 and "fork" not in multiprocessing.get_all_start_methods():
         n = 1
     if n == 1 or len(items) < MIN_PARALLEL_FIGURES:
-        for stem, fig in items:
-            save_figure(fig, out, stem, dpi=dpi)
-        return written
+        return [fn(stem, fig) for stem, fig in items]
     for _, fig in items:  # before forking, so every process sees the same texts
         readable_text(fig)
     parts = _parts([_cost(fig) for _, fig in items], min(n, len(items)))
-    mine, theirs = parts[0], parts[1:]
+    results: list = [None] * len(items)
     ctx = multiprocessing.get_context("fork")
     children = []
     try:  # from the first fork on: whatever happens, no child outlives this call
         gc.freeze()  # the children's garbage collector leaves the inherited objects (and pages) alone
         try:
-            for part in theirs:
+            for part in parts[1:]:
                 receive, send = ctx.Pipe(duplex=False)
-                process = ctx.Process(target=_child, args=(send, os.getpid(), [items[i] for i in part], out, dpi),
-                                      daemon=True, name="ser_diag-save")
-                children.append((process, receive))
+                process = ctx.Process(target=_child, args=(send, os.getpid(), fn, [items[i] for i in part]),
+                                      daemon=True, name="ser_diag-figures")
+                children.append((process, receive, part))
                 process.start()
                 send.close()
         finally:
             gc.unfreeze()
-        for i in mine:
-            save_figure(items[i][1], out, items[i][0], dpi=dpi)
-        for process, receive in children:
+        for i in parts[0]:
+            results[i] = fn(*items[i])
+        for process, receive, part in children:
             try:
                 payload = receive.recv_bytes()
             except EOFError:  # died without a word (killed, out of memory)
                 process.join()
-                raise RuntimeError(f"a figure-saving worker process (pid {process.pid}) ended with exit "
-                                   f"code {process.exitcode} before saving its figures") from None
-            if payload:
-                _raise_from_child(payload, process)
-        for process, _ in children:
+                raise RuntimeError(f"a figure worker process (pid {process.pid}) ended with exit "
+                                   f"code {process.exitcode} before finishing its figures") from None
+            for i, result in zip(part, _result_of_child(payload, process)):
+                results[i] = result
+        for process, _, _ in children:
             process.join()
     finally:
-        for process, receive in children:
+        for process, receive, _ in children:
             if process.pid is not None:  # started
                 if process.is_alive():
                     process.kill()
                 process.join()
             receive.close()
-    return written
+    return results
+
+
+def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, workers: int | None = None) -> list[Path]:
+    """Write every ``{stem: Figure}`` of ``figures`` as ``<out_dir>/<stem>.pdf`` and ``.png``
+    (:func:`~ser_diag.plots._style.save_figure`), on up to ``workers`` processes
+    (:func:`map_figures`); returns the paths in the order of ``figures`` (PDF, PNG per figure).
+    The files are byte-identical to a serial run (``workers=1``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = map_figures(lambda stem, fig: save_figure(fig, out, stem, dpi=dpi), figures, workers)
+    return [path for paths in written for path in paths]

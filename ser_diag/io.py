@@ -599,15 +599,25 @@ def _system_name(file: Path) -> str:
     return _TASK_SUFFIX.sub("", file.stem) or file.stem
 
 
-def _read_system(name: str, files: list[Path]) -> tuple[pd.DataFrame, dict[str, str]]:
-    frames, sources = [], {}
+def _system_files(name: str, files: list[Path]):
+    """Yield ``(file, frame, tasks)`` for each prediction file of system ``name``; a second file
+    for a task already read is an :class:`InputError`."""
+    sources: dict[str, Path] = {}
     for file in files:
         frame, tasks, _ = _read_prediction_file(file)
         for task in tasks:
             if task in sources:
                 raise InputError(file, None, f"a second {task} prediction file for system {name!r} "
                                  f"(the first is {sources[task]})", row=1)
-            sources[task] = str(file)
+            sources[task] = file
+        yield file, frame, tasks
+        del frame  # one file's frame alive at a time while the next is read
+
+
+def _read_system(name: str, files: list[Path]) -> tuple[pd.DataFrame, dict[str, str]]:
+    frames, sources = [], {}
+    for file, frame, tasks in _system_files(name, files):
+        sources.update({task: str(file) for task in tasks})
         frames.append(frame.reset_index(drop=True))
     frame = frames[0]
     for other in frames[1:]:
@@ -1018,14 +1028,7 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
     groups = _prediction_groups(path)
     tasks = {task: _TaskRows(labels, task, len(groups)) for task in TASKS}
     for name, files in groups:
-        seen: dict[str, Path] = {}
-        for file in files:
-            frame, file_tasks, _ = _read_prediction_file(file)
-            for task in file_tasks:
-                if task in seen:
-                    raise InputError(file, None, f"a second {task} prediction file for system {name!r} "
-                                     f"(the first is {seen[task]})", row=1)
-                seen[task] = file
+        for file, frame, file_tasks in _system_files(name, files):
             for task in file_tasks:
                 tasks[task].add(name, str(file), frame)
             del frame

@@ -110,6 +110,33 @@ def _decode(path: Path, data: bytes) -> str:
                          row=data.count(b"\n", 0, start) + 1) from None
 
 
+def _plain_table(body: str) -> pd.DataFrame | None:
+    """The frame ``pd.read_csv(body, header=None, dtype=str, na_filter=False)`` gives, read by
+    pyarrow's CSV reader (several times faster) when ``body`` is plain: no quote, no carriage
+    return, no blank line, every line with the header's number of fields. ``None`` otherwise,
+    and the pandas reader (with its line-exact errors) takes over."""
+    if '"' in body or "\r" in body or "\n\n" in body:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:  # pragma: no cover - pandas' str dtype comes with pyarrow here
+        return None
+    fields = body[: body.find("\n") if "\n" in body else len(body)].count(",") + 1
+    names = [f"f{i}" for i in range(fields)]
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(body.encode("utf-8")),
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False),
+            convert_options=pa_csv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        return None
+    dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default str dtype, as read_csv gives
+    return pd.DataFrame({i: pd.array(table.column(i), dtype=dtype) for i in range(fields)})
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """All cells as stripped strings (``""`` when empty); index = line number (header = 1).
 
@@ -129,8 +156,10 @@ def _read_table(path: Path) -> pd.DataFrame:
                          "blank file (only white space, no header)", row=1)
     body = text.lstrip("\r\n\t ")
     offset = text[: len(text) - len(body)].count("\n")  # blank lines above the header
+    raw = _plain_table(body)
     try:
-        raw = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
+        if raw is None:
+            raw = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
     except pd.errors.ParserError as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else "parser error"
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)

@@ -676,3 +676,41 @@ def test_fast_number_parsing_equals_to_numeric_and_falls_back():
     np.testing.assert_array_equal(fast.to_numpy(), pd.to_numeric(text).astype("float64").to_numpy())
     for odd in ("", "nan", "inf", "0x1", "1_0", "high", " 1"):
         assert io._plain_decimals(pd.Series(["1.5", odd], dtype="str")) is None, odd
+
+
+@pytest.mark.parametrize("body", [
+    "FileName,EmoClass\nf1.wav,A\nf2.wav,NA\n",           # "NA" stays a string
+    "a,b\n1,\n x , y \n",                                   # empty cell, spaces kept for the caller to strip
+    "a,b,c\n1,2,3",                                         # no final line break
+    "a,,c\n1,2,3\n",                                        # unnamed header cell
+    "FileName,EmoAct\nMSP-PODCAST_0001_0001.wav,1e400\n",    # numbers stay text
+    "a,b\n1\n",                                             # too few fields: pandas' reader
+    "a,b\n1,2,3\n",                                         # too many fields: pandas' reader (its error)
+    'a,b\n"1,5",2\n',                                       # quotes: pandas' reader
+    "a,b\r\n1,2\r\n",                                       # carriage returns: pandas' reader
+    "a,b\n1,2\n\n3,4\n",                                    # blank line: pandas' reader
+])
+def test_plain_table_reads_what_pandas_reads_or_leaves_it_to_pandas(body):
+    """The pyarrow fast path gives read_csv(header=None, dtype=str, na_filter=False)'s frame,
+    or ``None`` (then pandas' reader runs, with its line-exact errors)."""
+    from io import StringIO
+    fast = io._plain_table(body)
+    plain = '"' not in body and "\r" not in body and "\n\n" not in body and \
+        len({line.count(",") for line in body.strip("\n").split("\n")}) == 1
+    assert (fast is not None) == plain
+    if fast is not None:
+        expected = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
+        pd.testing.assert_frame_equal(fast, expected)
+
+
+def test_load_reads_the_same_frames_with_and_without_the_fast_path(tmp_path, monkeypatch):
+    from ser_diag.simulate import simulate_challenge
+    simulate_challenge(tmp_path, seed=3, n_systems=3, split="Development", n=400)
+    labels, predictions = tmp_path / "Labels" / "labels_consensus.csv", tmp_path / "predictions"
+    fast = io.load(labels, predictions)
+    calls = []
+    monkeypatch.setattr(io, "_plain_table", lambda body: calls.append(1))
+    slow = io.load(labels, predictions)
+    assert calls  # the pandas reader ran
+    for key in ("categorical", "attributes", "labels"):
+        pd.testing.assert_frame_equal(fast[key], slow[key])

@@ -751,8 +751,9 @@ def _submitted(predictions: pd.DataFrame, task: str) -> pd.Series:
     return predictions[columns].notna().all(axis=1)
 
 
-def _source(predictions: pd.DataFrame, system: str, task: str) -> str:
-    return predictions.attrs.get("sources", {}).get(system, {}).get(task, f"predictions of system {system!r}")
+def _source(sources: dict, system: str, task: str) -> str:
+    """The file a system's ``task`` predictions came from (``sources``: ``attrs["sources"]``)."""
+    return sources.get(system, {}).get(task, f"predictions of system {system!r}")
 
 
 def _is_in(names: pd.Series, allowed) -> pd.Series:
@@ -798,6 +799,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     keep = ["system", "FileName"] + value_columns + ([c for c in PROB_COLUMNS if c in predictions.columns]
                                                      if task == TASK_CATEGORICAL else [])
     preds = predictions.loc[submitted, keep].reset_index(drop=True)
+    sources = predictions.attrs.get("sources", {})
     label_file = labels.attrs.get("source", "labels")
     split = labels.attrs.get("split")
     scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
@@ -809,7 +811,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     known = position >= 0
     if not known.all() and not intersection:
         first = preds.loc[~known].iloc[0]
-        file = _source(preds, first["system"], task)
+        file = _source(sources, first["system"], task)
         count = int((~known & (preds["system"] == first["system"]).to_numpy()).sum())
         raise InputError(file, "FileName", f"{quoted(first['FileName'])} is not in the {scope}{_more(count)}",
                          row=_row_of(file, first["FileName"]))
@@ -818,7 +820,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     votes = np.bincount(flat, minlength=len(systems) * len(names)).reshape(len(systems), len(names))
     if votes.max() > 1:
         first = preds.loc[known].iloc[int(np.argmax(votes.ravel()[flat] > 1))]
-        raise InputError(_source(preds, first["system"], task), "FileName",
+        raise InputError(_source(sources, first["system"], task), "FileName",
                          f"duplicate FileName {quoted(first['FileName'])} for system {quoted(first['system'])}")
     in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
                else np.ones(len(names), dtype=bool))
@@ -836,7 +838,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
             missing = missing[np.argsort(rank[missing])]
             where = _row_of(label_file, names[missing[0]])
             examples = ", ".join(quoted(f) for f in names[missing[:_N_EXAMPLES]])
-            raise InputError(_source(preds, system, task), "FileName",
+            raise InputError(_source(sources, system, task), "FileName",
                              f"{len(missing)} of {n_expected} files of the {scope} have no {task} "
                              f"prediction, e.g. {examples}"
                              f"{f' (labels row {where})' if where else ''}; "
@@ -859,7 +861,7 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
         columns.update({c: guess[c] for c in PROB_COLUMNS if c in guess and guess[c].notna().any()})
     merged = pd.DataFrame(columns)
     if task == TASK_ATTRIBUTES:
-        _warn_out_of_range(merged, preds.attrs.get("sources", {}), task)
+        _warn_out_of_range(merged, sources, task)
     merged.attrs = {"task": task, "split": split,
                     "synthetic": bool(labels.attrs.get("synthetic") or predictions.attrs.get("synthetic")),
                     "dropped": n_expected - int(common.sum()),
@@ -877,8 +879,7 @@ def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str) -> None:
     per_row = ((block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)).any(axis=1)
     systems = pd.unique(merged.loc[per_row, "system"])
     others = f" and {len(systems) - 1} more system{'s' if len(systems) > 2 else ''}" if len(systems) > 1 else ""
-    source = sources.get(systems[0], {}).get(task, f"predictions of system {systems[0]!r}")
-    warn(InputWarning(source, None,
+    warn(InputWarning(_source(sources, systems[0], task), None,
                       f"{found['count']} attribute predictions outside [1, 7] (min {found['min']:.4g}, "
                       f"max {found['max']:.4g}; system {quoted(systems[0])}{others}); scored as given, "
                       "as the challenge's CCC scores them"))

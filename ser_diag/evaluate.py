@@ -74,7 +74,7 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
     for merged, scores, metric in tasks:
         system = systems.get_indexer(merged["system"])
         scored = np.isin(system, systems.get_indexer([s for s, v in scores.items() if metric in v]))
-        files, names = pd.factorize(merged["FileName"])
+        files, names = io.factorize(merged["FileName"])
         keep = scored & (system >= 0) & (files >= 0)
         coded.append((system[keep], files[keep]))
         uniques.append(pd.Index(names).astype(str))

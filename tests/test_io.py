@@ -678,29 +678,65 @@ def test_fast_number_parsing_equals_to_numeric_and_falls_back():
         assert io._plain_decimals(pd.Series(["1.5", odd], dtype="str")) is None, odd
 
 
-@pytest.mark.parametrize("body", [
-    "FileName,EmoClass\nf1.wav,A\nf2.wav,NA\n",           # "NA" stays a string
-    "a,b\n1,\n x , y \n",                                   # empty cell, spaces kept for the caller to strip
-    "a,b,c\n1,2,3",                                         # no final line break
-    "a,,c\n1,2,3\n",                                        # unnamed header cell
-    "FileName,EmoAct\nMSP-PODCAST_0001_0001.wav,1e400\n",    # numbers stay text
-    "a,b\n1\n",                                             # too few fields: pandas' reader
-    "a,b\n1,2,3\n",                                         # too many fields: pandas' reader (its error)
-    'a,b\n"1,5",2\n',                                       # quotes: pandas' reader
-    "a,b\r\n1,2\r\n",                                       # carriage returns: pandas' reader
-    "a,b\n1,2\n\n3,4\n",                                    # blank line: pandas' reader
+@pytest.mark.parametrize("body, plain", [
+    ("FileName,EmoClass\nf1.wav,A\nf2.wav,NA\n", True),        # "NA" stays a string
+    ("a,b\n1,\n x , y \n", True),                               # empty cell, spaces kept for the caller to strip
+    ("a,b,c\n1,2,3", True),                                      # no final line break
+    ("a,,c\n1,2,3\n", True),                                     # unnamed header cell
+    ("FileName,EmoAct\nMSP-PODCAST_0001_0001.wav,1e400\n", True),  # numbers stay text
+    ('a,b\n"1,5",2\n', True),                                    # whole quoted fields
+    ('FileName,EmoDetail\nf.wav,"W1; Angry; Sad,Tired; A:5; V:2; D:6;"\n"g.wav",""\n', True),
+    ("a,b\n1\n", False),                                         # too few fields: pandas' reader
+    ("a,b\n1,2,3\n", False),                                     # too many fields: pandas' reader (its error)
+    ('a,b\n"x""y",2\n', False),                                  # a quote inside quotes: pandas' reader
+    ('a,b\n"x\ny",2\n', False),                                  # a line break inside quotes: pandas' reader
+    ('a,b\nx"y",2\n', False),                                    # a quote inside a field: pandas' reader
+    ('a,b\n"x"y,2\n', False),                                    # text after the closing quote: pandas' reader
+    ('a,b\n"x,2\n', False),                                      # a quote never closed: pandas' reader
+    ("a,b\r\n1,2\r\n", False),                                   # carriage returns: pandas' reader
+    ("a,b\n1,2\n\n3,4\n", False),                                # blank line: pandas' reader
 ])
-def test_plain_table_reads_what_pandas_reads_or_leaves_it_to_pandas(body):
+def test_plain_table_reads_what_pandas_reads_or_leaves_it_to_pandas(body, plain):
     """The pyarrow fast path gives read_csv(header=None, dtype=str, na_filter=False)'s frame,
     or ``None`` (then pandas' reader runs, with its line-exact errors)."""
     from io import StringIO
-    fast = io._plain_table(body)
-    plain = '"' not in body and "\r" not in body and "\n\n" not in body and \
-        len({line.count(",") for line in body.strip("\n").split("\n")}) == 1
+    fast = io._plain_table(body.encode("utf-8"))
     assert (fast is not None) == plain
     if fast is not None:
         expected = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
         pd.testing.assert_frame_equal(fast, expected)
+
+
+@pytest.mark.parametrize("cells, re2", [
+    (["W1; Angry; ; A:5.0; V:2.0; D:6.0;", "  W2 ;Happy;Amused, Excited ;a: 7 ;v:1;d:4", "W3; Sad; A:1; V:2; D:3",
+      "W4; Other-bored; ; A:5; V:5; D:5;  ", "not a judgement", "W5; ; ; A:; V:; D:;", ""], True),
+    (["W1;\u00a0Angry; ; A:5.0; V:2.0; D:6.0;", "W2; Happy; ; A:5; V:5; D:5;"], False),   # non-ASCII space
+    (["W1;\x1fAngry; ; A:5.0; V:2.0; D:6.0;", "W2; Happy; ; A:5; V:5;\x0bD:5;"], False),  # \s differs
+])
+def test_extract_through_re2_equals_python_re(cells, re2, monkeypatch):
+    """Per-annotator details parsed by Arrow's RE2 kernel equal Python's ``re`` (after the
+    reader's fillna("")), or Python's ``re`` runs."""
+    text = pd.Series(cells, dtype="str", index=np.arange(10, 10 + len(cells)))
+    expected = text.str.extract(io._EMO_DETAIL)
+    calls = []
+    real = pd.core.strings.accessor.StringMethods.extract
+    monkeypatch.setattr(pd.core.strings.accessor.StringMethods, "extract",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    got = io._extract(text, io._EMO_DETAIL)
+    assert (not calls) == re2
+    pd.testing.assert_frame_equal(got.isna(), expected.isna() & expected["WorkerID"].isna().to_numpy()[:, None])
+    pd.testing.assert_frame_equal(got.fillna(""), expected.fillna(""))
+
+
+def test_detailed_labels_read_the_same_without_the_fast_paths(tmp_path, monkeypatch):
+    from ser_diag.simulate import simulate_challenge
+    simulate_challenge(tmp_path, seed=4, n_systems=1, split="Development", n=300)
+    fast = io.read_detailed_labels(tmp_path)
+    assert fast["EmoClass_Second"].str.contains(",").any()  # quoted fields were read
+    monkeypatch.setattr(io, "_plain_table", lambda body: None)
+    monkeypatch.setattr(io, "_extract", lambda text, pattern: text.str.extract(pattern))
+    slow = io.read_detailed_labels(tmp_path)
+    pd.testing.assert_frame_equal(fast, slow)
 
 
 def test_load_reads_the_same_frames_with_and_without_the_fast_path(tmp_path, monkeypatch):
@@ -714,3 +750,87 @@ def test_load_reads_the_same_frames_with_and_without_the_fast_path(tmp_path, mon
     assert calls  # the pandas reader ran
     for key in ("categorical", "attributes", "labels"):
         pd.testing.assert_frame_equal(fast[key], slow[key])
+
+
+_P = "0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.3"
+_TYPED_BODIES = {
+    # regular files: the typed reader takes them
+    "classes": ("FileName,EmoClass\nf1.wav,A\nf2.wav,N\n", True),
+    "probabilities": (f"FileName,EmoClass,{','.join(PROB_COLUMNS)}\nf1.wav,N,{_P}\nf2.wav,N,{_P}", True),
+    "argmax warning": (f"FileName,EmoClass,{','.join(PROB_COLUMNS)}\nf1.wav,A,{_P}\nf2.wav,N,{_P}\n", True),
+    "attributes": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,1e0,+.5,-3.25e-2\nf2.wav,7.,9,0\n", True),
+    "both, reordered, extra column": ("EmoDom,FileName,note,EmoVal,EmoClass,EmoAct\n2,f1.wav,x,3,S,4\n", True),
+    "spaces in header and numbers": (" FileName , EmoAct,EmoVal,EmoDom\nf1.wav, 2.5 ,3,4\n", True),
+    "tiny probability overshoot": (f"FileName,EmoClass,{','.join(PROB_COLUMNS)}\nf1.wav,N,0,0,0,0,0,0,0,1.0000005\n", True),
+    # anything else: the text reader, with its messages
+    "padded file name": ("FileName,EmoClass\n f1.wav,A\n", False),
+    "padded class": ("FileName,EmoClass\nf1.wav,A \n", False),
+    "unknown class": ("FileName,EmoClass\nf1.wav,Z\n", False),
+    "duplicate file": ("FileName,EmoClass\nf1.wav,A\nf1.wav,S\n", False),
+    "empty file name": ("FileName,EmoClass\n,A\n", False),
+    "NaN": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,nan,3,4\n", False),
+    "NA": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,NA,3,4\n", False),
+    "inf": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,inf,3,4\n", False),
+    "huge": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,1e400,3,4\n", False),
+    "text number": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,high,3,4\n", False),
+    "empty number": ("FileName,EmoAct,EmoVal,EmoDom\nf1.wav,,3,4\n", False),
+    "probabilities off": (f"FileName,EmoClass,{','.join(PROB_COLUMNS)}\nf1.wav,N,{_P.replace('0.3', '0.5')}\n", False),
+    "probability below 0": (f"FileName,EmoClass,{','.join(PROB_COLUMNS)}\nf1.wav,N,0.4,0.4,0.3,0.1,0.1,0.1,0.1,-0.2\n",
+                            False),
+    "some probabilities": ("FileName,EmoClass,P_A\nf1.wav,A,1\n", False),
+    "two attributes": ("FileName,EmoAct,EmoVal\nf1.wav,3,4\n", False),
+    "short row": ("FileName,EmoClass\nf1.wav\n", False),
+    "quotes": ('FileName,EmoClass\n"f1.wav",A\n', False),
+    "CRLF": ("FileName,EmoClass\r\nf1.wav,A\r\n", False),
+    "blank line": ("FileName,EmoClass\nf1.wav,A\n\nf2.wav,S\n", False),
+    "blank line above header": ("\nFileName,EmoClass\nf1.wav,A\n", False),
+    "non-ASCII": ("FileName,EmoClass\nf\u00e9.wav,A\n", False),
+    "unit separator": ("FileName,EmoClass\nf1.wav\x1f,A\n", False),
+    "header only": ("FileName,EmoClass\n", False),
+    "header twice": ("FileName,EmoClass,EmoClass\nf1.wav,A,S\n", False),
+    "baseline": ("Filename,Prediction\nf1.wav,\"[1, 2, 3, 4, 5, 6, 7, 8]\"\n", False),
+}
+
+
+@pytest.mark.parametrize("name", list(_TYPED_BODIES))
+def test_typed_reader_gives_the_text_readers_frame_or_leaves_the_file_to_it(name, tmp_path, monkeypatch):
+    """Prediction files read straight into numbers by pyarrow equal the text path's frames,
+    warnings included; a file the typed reader declines gets the text path's error or frame."""
+    body, typed = _TYPED_BODIES[name]
+    path = tmp_path / "system.csv"
+    path.write_bytes(body.encode("utf-8"))
+    assert (io._typed_prediction_file(path, path.read_bytes()) is not None) == typed
+
+    def read():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = io._read_prediction_file(path)
+            except InputError as err:
+                result = str(err)
+        return result, [str(w.message) for w in caught]
+
+    fast, fast_warnings = read()
+    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    slow, slow_warnings = read()
+    assert fast_warnings == slow_warnings
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        pd.testing.assert_frame_equal(fast[0], slow[0])
+        assert fast[1:] == slow[1:]
+    if name == "argmax warning":
+        assert len(fast_warnings) == 1 and "EmoClass is not the most probable" in fast_warnings[0]
+
+
+def test_typed_reader_reads_simulated_systems_as_the_text_reader_does(tmp_path, monkeypatch):
+    from ser_diag.simulate import simulate_challenge
+    simulate_challenge(tmp_path, seed=5, n_systems=4, split="Development", n=300)
+    files = sorted((tmp_path / "predictions").glob("*/*.csv"))
+    typed = [io._typed_prediction_file(f, f.read_bytes()) for f in files]
+    assert all(t is not None for t in typed)
+    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    for file, (frame, tasks) in zip(files, typed):
+        text_frame, text_tasks, _ = io._read_prediction_file(file)
+        pd.testing.assert_frame_equal(frame, text_frame)
+        assert tasks == text_tasks

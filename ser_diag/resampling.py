@@ -66,6 +66,9 @@ CHUNK_ROWS = 200
 #: Largest weight chunk handed to a statistic (bytes): 200 rows up to n = 40k (float64),
 #: fewer beyond, so no ``n x B`` weight matrix is ever held.
 WEIGHT_CHUNK_BYTES = 1 << 26
+#: Largest block of a wide :class:`LinearStatistic`'s sums computed at a time (bytes): the
+#: podcast gender gap at 400k files x 20 systems has 466k sums per resample.
+SUMS_BLOCK_BYTES = 1 << 25
 #: Rows drawn per call of the generator; chunks are multiples of it, so results do not
 #: depend on the chunk size.
 _DRAW_BLOCK = 8
@@ -409,9 +412,10 @@ class LinearStatistic:
     0.5
     """
 
-    def __init__(self, sums: Callable | None, finish: Callable, design=None):
+    def __init__(self, sums: Callable | None, finish: Callable, design=None, width: int = 0):
         self.finish, self.design = finish, design
         self.sums = sums if sums is not None else self._design_sums
+        self.width = design.shape[1] if design is not None else width   # sums per resample, when known
 
     @classmethod
     def of_design(cls, design, finish: Callable) -> "LinearStatistic":
@@ -427,7 +431,14 @@ class LinearStatistic:
         return np.asarray(w, np.float64) @ self.design
 
     def __call__(self, w):
-        return self.finish(self.sums(w))
+        """``finish(sums(w))``, a block of weight rows at a time when the sums are wide (a design of
+        thousands of columns, e.g. podcasts x genders x systems), so no block of sums or of the
+        arrays ``finish`` derives from them exceeds :data:`SUMS_BLOCK_BYTES`."""
+        rows = max(1, SUMS_BLOCK_BYTES // max(1, 8 * self.width))
+        if len(w) <= rows:
+            return self.finish(self.sums(w))
+        parts = [self.finish(self.sums(w[i:i + rows])) for i in range(0, len(w), rows)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def clustered(self, mapping: np.ndarray, m: int) -> "LinearStatistic":
         if self.design is not None:
@@ -436,7 +447,8 @@ class LinearStatistic:
             return LinearStatistic.of_design(design.tocsr() if scipy.sparse.issparse(design) else design,
                                              self.finish)
         per_cluster = np.asarray(self.sums(_membership(mapping, m, np.float64)), dtype=np.float64)
-        return LinearStatistic(lambda counts: np.asarray(counts, np.float64) @ per_cluster, self.finish)
+        return LinearStatistic(lambda counts: np.asarray(counts, np.float64) @ per_cluster, self.finish,
+                               width=per_cluster.shape[1])
 
 
 def _unit(groups, unit: str | None) -> str:

@@ -368,3 +368,35 @@ def test_speaker_resamples_scored_per_speaker_equal_row_weights():
                 np.testing.assert_array_equal(kept["distribution"][metric], values)
             else:
                 np.testing.assert_allclose(kept["distribution"][metric], values, rtol=1e-12, atol=1e-14)
+
+
+def test_wide_linear_statistic_is_scored_in_blocks_with_the_same_numbers(monkeypatch):
+    """A statistic with many sums per resample is finished a block of resamples at a time
+    (bounded memory) and gives what one pass gives."""
+    import scipy.sparse
+
+    from ser_diag import resampling as rs
+    rng = np.random.default_rng(0)
+    n, width = 300, 4000
+    design = scipy.sparse.random(n, width, density=0.01, random_state=1, format="csr") + 0.0
+    calls = []
+
+    def finish(sums):
+        calls.append(len(sums))
+        return {"total": sums.sum(axis=1), "max": sums.max(axis=1), "first": sums[:, :3]}
+
+    statistic = rs.LinearStatistic.of_design(design, finish)
+    w = rng.poisson(1.0, (50, n)).astype(np.float64)
+    whole = statistic.finish(np.asarray(w @ design))
+    monkeypatch.setattr(rs, "SUMS_BLOCK_BYTES", 8 * width * 7)   # 7 resamples at a time
+    calls.clear()
+    blocked = statistic(w)
+    assert calls == [7] * 7 + [1]
+    for name in whole:
+        np.testing.assert_allclose(blocked[name], whole[name], rtol=1e-12)
+    clustered = statistic.clustered(np.repeat(np.arange(100), 3), 100)
+    counts = rng.poisson(1.0, (20, 100)).astype(np.float64)
+    calls.clear()
+    np.testing.assert_allclose(clustered(counts)["total"], (np.repeat(counts, 3, axis=1) @ design).sum(axis=1),
+                               rtol=1e-12)
+    assert calls == [7, 7, 6]

@@ -713,11 +713,28 @@ def _read_prediction_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...], st
 ARGMAX_TOLERANCE = 1e-6
 
 
+def class_index(classes: pd.Series) -> np.ndarray:
+    """Position of each class code in :data:`CLASS_CODES` (``-1`` for anything else), by Arrow's
+    hash lookup for Arrow strings (no Python string per row).
+
+    >>> class_index(pd.Series(["N", "A", "O"], dtype="str")).tolist()
+    [7, 0, -1]
+    """
+    array = classes.array
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.index_in(array.__arrow_array__(), value_set=pa.array(CLASS_CODES))
+        return pc.fill_null(found, -1).to_numpy().astype(np.intp)
+    return pd.Index(CLASS_CODES).get_indexer(classes)
+
+
 def _check_argmax(frame: pd.DataFrame, path: Path) -> None:
     """Warn when ``EmoClass`` is not the most probable class of ``P_A..P_N`` (ties agree): a
     submission whose label column and probabilities disagree usually has a bug."""
     probs = frame[list(PROB_COLUMNS)].to_numpy(dtype="float64")
-    chosen = probs[np.arange(len(frame)), pd.Index(CLASS_CODES).get_indexer(frame["EmoClass"])]
+    chosen = probs[np.arange(len(frame)), class_index(frame["EmoClass"])]
     differs = chosen < probs.max(axis=1) - ARGMAX_TOLERANCE
     if differs.any():
         line, count = _first_bad(frame, differs)
@@ -1078,7 +1095,7 @@ class _TaskRows:
         target = k * n + slot[rows]
         self.covered[k, slot[rows]] = True
         if self.task == TASK_CATEGORICAL:
-            self.codes[target] = pd.Index(CLASS_CODES).get_indexer(frame["EmoClass"].to_numpy()[rows])
+            self.codes[target] = class_index(frame["EmoClass"])[rows]
             has_probabilities = all(c in frame.columns for c in PROB_COLUMNS)
             self.with_values.append(has_probabilities)
             if has_probabilities:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from ser_diag import io
@@ -21,7 +23,8 @@ from ser_diag.errors import InputError, quoted
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
-from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights
+from ser_diag.parallel import fork_map, workers_for
+from ser_diag.resampling import Resampling, bootstrap_metrics, file_codes, shared_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,8 @@ def _with_task(frame: pd.DataFrame, task: str) -> pd.DataFrame:
 def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
              labels: pd.DataFrame | None = None, split: str | None = None,
              resampling: Resampling | None = None, scheme: str = "unit",
-             min_speaker_utterances: int = 10, baseline: str | None = None, **legacy) -> Diagnostics:
+             min_speaker_utterances: int = 10, baseline: str | None = None, workers: int | None = None,
+             **legacy) -> Diagnostics:
     """Run every analysis on already merged frames (see :func:`compute_diagnostics`).
 
     ``resampling``: one :class:`~ser_diag.resampling.Resampling` for every interval, test and
@@ -81,14 +85,17 @@ def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
     the system drawn as baseline (default: one whose name contains "baseline", else none;
     ``settings["baseline"]`` is None then). All analyses run inside
     :func:`ser_diag.resampling.shared_weights`, so the resamples of a set of files are drawn
-    once and shared (same numbers, less drawing).
+    once and shared (same numbers, less drawing). After the metrics table, the independent
+    analyses run side by side on up to ``workers`` processes (default: the cores;
+    :func:`ser_diag.parallel.fork_map`, serial where other threads run): the same tables as
+    one after the other.
     """
     if categorical is None and attributes is None:
         raise ValueError("no system submitted either task")
     settings = Resampling.of(resampling, **legacy)
     with shared_weights():
         return _diagnose(categorical, attributes, labels, split, settings, scheme,
-                         min_speaker_utterances, baseline)
+                         min_speaker_utterances, baseline, workers)
 
 
 def _resolved_unit(settings: Resampling, frames) -> str:
@@ -136,14 +143,157 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
 
 def _n_units(merged: pd.DataFrame, rs: Resampling) -> int:
     """Number of resampling units (speakers, unknown ones counted one per file, or files)."""
-    files = merged.drop_duplicates("FileName")
-    if rs.unit_for(files["SpkrID"] if "SpkrID" in files.columns else None) == "utterance":
-        return len(files)
-    return int(files["SpkrID"].nunique() + files["SpkrID"].isna().sum())
+    first = np.unique(file_codes(merged), return_index=True)[1]   # each file's first row
+    speakers = merged["SpkrID"].iloc[first] if "SpkrID" in merged.columns else None
+    if rs.unit_for(speakers) == "utterance":
+        return len(first)
+    return int(speakers.nunique() + speakers.isna().sum())
+
+
+def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker_utterances, base_name,
+            settings, scores, distributions, n_systems: int) -> list[tuple[str, float, Callable[[], tuple[dict, list]]]]:
+    """The analyses after the metrics table, independent of each other: ``(name, cost, run)``,
+    ``run()`` -> ``(tables, notes)`` (the evaluation JSON under ``tables["evaluation"]``).
+    ``cost``: rough share of the CPU time at many systems (166 systems x 32k files), to split
+    the stages between processes; the results do not depend on which process runs a stage."""
+    n_boot = rs.n_boot
+    stages = []
+
+    def stage(name: str, cost: float):
+        def add(run):
+            stages.append((name, cost, run))
+            return run
+        return add
+
+    @stage("evaluation", 4.5)
+    def _():
+        return {"evaluation": evaluate_merged(categorical, attributes, resampling=rs, split=settings["split"],
+                                              scores=(scores.get(TASK_CATEGORICAL),
+                                                      scores.get(TASK_ATTRIBUTES)))}, []
+
+    if n_boot > 0:
+        @stage("unit_comparison", 14.0)
+        def _():
+            return {"unit_comparison": unit_comparison({TASK_CATEGORICAL: categorical,
+                                                        TASK_ATTRIBUTES: attributes}, rs, scores)}, []
+
+    if categorical is not None:
+        @stage("confusion", 1.6)
+        def _():
+            out = {}
+            focus = settings["focus"][TASK_CATEGORICAL]
+            has_base = base_name is not None and bool((categorical["system"] == base_name).any())
+            other = base_name if has_base else settings["worst"][TASK_CATEGORICAL]
+            out["confusion"] = confusion.confusion_table(categorical, normalize="true")
+            out["minority_destinations"] = confusion.minority_destinations(categorical, system=focus,
+                                                                           resampling=rs)
+            if focus != other:
+                out["confusion_difference"] = confusion.confusion_difference(categorical, focus, other)
+            return out, []
+
+    if attributes is not None:
+        @stage("binned", 7.8)
+        def _():
+            out = {"binned": binned.binned_matrix(attributes, scheme=scheme),
+                   "per_bin": binned.per_bin_table(attributes, scheme=scheme, ddof=rs.ddof)}
+            out["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme,
+                                                                              matrix=out["binned"])
+            return out, []
+
+        @stage("shrinkage", 8.0)
+        def _():
+            shrinkage = regression_to_mean.shrinkage_table(attributes, resampling=rs)
+            return {"shrinkage": shrinkage}, list(shrinkage.attrs.get("notes", []))
+
+        @stage("bin_means", 7.2)
+        def _():
+            return {"bin_means": regression_to_mean.bin_means(attributes, scheme=scheme, resampling=rs)}, []
+
+        @stage("recalibration", 9.5)
+        def _():
+            if _n_units(attributes, rs) >= 4:
+                return {"recalibration": regression_to_mean.recalibration_whatif(attributes, resampling=rs)}, []
+            return {}, ["attributes: fewer than 4 resampling units (speakers or files); recalibration what-if "
+                        "skipped"]
+
+    for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
+        if merged is None:
+            continue
+
+        @stage(f"gender_{task}", 6.5)
+        def _(task=task, merged=merged):
+            out = {}
+            if "Gender" in merged.columns and merged["Gender"].notna().any():
+                pair = (("Female", "Male") if set(merged["Gender"].dropna().unique()) >= {"Female", "Male"}
+                        else (None, None))
+                by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], resampling=rs,
+                                                        n_permutations=n_boot)
+                out["gender_metrics"] = _with_task(by_group, task)
+                if group_gaps is not None:
+                    out["gender_gaps"] = _with_task(group_gaps, task)
+                if task == TASK_CATEGORICAL:
+                    out["class_recall_by_gender"] = bias.per_class_recall_by_group(merged, by="Gender",
+                                                                                   group_table=by_group)
+            return out, []
+
+        @stage(f"speakers_{task}", 3.2)
+        def _(task=task, merged=merged):
+            per_speaker = bias.speaker_metrics(merged, min_utterances=min_speaker_utterances, ddof=rs.ddof)
+            if len(per_speaker):
+                return {"speaker_metrics": _with_task(per_speaker, task)}, []
+            return {}, [f"{task}: no speaker has {min_speaker_utterances} or more utterances; "
+                        "per-speaker analyses skipped"]
+
+        if merged["system"].nunique() > 1:
+            @stage(f"disagreement_{task}", 5.0)
+            def _(merged=merged):
+                return {"disagreement": fusion.pairwise_disagreement(merged)}, []
+
+    frames = [f for f in (categorical, attributes) if f is not None]
+    if n_systems > 1 and min(_n_units(f, rs) for f in frames) < 4:
+        stages.append(("fusion", 0.0, lambda: ({}, ["fewer than 4 resampling units (speakers or files): top-K "
+                                                   "fusion skipped"])))
+    elif n_systems > 1:
+        @stage("fusion", 14.5)
+        def _():
+            log.info("top-K fusion curves ...")
+            curve = fusion.topk_fusion_curve(categorical, attributes, resampling=rs,
+                                             baseline=base_name if base_name is not None else None)
+            return {"fusion_curve": curve, "fusion_ranking": curve.attrs["ranking"]}, []
+
+    @stage("beyond", 13.8)
+    def _():
+        log.info("leaderboard ranks, annotator agreement, podcasts and durations ...")
+        beyond = beyond_tables(categorical, attributes, labels, resampling=rs, distributions=distributions)
+        return beyond, beyond.pop("beyond_notes")["note"].tolist()
+
+    return stages
+
+
+#: Tables in the order the report lists them (those of the beyond stage follow, in their order).
+TABLE_ORDER = ("metrics", "unit_comparison", "confusion", "minority_destinations", "confusion_difference",
+               "binned", "per_bin", "shrinkage", "bin_means", "extreme_bin_recall", "recalibration",
+               "gender_metrics", "gender_gaps", "speaker_metrics", "disagreement", "class_recall_by_gender",
+               "fusion_curve", "fusion_ranking")
+#: Tables made per task and stacked (categorical first).
+PER_TASK_TABLES = ("gender_metrics", "gender_gaps", "speaker_metrics", "disagreement")
+
+
+def _merge_parts(results: list[tuple[dict, list]]) -> tuple[dict, list]:
+    """Tables (in :data:`TABLE_ORDER`) and notes (in the stages' order) of the stages' results;
+    the per-task parts of a table stacked in the stages' order."""
+    parts, notes = {}, []
+    for found, more in results:
+        for name, table in found.items():
+            parts.setdefault(name, []).append(table)
+        notes += more
+    names = [n for n in TABLE_ORDER if n in parts] + [n for n in parts if n not in TABLE_ORDER]
+    return {name: pd.concat(parts[name], ignore_index=True) if name in PER_TASK_TABLES else parts[name][-1]
+            for name in names}, notes
 
 
 def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
-              min_speaker_utterances, baseline) -> Diagnostics:
+              min_speaker_utterances, baseline, workers=None) -> Diagnostics:
     n_boot = rs.n_boot
     tables: dict[str, pd.DataFrame] = {}
     frames = [f for f in (categorical, attributes) if f is not None]
@@ -163,77 +313,19 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
         scores[task] = bootstrap_metrics(merged, rs, distributions=distributions[task])
         settings["focus"][task], settings["worst"][task] = _best(scores[task], HEADLINE[task])
     tables["metrics"] = pd.concat([_with_task(s, t) for t, s in scores.items()], ignore_index=True)
-    evaluation = evaluate_merged(categorical, attributes, resampling=rs, split=split,
-                                 scores=(scores.get(TASK_CATEGORICAL), scores.get(TASK_ATTRIBUTES)))
-    if n_boot > 0:
-        tables["unit_comparison"] = unit_comparison({TASK_CATEGORICAL: categorical,
-                                                     TASK_ATTRIBUTES: attributes}, rs, scores)
-
-    log.info("confusion, binned and regression-to-the-mean analyses ...")
-    if categorical is not None:
-        focus = settings["focus"][TASK_CATEGORICAL]
-        has_base = base_name is not None and bool((categorical["system"] == base_name).any())
-        other = base_name if has_base else settings["worst"][TASK_CATEGORICAL]
-        tables["confusion"] = confusion.confusion_table(categorical, normalize="true")
-        tables["minority_destinations"] = confusion.minority_destinations(categorical, system=focus, resampling=rs)
-        if focus != other:
-            tables["confusion_difference"] = confusion.confusion_difference(categorical, focus, other)
-    if attributes is not None:
-        tables["binned"] = binned.binned_matrix(attributes, scheme=scheme)
-        tables["per_bin"] = binned.per_bin_table(attributes, scheme=scheme, ddof=rs.ddof)
-        tables["shrinkage"] = regression_to_mean.shrinkage_table(attributes, resampling=rs)
-        settings["notes"] += tables["shrinkage"].attrs.get("notes", [])
-        tables["bin_means"] = regression_to_mean.bin_means(attributes, scheme=scheme, resampling=rs)
-        tables["extreme_bin_recall"] = regression_to_mean.extreme_bin_recall(attributes, scheme=scheme,
-                                                                             matrix=tables["binned"])
-        if _n_units(attributes, rs) >= 4:
-            tables["recalibration"] = regression_to_mean.recalibration_whatif(attributes, resampling=rs)
-        else:
-            settings["notes"].append("attributes: fewer than 4 resampling units (speakers or files); "
-                                     "recalibration what-if skipped")
-
-    log.info("gender and speaker audit ...")
-    gender, gaps, speakers, disagreement, class_recall = [], [], [], [], None
-    for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
-        if merged is None:
-            continue
-        has_gender = "Gender" in merged.columns and merged["Gender"].notna().any()
-        if has_gender:
-            pair = ("Female", "Male") if set(merged["Gender"].dropna().unique()) >= {"Female", "Male"} else (None, None)
-            by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], resampling=rs,
-                                                    n_permutations=n_boot)
-            gender.append(_with_task(by_group, task))
-            if group_gaps is not None:
-                gaps.append(_with_task(group_gaps, task))
-            if task == TASK_CATEGORICAL:
-                class_recall = bias.per_class_recall_by_group(merged, by="Gender", group_table=by_group)
-        per_speaker = bias.speaker_metrics(merged, min_utterances=min_speaker_utterances, ddof=rs.ddof)
-        if len(per_speaker):
-            speakers.append(_with_task(per_speaker, task))
-        else:
-            settings["notes"].append(f"{task}: no speaker has {min_speaker_utterances} or more utterances; "
-                                     "per-speaker analyses skipped")
-        if merged["system"].nunique() > 1:
-            disagreement.append(fusion.pairwise_disagreement(merged))
-    for name, parts in (("gender_metrics", gender), ("gender_gaps", gaps),
-                        ("speaker_metrics", speakers), ("disagreement", disagreement)):
-        if parts:
-            tables[name] = pd.concat(parts, ignore_index=True)
-    if class_recall is not None:
-        tables["class_recall_by_gender"] = class_recall
-    if len(evaluation.get("systems", {})) > 1 and min(_n_units(f, rs) for f in frames) < 4:
-        settings["notes"].append("fewer than 4 resampling units (speakers or files): top-K fusion skipped")
-    elif len(evaluation.get("systems", {})) > 1:
-        log.info("top-K fusion curves ...")
-        curve = fusion.topk_fusion_curve(categorical, attributes, resampling=rs,
-                                         baseline=base_name if base_name is not None else None)
-        tables["fusion_curve"] = curve
-        tables["fusion_ranking"] = curve.attrs["ranking"]
-    log.info("leaderboard ranks, annotator agreement, podcasts and durations ...")
-    beyond = beyond_tables(categorical, attributes, labels, resampling=rs, distributions=distributions)
-    del distributions
-    settings["notes"] += beyond.pop("beyond_notes")["note"].tolist()
-    tables.update(beyond)
+    stages = _stages(categorical, attributes, labels, rs, scheme, min_speaker_utterances, base_name,
+                     settings, scores, distributions, len(systems))
+    n_workers = workers_for(workers, len(stages))
+    log.info("%d analyses on %d process%s ...", len(stages), n_workers, "es" if n_workers > 1 else "")
+    # BLAS keeps its threads: one thread per process would change sums in the last bits
+    results = fork_map(lambda stage: stage[2](), stages, costs=[stage[1] for stage in stages],
+                       workers=n_workers, name="ser_diag-diagnostics")
+    del distributions, stages
+    found, notes = _merge_parts(results)
+    del results
+    evaluation = found.pop("evaluation")
+    tables.update(found)
+    settings["notes"] += notes
     synthetic = any(bool(f.attrs.get("synthetic")) for f in (categorical, attributes) if f is not None)
     return Diagnostics(categorical, attributes, labels if labels is not None else pd.DataFrame(),
                        synthetic, settings, evaluation, tables)

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import threading
 import warnings
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
@@ -214,6 +215,16 @@ class _WeightCache:
     def __init__(self, max_bytes: int):
         self.max_bytes, self.entries = max_bytes, OrderedDict()
         self.owner = threading.get_ident()
+        self.frames: dict[int, tuple[weakref.ref, dict]] = {}   # id(frame) -> (frame, {key: value})
+
+    def frame_store(self, frame) -> dict:
+        """The values remembered for ``frame`` (dropped when the frame is freed)."""
+        entry = self.frames.get(id(frame))
+        if entry is None or entry[0]() is not frame:
+            key = id(frame)
+            ref = weakref.ref(frame, lambda _, key=key, frames=self.frames: frames.pop(key, None))
+            entry = self.frames[key] = (ref, {})
+        return entry[1]
 
     def get(self, key):
         if key in self.entries:
@@ -267,6 +278,22 @@ def shared_weights(max_bytes: int = 1 << 29):
     finally:
         with _cache_lock:
             _cache = None
+
+
+def frame_memo(frame: pd.DataFrame, key, compute: Callable):
+    """``compute()``, computed once per ``frame`` object and ``key`` inside
+    :func:`shared_weights` (the block an analysis run opens) and remembered until the block
+    ends or the frame is freed; outside the block (or in another thread) computed every time.
+    For values derived from a merged frame that many analyses need (system codes, row
+    positions, per-system frames): the frame must not be changed in place inside the block.
+    Callers hand out copies of mutable containers."""
+    cache = _active_cache()
+    if cache is None:
+        return compute()
+    store = cache.frame_store(frame)
+    if key not in store:
+        store[key] = compute()
+    return store[key]
 
 
 def _draw_chunks(n: int, n_boot: int, mapping, m: int, seed, chunk: int, dtype,
@@ -620,30 +647,61 @@ def attribute_statistics(y_true, y_pred, ddof: int = 0) -> Statistic:
 
 # --------------------------------------------------------------------------- merged frames
 
+def system_codes(merged: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """``(code per row, system names)`` of ``merged["system"]`` (codes in order of first
+    appearance, :func:`pandas.factorize`); remembered per frame (:func:`frame_memo`)."""
+    codes, names = frame_memo(merged, "system_codes", lambda: pd.factorize(merged["system"]))
+    return codes, list(names)
+
+
+def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{system: row positions (ascending)}`` of every system of ``merged`` in order of first
+    appearance (as ``merged.groupby("system", sort=False).indices``), from one stable sort;
+    remembered per frame (:func:`frame_memo`)."""
+    def compute():
+        codes, names = system_codes(merged)
+        by_system = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[by_system], np.arange(len(names) + 1))
+        by_system.flags.writeable = False      # shared by every caller
+        return {str(name): by_system[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
+    return dict(frame_memo(merged, "system_positions", compute))
+
+
+def file_codes(merged: pd.DataFrame) -> np.ndarray:
+    """Integer code of every row's ``FileName`` (:func:`pandas.factorize`); remembered per frame."""
+    return frame_memo(merged, "file_codes", lambda: pd.factorize(merged["FileName"])[0])
+
+
 def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:
     """Group systems scored on identical file lists: ``[(systems, row positions)]``, each
-    system's rows in the same file order. Systems without predictions for ``task`` are skipped."""
+    system's rows in the same file order. Systems without predictions for ``task`` are skipped.
+    Remembered per frame, task and systems (:func:`frame_memo`)."""
+    blocks = frame_memo(merged, ("system_blocks", task, None if systems is None else tuple(systems)),
+                        lambda: _compute_system_blocks(merged, task, systems))
+    return [(list(names), list(rows)) for names, rows in blocks]
+
+
+def _compute_system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:
     pred_cols = ["EmoClass_pred"] if task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
     pred_cols = [c for c in pred_cols if c in merged.columns]
     submitted = merged[pred_cols].notna().any(axis=1).to_numpy() if pred_cols else \
         np.zeros(len(merged), dtype=bool)
-    system_codes, system_names = pd.factorize(merged["system"])
-    file_codes = pd.factorize(merged["FileName"])[0]
+    _, system_names = system_codes(merged)
+    files = file_codes(merged)
     names = list(system_names) if systems is None else list(systems)
     # every system's rows (ascending) from one stable sort, not one scan of the frame per system
-    by_system = np.argsort(system_codes, kind="stable")
-    bounds = np.searchsorted(system_codes[by_system], np.arange(len(system_names) + 1))
-    position = {name: i for i, name in enumerate(system_names)}
+    by_name = system_positions(merged)
+    position = {name: str(name) for name in system_names}
     blocks: list[tuple[list, list]] = []
     for name in names:
         if name not in position:
             raise ValueError(f"system {name!r} is not in the merged frame")
-        rows = by_system[bounds[position[name]]:bounds[position[name] + 1]]
+        rows = by_name[position[name]]
         if not submitted[rows].any():
             continue  # the system did not submit this task
-        rows = rows[np.argsort(file_codes[rows], kind="stable")]
+        rows = rows[np.argsort(files[rows], kind="stable")]
         for block_names, block_rows in blocks:
-            if np.array_equal(file_codes[block_rows[0]], file_codes[rows]):
+            if np.array_equal(files[block_rows[0]], files[rows]):
                 block_names.append(name)
                 block_rows.append(rows)
                 break

@@ -83,3 +83,16 @@ def test_older_keywords_still_work_and_opt_out_to_utterances(frames):
     assert old.settings["unit"] == "utterance" and set(old.tables["metrics"]["unit"]) == {"utterance"}
     assert set(old.tables["recalibration"]["split_unit"]) == {"utterance"}
     assert set(old.tables["gender_gaps"]["method"]) == {"speaker permutation"}   # the valid test stays
+
+
+def test_analyses_on_two_processes_equal_one_after_the_other(frames, diag):
+    """diagnose runs the analyses after the metrics table side by side (fork_map): the same
+    tables (bit for bit, in the same order), notes and evaluation as on one process."""
+    serial = diagnose(*frames, resampling=Resampling(n_boot=60, seed=2), workers=1)
+    parallel = diagnose(*frames, resampling=Resampling(n_boot=60, seed=2), workers=2)
+    assert list(parallel.tables) == list(serial.tables) == list(diag.tables)
+    for name, table in serial.tables.items():
+        pd.testing.assert_frame_equal(parallel.tables[name], table, check_exact=True, obj=name)
+        assert parallel.tables[name].attrs.keys() == table.attrs.keys()
+    assert parallel.settings["notes"] == serial.settings["notes"]
+    assert parallel.evaluation == serial.evaluation

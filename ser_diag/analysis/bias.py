@@ -66,19 +66,32 @@ def system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
     Systems whose predictions for the task are all missing are left out; a system with some
     predictions missing raises ``ValueError`` (paired analyses need every file predicted).
     """
+    frames = resampling_.frame_memo(merged, "system_frames", lambda: _system_frames(merged))
+    return {system: frame.copy(deep=False) for system, frame in frames.items()}
+
+
+def _system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
     pred_cols = ["EmoClass_pred"] if task_of(merged) == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+    missing_rows = merged[pred_cols].isna().to_numpy()
     out = {}
-    for system, frame in merged.groupby("system", sort=False):
-        missing = frame[pred_cols].isna().to_numpy()
+    for system, rows in resampling_.system_positions(merged).items():
+        missing = missing_rows[rows]
         if missing.all():
             continue
         if missing.any():
             raise ValueError(f"system {system!r} lacks predictions for some files; "
                              "merge with intersection=True or complete the submission")
-        out[str(system)] = frame.reset_index(drop=True)
+        out[system] = _rows(merged, rows).reset_index(drop=True)
     if not out:
         raise ValueError("merged frame holds no system with predictions")
     return out
+
+
+def _rows(merged: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``merged.iloc[positions]``, a slice when the positions are one contiguous run."""
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return merged.iloc[int(positions[0]):int(positions[-1]) + 1]
+    return merged.iloc[positions]
 
 
 cluster_ids = resampling.cluster_ids

@@ -21,7 +21,7 @@ NORMALIZE_OPTIONS = (None, "true", "pred", "all")
 
 def systems_of(merged: pd.DataFrame, system=None) -> list[str]:
     """Systems in ``merged`` in order of appearance, or ``[system]`` after checking it exists."""
-    present = [str(s) for s in pd.unique(merged["system"])]
+    present = [str(s) for s in resampling_.system_codes(merged)[1]]
     if system is None:
         return present
     if str(system) not in present:
@@ -38,8 +38,8 @@ def system_rows(merged: pd.DataFrame, system: str) -> pd.DataFrame:
 def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
     """``{system: row positions}`` of every system from one grouping (in order), so a loop over
     systems takes ``merged.iloc[positions]`` (= :func:`system_rows`) without comparing the
-    whole system column once per system."""
-    return {str(k): v for k, v in merged.groupby(merged["system"].astype(str), sort=False).indices.items()}
+    whole system column once per system (:func:`ser_diag.resampling.system_positions`)."""
+    return resampling_.system_positions(merged)
 
 
 def rows_at(merged: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

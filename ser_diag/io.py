@@ -957,78 +957,19 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     if not submitted.any():
         raise InputError(predictions.attrs.get("path", "predictions"), value_columns[0],
                          f"no system has {task} predictions")
-    # only this task's columns are copied (the other task's values would be dead weight per row)
-    keep = ["system", "FileName"] + value_columns + ([c for c in PROB_COLUMNS if c in predictions.columns]
-                                                     if task == TASK_CATEGORICAL else [])
-    preds = predictions.loc[submitted, keep].reset_index(drop=True)
     sources = predictions.attrs.get("sources", {})
-    label_file = labels.attrs.get("source", "labels")
-    split = labels.attrs.get("split")
-    scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
-    names = pd.Index(labels["FileName"])
-    if not names.is_unique:
-        raise InputError(label_file, "FileName", f"duplicate FileName {quoted(names[names.duplicated()][0])}")
-    # integer codes: position of each prediction's file in labels (-1: unlabelled), system number
-    position = names.get_indexer(preds["FileName"])
-    known = position >= 0
-    if not known.all() and not intersection:
-        first = preds.loc[~known].iloc[0]
-        file = _source(sources, first["system"], task)
-        count = int((~known & (preds["system"] == first["system"]).to_numpy()).sum())
-        raise InputError(file, "FileName", f"{quoted(first['FileName'])} is not in the {scope}{_more(count)}",
-                         row=_row_of(file, first["FileName"]))
-    system_code, systems = pd.factorize(preds["system"], sort=True)
-    flat = system_code[known] * len(names) + position[known]
-    votes = np.bincount(flat, minlength=len(systems) * len(names)).reshape(len(systems), len(names))
-    if votes.max() > 1:
-        first = preds.loc[known].iloc[int(np.argmax(votes.ravel()[flat] > 1))]
-        raise InputError(_source(sources, first["system"], task), "FileName",
-                         f"duplicate FileName {quoted(first['FileName'])} for system {quoted(first['system'])}")
-    in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
-               else np.ones(len(names), dtype=bool))
-    covered = votes > 0
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[names.argsort()] = np.arange(len(names))  # order of the labelled files by FileName
-    n_expected = int(in_task.sum())
-    if n_expected == 0:
-        raise InputError(label_file, "EmoClass", f"no file of {f'split {split}' if split else 'the labels'} "
-                         "has one of the 8 classes "
-                         f"({', '.join(CLASS_CODES)}); all are O (other) or X (no agreement)")
-    for k, system in enumerate(systems):
-        missing = np.flatnonzero(in_task & ~covered[k])
-        if len(missing) and not intersection:
-            missing = missing[np.argsort(rank[missing])]
-            where = _row_of(label_file, names[missing[0]])
-            examples = ", ".join(quoted(f) for f in names[missing[:_N_EXAMPLES]])
+    preds = predictions.loc[submitted]
+    groups = preds.groupby("system", sort=True)
+    rows = _TaskRows(labels, task, groups.ngroups)
+    for system, frame in groups:
+        repeated = frame["FileName"].duplicated()
+        if repeated.any():
             raise InputError(_source(sources, system, task), "FileName",
-                             f"{len(missing)} of {n_expected} files of the {scope} have no {task} "
-                             f"prediction, e.g. {examples}"
-                             f"{f' (labels row {where})' if where else ''}; "
-                             "use --intersection (intersection=True) to score only the files all share")
-    common = in_task & covered.all(axis=0)
-    if not common.any():
-        raise InputError(predictions.attrs.get("path", "predictions"), "FileName",
-                         f"no file of the {scope} has a {task} prediction from every system")
-    rows = np.flatnonzero(known & common[np.where(known, position, 0)])
-    rows = rows[np.lexsort((rank[position[rows]], system_code[rows]))]
-    guess = preds.iloc[rows].reset_index(drop=True)
-    extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
-    truth = labels[["FileName", "SpkrID", "Gender", "Split_Set"] + extra + value_columns].iloc[
-        position[rows]].reset_index(drop=True)
-    columns = {"system": guess["system"]}
-    columns.update({c: truth[c] for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
-    for column in value_columns:
-        columns.update({f"{column}_true": truth[column], f"{column}_pred": guess[column]})
-    if task == TASK_CATEGORICAL:
-        columns.update({c: guess[c] for c in PROB_COLUMNS if c in guess and guess[c].notna().any()})
-    merged = pd.DataFrame(columns)
-    if task == TASK_ATTRIBUTES:
-        _warn_out_of_range(merged, sources, task)
-    merged.attrs = {"task": task, "split": split,
-                    "synthetic": bool(labels.attrs.get("synthetic") or predictions.attrs.get("synthetic")),
-                    "dropped": n_expected - int(common.sum()),
-                    "dropped_predictions": int((~known).sum())}
-    return merged
+                             f"duplicate FileName {quoted(frame['FileName'][repeated].iloc[0])} "
+                             f"for system {quoted(system)}")
+        rows.add(system, _source(sources, system, task), frame)
+    return rows.finish(intersection, predictions.attrs.get("path", "predictions"),
+                       bool(predictions.attrs.get("synthetic")))
 
 
 def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str) -> None:
@@ -1048,9 +989,9 @@ def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str) -> None:
 
 
 class _TaskRows:
-    """One task's merged frame, written system by system while the files are read (the memory of
-    :func:`load`: no frame of every system's predictions, no intermediate copies; the result
-    equals :func:`merge` of :func:`read_systems`, error messages included).
+    """One task's merged frame, written system by system: :func:`load` adds each file as it is
+    read (no frame of every system's predictions, no intermediate copies), :func:`merge` each
+    system's rows of a predictions frame; both get their checks and messages from :meth:`finish`.
 
     Row ``k * n + j`` of the result holds system ``k`` (in name order) on the ``j``-th file of
     the task in FileName order (``n`` files); values go straight into one float block
@@ -1096,7 +1037,8 @@ class _TaskRows:
         self.covered[k, slot[rows]] = True
         if self.task == TASK_CATEGORICAL:
             self.codes[target] = class_index(frame["EmoClass"])[rows]
-            has_probabilities = all(c in frame.columns for c in PROB_COLUMNS)
+            has_probabilities = all(c in frame.columns for c in PROB_COLUMNS) and \
+                bool(frame[PROB_COLUMNS[0]].notna().any())   # a system without them: NaN in a frame of several
             self.with_values.append(has_probabilities)
             if has_probabilities:
                 if self.values is None:

@@ -147,11 +147,23 @@ def metrics_by_agreement(merged: pd.DataFrame, agreement: pd.DataFrame, resampli
 
 # --------------------------------------------------------------------------- human ceiling
 
-def _spread(values: np.ndarray, f: np.ndarray, n_files: int, width: int) -> np.ndarray:
-    """Sum ``values`` ``(J, width)`` per file index ``f`` -> ``(n_files, width)``."""
-    out = np.zeros((n_files, width))
-    np.add.at(out, f, values)
-    return out
+#: Judgements handled at a time in the leave-one-out reference (bounds the ``(block, 8)`` arrays).
+JUDGEMENT_BLOCK = 1 << 18
+
+
+def _spread(values: np.ndarray, f: np.ndarray, n_files: int) -> np.ndarray:
+    """Sum the columns of ``values`` ``(J, width)`` per file index ``f`` -> ``(n_files, width)``
+    (``np.bincount`` per column: the same additions in the same order as ``np.add.at``)."""
+    return np.column_stack([np.bincount(f, weights=values[:, c], minlength=n_files)
+                            for c in range(values.shape[1])]) if values.shape[1] else np.zeros((n_files, 0))
+
+
+def _leave_one_out_plurality(counts: np.ndarray, f: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """For each judgement (file ``f``, class ``code``) the plurality of the other annotators'
+    votes, ``counts[f] - onehot(code)`` (-1 on a tie), a block of judgements at a time."""
+    eye = np.eye(counts.shape[1], dtype=counts.dtype)
+    return np.concatenate([_plurality(counts[f[i:i + JUDGEMENT_BLOCK]] - eye[code[i:i + JUDGEMENT_BLOCK]])
+                           for i in range(0, len(f), JUDGEMENT_BLOCK)]) if len(f) else np.empty(0, dtype=np.intp)
 
 
 def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dtype) -> list[dict]:
@@ -180,8 +192,7 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
     files = pd.Index(task1["FileName"])
     f, code, counts = _vote_counts(detailed, files)
     judged = (f >= 0) & (code >= 0)
-    others = counts[f[judged]] - np.eye(k, dtype=np.int64)[code[judged]]
-    reference = _plurality(others)
+    reference = _leave_one_out_plurality(counts, f[judged], code[judged])
     scored = reference >= 0
     jf, jref, jcode = f[judged][scored], reference[scored], code[judged][scored]
     per_file = np.bincount(jf, minlength=len(files)).astype(np.float64)
@@ -208,16 +219,21 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
     f = f[inside]
     y = detailed.loc[inside, list(ATTRIBUTES)].to_numpy(np.float64)                     # (J, A)
     n_ann = np.bincount(f, minlength=len(files))
-    total = _spread(y, f, len(files), len(ATTRIBUTES))
+    total = _spread(y, f, len(files))
     usable = n_ann[f] >= 2
     f, y = f[usable], y[usable]
     x = (total[f] - y) / (n_ann[f] - 1)[:, None]                                         # mean of the others
     per_file = np.bincount(f, minlength=len(files)).astype(np.float64)
-    weight = (1.0 / per_file[f])[:, None, None]
+    weight = 1.0 / per_file[f]
     shift = x.mean(axis=0) if len(x) else np.zeros(len(ATTRIBUTES))
     xs, ys = x - shift, y - shift
-    terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], axis=-1) * weight   # (J, A, 6)
-    design = _spread(terms.reshape(len(f), -1), f, len(files), len(ATTRIBUTES) * 6)
+    del x, y
+    # per file and attribute the weighted sums of 1, x, y, x^2, y^2, xy (columns a*6 + term),
+    # one term at a time: no (J, A, 6) array
+    terms = (lambda a: np.ones_like(xs[:, a]), lambda a: xs[:, a], lambda a: ys[:, a],
+             lambda a: xs[:, a] * xs[:, a], lambda a: ys[:, a] * ys[:, a], lambda a: xs[:, a] * ys[:, a])
+    design = np.column_stack([np.bincount(f, weights=term(a) * weight, minlength=len(files))
+                              for a in range(len(ATTRIBUTES)) for term in terms])
 
     def attribute_finish(raw):
         ccc = ccc_from_moments(moments_from_sums(raw.reshape(len(raw), len(ATTRIBUTES), 6), s.ddof))

@@ -751,13 +751,23 @@ def _check_argmax(frame: pd.DataFrame, path: Path) -> None:
 def out_of_range(values: pd.DataFrame, columns=ATTRIBUTES) -> dict | None:
     """Attribute values outside [1, 7] in ``columns`` of ``values``: ``dict(count, min, max,
     row, column)`` (``row``: index label of the first such row) or None when all are inside."""
-    block = values[list(columns)].to_numpy(dtype="float64")
-    outside = (block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)
-    if not outside.any():
+    found = None
+    for column in columns:   # one column at a time: no copy of the whole block
+        value = values[column].to_numpy(dtype="float64")
+        outside = (value < ATTRIBUTE_MIN) | (value > ATTRIBUTE_MAX)
+        if not outside.any():
+            continue
+        row, chosen = int(np.argmax(outside)), value[outside]
+        if found is None:
+            found = {"count": 0, "min": np.inf, "max": -np.inf, "first": row, "column": column}
+        elif row < found["first"]:
+            found.update(first=row, column=column)
+        found.update(count=found["count"] + int(outside.sum()), min=min(found["min"], float(chosen.min())),
+                     max=max(found["max"], float(chosen.max())))
+    if found is None:
         return None
-    first = int(np.argmax(outside.any(axis=1)))
-    return {"count": int(outside.sum()), "min": float(block[outside].min()), "max": float(block[outside].max()),
-            "row": values.index[first], "column": list(columns)[int(np.argmax(outside[first]))]}
+    return {"count": found["count"], "min": found["min"], "max": found["max"],
+            "row": values.index[found["first"]], "column": found["column"]}
 
 
 def _entries(folder: Path) -> list[Path]:

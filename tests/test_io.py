@@ -834,3 +834,17 @@ def test_typed_reader_reads_simulated_systems_as_the_text_reader_does(tmp_path, 
         text_frame, text_tasks, _ = io._read_prediction_file(file)
         pd.testing.assert_frame_equal(frame, text_frame)
         assert tasks == text_tasks
+
+
+def test_out_of_range_reports_count_extremes_and_the_first_cell():
+    rng = np.random.default_rng(2)
+    values = pd.DataFrame(rng.uniform(1, 7, (500, 3)), columns=list(ATTRIBUTES), index=np.arange(500) + 2)
+    assert io.out_of_range(values) is None
+    values.iloc[40, 2], values.iloc[40, 1], values.iloc[7, 2], values.iloc[300, 0] = 9.5, -1.0, 0.25, 12.0
+    block = values.to_numpy()
+    outside = (block < 1) | (block > 7)
+    expected = {"count": int(outside.sum()), "min": float(block[outside].min()), "max": float(block[outside].max()),
+                "row": 9, "column": ATTRIBUTES[2]}
+    assert io.out_of_range(values) == expected
+    values.iloc[7, 0] = 0.0   # the same row: the first column in order
+    assert io.out_of_range(values)["column"] == ATTRIBUTES[0]

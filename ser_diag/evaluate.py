@@ -72,7 +72,8 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
     systems = pd.Index(list(dict.fromkeys(s for _, scores, _ in tasks for s in scores)))
     coded, uniques = [], []
     for merged, scores, metric in tasks:
-        system = systems.get_indexer(merged["system"])
+        system_code, system_names = io.factorize(merged["system"])
+        system = np.where(system_code >= 0, systems.get_indexer(system_names)[system_code], -1)
         scored = np.isin(system, systems.get_indexer([s for s, v in scores.items() if metric in v]))
         files, names = io.factorize(merged["FileName"])
         keep = scored & (system >= 0) & (files >= 0)

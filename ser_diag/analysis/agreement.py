@@ -285,12 +285,15 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
     with rs.shared_weights():
         for start in range(0, len(names), SYSTEM_BLOCK):
             block = rows_kept[start:start + SYSTEM_BLOCK]
-            columns, labels_ = [], []
+            # one (n, 1 + M) array, the weights' sum first, filled a system at a time
+            with_count = np.empty((n, 1 + 4 * len(block)))
+            with_count[:, 0], width, labels_ = 1.0, 1, []
             for name, r in zip(names[start:start + SYSTEM_BLOCK], block):
                 # only this system's rows are converted (not the whole column once per system)
                 pred = pd.Index(CLASS_CODES).get_indexer(merged["EmoClass_pred"].iloc[r].to_numpy())
                 share = p[np.arange(n), pred]
-                columns += [(share > 0).astype(np.float64), share]
+                with_count[:, width], with_count[:, width + 1] = share > 0, share
+                width += 2
                 labels_ += [(name, "plausible_accuracy"), (name, "expected_agreement")]
                 # C order, as fancy indexing gives: the row sums below add in the same order
                 q = np.ascontiguousarray(merged.iloc[r, prob_at].to_numpy(np.float64)) if has_prob else None
@@ -298,13 +301,13 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
                     q = np.clip(q, _EPS, None)
                     q /= q.sum(axis=1, keepdims=True)
                     ce = -(p * np.log(q)).sum(axis=1)
-                    columns += [ce, ce - entropy]
+                    with_count[:, width], with_count[:, width + 1] = ce, ce - entropy
+                    width += 2
                     labels_ += [(name, "cross_entropy"), (name, "kl")]
-            values = np.column_stack(columns)                                           # (n, M)
-            with_count = np.column_stack([np.ones(n), values])                          # weights' sum first
+            with_count = with_count[:, :width]
             mean = rs.LinearStatistic.of_design(with_count, lambda raw: {"v": raw[:, 1:] / raw[:, :1]})
 
-            estimate = values.mean(axis=0)
+            estimate = with_count[:, 1:].mean(axis=0)
             if s.n_boot > 0:
                 dist = rs.bootstrap_distribution(mean, n, s.n_boot, groups=groups, seed=s.seed, dtype=np.float32)["v"]
                 low, high = percentile_interval(dist, s.level)

@@ -1,6 +1,13 @@
-"""Benchmark: ``io.load`` (read + validate + merge every prediction file) with pyarrow's CSV
-reader for plain files (``io._plain_table``) vs the pandas reader for every file (the path
-before it, measured in the same process on the same files). Checks the frames are equal.
+"""Benchmark: ``io.load`` (read + validate + merge every prediction file) and
+``io.read_detailed_labels`` on three reading paths, measured in the same process on the same
+files, results compared for equality:
+
+* **typed** (today): prediction files that pass every check read by pyarrow straight into
+  numbers (``io._typed_prediction_file``); whole quoted fields read by pyarrow
+  (``io._plain_table``); per-annotator details parsed by RE2 (``io._extract``);
+* **text** (the path of the third landing): files without quotes read by pyarrow as text
+  cells, then validated and converted; quoted files by pandas; details parsed by Python's ``re``;
+* **pandas** (the baseline before either): pandas' reader and Python's ``re`` for everything.
 
     python3 bench/bench_load.py                     # 20 systems x 32,000 files
     python3 bench/bench_load.py --systems 166 --data DIR
@@ -9,6 +16,7 @@ before it, measured in the same process on the same files). Checks the frames ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -20,10 +28,27 @@ from ser_diag import io
 from ser_diag.simulate import simulate_challenge
 
 
-def timed_load(labels: Path, predictions: Path) -> tuple[float, float, dict]:
+@contextlib.contextmanager
+def reading_path(name: str):
+    """Switch off the faster readers down to path ``name`` ("typed", "text" or "pandas")."""
+    saved = io._typed_prediction_file, io._plain_table, io._extract
+    plain_table = io._plain_table
+    if name in ("text", "pandas"):
+        io._typed_prediction_file = lambda path, data: None
+        io._extract = lambda text, pattern: text.str.extract(pattern)
+        io._plain_table = lambda body: None if b'"' in body else plain_table(body)   # no quoted fields then
+    if name == "pandas":
+        io._plain_table = lambda body: None
+    try:
+        yield
+    finally:
+        io._typed_prediction_file, io._plain_table, io._extract = saved
+
+
+def timed(function, *args) -> tuple[float, float, object]:
     w0, c0 = time.perf_counter(), time.process_time()
-    loaded = io.load(labels, predictions)
-    return time.perf_counter() - w0, time.process_time() - c0, loaded
+    result = function(*args)
+    return time.perf_counter() - w0, time.process_time() - c0, result
 
 
 def main() -> None:
@@ -42,20 +67,30 @@ def main() -> None:
             simulate_challenge(root, seed=0, n_systems=args.systems, split="Development", n=args.n)
             print(f"simulated {args.n} files x {args.systems} systems in {time.perf_counter() - t0:.1f} s (not timed)")
         labels, predictions = root / "Labels" / "labels_consensus.csv", root / "predictions"
+        detailed = root / "Labels" / "labels_detailed.csv"
         print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        fast_wall, fast_cpu, fast = timed_load(labels, predictions)
-        plain_table = io._plain_table
-        io._plain_table = lambda body: None          # the pandas reader for every file
-        try:
-            slow_wall, slow_cpu, slow = timed_load(labels, predictions)
-        finally:
-            io._plain_table = plain_table
-        for key in ("categorical", "attributes", "labels"):
-            pd.testing.assert_frame_equal(fast[key], slow[key])
-        print(f"io.load, pyarrow reader for plain files: {fast_wall:.2f} s wall, {fast_cpu:.2f} s CPU")
-        print(f"io.load, pandas reader for every file (baseline): {slow_wall:.2f} s wall, {slow_cpu:.2f} s CPU")
-        print(f"ratio baseline / pyarrow: wall {slow_wall / fast_wall:.2f}x, CPU {slow_cpu / fast_cpu:.2f}x; "
-              "frames equal")
+        results = {}
+        for path in ("typed", "text", "pandas"):
+            with reading_path(path):
+                results[path] = {"load": timed(io.load, labels, predictions)}
+                if detailed.is_file():
+                    results[path]["read_detailed_labels"] = timed(io.read_detailed_labels, detailed)
+        for stage in results["typed"]:
+            reference = results["pandas"][stage][2]
+            for path in ("typed", "text"):
+                got = results[path][stage][2]
+                if isinstance(reference, dict):
+                    for key in ("categorical", "attributes", "labels"):
+                        pd.testing.assert_frame_equal(got[key], reference[key])
+                else:
+                    pd.testing.assert_frame_equal(got, reference)
+            base_wall, base_cpu, _ = results["pandas"][stage]
+            for path in ("typed", "text", "pandas"):
+                wall, cpu, _ = results[path][stage]
+                print(f"io.{stage}, {path} path: {wall:.2f} s wall, {cpu:.2f} s CPU"
+                      + (f"  (pandas baseline / this: wall {base_wall / wall:.2f}x, CPU {base_cpu / cpu:.2f}x)"
+                         if path != "pandas" else "  (baseline)"), flush=True)
+        print("results of the three paths equal")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ser_diag import io
 from ser_diag.errors import InputError, quoted
@@ -317,9 +318,12 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
                      settings, scores, distributions, len(systems))
     n_workers = workers_for(workers, len(stages))
     log.info("%d analyses on %d process%s ...", len(stages), n_workers, "es" if n_workers > 1 else "")
-    # BLAS keeps its threads: one thread per process would change sums in the last bits
-    results = fork_map(lambda stage: stage[2](), stages, costs=[stage[1] for stage in stages],
-                       workers=n_workers, name="ser_diag-diagnostics")
+    # One BLAS thread per process, however many processes: threads competing with the other
+    # process (or another program) spin and waste the cores, and the same single-threaded sums
+    # make every table the same bits on one process or several and on any number of cores.
+    with threadpool_limits(1, user_api="blas"):
+        results = fork_map(lambda stage: stage[2](), stages, costs=[stage[1] for stage in stages],
+                           workers=n_workers, name="ser_diag-diagnostics")
     del distributions, stages
     found, notes = _merge_parts(results)
     del results

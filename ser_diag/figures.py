@@ -149,24 +149,33 @@ def summary_markdown(diag: Diagnostics) -> str:
     return "\n".join(lines)
 
 
+#: Rough cost of writing one table cell as CSV, in the units of a figure's saving cost
+#: (:func:`ser_diag.plots.saving._cost`: ~4 ms each), to share the work between processes.
+CSV_CELL_COST = 1 / 1200
+
+
 def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:
     """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``
     (as they come: use :func:`write_figures_from` for an all-or-nothing folder). ``figures``:
     :func:`~ser_diag.diagnostics.build_figures` of ``diag`` when the caller has them (they are
-    then left open), else they are built and closed here."""
+    then left open), else they are built and closed here. Figures are saved and tables written
+    side by side on the cores (:func:`ser_diag.plots.saving.save_figures`; the same bytes as one by
+    one); returns the paths in the order: figures (PDF, PNG each), tables, summary."""
     out = Path(out_dir)
-    written = []
     own = figures is None
     figures = build_figures(diag) if own else figures
-    log.info("saving %d figures as PDF and PNG ...", len(figures))
+    log.info("saving %d figures as PDF and PNG and %d tables ...", len(figures), len(diag.tables))
+    tables = out / "tables"
+    jobs = [(f"table {name}", name, len(table) * max(1, table.shape[1]) * CSV_CELL_COST,
+             lambda name=name, table=table: [atomic_write_text(tables / f"{name}.csv",
+                                                               table_csv(table, diag.synthetic))])
+            for name, table in diag.tables.items()]
     try:
-        written += save_figures(figures, out)  # on several cores; the same bytes as one by one
+        written = save_figures(figures, out, jobs=jobs)  # on several cores; the same bytes as one by one
     finally:
         if own:
             for fig in figures.values():
                 plt.close(fig)
-    for name, table in diag.tables.items():
-        written.append(atomic_write_text(out / "tables" / f"{name}.csv", table_csv(table, diag.synthetic)))
     written.append(atomic_write_text(out / "summary.md", summary_markdown(diag)))
     return written
 

@@ -43,29 +43,40 @@ def _cost(fig) -> int:
     return 60 + len(fig.findobj(Text))
 
 
-def map_figures(fn, figures: dict, workers: int | None = None) -> list:
-    """``[fn(stem, fig) for stem, fig in figures.items()]``, computed by up to ``workers``
-    processes (default :func:`save_workers`): this one and forked children, each on a part of
-    similar cost (:func:`ser_diag.parallel.fork_map`); a child's results come back pickled.
-    ``fn`` must not depend on which process runs it (it draws or writes a figure). The texts of
-    every figure are made readable first (:func:`~ser_diag.plots._style.readable_text`); a
-    figure handled by a child is otherwise left as it was in this process (no layout run)."""
-    items = list(figures.items())
+def map_figures(fn, figures: dict, workers: int | None = None, jobs: list | None = None) -> list:
+    """``[fn(stem, fig) for stem, fig in figures.items()]`` followed by ``[run() for *_, run in
+    jobs]``, computed by up to ``workers`` processes (default :func:`save_workers`): this one
+    and forked children, the costliest first (:func:`ser_diag.parallel.fork_map`); a child's
+    results come back pickled. ``fn`` must not depend on which process runs it (it draws or
+    writes a figure). ``jobs``: other work ``(label, name, cost, run)`` to share the cores with
+    (e.g. writing tables; cost in the units of :func:`_cost`). The texts of every figure are
+    made readable first (:func:`~ser_diag.plots._style.readable_text`); a figure handled by a
+    child is otherwise left as it was in this process (no layout run)."""
+    items = [(fn, stem, fig) for stem, fig in figures.items()] + [(None, None, run) for *_, run in jobs or ()]
+    costs = [None] * len(figures) + [cost for _, _, cost, _ in jobs or ()]
     n = save_workers() if workers is None else max(1, int(workers))
-    if n == 1 or len(items) < MIN_PARALLEL_FIGURES:
-        return [fn(stem, fig) for stem, fig in items]
-    for _, fig in items:  # before forking, so every process sees the same texts
+    if n == 1 or len(figures) + len(jobs or ()) < MIN_PARALLEL_FIGURES:
+        return [_run(item) for item in items]
+    for _, fig in figures.items():  # before forking, so every process sees the same texts
         readable_text(fig)
-    return fork_map(lambda item: fn(*item), items, costs=[_cost(fig) for _, fig in items], workers=n,
-                    name="ser_diag-figures")
+    costs = [_cost(fig) for fig in figures.values()] + costs[len(figures):]
+    return fork_map(_run, items, costs=costs, workers=n, name="ser_diag-figures")
 
 
-def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, workers: int | None = None) -> list[Path]:
+def _run(item):
+    fn, stem, target = item
+    return target() if fn is None else fn(stem, target)
+
+
+def save_figures(figures: dict, out_dir: str | os.PathLike, dpi: int = 150, workers: int | None = None,
+                 jobs: list | None = None) -> list[Path]:
     """Write every ``{stem: Figure}`` of ``figures`` as ``<out_dir>/<stem>.pdf`` and ``.png``
     (:func:`~ser_diag.plots._style.save_figure`), on up to ``workers`` processes
-    (:func:`map_figures`); returns the paths in the order of ``figures`` (PDF, PNG per figure).
-    The files are byte-identical to a serial run (``workers=1``)."""
+    (:func:`map_figures`), with ``jobs`` (``(label, name, cost, run)``, each ``run()`` giving a
+    list of paths) shared out too; returns the paths in the order of ``figures`` (PDF, PNG per
+    figure), then those of the jobs. The files are byte-identical to a serial run
+    (``workers=1``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = map_figures(lambda stem, fig: save_figure(fig, out, stem, dpi=dpi), figures, workers)
+    written = map_figures(lambda stem, fig: save_figure(fig, out, stem, dpi=dpi), figures, workers, jobs)
     return [path for paths in written for path in paths]

@@ -103,8 +103,8 @@ class _GroupSums:
             self.perm = np.argsort(key, kind="stable")
             self.bounds = np.searchsorted(key[self.perm], np.arange(n_groups + 1))
             x = first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
-            values = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
-            y = np.stack([values[p] for p in positions])                                # (S, n, A)
+            values = [merged[f"{a}_pred"].to_numpy(np.float64) for a in ATTRIBUTES]     # views, not a copy
+            y = np.stack([np.column_stack([v[p] for v in values]) for p in positions])  # (S, n, A)
             shift = x.mean(axis=0)
             x, y = x - shift, y - shift
             per_system = [np.moveaxis(c, 0, 1).reshape(len(x), -1) for c in (y, y * y, x[None] * y)]
@@ -203,6 +203,8 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
         block = int(max(1, min(SYSTEM_BLOCK, GROUPED_BYTES // max(1, 8 * s.n_boot * len(order) * len(metrics)))))
         if task != TASK_CATEGORICAL:   # and the (n, 3 S A) design of the attribute sums under DESIGN_BYTES
             block = int(max(1, min(block, DESIGN_BYTES // max(1, 8 * n * 3 * len(ATTRIBUTES)))))
+        else:   # and the one-hot counts (about 2 S + 1 entries a row, ~32 bytes each while built) too
+            block = int(max(1, min(block, (DESIGN_BYTES // max(1, 32 * n) - 1) // 2)))
         for start in range(0, len(unique), block):
             stop = min(start + block, len(unique))
             sums = _GroupSums(merged, [positions[i] for i in unique[start:stop]], code, len(order), s.ddof)

@@ -372,55 +372,98 @@ def build_figures(diag: Diagnostics) -> dict[str, plt.Figure]:
 
     Single-system figures show each task's focus system (best headline metric); the
     difference matrix compares it with the baseline system (the worst when there is none).
+    The figures of :func:`figure_builders`, in their order.
     """
-    # Imported here so that computing tables never pays for the plotting stack.
-    from ser_diag.plots.bias import GroupGapDisplay, SpeakerDistributionDisplay
-    from ser_diag.plots.binned import BinnedAttributeDisplay
-    from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
-    from ser_diag.plots.fusion import DisagreementDisplay, FusionCurveDisplay
-    from ser_diag.plots.ranks import ranked_systems
-    from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
-
-    t, s = diag.tables, diag.settings
     figures: dict[str, plt.Figure] = {}
+    for _, _, build in figure_builders(diag):
+        figures.update(build())
+    return figures
+
+
+def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], dict]]]:
+    """The figure set in independent groups ``(name, cost, build)``, ``build()`` -> ``{stem:
+    Figure}`` (together: :func:`build_figures`), so that groups can be drawn and saved side by
+    side (:func:`ser_diag.figures.write_diagnostics`). ``cost``: rough seconds x 200 of
+    building and saving the group at many systems, to share the work between processes."""
+    t, s = diag.tables, diag.settings
+    groups = []
+
+    def group(name: str, cost: float):
+        def add(build):
+            groups.append((name, cost, build))
+            return build
+        return add
+
     if diag.categorical is not None:
-        focus = s["focus"][TASK_CATEGORICAL]
-        d = ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=focus), system=focus)
-        figures["fig3a_confusion_categorical"] = d.figure_
-        if "confusion_difference" in t:
-            d = ConfusionDifferenceDisplay.from_frame(t["confusion_difference"])
-            figures["fig3a_confusion_difference"] = d.figure_
+        @group("confusion", 250)
+        def _():
+            # Imported here so that computing tables never pays for the plotting stack.
+            from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
+            focus, figures = s["focus"][TASK_CATEGORICAL], {}
+            d = ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=focus), system=focus)
+            figures["fig3a_confusion_categorical"] = d.figure_
+            if "confusion_difference" in t:
+                d = ConfusionDifferenceDisplay.from_frame(t["confusion_difference"])
+                figures["fig3a_confusion_difference"] = d.figure_
+            return figures
+
     if diag.attributes is not None:
-        focus = s["focus"][TASK_ATTRIBUTES]
-        for attr in ATTRIBUTES:
-            part = rows_where(t["binned"], system=focus, attribute=attr)
-            if len(part):
-                d = BinnedAttributeDisplay.from_frame(part, system=focus, attribute=attr)
-                figures[f"{BINNED_FIGURE[attr]}_binned_{ATTRIBUTE_NAMES[attr]}"] = d.figure_
-        shrink = rows_where(t["shrinkage"], system=focus)
-        d = RegressionToMeanDisplay.from_frame(rows_where(t["bin_means"], system=focus), shrinkage=shrink)
-        figures["regression_to_mean_extremes"] = d.figure_
-    for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
-        if "gender_metrics" not in t or task not in s["focus"]:
-            continue
-        focus = s["focus"][task]
-        frame = rows_where(t["gender_metrics"], task=task, system=focus)
-        gaps = rows_where(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
-        if len(frame):
-            figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
-                frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
-        speakers = rows_where(t["speaker_metrics"], task=task, system=focus) if "speaker_metrics" in t else ()
-        if len(speakers):
-            figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(
-                speakers, system=focus).figure_
+        @group("binned", 300)
+        def _():
+            from ser_diag.plots.binned import BinnedAttributeDisplay
+            from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
+            focus, figures = s["focus"][TASK_ATTRIBUTES], {}
+            for attr in ATTRIBUTES:
+                part = rows_where(t["binned"], system=focus, attribute=attr)
+                if len(part):
+                    d = BinnedAttributeDisplay.from_frame(part, system=focus, attribute=attr)
+                    figures[f"{BINNED_FIGURE[attr]}_binned_{ATTRIBUTE_NAMES[attr]}"] = d.figure_
+            shrink = rows_where(t["shrinkage"], system=focus)
+            d = RegressionToMeanDisplay.from_frame(rows_where(t["bin_means"], system=focus), shrinkage=shrink)
+            figures["regression_to_mean_extremes"] = d.figure_
+            return figures
+
+    @group("gender_and_speakers", 270)
+    def _():
+        from ser_diag.plots.bias import GroupGapDisplay, SpeakerDistributionDisplay
+        figures = {}
+        for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
+            if "gender_metrics" not in t or task not in s["focus"]:
+                continue
+            focus = s["focus"][task]
+            frame = rows_where(t["gender_metrics"], task=task, system=focus)
+            gaps = rows_where(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
+            if len(frame):
+                figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
+                    frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
+            speakers = rows_where(t["speaker_metrics"], task=task, system=focus) if "speaker_metrics" in t else ()
+            if len(speakers):
+                figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(
+                    speakers, system=focus).figure_
+        return figures
+
     if "fusion_curve" in t:
-        figures["fig4_topk_fusion"] = FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_
+        @group("fusion", 190)
+        def _():
+            from ser_diag.plots.fusion import FusionCurveDisplay
+            return {"fig4_topk_fusion": FusionCurveDisplay.from_frame(t["fusion_curve"]).figure_}
+
     if "disagreement" in t:
         for task in (TASK_CATEGORICAL, TASK_ATTRIBUTES):
-            part = rows_where(t["disagreement"], task=task)
-            if len(part):
-                figures[f"system_disagreement_{task}"] = DisagreementDisplay.from_frame(
-                    part, order=ranked_systems(t, task)).figure_  # the best first when there are many
-    from ser_diag.plots.ranks import beyond_figures
-    figures.update(beyond_figures(t, s["focus"]))
-    return figures
+            @group(f"disagreement_{task}", 300)
+            def _(task=task):
+                from ser_diag.plots.fusion import DisagreementDisplay
+                from ser_diag.plots.ranks import ranked_systems
+                part = rows_where(t["disagreement"], task=task)
+                if not len(part):
+                    return {}
+                return {f"system_disagreement_{task}": DisagreementDisplay.from_frame(
+                    part, order=ranked_systems(t, task)).figure_}  # the best first when there are many
+
+    from ser_diag.plots.ranks import BEYOND_FIGURES
+    for stem, cost in zip(BEYOND_FIGURES, (450, 650, 160, 190, 100)):
+        @group(stem, cost)
+        def _(stem=stem):
+            from ser_diag.plots.ranks import beyond_figures
+            return beyond_figures(t, s["focus"], only={stem})
+    return groups

@@ -16,10 +16,12 @@ import matplotlib.pyplot as plt
 
 import logging
 
-from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
+from ser_diag.diagnostics import Diagnostics, compute_diagnostics, figure_builders, rows_where
 from ser_diag.resampling import Resampling
 from ser_diag.names import format_p, human_name
 from ser_diag.outputs import atomic_write_text, staged_output, table_csv
+from ser_diag.parallel import fork_map
+from ser_diag.plots._style import save_figure
 from ser_diag.plots.saving import save_figures
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
 
@@ -150,34 +152,49 @@ def summary_markdown(diag: Diagnostics) -> str:
 
 
 #: Rough cost of writing one table cell as CSV, in the units of a figure's saving cost
-#: (:func:`ser_diag.plots.saving._cost`: ~4 ms each), to share the work between processes.
-CSV_CELL_COST = 1 / 1200
+#: (:func:`ser_diag.plots.saving._cost`: ~5 ms each; a cell ~0.5 us), to share the work between processes.
+CSV_CELL_COST = 1 / 10000
 
 
 def write_diagnostics(diag: Diagnostics, out_dir: str | os.PathLike, figures: dict | None = None) -> list[Path]:
     """Write figures (PDF+PNG), ``tables/*.csv`` and ``summary.md`` of ``diag`` into ``out_dir``
     (as they come: use :func:`write_figures_from` for an all-or-nothing folder). ``figures``:
     :func:`~ser_diag.diagnostics.build_figures` of ``diag`` when the caller has them (they are
-    then left open), else they are built and closed here. Figures are saved and tables written
-    side by side on the cores (:func:`ser_diag.plots.saving.save_figures`; the same bytes as one by
-    one); returns the paths in the order: figures (PDF, PNG each), tables, summary."""
+    then left open and saved side by side, :func:`ser_diag.plots.saving.save_figures`), else
+    each group of :func:`~ser_diag.diagnostics.figure_builders` is drawn, saved and closed by
+    whichever process is free (:func:`ser_diag.parallel.fork_map`); tables are written by the
+    same processes. The same bytes as one by one; returns the paths in the order: figures
+    (PDF, PNG each), tables, summary."""
     out = Path(out_dir)
-    own = figures is None
-    figures = build_figures(diag) if own else figures
-    log.info("saving %d figures as PDF and PNG and %d tables ...", len(figures), len(diag.tables))
     tables = out / "tables"
     jobs = [(f"table {name}", name, len(table) * max(1, table.shape[1]) * CSV_CELL_COST,
              lambda name=name, table=table: [atomic_write_text(tables / f"{name}.csv",
                                                                table_csv(table, diag.synthetic))])
             for name, table in diag.tables.items()]
-    try:
+    if figures is not None:
+        log.info("saving %d figures as PDF and PNG and %d tables ...", len(figures), len(jobs))
         written = save_figures(figures, out, jobs=jobs)  # on several cores; the same bytes as one by one
-    finally:
-        if own:
-            for fig in figures.values():
-                plt.close(fig)
+    else:
+        builders = figure_builders(diag)
+        log.info("drawing and saving %d groups of figures as PDF and PNG and %d tables ...", len(builders),
+                 len(jobs))
+        jobs = [(f"figures {name}", name, cost, lambda build=build: _draw_and_save(build, out))
+                for name, cost, build in builders] + jobs
+        written = [path for paths in fork_map(lambda job: job[3](), jobs, costs=[job[2] for job in jobs],
+                                              name="ser_diag-figures")
+                   for path in paths]
     written.append(atomic_write_text(out / "summary.md", summary_markdown(diag)))
     return written
+
+
+def _draw_and_save(build, out: Path) -> list[Path]:
+    """Draw a group of figures (``build()``), save each as PDF and PNG, close them."""
+    figures = build()
+    try:
+        return [path for stem, fig in figures.items() for path in save_figure(fig, out, stem)]
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
 
 
 def _published(written: list[Path], stage: Path, out) -> list[Path]:

@@ -153,11 +153,18 @@ def _panels(n: int, width: float, height: float, vertical: bool = False, ratios=
     return fig, list(axes.ravel())
 
 
-def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None = None) -> dict:
+#: Stems of :func:`beyond_figures`, in their order.
+BEYOND_FIGURES = ("leaderboard_ranks", "win_probability", "metric_by_agreement", "podcast_metrics",
+                  "duration_metrics")
+
+
+def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None = None,
+                   only=None) -> dict:
     """``{stem: Figure}`` for the beyond-the-leaderboard tables present in ``tables``, one panel
     per task (categorical: macro-F1, attributes: mean CCC): ``leaderboard_ranks`` (with the human
     ceiling when ``human_ceiling`` is there), ``win_probability``, ``metric_by_agreement``,
-    ``podcast_metrics`` (each task's ``focus`` system, default its best) and ``duration_metrics``."""
+    ``podcast_metrics`` (each task's ``focus`` system, default its best) and ``duration_metrics``
+    (:data:`BEYOND_FIGURES`); ``only``: those stems alone (default all)."""
     from ser_diag.plots.agreement import plot_metric_by_agreement
     from ser_diag.plots.where import plot_duration_metrics, plot_podcast_metrics
 
@@ -175,7 +182,7 @@ def beyond_figures(tables: dict[str, pd.DataFrame], focus: dict[str, str] | None
     def per_task(stem, name, size, draw, tasks=None, **layout):
         """One panel per task of table ``name``: ``draw(rows of the task, task, ax)``."""
         tasks = tasks_in(name) if tasks is None else tasks
-        if tasks:
+        if tasks and (only is None or stem in only):
             table = tables[name]
             fig, axes = _panels(len(tasks), *size, **layout)
             for ax, task in zip(axes, tasks):

@@ -359,11 +359,13 @@ def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction:
     ddof = settings.ddof
     unit = settings.unit_for(merged["SpkrID"] if "SpkrID" in merged.columns else None)
     fit_files = holdout_files(merged, holdout_fraction, settings.seed, by_speaker=unit == "speaker")
-    records = []
+    records, fit_rows = [], {}
+    fit_index = pd.Index(fit_files)
     for name, attr, rows, true, pred in attribute_pairs(merged, attribute):
-        files = rows["FileName"].to_numpy(dtype=str)
-        found = np.searchsorted(fit_files, files)  # fit_files is sorted: binary search, no hashing
-        in_fit = fit_files[np.minimum(found, fit_files.size - 1)] == files
+        # one membership test per row set (the attributes of a system share their rows)
+        if fit_rows.get(id(rows), (None,))[0] is not rows:
+            fit_rows[id(rows)] = (rows, fit_index.get_indexer(rows["FileName"]) >= 0)
+        in_fit = fit_rows[id(rows)][1]
         scale, offset = variance_matching(true[in_fit], pred[in_fit], ddof)
         t_eval, p_eval = true[~in_fit], pred[~in_fit]
         recalibrated = offset + scale * p_eval

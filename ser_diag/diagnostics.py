@@ -25,7 +25,7 @@ from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mea
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.parallel import fork_map, workers_for
-from ser_diag.resampling import Resampling, bootstrap_metrics, file_codes, shared_weights
+from ser_diag.resampling import Resampling, bootstrap_metrics, file_codes, shared_weights, system_codes
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 log = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
     n_boot = rs.n_boot
     tables: dict[str, pd.DataFrame] = {}
     frames = [f for f in (categorical, attributes) if f is not None]
-    systems = list(pd.unique(pd.concat([f["system"] for f in frames])))
+    systems = list(dict.fromkeys(str(x) for f in frames for x in system_codes(f)[1]))  # order of appearance
     if baseline is not None and baseline not in systems:
         raise ValueError(f"baseline {baseline!r} is not one of the systems {systems}")
     base_name = baseline if baseline is not None else fusion.default_baseline(systems)
@@ -307,6 +307,8 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
                     ccc_convention=ccc_convention(rs.ddof), focus={}, worst={}, baseline=base_name,
                     notes=[])
     scores, distributions = {}, {}
+    # The metrics table first, as evaluate computes it (BLAS with its threads: the same bits as
+    # the evaluate command); the analyses after it side by side on the cores.
     for task, merged in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes)):
         if merged is None:
             continue

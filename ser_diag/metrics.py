@@ -342,12 +342,15 @@ class MomentDesign:
         # bit-identical sums (exact ties) and the product is smaller.
         first: dict[bytes, int] = {}
         self._system_of = np.array([first.setdefault(y[i].tobytes(), len(first)) for i in range(self.s)])
-        y = y[[list(self._system_of).index(u) for u in range(len(first))]]
+        unique = [list(self._system_of).index(u) for u in range(len(first))]
         self.shift = x.mean(axis=0) if self.n else np.zeros(self.a)
-        x, y = x - self.shift, y - self.shift
-        self._unique = y.shape[0]
-        self._x = x                                                          # (n, A), shifted
-        self._y = np.moveaxis(y, 0, 1).reshape(self.n, self._unique * self.a)  # (n, U*A), system-major
+        self._unique = len(unique)
+        self._x = x - self.shift                                             # (n, A), shifted
+        # (n, U*A), system-major: each unique series shifted straight into its columns (one array)
+        shifted = np.empty((self.n, self._unique, self.a))
+        for j, i in enumerate(unique):
+            np.subtract(y[i], self.shift, out=shifted[:, j, :])
+        self._y = shifted.reshape(self.n, self._unique * self.a)
         self.width = 1 + 2 * self.a + 3 * self._unique * self.a
 
     @property

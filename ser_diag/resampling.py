@@ -728,7 +728,7 @@ def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
         return _CategoricalScorer(true, pred)
     true = merged[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)[rows[0]]
     values = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(dtype=np.float64)
-    return _AttributeScorer(true, np.stack([values[r] for r in rows]), ddof)
+    return _AttributeScorer(true, np.take(values, np.stack(rows), axis=0), ddof)   # (S, n, A) in one array
 
 
 def cluster_scorer(scorer, groups, n: int):

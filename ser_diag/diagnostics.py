@@ -271,6 +271,9 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
     return stages
 
 
+#: Stages that hold the most memory at many systems (300-700 MB each at 166 systems x 32k
+#: files): never two at a time (:func:`ser_diag.parallel.fork_map`), to bound the peak.
+HEAVY_STAGES = ("unit_comparison", "shrinkage", "fusion", "beyond", "gender_attributes")
 #: Tables in the order the report lists them (those of the beyond stage follow, in their order).
 TABLE_ORDER = ("metrics", "unit_comparison", "confusion", "minority_destinations", "confusion_difference",
                "binned", "per_bin", "shrinkage", "bin_means", "extreme_bin_recall", "recalibration",
@@ -325,7 +328,8 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
     # make every table the same bits on one process or several and on any number of cores.
     with threadpool_limits(1, user_api="blas"):
         results = fork_map(lambda stage: stage[2](), stages, costs=[stage[1] for stage in stages],
-                           workers=n_workers, name="ser_diag-diagnostics")
+                           workers=n_workers, name="ser_diag-diagnostics",
+                           heavy=[stage[0] in HEAVY_STAGES for stage in stages])
     del distributions, stages
     found, notes = _merge_parts(results)
     del results

@@ -28,10 +28,11 @@ import os
 import pickle
 import signal
 import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "workers_for"]
+__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "release_memory", "workers_for"]
 
 #: At most this many processes compute at once (the caller included).
 MAX_WORKERS = 4
@@ -84,25 +85,82 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _next_items(first: int, order: list[int], counter):
-    """``first``, then indices of ``order`` taken one at a time from the shared ``counter``
-    (every process takes the next item not yet taken, so a process that finishes early takes
-    more)."""
-    yield first
-    while True:
-        with counter.get_lock():
-            k = counter.value
-            counter.value = k + 1
-        if k >= len(order):
-            return
-        yield order[k]
+def release_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere):
+    between the pieces of work of a process, so freed temporaries of one piece do not stay in
+    its resident memory while the next piece (or a forked sibling) allocates its own."""
+    global _trim
+    if _trim is None:
+        try:
+            import ctypes
+
+            _trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _trim = False
+    if _trim:
+        _trim(0)
 
 
-def _child(conn, parent: int, fn, items: list, first: int, order: list[int], counter) -> None:
+_trim = None
+
+
+class _Queue:
+    """Items handed out across forked processes (shared memory, one lock): the first free item
+    in ``order``, except that a ``heavy`` item (large memory) is not started while another heavy
+    item runs; a process then takes a light one, or waits when only heavy ones are left."""
+
+    def __init__(self, ctx, order: list[int], heavy: list[bool]):
+        self.order, self.heavy = order, heavy
+        self.lock = ctx.Lock()
+        self.taken = ctx.RawArray("b", len(order))      # by position in order
+        self.heavy_running = ctx.RawValue("i", 0)
+
+    def take(self) -> int | None:
+        """An item to run now, -1 when one must wait, None when every item is taken."""
+        with self.lock:
+            free = [k for k in range(len(self.order)) if not self.taken[k]]
+            if not free:
+                return None
+            for k in free:
+                i = self.order[k]
+                if self.heavy[i] and self.heavy_running.value:
+                    continue
+                self.taken[k] = 1
+                if self.heavy[i]:
+                    self.heavy_running.value = 1
+                return i
+            return -1
+
+    def done(self, i: int) -> None:
+        if self.heavy[i]:
+            with self.lock:
+                self.heavy_running.value = 0
+
+    def run(self, fn, items: list, first: int | None, keep_waiting) -> Iterator[tuple[int, object]]:
+        """``(i, fn(items[i]))`` for ``first`` and then the items this process takes."""
+        i = first
+        while True:
+            if i is None:
+                return
+            if i == -1:
+                if not keep_waiting():
+                    return
+                time.sleep(0.02)
+            else:
+                try:
+                    result = fn(items[i])
+                finally:
+                    self.done(i)
+                release_memory()
+                yield i, result
+            i = self.take()
+
+
+def _child(conn, parent: int, fn, items: list, first: int | None, queue: _Queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     try:
-        results = [(i, fn(items[i])) for i in _next_items(first, order, counter)]
+        results = list(queue.run(fn, items, first, lambda: os.getppid() == parent))
         conn.send_bytes(pickle.dumps((True, results), protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as err:  # report any failure to the parent, which raises it
         text = "".join(traceback.format_exception(err))
@@ -127,14 +185,16 @@ def _result_of_child(payload: bytes, process) -> list:
 
 
 def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None,
-             workers: int | None = None, name: str = "ser_diag-worker") -> list:
+             workers: int | None = None, name: str = "ser_diag-worker",
+             heavy: Sequence[bool] | None = None) -> list:
     """``[fn(x) for x in items]``, computed by up to ``workers`` processes (default
     :func:`fork_workers`): this one and forked children. Items are handed out one at a time,
-    the most costly first (``costs``, default the items' order): one to each process, then each
-    to whichever process is free (a shared counter), so the processes finish close together
-    even when the costs are rough.
-    Results of children come back pickled (they must pickle). Serial with one worker, one
-    item, or other threads running."""
+    the most costly first (``costs``, default the items' order), each to whichever process is
+    free (shared memory), so the processes finish close together even when the costs are rough;
+    every process starts with one. ``heavy``: items that need much memory, never run two at a
+    time (a process takes a light item meanwhile), which bounds the peak memory of all processes
+    together. Results of children come back pickled (they must pickle). Serial with one worker,
+    one item, or other threads running."""
     items = list(items)
     n = workers_for(workers, len(items))
     if n == 1:
@@ -142,22 +202,25 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
     order = list(range(len(items))) if costs is None else sorted(range(len(items)), key=lambda i: (-costs[i], i))
     results: list = [None] * len(items)
     ctx = multiprocessing.get_context("fork")
-    counter = ctx.Value("l", n)  # the n most costly items go one to each process, then first come first served
+    queue = _Queue(ctx, order, [False] * len(items) if heavy is None else [bool(h) for h in heavy])
+    release_memory()                                    # before the children inherit the heap
+    firsts = [queue.take() for _ in range(n)]           # one each to start with, taken before forking
+    firsts = [i if i != -1 else queue.take() for i in firsts]
     children = []
     try:  # from the first fork on: whatever happens, no child outlives this call
         gc.freeze()  # the children's garbage collector leaves the inherited objects (and pages) alone
         try:
             for j in range(1, n):
                 receive, send = ctx.Pipe(duplex=False)
-                process = ctx.Process(target=_child, args=(send, os.getpid(), fn, items, order[j], order, counter),
+                process = ctx.Process(target=_child, args=(send, os.getpid(), fn, items, firsts[j], queue),
                                       daemon=True, name=name)
                 children.append((process, receive))
                 process.start()
                 send.close()
         finally:
             gc.unfreeze()
-        for i in _next_items(order[0], order, counter):
-            results[i] = fn(items[i])
+        for i, result in queue.run(fn, items, firsts[0], lambda: all(p.is_alive() for p, _ in children)):
+            results[i] = result
         for process, receive in children:
             try:
                 payload = receive.recv_bytes()

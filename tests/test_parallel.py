@@ -60,3 +60,20 @@ def test_serial_while_another_thread_runs():
 def test_parts_by_cost():
     assert parallel.parts_by_cost([100, 1, 1, 1, 97], 2) == [[0], [1, 2, 3, 4]]
     assert parallel.parts_by_cost([5, 5, 5], 4) == [[0], [1], [2]]
+
+
+def test_heavy_items_never_run_at_the_same_time():
+    """Items marked heavy (much memory) run one at a time; light items fill the other process."""
+    import time
+
+    def timed(x):
+        start = time.monotonic()
+        time.sleep(0.15)
+        return x, os.getpid(), start, time.monotonic()
+
+    heavy = [True, True, False, True, False, False]
+    out = parallel.fork_map(timed, range(6), costs=[5, 4, 3, 2, 1, 1], workers=2, heavy=heavy)
+    assert [x for x, *_ in out] == list(range(6))
+    spans = sorted((start, end) for (x, _, start, end), h in zip(out, heavy) if h)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert len({pid for _, pid, _, _ in out}) == 2

@@ -515,7 +515,7 @@ def read_detailed_labels(path: str | os.PathLike) -> pd.DataFrame:
     out = out.loc[:, list(DETAILED_COLUMNS)].reset_index(drop=True)
     out.attrs.update(source=str(file), synthetic=is_synthetic(file))
     del detail
-    _release_free_memory()
+    release_free_memory()
     return out
 
 
@@ -1224,13 +1224,14 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
         result[task] = rows.finish(intersection, path, synthetic) if rows.systems else None
         del rows
     result["labels"] = labels
-    _release_free_memory()
+    release_free_memory()
     return result
 
 
-def _release_free_memory() -> None:
-    """Give freed heap pages back to the system (glibc ``malloc_trim``; no-op elsewhere): reading
-    leaves hundreds of MB of freed text buffers that would otherwise count in the peak of what follows."""
+def release_free_memory() -> None:
+    """Give freed memory back to the system: Arrow's pool, then the C heap (glibc ``malloc_trim``;
+    no-op elsewhere). Reading leaves hundreds of MB of freed text buffers that would otherwise
+    count in the peak of what follows."""
     try:
         import pyarrow as pa
         pa.default_memory_pool().release_unused()   # Arrow's own pool (the text columns)

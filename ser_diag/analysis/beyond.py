@@ -12,7 +12,7 @@ import pandas as pd
 from ser_diag.analysis.agreement import agreement_tables
 from ser_diag.analysis.ranks import HEADLINE_METRICS, rank_tables, resampling_settings
 from ser_diag.analysis.where import where_tables
-from ser_diag.io import task_of
+from ser_diag.io import release_free_memory, task_of
 
 __all__ = ["beyond_tables", "corpus_extras"]
 
@@ -95,6 +95,9 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
         board = tables["leaderboard_ranks"]
         categorical, attributes = (_leaders(m, board, max_systems, notes) for m in (categorical, attributes))
     tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
+    if detailed is not None:   # 2.6M judgements hold ~0.5 GB: not needed past here
+        detailed = None
+        release_free_memory()
     tables.update(where_tables(categorical, attributes, audio_root=audio_root, resampling=settings,
                                min_podcast_files=min_podcast_files))
     if "podcast_metrics" not in tables:

@@ -330,7 +330,7 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
         m = int(mapping.max()) + 1 if n else 0
     cache = _active_cache()
     cacheable = (cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
-                 and n_boot * m * np.dtype(dtype).itemsize <= cache.max_bytes)
+                 and n_boot * m * np.dtype(np.float32).itemsize <= cache.max_bytes)
     if clusters and mapping is not None:
         mapping = None                                  # the consumer sums rows into clusters itself
     if not cacheable:
@@ -338,18 +338,21 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
         return
     # The draws depend only on the number of clusters, the seed and n_boot, so the cache keeps
     # the cluster-level counts (n_boot x m: small for speakers) and maps them to rows per chunk.
-    key = (m, n_boot, int(seed), np.dtype(dtype).str)
+    # Counts are small integers, exact in float32: one float32 matrix serves every dtype (a
+    # float64 request gets each chunk converted), so the same draws are never held twice.
+    key = (m, n_boot, int(seed))
     matrix = cache.get(key)
     if matrix is None:
-        matrix = np.empty((n_boot, m), dtype=dtype)  # filled in place: no list of chunks to concatenate
+        matrix = np.empty((n_boot, m), dtype=np.float32)  # filled in place: no list of chunks to concatenate
         start = 0
-        for counts in _draw_chunks(m, n_boot, None, m, seed, CHUNK_ROWS, dtype, True):
+        for counts in _draw_chunks(m, n_boot, None, m, seed, CHUNK_ROWS, np.float32, True):
             matrix[start:start + len(counts)] = counts
             start += len(counts)
         cache.put(key, matrix)
     step = max(_DRAW_BLOCK, chunk - chunk % _DRAW_BLOCK)
     for start in range(0, n_boot, step):
-        yield matrix[start:start + step] if mapping is None else np.take(matrix[start:start + step], mapping, axis=1)
+        block = matrix[start:start + step] if mapping is None else np.take(matrix[start:start + step], mapping, axis=1)
+        yield block.astype(dtype, copy=False)
 
 
 def bootstrap_weights(n: int, n_boot: int, groups=None, seed=0) -> np.ndarray:

@@ -11,6 +11,8 @@ folders (symbolic links). Every measurement runs in a fresh Python process, so i
 resident memory (``ru_maxrss``) is its own:
 
 * ``evaluate``: :func:`ser_diag.evaluate.evaluate_paths` (what ``ser-diag evaluate`` runs);
+* ``evaluate, files read as text`` (its named baseline): the same with every prediction file
+  read as text cells, then validated and converted (the reading before ``io``'s typed reader);
 * ``figures``: :func:`ser_diag.figures.write_paper_figures`, everything included;
 * ``figures, today's path`` (the named baseline, measured in the same run): the same command
   with the beyond-the-leaderboard stages (ranks, agreement, podcast, duration tables and their
@@ -52,8 +54,11 @@ import matplotlib
 matplotlib.use("Agg")
 stage, labels, predictions, out, boot = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 w0, c0 = time.perf_counter(), time.process_time()
-if stage == "evaluate":
+if stage in ("evaluate", "evaluate_text"):
     from ser_diag.evaluate import evaluate_paths
+    if stage == "evaluate_text":   # the third landing's reading: text cells, then validation and conversion
+        from ser_diag import io
+        io._typed_prediction_file = lambda path, data: None
     evaluate_paths(labels, predictions, split="Development", n_boot=boot)
 elif stage in ("figures", "figures_today", "figures_one_process"):
     from ser_diag import diagnostics, figures
@@ -87,7 +92,8 @@ print(json.dumps({"wall": time.perf_counter() - w0, "cpu": time.process_time() -
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}))
 """
 
-STAGES = {"evaluate": "evaluate", "figures_today": "figures, today's path (baseline)",
+STAGES = {"evaluate": "evaluate", "evaluate_text": "evaluate, text reader (baseline)",
+          "figures_today": "figures, today's path (baseline)",
           "figures_one_process": "figures, everything, one process", "figures": "figures, everything",
           "beyond": "beyond stages alone"}
 
@@ -157,7 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--systems", type=lambda s: [int(x) for x in s.split(",")], default=None)
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--boot", type=int, default=None)
-    parser.add_argument("--stages", default="evaluate,figures_today,figures,beyond")
+    parser.add_argument("--stages", default="evaluate_text,evaluate,figures_today,figures,beyond")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
     parser.add_argument("--data", type=Path, default=None,
                         help="a challenge simulated before with the same settings (simulate_challenge(DIR, seed=0, "
@@ -210,6 +216,11 @@ def main(argv=None) -> int:
             if "wall" in a and "wall" in b:
                 print(f"  {s:>4} systems, on the cores / on one process: wall {a['wall'] / b['wall']:.2f}x, "
                       f"peak memory {a['tree_gb'] / b['tree_gb']:.2f}x")
+        for s in sizes:
+            a, b = results.get((s, "evaluate"), {}), results.get((s, "evaluate_text"), {})
+            if "wall" in a and "wall" in b:
+                print(f"  {s:>4} systems, evaluate / with the text reader: wall {a['wall'] / b['wall']:.2f}x, "
+                      f"CPU {a['cpu'] / b['cpu']:.2f}x, peak memory {a['tree_gb'] / b['tree_gb']:.2f}x")
         if len(sizes) > 1:
             lo, hi = sizes[0], sizes[-1]
             print(f"\ngrowth from {lo} to {hi} systems ({hi / lo:.1f}x the systems):")

@@ -25,7 +25,8 @@ from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mea
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.parallel import fork_map, workers_for
-from ser_diag.resampling import Resampling, bootstrap_metrics, file_codes, shared_weights, system_codes
+from ser_diag.resampling import (Resampling, bootstrap_metrics, file_codes, shared_weights, system_codes,
+                                 uncached_weights)
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,9 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
             known = (scores or {}).get(task)
             if known is not None and set(known["unit"]) == {unit}:
                 table = known
-            else:
-                table = bootstrap_metrics(merged, settings.replace(unit=unit))
+            else:  # resamples nothing else uses (utterances beside speakers): not kept
+                with uncached_weights():
+                    table = bootstrap_metrics(merged, settings.replace(unit=unit))
             both[unit] = table[table["metric"].isin(metrics_)].set_index(["system", "metric"])
         utt, spk = both["utterance"], both["speaker"]
         out = pd.DataFrame({"estimate": utt["estimate"],

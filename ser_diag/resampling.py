@@ -60,6 +60,7 @@ __all__ = [
     "paired_test",
     "percentile_interval",
     "shared_weights",
+    "uncached_weights",
 ]
 
 #: Weight rows processed at a time (200 x 32k float32 = 25 MB).
@@ -280,6 +281,23 @@ def shared_weights(max_bytes: int = 1 << 29):
             _cache = None
 
 
+_uncached = threading.local()
+
+
+@contextlib.contextmanager
+def uncached_weights():
+    """Within the block, resamples are drawn chunk by chunk and not kept by
+    :func:`shared_weights` (the same numbers): for a bootstrap whose weights nothing else
+    asks for, e.g. the utterance bootstrap beside speaker ones, whose ``n_boot x n`` matrix
+    would otherwise stay in memory (128 MB per weight type at 32k files)."""
+    depth = getattr(_uncached, "depth", 0)
+    _uncached.depth = depth + 1
+    try:
+        yield
+    finally:
+        _uncached.depth = depth
+
+
 def frame_memo(frame: pd.DataFrame, key, compute: Callable):
     """``compute()``, computed once per ``frame`` object and ``key`` inside
     :func:`shared_weights` (the block an analysis run opens) and remembered until the block
@@ -328,7 +346,7 @@ def _weight_chunks(n: int, n_boot: int, groups=None, seed=0, chunk: int = CHUNK_
     else:
         mapping = cluster_ids(groups, n)
         m = int(mapping.max()) + 1 if n else 0
-    cache = _active_cache()
+    cache = _active_cache() if not getattr(_uncached, "depth", 0) else None
     cacheable = (cache is not None and isinstance(seed, (int, np.integer)) and n_boot > 0
                  and n_boot * m * np.dtype(np.float32).itemsize <= cache.max_bytes)
     if clusters and mapping is not None:

@@ -275,7 +275,7 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
 
 #: Stages that hold the most memory at many systems (300-700 MB each at 166 systems x 32k
 #: files): never two at a time (:func:`ser_diag.parallel.fork_map`), to bound the peak.
-HEAVY_STAGES = ("unit_comparison", "shrinkage", "fusion", "beyond", "gender_attributes")
+HEAVY_STAGES = ("shrinkage", "fusion", "beyond", "gender_attributes")
 #: Tables in the order the report lists them (those of the beyond stage follow, in their order).
 TABLE_ORDER = ("metrics", "unit_comparison", "confusion", "minority_destinations", "confusion_difference",
                "binned", "per_bin", "shrinkage", "bin_means", "extreme_bin_recall", "recalibration",

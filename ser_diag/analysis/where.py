@@ -211,8 +211,11 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
             estimate[:, start:stop] = sums(np.ones((1, n), dtype=sums.weight_dtype))[0]       # (G, S, M)
             if s.n_boot > 0 and order:
                 scorer, per_cluster = rs.cluster_scorer(sums, clusters, n)
-                dist = np.concatenate([scorer(w).reshape(len(w), -1) for w in rs._weight_chunks(
-                    n, s.n_boot, clusters, s.seed, dtype=sums.weight_dtype, reuse=True, clusters=per_cluster)])
+                dist, filled = np.empty((s.n_boot, len(order) * (stop - start) * len(metrics))), 0
+                for w in rs._weight_chunks(n, s.n_boot, clusters, s.seed, dtype=sums.weight_dtype, reuse=True,
+                                           clusters=per_cluster):   # filled in place: no list of parts
+                    dist[filled:filled + len(w)] = scorer(w).reshape(len(w), -1)
+                    filled += len(w)
                 low[:, start:stop], high[:, start:stop] = percentile_interval(
                     dist.reshape((s.n_boot, len(order), stop - start, len(metrics))), s.level)
     g_idx, s_idx, m_idx = np.meshgrid(np.arange(len(order)), inverse, np.arange(len(metrics)), indexing="ij")

@@ -589,6 +589,12 @@ def _read_baseline(table: pd.DataFrame, path: Path) -> pd.DataFrame:
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
+#: The file-name column the typed reader last found regular (non-empty, unique, nothing to
+#: strip): systems list the same files in the same order, so the next file's usually equals it
+#: (one comparison of buffers instead of a hash of every name).
+_CHECKED_NAMES: list = [None]
+
+
 def _typed_prediction_file(path: Path, data: bytes) -> tuple[pd.DataFrame, tuple[str, ...]] | None:
     """A regular ``FileName,EmoClass[,P_A..P_N]`` or ``FileName,EmoAct,EmoVal,EmoDom`` file read
     by pyarrow's CSV reader straight into numbers (~9x faster than text cells then validation).
@@ -633,11 +639,14 @@ def _typed_prediction_file(path: Path, data: bytes) -> tuple[pd.DataFrame, tuple
         return None
     columns = {c: table.column(field[c]).combine_chunks() for c in wanted}
     for c in ("FileName", "EmoClass"):
+        if c == "FileName" and _CHECKED_NAMES[0] is not None and columns[c].equals(_CHECKED_NAMES[0]):
+            continue   # the names the last file had, checked then
         if c in columns and not pc.all(pc.equal(columns[c], pc.ascii_trim(columns[c], _ASCII_WHITESPACE))).as_py():
             return None
-    if pc.min(pc.utf8_length(columns["FileName"])).as_py() == 0 or \
-            pc.count_distinct(columns["FileName"]).as_py() != table.num_rows:
-        return None
+        if c == "FileName":
+            if pc.min(pc.utf8_length(columns[c])).as_py() == 0 or pc.count_distinct(columns[c]).as_py() != len(columns[c]):
+                return None
+            _CHECKED_NAMES[0] = columns[c]
     if has_class and not set(pc.unique(columns["EmoClass"]).to_pylist()) <= set(CLASS_CODES):
         return None
     numbers = {c: columns[c].to_numpy() for c in probabilities + attributes}

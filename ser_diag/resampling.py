@@ -40,7 +40,7 @@ from ser_diag.metrics import (
     precision_recall_f1_from_confusion,
     unweighted_average_recall_from_confusion,
 )
-from ser_diag.io import task_of
+from ser_diag.io import factorize, task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -671,7 +671,7 @@ def attribute_statistics(y_true, y_pred, ddof: int = 0) -> Statistic:
 def system_codes(merged: pd.DataFrame) -> tuple[np.ndarray, list]:
     """``(code per row, system names)`` of ``merged["system"]`` (codes in order of first
     appearance, :func:`pandas.factorize`); remembered per frame (:func:`frame_memo`)."""
-    codes, names = frame_memo(merged, "system_codes", lambda: pd.factorize(merged["system"]))
+    codes, names = frame_memo(merged, "system_codes", lambda: factorize(merged["system"]))
     return codes, list(names)
 
 
@@ -689,8 +689,10 @@ def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def file_codes(merged: pd.DataFrame) -> np.ndarray:
-    """Integer code of every row's ``FileName`` (:func:`pandas.factorize`); remembered per frame."""
-    return frame_memo(merged, "file_codes", lambda: pd.factorize(merged["FileName"])[0])
+    """Integer code of every row's ``FileName`` (:func:`pandas.factorize`; once per distinct
+    chunk of :func:`ser_diag.io.load`'s repeated label columns, :func:`ser_diag.io.factorize`);
+    remembered per frame."""
+    return frame_memo(merged, "file_codes", lambda: factorize(merged["FileName"])[0])
 
 
 def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:

@@ -292,8 +292,19 @@ class Explorer:
                 return None
             future = self._background.submit(run)
             self._pending[key] = future
-        future.add_done_callback(lambda _: self._pending.pop(key, None))
+        future.add_done_callback(lambda _: self._settled(key))
         return future
+
+    def _settled(self, key) -> None:
+        """A background job is done: forget it, and when none is left let the background thread
+        end (a new one starts with the next job). An idle thread kept alive would make every
+        later run in this process, e.g. ``figures`` in the same notebook, compute on one core:
+        :mod:`ser_diag.parallel` never forks while another thread runs."""
+        with self._lock:
+            self._pending.pop(key, None)
+            if not self._pending and self._background is not None:
+                self._background.shutdown(wait=False)
+                self._background = None
 
     def wait_prefetch(self) -> None:
         """Block until the background computations queued so far are done (errors are left

@@ -677,3 +677,31 @@ def test_notebook_01_shows_the_challenges_numbers(challenge, tmp_path, monkeypat
 
 def f1_systems(challenge: Path) -> list[str]:
     return sorted(p.name for p in (challenge / "predictions").iterdir())
+
+
+def test_the_background_thread_ends_when_its_work_is_done_so_figures_can_use_every_core(challenge, tmp_path):
+    """An explorer's prefetch thread lives only while it has work: afterwards this process forks
+    workers again (ser_diag.parallel never forks beside another thread), e.g. for ``figures``
+    run in the same notebook."""
+    import threading
+    import time
+
+    from ser_diag import parallel
+
+    def background_ends() -> bool:
+        deadline = time.monotonic() + 30
+        while any(t.name.startswith("ser_diag-explore") for t in threading.enumerate()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    explorer = Explorer(challenge, challenge / "predictions", n_boot=N_BOOT)   # prefetches in the background
+    assert explorer._prefetch(("probe",), lambda: 1) is not None                 # a job: a thread
+    explorer.wait_prefetch()
+    assert background_ends()
+    assert parallel.workers_for(2, 10) == 2
+    explorer.set(view="binned_EmoVal")   # new jobs start a new thread, which ends again
+    assert explorer.figure() is not None
+    explorer.wait_prefetch()
+    assert background_ends() and parallel.workers_for(2, 10) == 2

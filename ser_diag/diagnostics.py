@@ -153,6 +153,17 @@ def _n_units(merged: pd.DataFrame, rs: Resampling) -> int:
     return int(speakers.nunique() + speakers.isna().sum())
 
 
+def _registrar(items: list) -> Callable:
+    """A decorator factory: ``@register(name, cost)`` appends ``(name, cost, function)`` to
+    ``items`` (the analyses or figure groups :func:`ser_diag.parallel.fork_map` shares out)."""
+    def register(name: str, cost: float):
+        def add(function):
+            items.append((name, cost, function))
+            return function
+        return add
+    return register
+
+
 def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker_utterances, base_name,
             settings, scores, distributions, n_systems: int) -> list[tuple[str, float, Callable[[], tuple[dict, list]]]]:
     """The analyses after the metrics table, independent of each other: ``(name, cost, run)``,
@@ -160,13 +171,8 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
     ``cost``: rough share of the CPU time at many systems (166 systems x 32k files), to split
     the stages between processes; the results do not depend on which process runs a stage."""
     n_boot = rs.n_boot
-    stages = []
-
-    def stage(name: str, cost: float):
-        def add(run):
-            stages.append((name, cost, run))
-            return run
-        return add
+    stages: list = []
+    stage = _registrar(stages)
 
     @stage("evaluation", 4.5)
     def _():
@@ -394,13 +400,8 @@ def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], di
     side (:func:`ser_diag.figures.write_diagnostics`). ``cost``: rough seconds x 200 of
     building and saving the group at many systems, to share the work between processes."""
     t, s = diag.tables, diag.settings
-    groups = []
-
-    def group(name: str, cost: float):
-        def add(build):
-            groups.append((name, cost, build))
-            return build
-        return add
+    groups: list = []
+    group = _registrar(groups)
 
     if diag.categorical is not None:
         @group("confusion", 250)

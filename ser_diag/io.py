@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.errors import InputError, InputWarning, quoted, shorten, warn
+from ser_diag.memory import release_free_memory
 from ser_diag.outputs import atomic_write_text
 from ser_diag.schema import (
     ALL_CODES,
@@ -54,9 +55,13 @@ LABELS_DETAILED = Path("Labels") / "labels_detailed.csv"
 UNKNOWN = "Unknown"
 #: Tolerance on a probability row sum (files store about 6 significant digits).
 PROB_SUM_TOLERANCE = 1e-3
+#: How far a probability may lie outside [0, 1] (rounding in the file) and still be read.
+PROB_RANGE_TOLERANCE = 1e-6
 _FILE_NAME_COLUMNS = ("FileName", "Filename")
 _TASK_STEMS = (TASK_CATEGORICAL, TASK_ATTRIBUTES)
 _N_EXAMPLES = 3
+#: pandas' default ``str`` dtype, what ``read_csv(dtype=str)`` gives: the fast readers give the same.
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,8 +174,7 @@ def _plain_table(body: bytes) -> pd.DataFrame | None:
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         return None
-    dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default str dtype, as read_csv gives
-    return pd.DataFrame({i: pd.array(table.column(i), dtype=dtype) for i in range(fields)})
+    return pd.DataFrame({i: pd.array(table.column(i), dtype=_STR) for i in range(fields)})
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -534,7 +538,7 @@ def soft_labels(detailed: pd.DataFrame) -> pd.DataFrame:
     ([0.667, 0.333, 0.0], [3], 1)
     """
     files, names = pd.factorize(detailed["FileName"], sort=True)
-    code = pd.Index(CLASS_CODES).get_indexer(detailed["EmoClass"])
+    code = class_index(detailed["EmoClass"])
     vote = code >= 0
     counts = np.bincount(files[vote] * len(CLASS_CODES) + code[vote],
                          minlength=len(names) * len(CLASS_CODES)).reshape(len(names), len(CLASS_CODES))
@@ -638,15 +642,14 @@ def _typed_prediction_file(path: Path, data: bytes) -> tuple[pd.DataFrame, tuple
     if table.num_rows == 0 or any(table.column(field[c]).null_count for c in wanted):
         return None
     columns = {c: table.column(field[c]).combine_chunks() for c in wanted}
-    for c in ("FileName", "EmoClass"):
-        if c == "FileName" and _CHECKED_NAMES[0] is not None and columns[c].equals(_CHECKED_NAMES[0]):
-            continue   # the names the last file had, checked then
-        if c in columns and not pc.all(pc.equal(columns[c], pc.ascii_trim(columns[c], _ASCII_WHITESPACE))).as_py():
+    file_names = columns["FileName"]
+    if _CHECKED_NAMES[0] is None or not file_names.equals(_CHECKED_NAMES[0]):   # else checked with the last file
+        if not pc.all(pc.equal(file_names, pc.ascii_trim(file_names, _ASCII_WHITESPACE))).as_py() or \
+                pc.min(pc.utf8_length(file_names)).as_py() == 0 or \
+                pc.count_distinct(file_names).as_py() != len(file_names):
             return None
-        if c == "FileName":
-            if pc.min(pc.utf8_length(columns[c])).as_py() == 0 or pc.count_distinct(columns[c]).as_py() != len(columns[c]):
-                return None
-            _CHECKED_NAMES[0] = columns[c]
+        _CHECKED_NAMES[0] = file_names
+    # class codes hold no white space: known codes only also means nothing to strip
     if has_class and not set(pc.unique(columns["EmoClass"]).to_pylist()) <= set(CLASS_CODES):
         return None
     numbers = {c: columns[c].to_numpy() for c in probabilities + attributes}
@@ -654,14 +657,13 @@ def _typed_prediction_file(path: Path, data: bytes) -> tuple[pd.DataFrame, tuple
         return None
     if probabilities:
         block = np.column_stack([numbers[c] for c in PROB_COLUMNS])
-        if block.min() < -1e-6 or block.max() > 1 + 1e-6 or \
+        if block.min() < -PROB_RANGE_TOLERANCE or block.max() > 1 + PROB_RANGE_TOLERANCE or \
                 (np.abs(block.sum(axis=1) - 1.0) > PROB_SUM_TOLERANCE).any():
             return None
-    dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # what the text path gives
     index = pd.Index(np.arange(2, table.num_rows + 2, dtype=np.int64))
-    out = pd.DataFrame({"FileName": pd.array(columns["FileName"], dtype=dtype)}, index=index)
+    out = pd.DataFrame({"FileName": pd.array(file_names, dtype=_STR)}, index=index)
     if has_class:
-        out["EmoClass"] = pd.array(columns["EmoClass"], dtype=dtype)
+        out["EmoClass"] = pd.array(columns["EmoClass"], dtype=_STR)
     for c in probabilities + attributes:
         out[c] = numbers[c]
     tasks = ((TASK_CATEGORICAL,) if has_class else ()) + ((TASK_ATTRIBUTES,) if attributes else ())
@@ -704,7 +706,7 @@ def _read_prediction_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...], st
         if any(c in columns for c in PROB_COLUMNS):
             _require_columns(table, path, PROB_COLUMNS)
             for column in PROB_COLUMNS:
-                out[column] = _numbers(table, path, column, 0.0, 1.0, tolerance=1e-6)
+                out[column] = _numbers(table, path, column, 0.0, 1.0, tolerance=PROB_RANGE_TOLERANCE)
             total = out[list(PROB_COLUMNS)].sum(axis=1)
             off = (total - 1.0).abs() > PROB_SUM_TOLERANCE
             if off.any():
@@ -727,8 +729,9 @@ ARGMAX_TOLERANCE = 1e-6
 
 
 def class_index(classes: pd.Series) -> np.ndarray:
-    """Position of each class code in :data:`CLASS_CODES` (``-1`` for anything else), by Arrow's
-    hash lookup for Arrow strings (no Python string per row).
+    """Position of each class code in :data:`CLASS_CODES` (``-1`` for anything else, missing
+    included), by Arrow's hash lookup for Arrow strings (no Python string per row); other
+    columns are compared as text.
 
     >>> class_index(pd.Series(["N", "A", "O"], dtype="str")).tolist()
     [7, 0, -1]
@@ -740,7 +743,7 @@ def class_index(classes: pd.Series) -> np.ndarray:
 
         found = pc.index_in(array.__arrow_array__(), value_set=pa.array(CLASS_CODES))
         return pc.fill_null(found, -1).to_numpy().astype(np.intp)
-    return pd.Index(CLASS_CODES).get_indexer(classes)
+    return pd.Index(CLASS_CODES).get_indexer(pd.Series(classes).astype(str))
 
 
 def _check_argmax(frame: pd.DataFrame, path: Path) -> None:
@@ -1235,22 +1238,6 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
     result["labels"] = labels
     release_free_memory()
     return result
-
-
-def release_free_memory() -> None:
-    """Give freed memory back to the system: Arrow's pool, then the C heap (glibc ``malloc_trim``;
-    no-op elsewhere). Reading leaves hundreds of MB of freed text buffers that would otherwise
-    count in the peak of what follows."""
-    try:
-        import pyarrow as pa
-        pa.default_memory_pool().release_unused()   # Arrow's own pool (the text columns)
-    except ImportError:  # pragma: no cover - pandas' str dtype comes with pyarrow here
-        pass
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
 
 
 # --------------------------------------------------------------------------------------------

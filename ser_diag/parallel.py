@@ -32,7 +32,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "release_memory", "workers_for"]
+from ser_diag.memory import release_free_memory
+
+__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "workers_for"]
 
 #: At most this many processes compute at once (the caller included).
 MAX_WORKERS = 4
@@ -85,23 +87,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def release_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere):
-    between the pieces of work of a process, so freed temporaries of one piece do not stay in
-    its resident memory while the next piece (or a forked sibling) allocates its own."""
-    global _trim
-    if _trim is None:
-        try:
-            import ctypes
-
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _trim = False
-    if _trim:
-        _trim(0)
-
-
-_trim = None
 
 
 class _Queue:
@@ -151,7 +136,7 @@ class _Queue:
                     result = fn(items[i])
                 finally:
                     self.done(i)
-                release_memory()
+                release_free_memory()
                 yield i, result
             i = self.take()
 
@@ -203,7 +188,7 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
     results: list = [None] * len(items)
     ctx = multiprocessing.get_context("fork")
     queue = _Queue(ctx, order, [False] * len(items) if heavy is None else [bool(h) for h in heavy])
-    release_memory()                                    # before the children inherit the heap
+    release_free_memory()                                    # before the children inherit the heap
     firsts = [queue.take() for _ in range(n)]           # one each to start with, taken before forking
     firsts = [i if i != -1 else queue.take() for i in firsts]
     children = []

@@ -40,7 +40,7 @@ from ser_diag.metrics import (
     precision_recall_f1_from_confusion,
     unweighted_average_recall_from_confusion,
 )
-from ser_diag.io import factorize, task_of
+from ser_diag.io import class_index, factorize, task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -737,7 +737,7 @@ def _class_indices(merged: pd.DataFrame, column: str, rows=None) -> np.ndarray:
     """Class positions (in :data:`CLASS_CODES`) of ``merged[column]``, at row positions ``rows``
     (default all): only that column is taken, not the rows of the whole frame."""
     values = merged[column] if rows is None else merged[column].iloc[rows]
-    codes = pd.Index(list(CLASS_CODES)).get_indexer(values.astype(str))
+    codes = class_index(values)
     if (codes < 0).any():
         bad = values.iloc[int(np.flatnonzero(codes < 0)[0])]
         raise ValueError(f"{column} holds {bad!r}, not one of {CLASS_CODES}")

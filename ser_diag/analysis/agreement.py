@@ -43,7 +43,7 @@ import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
-from ser_diag.io import soft_labels, task_of
+from ser_diag.io import class_index, soft_labels, task_of
 from ser_diag.metrics import ccc_from_moments, moments_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS, TASK_CATEGORICAL
 
@@ -79,7 +79,7 @@ def _vote_counts(detailed: pd.DataFrame, files: pd.Index) -> tuple[np.ndarray, n
     """``(file index per judgement (-1: not in files), 8-class code per judgement (-1: Other),
     (n_files, 8) vote counts)``."""
     f = files.get_indexer(detailed["FileName"])
-    code = pd.Index(CLASS_CODES).get_indexer(detailed["EmoClass"])
+    code = class_index(detailed["EmoClass"])
     ok = (f >= 0) & (code >= 0)
     k = len(CLASS_CODES)
     counts = np.bincount(f[ok] * k + code[ok], minlength=len(files) * k).reshape(len(files), k)
@@ -290,7 +290,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
             with_count[:, 0], width, labels_ = 1.0, 1, []
             for name, r in zip(names[start:start + SYSTEM_BLOCK], block):
                 # only this system's rows are converted (not the whole column once per system)
-                pred = pd.Index(CLASS_CODES).get_indexer(merged["EmoClass_pred"].iloc[r].to_numpy())
+                pred = class_index(merged["EmoClass_pred"].iloc[r])
                 share = p[np.arange(n), pred]
                 with_count[:, width], with_count[:, width + 1] = share > 0, share
                 width += 2

@@ -12,7 +12,8 @@ import pandas as pd
 from ser_diag.analysis.agreement import agreement_tables
 from ser_diag.analysis.ranks import HEADLINE_METRICS, rank_tables, resampling_settings
 from ser_diag.analysis.where import where_tables
-from ser_diag.io import release_free_memory, task_of
+from ser_diag.io import task_of
+from ser_diag.memory import release_free_memory
 
 __all__ = ["beyond_tables", "corpus_extras"]
 

@@ -736,14 +736,31 @@ def class_index(classes: pd.Series) -> np.ndarray:
     >>> class_index(pd.Series(["N", "A", "O"], dtype="str")).tolist()
     [7, 0, -1]
     """
-    array = classes.array
+    return index_in(classes, CLASS_CODES, as_text=True)
+
+
+def index_in(values: pd.Series, universe, as_text: bool = False) -> np.ndarray:
+    """Position of each of ``values`` in ``universe`` (distinct values; ``-1`` when absent or
+    missing), as ``pd.Index(universe).get_indexer(values)``, by Arrow's hash lookup when
+    ``values`` are Arrow strings: no Python string per row (2.6M judgements' file names: no
+    0.2 GB of ``str`` objects). ``as_text``: other values are compared as text.
+
+    >>> index_in(pd.Series(["b.wav", "c.wav", None], dtype="str"), ["a.wav", "b.wav"]).tolist()
+    [1, -1, -1]
+    """
+    array = values.array
     if isinstance(array, pd.arrays.ArrowStringArray):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        found = pc.index_in(array.__arrow_array__(), value_set=pa.array(CLASS_CODES))
+        universe = universe.array if isinstance(universe, (pd.Series, pd.Index)) else universe
+        value_set = (universe.__arrow_array__() if isinstance(universe, pd.arrays.ArrowStringArray)
+                     else pa.array(list(universe), type=pa.large_string()))
+        if isinstance(value_set, pa.ChunkedArray):
+            value_set = value_set.combine_chunks()
+        found = pc.index_in(array.__arrow_array__(), value_set=value_set)
         return pc.fill_null(found, -1).to_numpy().astype(np.intp)
-    return pd.Index(CLASS_CODES).get_indexer(pd.Series(classes).astype(str))
+    return pd.Index(universe).get_indexer(pd.Series(values).astype(str) if as_text else values)
 
 
 def _check_argmax(frame: pd.DataFrame, path: Path) -> None:

@@ -162,6 +162,20 @@ def test_rank_systems_on_selection_files():
     assert ranking["rank"].tolist() == [1, 2, 3] and (ranking["n"] == 200).all()
 
 
+def test_bootstrap_metrics_on_files_equals_the_rows_of_those_files():
+    """files= scores the rows of those files by position (no copy of them): the same table, bit
+    for bit, as bootstrap_metrics on the filtered frame, for both tasks and with resamples."""
+    from ser_diag.resampling import bootstrap_metrics
+    for merged in (categorical_merged([0.3, 0.7, 0.5], n=400), attribute_merged([0.3, 0.6], n=400)):
+        chosen = merged["FileName"].unique()[::3]
+        part = merged[merged["FileName"].isin(chosen)].reset_index(drop=True)
+        part.attrs = dict(merged.attrs)
+        want = bootstrap_metrics(part, n_boot=50, seed=2, unit="utterance")
+        got = bootstrap_metrics(merged, n_boot=50, seed=2, unit="utterance", files=chosen)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert bootstrap_metrics(merged, n_boot=0, files=["nothing.wav"]).empty
+
+
 def test_topk_curve_k1_equals_best_system_on_scoring_part():
     cat = categorical_merged([0.35, 0.55, 0.45, 0.5], n=900)
     att = attribute_merged([0.9, 0.5, 0.7], n=900)

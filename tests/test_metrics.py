@@ -215,6 +215,25 @@ def test_moment_design_gives_identical_sums_to_identical_systems():
     assert empty.columns.shape == (0, 1 + 2 * 3 + 3 * 3)
 
 
+def test_moment_design_consuming_its_inputs_gives_the_same_bits():
+    """consume=True shifts the caller's arrays in place instead of copying them: every sum is
+    bit-identical to the copying design, for one series (shrinkage's pairs), an (n, S, A) array
+    seen as (S, n, A), and with identical systems (the copying path)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(3, 1, size=(400, 3))
+    items_major = rng.normal(3, 1, size=(400, 4, 3))
+    w = rng.integers(0, 3, (20, 400)).astype(float)
+    for y in (items_major[:, 0, :][None].copy(), items_major.transpose(1, 0, 2),
+              np.stack([items_major[:, 0], items_major[:, 1], items_major[:, 0]])):
+        copying = metrics.MomentDesign(x, y)
+        expected = copying.moments(copying.product(w))
+        x_own, y_own = x.copy(), y.copy() if y.base is None else y.transpose(1, 0, 2).copy().transpose(1, 0, 2)
+        consuming = metrics.MomentDesign(x_own, y_own, consume=True)
+        assert np.array_equal(consuming.moments(consuming.product(w)), expected)
+        assert np.array_equal(consuming.columns, copying.columns)
+        assert np.shares_memory(consuming._x, x_own)               # no copy of the truth
+
+
 def test_quantile_bins_with_ties_report_their_actual_shares():
     from ser_diag.analysis.binned import bin_edges, bin_labels
     values = np.r_[np.linspace(1, 4, 60), np.full(20, 5.0), np.linspace(5.5, 7, 20)]  # ties on the 75% edge

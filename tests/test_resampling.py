@@ -347,6 +347,33 @@ def test_cached_speaker_weights_equal_fresh_draws_and_stay_small():
     np.testing.assert_array_equal(again, fresh)
 
 
+def test_cached_counts_are_one_byte_unless_a_count_passes_255(monkeypatch):
+    """The cache keeps the draws as uint8 (a quarter of float32's memory); a count above 255
+    switches that matrix to float32, so every chunk still carries the exact counts."""
+    groups = pd.array(np.repeat(np.arange(50), 4), dtype="Int64")
+    with resampling.shared_weights():
+        fresh = np.concatenate(list(resampling._weight_chunks(200, 64, groups=groups, seed=3, clusters=True)))
+        (matrix,) = resampling._cache.entries.values()
+        assert matrix.dtype == np.uint8
+    drawn = resampling._draw_chunks
+
+    def with_a_big_count(n, n_boot, mapping, m, seed, chunk, dtype, reuse):
+        for i, counts in enumerate(drawn(n, n_boot, mapping, m, seed, chunk, dtype, reuse)):
+            counts = counts.copy()
+            counts[0, 0] += 300 * (i == 1)                             # the second chunk only
+            yield counts
+
+    monkeypatch.setattr(resampling, "_draw_chunks", with_a_big_count)
+    monkeypatch.setattr(resampling, "CHUNK_ROWS", 16)
+    with resampling.shared_weights():
+        got = np.concatenate(list(resampling._weight_chunks(200, 64, groups=groups, seed=3, clusters=True)))
+        (matrix,) = resampling._cache.entries.values()
+        assert matrix.dtype == np.float32
+    expected = fresh.copy()
+    expected[16, 0] += 300
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_speaker_resamples_scored_per_speaker_equal_row_weights():
     """bootstrap_metrics scores speaker resamples on per-speaker sums (no weights expanded to
     rows): categorical counts bit-identical, CCC moments equal up to rounding."""

@@ -43,7 +43,7 @@ import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
-from ser_diag.io import class_index, soft_labels, task_of
+from ser_diag.io import class_index, index_in, soft_labels, task_of
 from ser_diag.metrics import ccc_from_moments, moments_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS, TASK_CATEGORICAL
 
@@ -78,7 +78,7 @@ def _plurality(counts: np.ndarray) -> np.ndarray:
 def _vote_counts(detailed: pd.DataFrame, files: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(file index per judgement (-1: not in files), 8-class code per judgement (-1: Other),
     (n_files, 8) vote counts)``."""
-    f = files.get_indexer(detailed["FileName"])
+    f = index_in(detailed["FileName"], files)
     code = class_index(detailed["EmoClass"])
     ok = (f >= 0) & (code >= 0)
     k = len(CLASS_CODES)
@@ -214,7 +214,7 @@ def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
         out += rows
     # attributes: every file
     files = pd.Index(labels["FileName"])
-    f = files.get_indexer(detailed["FileName"])
+    f = index_in(detailed["FileName"], files)
     inside = f >= 0
     f = f[inside]
     y = detailed.loc[inside, list(ATTRIBUTES)].to_numpy(np.float64)                     # (J, A)
@@ -269,7 +269,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
     s = resampling_settings(resampling, **legacy)
     soft = soft_labels(detailed)
     names, positions = rs._system_blocks(merged, TASK_CATEGORICAL)[0]
-    first = merged.iloc[positions[0]].reset_index(drop=True)
+    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
     where = soft.index.get_indexer(first["FileName"])
     keep = where >= 0
     rows_kept = [np.asarray(p)[keep] for p in positions]
@@ -290,7 +290,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
             with_count[:, 0], width, labels_ = 1.0, 1, []
             for name, r in zip(names[start:start + SYSTEM_BLOCK], block):
                 # only this system's rows are converted (not the whole column once per system)
-                pred = class_index(merged["EmoClass_pred"].iloc[r])
+                pred = class_index(rs.column_at(merged, "EmoClass_pred", r))
                 share = p[np.arange(n), pred]
                 with_count[:, width], with_count[:, width + 1] = share > 0, share
                 width += 2

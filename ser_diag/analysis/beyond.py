@@ -13,6 +13,7 @@ from ser_diag.analysis.agreement import agreement_tables
 from ser_diag.analysis.ranks import HEADLINE_METRICS, rank_tables, resampling_settings
 from ser_diag.analysis.where import where_tables
 from ser_diag.io import task_of
+from ser_diag.schema import ATTRIBUTES
 from ser_diag.memory import release_free_memory
 
 __all__ = ["beyond_tables", "corpus_extras"]
@@ -86,6 +87,7 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
         if isinstance(detailed, str):
             detailed = found_detailed
             notes += [n for n in found_notes if "agreement" in n]
+        del found_detailed
         if isinstance(audio_root, str):
             audio_root = found_audio
             notes += [n for n in found_notes if "duration" in n]
@@ -95,6 +97,9 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     if max_systems is not None:
         board = tables["leaderboard_ranks"]
         categorical, attributes = (_leaders(m, board, max_systems, notes) for m in (categorical, attributes))
+    if detailed is not None:   # what the agreement tables read: not the worker ids and secondary labels
+        detailed = detailed.loc[:, ["FileName", "EmoClass", *ATTRIBUTES]]
+        release_free_memory()
     tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
     if detailed is not None:   # 2.6M judgements hold ~0.5 GB: not needed past here
         detailed = None

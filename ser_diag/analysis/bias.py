@@ -81,17 +81,10 @@ def _system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if missing.any():
             raise ValueError(f"system {system!r} lacks predictions for some files; "
                              "merge with intersection=True or complete the submission")
-        out[system] = _rows(merged, rows).reset_index(drop=True)
+        out[system] = resampling_.rows_at(merged, rows).reset_index(drop=True)
     if not out:
         raise ValueError("merged frame holds no system with predictions")
     return out
-
-
-def _rows(merged: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    """``merged.iloc[positions]``, a slice when the positions are one contiguous run."""
-    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
-        return merged.iloc[int(positions[0]):int(positions[-1]) + 1]
-    return merged.iloc[positions]
 
 
 cluster_ids = resampling.cluster_ids
@@ -126,8 +119,10 @@ class _GroupedSums:
             self.width, self.weight_dtype = self.s * k * k, np.float32  # counts: exact in float32
         else:
             x = frames[0][[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)        # (n, A)
-            y = np.stack([f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64) for f in frames])
-            self.moments = metrics.MomentDesign(x, y)
+            y = np.empty((self.n, self.s, len(ATTRIBUTES)))       # (n, S, A): shifted in place, no copy
+            for i, f in enumerate(frames):
+                y[:, i] = f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+            self.moments = metrics.MomentDesign(x, y.transpose(1, 0, 2), consume=True)
             self.width, self.weight_dtype = self.moments.width, np.float64
 
     def _onehot(self, unit: np.ndarray, n_units: int, block: np.ndarray | None = None,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ser_diag import metrics
 from ser_diag import resampling as resampling_
+from ser_diag.resampling import rows_at
 from ser_diag.schema import CLASS_CODES, CLASS_NAMES, MINORITY_NEGATIVE
 
 NORMALIZE_OPTIONS = (None, "true", "pred", "all")
@@ -40,14 +41,6 @@ def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
     systems takes ``merged.iloc[positions]`` (= :func:`system_rows`) without comparing the
     whole system column once per system (:func:`ser_diag.resampling.system_positions`)."""
     return resampling_.system_positions(merged)
-
-
-def rows_at(merged: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    """``merged.iloc[positions]``; a slice (no copy of the rows) when the positions are one
-    contiguous run, as they are for every system of a merged frame built system by system."""
-    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
-        return merged.iloc[int(positions[0]):int(positions[-1]) + 1]
-    return merged.iloc[positions]
 
 
 def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:

@@ -33,6 +33,7 @@ one row of the matrix at a time, so there is never an ``S x S x B`` array.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,7 +43,7 @@ from scipy.stats import rankdata
 
 import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
-from ser_diag.io import task_of
+from ser_diag.io import class_index, task_of
 from ser_diag.schema import ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -127,20 +128,33 @@ def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np
     """``(representatives, inverse)``: one system per distinct set of predictions (first seen)
     and, for every system, the position of its representative in that list. Identical
     prediction files are scored once, so they get bit-identical numbers (an exact tie) whatever
-    block or column position they would have had."""
-    columns = ["EmoClass_pred"] if task_of(merged) == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
-    values = merged[columns].to_numpy()
+    block or column position they would have had. Each system's predictions are read alone
+    (class codes, not Python strings) and remembered by a digest, confirmed byte for byte on a
+    match: no copy of every system's predictions."""
     first: dict[bytes, int] = {}
     representatives, inverse = [], np.empty(len(positions), dtype=np.int64)
     for i, rows in enumerate(positions):
-        block = values[rows]
-        key = (pd.util.hash_pandas_object(pd.DataFrame(block), index=False).to_numpy().tobytes()
-               if block.dtype == object else np.ascontiguousarray(block).tobytes())
-        if key not in first:
-            first[key] = len(representatives)
+        key = _predictions_key(merged, rows)
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        j = first.get(digest)
+        if j is None or _predictions_key(merged, positions[representatives[j]]) != key:
+            if j is not None:                            # a digest collision: keep both apart
+                digest += i.to_bytes(8, "little")
+            j = first[digest] = len(representatives)
             representatives.append(i)
-        inverse[i] = first[key]
+        inverse[i] = j
     return representatives, inverse
+
+
+def _predictions_key(merged: pd.DataFrame, rows) -> bytes:
+    """The predictions of one system's ``rows`` as bytes (equal bytes <=> equal predictions)."""
+    if task_of(merged) == TASK_CATEGORICAL:
+        column = rs.column_at(merged, "EmoClass_pred", rows)
+        codes = class_index(column)
+        odd = codes < 0                                   # missing, or no class code: the values themselves
+        return codes.tobytes() + (pd.util.hash_pandas_object(column[odd], index=False).to_numpy().tobytes()
+                                  if odd.any() else b"")
+    return np.column_stack([merged[f"{a}_pred"].to_numpy()[rows] for a in ATTRIBUTES]).tobytes()
 
 
 # --------------------------------------------------------------------------- statistics

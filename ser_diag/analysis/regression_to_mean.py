@@ -112,7 +112,8 @@ def _joint_shrinkage_statistics(pairs, ddof: int):
     ``"<pair index><_SEP><metric>"``."""
     x = np.column_stack([np.asarray(t, dtype=np.float64) for t, _ in pairs])
     y = np.column_stack([np.asarray(p, dtype=np.float64) for _, p in pairs])[None]
-    design = metrics.MomentDesign(x, y)
+    design = metrics.MomentDesign(x, y, consume=True)
+    del x, y
 
     def finish(raw):
         m = design.moments(raw, ddof)[:, 0]                                   # (B, pairs, 6)

@@ -39,6 +39,7 @@ import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import HEADLINE_METRICS, SYSTEM_BLOCK, resampling_settings, unique_systems
 from ser_diag.io import task_of
+from ser_diag.memory import release_free_memory
 from ser_diag.metrics import ccc_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
 
@@ -81,7 +82,7 @@ class _GroupSums:
 
     def __init__(self, merged: pd.DataFrame, positions: list, code: np.ndarray, n_groups: int, ddof: int):
         self.task, self.ddof, self.s, self.g = task_of(merged), ddof, len(positions), n_groups
-        first = merged.iloc[positions[0]]
+        first = rs.rows_at(merged, positions[0])
         if self.task == TASK_CATEGORICAL:
             # macro-F1 needs per class only true, predicted and correct counts: columns
             # [true (G, K)] + [predicted, correct (G, S, 2, K)], a sparse one-hot of the rows
@@ -182,7 +183,7 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     s = resampling_settings(resampling, **legacy)
     task = task_of(merged)
     names, positions = _block(merged)
-    first = merged.iloc[positions[0]].reset_index(drop=True)
+    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
     if isinstance(group, str):
         labels = first[group]
     else:
@@ -321,7 +322,7 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
     n_boot, n_podcasts_both`` (podcasts with files of both genders)."""
     s = resampling_settings(resampling, **legacy)
     names, positions = _block(merged)
-    first = merged.iloc[positions[0]].reset_index(drop=True)
+    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
     gender = first["Gender"].map({a: 0, b: 1})
     podcast = podcast_of(first["FileName"])
     pcode, plist = pd.factorize(podcast, use_na_sentinel=True)
@@ -433,6 +434,7 @@ def where_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | No
     if audio_root is not None and Path(audio_root).is_dir() and frames:
         seconds = durations(pd.unique(pd.concat([m["FileName"] for m in frames])), audio_root)
     for merged in frames:
+        release_free_memory()           # each task's temporaries handed back before the next one's
         if podcast_of(pd.unique(merged["FileName"])).notna().any():
             podcasts = podcast_metrics(merged, min_files=min_podcast_files, resampling=resampling, **legacy)
             parts["podcast_metrics"].append(podcasts)

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="system drawn as the baseline in the top-K fusion figure "
                             "(default: a system whose name contains 'baseline', else none)")
         p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
+        p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="processes for the analyses and figures, this one included (default: the cores, "
+                            "at most 4); any N gives the same results")
 
     p = command("make-corpus", "synthetic speech corpus in the MSP-Podcast layout")
     p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
@@ -218,9 +221,10 @@ def _run(args: argparse.Namespace) -> int:
             from ser_diag.figures import write_paper_figures as write
         else:
             from ser_diag.report import write_report as write
-        write(args.labels, args.predictions, args.out, split=args.split,
-                        resampling=_resampling(args), intersection=args.intersection,
-                        baseline=args.baseline)
+        from ser_diag.parallel import worker_limit
+        with worker_limit(args.workers):
+            write(args.labels, args.predictions, args.out, split=args.split, resampling=_resampling(args),
+                  intersection=args.intersection, baseline=args.baseline)
         _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus

@@ -34,28 +34,53 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ser_diag.memory import release_free_memory
 
-__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "workers_for"]
+__all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "worker_limit", "workers_for"]
 
 #: At most this many processes compute at once (the caller included).
 MAX_WORKERS = 4
 
+_limit: int | None = None   # set by worker_limit
+
+
+@contextlib.contextmanager
+def worker_limit(n: int | None):
+    """Within the block every :func:`fork_map` uses at most ``n`` processes, the caller included
+    (``1``: everything in this process; None: no limit beyond the cores).
+    What the command line's ``--workers`` sets; the results are the same for any ``n``.
+
+    >>> with worker_limit(1):
+    ...     workers_for(4, 10)
+    1
+    """
+    global _limit
+    if n is not None and int(n) < 1:
+        raise ValueError(f"worker limit must be at least 1, not {n}")
+    previous, _limit = _limit, None if n is None else int(n)
+    try:
+        yield
+    finally:
+        _limit = previous
+
 
 def fork_workers() -> int:
     """Processes :func:`fork_map` uses by default: the cores this process may run on (at most
-    :data:`MAX_WORKERS`); 1 where ``fork`` is unavailable or other threads are running."""
+    :data:`MAX_WORKERS` and any :func:`worker_limit`); 1 where ``fork`` is unavailable or other
+    threads are running."""
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS))
+    return max(1, min(cores, MAX_WORKERS, _limit or MAX_WORKERS))
 
 
 def workers_for(workers: int | None, n_items: int) -> int:
     """Processes :func:`fork_map` runs ``n_items`` items on: ``workers`` (None: :func:`fork_workers`),
     at most one per item, and 1 where ``fork`` is unavailable or other threads are running."""
     n = fork_workers() if workers is None else max(1, int(workers))
+    if _limit is not None:
+        n = min(n, _limit)
     if n > 1 and ("fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1):
         n = 1
     return max(1, min(n, n_items))

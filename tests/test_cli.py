@@ -145,6 +145,28 @@ def test_figures_talks_and_names_what_it_wrote(challenge, tmp_path):
     assert (metrics["n_boot"] == 30).all() and set(metrics["unit"]) == {"speaker"}
 
 
+def test_workers_switch_limits_the_processes_and_changes_no_number(challenge, tmp_path):
+    """--workers 1 computes everything in one process and writes the same
+    tables as the default, which uses the cores; --workers 0 is one line and exit 2."""
+    runs = {}
+    for workers in (None, 1):
+        out = tmp_path / f"workers_{workers}"
+        extra = [] if workers is None else ["--workers", workers]
+        runs[workers] = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
+                                 "--bootstrap", 30, "--out", out, *extra)
+        assert runs[workers].returncode == 0, runs[workers].stderr
+    assert "analyses on 1 process ..." in runs[1].stderr
+    tables = sorted(p.name for p in (tmp_path / "workers_None" / "tables").glob("*.csv"))
+    assert tables == sorted(p.name for p in (tmp_path / "workers_1" / "tables").glob("*.csv")) and tables
+    for name in tables:
+        assert (tmp_path / "workers_None" / "tables" / name).read_bytes() == \
+            (tmp_path / "workers_1" / "tables" / name).read_bytes(), name
+    bad = ser_diag("report", "--labels", challenge, "--predictions", challenge / "predictions",
+                   "--workers", 0, "--out", tmp_path / "bad")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--workers" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("command", ["figures", "report"])
 def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command):
     out = tmp_path / command

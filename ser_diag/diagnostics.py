@@ -25,7 +25,7 @@ from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mea
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.parallel import fork_map, workers_for
-from ser_diag.resampling import (Resampling, bootstrap_metrics, column_at, file_codes, shared_weights, system_codes,
+from ser_diag.resampling import (Resampling, bootstrap_metrics, column_at, first_rows, shared_weights, system_codes,
                                  uncached_weights)
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
@@ -146,7 +146,7 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
 
 def _n_units(merged: pd.DataFrame, rs: Resampling) -> int:
     """Number of resampling units (speakers, unknown ones counted one per file, or files)."""
-    first = np.unique(file_codes(merged), return_index=True)[1]   # each file's first row
+    first = first_rows(merged)
     speakers = column_at(merged, "SpkrID", first) if "SpkrID" in merged.columns else None
     if rs.unit_for(speakers) == "utterance":
         return len(first)

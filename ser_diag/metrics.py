@@ -351,9 +351,8 @@ class MomentDesign:
         in_place = consume and x.flags.c_contiguous and x.flags.writeable
         self._x = np.subtract(x, self.shift, out=x if in_place else None)    # (n, A), shifted
         self.width = 1 + 2 * self.a + 3 * self._unique * self.a
-        if in_place and self._unique == self.s and y.flags.writeable and (
-                self.s == 1 and y.flags.c_contiguous or _items_major(y)):
-            # (1, n, A) or a view of an (n, S, A) array is laid out as (n, S*A) already
+        if in_place and self._unique == self.s and y.flags.writeable and _items_major(y):
+            # a view of an (n, S, A) array, (1, n, A) included, is laid out as (n, S*A) already
             self._y = np.subtract(y, self.shift, out=y).transpose(1, 0, 2).reshape(self.n, self.s * self.a)
             return
         # (n, U*A), system-major: each unique series shifted straight into its columns (one array)

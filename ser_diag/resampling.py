@@ -701,8 +701,8 @@ def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
     return dict(frame_memo(merged, "system_positions", compute))
 
 
-def rows_at(frame: pd.DataFrame, positions) -> pd.DataFrame:
-    """``frame.iloc[positions]``; a slice (no copy of the rows) when the positions are one
+def rows_at(frame, positions):
+    """``frame.iloc[positions]`` (a frame or a column); a slice (no copy of the rows) when the positions are one
     contiguous run, as they are for every system of a merged frame built system by system. A
     take of other positions copies the rows, and an Arrow string column repeated chunk by chunk
     (:func:`ser_diag.io.load`'s label columns) is first joined into one array: 0.3 GB for the
@@ -714,10 +714,7 @@ def rows_at(frame: pd.DataFrame, positions) -> pd.DataFrame:
 def column_at(frame: pd.DataFrame, column: str, positions=None) -> pd.Series:
     """``frame[column].iloc[positions]`` (default: the whole column), a slice when the positions
     are one contiguous run (:func:`rows_at`)."""
-    if positions is None:
-        return frame[column]
-    run = _run(positions)
-    return frame[column].iloc[run] if run is not None else frame[column].iloc[positions]
+    return frame[column] if positions is None else rows_at(frame[column], positions)
 
 
 def _run(positions) -> slice | None:
@@ -738,6 +735,12 @@ def file_codes(merged: pd.DataFrame) -> np.ndarray:
     chunk of :func:`ser_diag.io.load`'s repeated label columns, :func:`ser_diag.io.factorize`);
     remembered per frame."""
     return frame_memo(merged, "file_codes", lambda: _compact_positions(factorize(merged["FileName"])[0]))
+
+
+def first_rows(merged: pd.DataFrame) -> np.ndarray:
+    """Position of each file's first row, ascending (the files in order of first appearance):
+    one row per file, e.g. its speaker, without the other systems' copies."""
+    return np.unique(file_codes(merged), return_index=True)[1]   # codes by first appearance: ascending
 
 
 def _system_blocks(merged: pd.DataFrame, task: str, systems=None) -> list[tuple[list, list]]:

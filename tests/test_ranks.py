@@ -64,6 +64,32 @@ def challenge():
     return _challenge()
 
 
+def test_unique_systems_keeps_distinct_predictions_apart_even_when_digests_collide(challenge, monkeypatch):
+    """Identical prediction files share one representative ('twin' -> 'good'), distinct ones get
+    their own, also when every digest is the same (the bytes decide, not the digest)."""
+    from ser_diag import resampling
+
+    class Same:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def digest(self):
+            return b"x"
+
+    _, merged = challenge
+    for task, frame in merged.items():
+        names, positions = resampling._system_blocks(frame, task)[0]
+        expected = ranks.unique_systems(frame, positions)
+        of = dict(zip(names, expected[1].tolist()))
+        assert of["twin"] == of["good"] and len({of["good"], of["mid"], of["bad"]}) == 3
+        assert len(expected[0]) == 3 and sorted(names[i] for i in expected[0]) in (["bad", "good", "mid"],
+                                                                                  ["bad", "mid", "twin"])
+        monkeypatch.setattr(ranks.hashlib, "blake2b", Same)
+        collided = ranks.unique_systems(frame, positions)
+        monkeypatch.undo()
+        assert collided[0] == expected[0] and collided[1].tolist() == expected[1].tolist()
+
+
 def test_tie_and_gaps_recovered(challenge):
     _, merged = challenge
     board, pairs = ranks.leaderboard_ranks(merged["categorical"], n_boot=300, unit="speaker", seed=1)

@@ -131,16 +131,15 @@ def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np
     block or column position they would have had. Each system's predictions are read alone
     (class codes, not Python strings) and remembered by a digest, confirmed byte for byte on a
     match: no copy of every system's predictions."""
-    first: dict[bytes, int] = {}
+    seen: dict[bytes, list[int]] = {}                    # digest -> representatives with it
     representatives, inverse = [], np.empty(len(positions), dtype=np.int64)
     for i, rows in enumerate(positions):
         key = _predictions_key(merged, rows)
-        digest = hashlib.blake2b(key, digest_size=16).digest()
-        j = first.get(digest)
-        if j is None or _predictions_key(merged, positions[representatives[j]]) != key:
-            if j is not None:                            # a digest collision: keep both apart
-                digest += i.to_bytes(8, "little")
-            j = first[digest] = len(representatives)
+        candidates = seen.setdefault(hashlib.blake2b(key, digest_size=16).digest(), [])
+        j = next((j for j in candidates if _predictions_key(merged, positions[representatives[j]]) == key), None)
+        if j is None:
+            j = len(representatives)
+            candidates.append(j)
             representatives.append(i)
         inverse[i] = j
     return representatives, inverse

@@ -27,18 +27,27 @@ def test_diagnostics_wing_is_import_light():
     assert out.stdout.strip() == "", f"diagnostics import {out.stdout.strip()}"
 
 
-#: Modules whose docstrings teach by example (audmetric style), with the least number of
-#: examples each must keep.
+#: Modules (or packages: their modules together) whose docstrings teach by example (audmetric
+#: style), with the least number of examples each must keep.
 MODULES_WITH_EXAMPLES = {"ser_diag.metrics": 16, "ser_diag.names": 3, "ser_diag.resampling": 6}
+
+
+def _doctest(name):
+    module = importlib.import_module(name)
+    return doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
 
 
 @pytest.mark.parametrize("name", DIAGNOSTIC_MODULES)
 def test_doctests(name):
     """Every example in every diagnostics module's docstrings runs and prints what it shows."""
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
-    assert result.attempted >= MODULES_WITH_EXAMPLES.get(name, 0), f"{name}: {result.attempted} examples"
+    assert _doctest(name).failed == 0
+
+
+@pytest.mark.parametrize("name", sorted(MODULES_WITH_EXAMPLES))
+def test_modules_keep_their_examples(name):
+    modules = [m for m in DIAGNOSTIC_MODULES if m == name or m.startswith(name + ".")]
+    attempted = sum(_doctest(m).attempted for m in modules)
+    assert attempted >= MODULES_WITH_EXAMPLES[name], f"{name}: {attempted} examples"
 
 
 def test_doctests_are_really_run():

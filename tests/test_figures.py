@@ -21,6 +21,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from ser_diag import cli, io, resampling
+from ser_diag.resampling import draws
 from ser_diag.analysis import bias, confusion, regression_to_mean
 from ser_diag.schema import CLASS_CODES, SYNTHETIC_BANNER
 from ser_diag.simulate import simulate_challenge
@@ -197,8 +198,8 @@ def test_shared_weights_change_no_number(challenge, by_speaker):
     alone = run()
     with resampling.shared_weights():
         shared = run()
-        assert len(resampling._cache.entries) >= 2              # reused, not redrawn
-    assert resampling._cache is None
+        assert len(draws._cache.entries) >= 2              # reused, not redrawn
+    assert draws._cache is None
     for a, b in zip(alone, shared):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(alone[1], alone[-1], check_exact=True)

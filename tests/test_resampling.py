@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from ser_diag import resampling
+from ser_diag.resampling import draws
 from ser_diag.metrics import weighted_ccc
 from ser_diag.resampling import (
     attribute_statistics,
@@ -314,7 +315,7 @@ def test_weight_cache_serves_only_its_own_thread():
     seen = {}
 
     def worker():
-        seen["cache"] = resampling._active_cache()
+        seen["cache"] = draws._active_cache()
         seen["weights"] = np.concatenate(list(resampling._weight_chunks(200, 64, seed=9)))
 
     with resampling.shared_weights():
@@ -322,7 +323,7 @@ def test_weight_cache_serves_only_its_own_thread():
         thread = threading.Thread(target=worker)
         thread.start()
         thread.join()
-        assert len(resampling._cache.entries) == 1
+        assert len(draws._cache.entries) == 1
     assert seen["cache"] is None
     np.testing.assert_array_equal(seen["weights"], expected)
     np.testing.assert_array_equal(first, expected)
@@ -331,7 +332,7 @@ def test_weight_cache_serves_only_its_own_thread():
 def test_huge_weight_matrices_are_never_cached():
     with resampling.shared_weights(max_bytes=1000):
         chunks = list(resampling._weight_chunks(100, 50, seed=1))     # 50 x 100 float32 = 20 kB
-        assert not resampling._cache.entries
+        assert not draws._cache.entries
     np.testing.assert_array_equal(np.concatenate(chunks), bootstrap_weights(100, 50, seed=1))
 
 
@@ -341,7 +342,7 @@ def test_cached_speaker_weights_equal_fresh_draws_and_stay_small():
     with resampling.shared_weights():
         cached = np.concatenate(list(resampling._weight_chunks(2000, 300, groups=groups, seed=4)))
         again = np.concatenate(list(resampling._weight_chunks(2000, 300, groups=groups, seed=4)))
-        (matrix,) = resampling._cache.entries.values()
+        (matrix,) = draws._cache.entries.values()
         assert matrix.shape == (300, 50)                                # cluster-level counts only
     np.testing.assert_array_equal(cached, fresh)
     np.testing.assert_array_equal(again, fresh)
@@ -353,9 +354,9 @@ def test_cached_counts_are_one_byte_unless_a_count_passes_255(monkeypatch):
     groups = pd.array(np.repeat(np.arange(50), 4), dtype="Int64")
     with resampling.shared_weights():
         fresh = np.concatenate(list(resampling._weight_chunks(200, 64, groups=groups, seed=3, clusters=True)))
-        (matrix,) = resampling._cache.entries.values()
+        (matrix,) = draws._cache.entries.values()
         assert matrix.dtype == np.uint8
-    drawn = resampling._draw_chunks
+    drawn = draws._draw_chunks
 
     def with_a_big_count(n, n_boot, mapping, m, seed, chunk, dtype, reuse):
         for i, counts in enumerate(drawn(n, n_boot, mapping, m, seed, chunk, dtype, reuse)):
@@ -363,11 +364,11 @@ def test_cached_counts_are_one_byte_unless_a_count_passes_255(monkeypatch):
             counts[0, 0] += 300 * (i == 1)                             # the second chunk only
             yield counts
 
-    monkeypatch.setattr(resampling, "_draw_chunks", with_a_big_count)
-    monkeypatch.setattr(resampling, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(draws, "_draw_chunks", with_a_big_count)
+    monkeypatch.setattr(draws, "CHUNK_ROWS", 16)
     with resampling.shared_weights():
         got = np.concatenate(list(resampling._weight_chunks(200, 64, groups=groups, seed=3, clusters=True)))
-        (matrix,) = resampling._cache.entries.values()
+        (matrix,) = draws._cache.entries.values()
         assert matrix.dtype == np.float32
     expected = fresh.copy()
     expected[16, 0] += 300
@@ -415,7 +416,7 @@ def test_wide_linear_statistic_is_scored_in_blocks_with_the_same_numbers(monkeyp
     statistic = rs.LinearStatistic.of_design(design, finish)
     w = rng.poisson(1.0, (50, n)).astype(np.float64)
     whole = statistic.finish(np.asarray(w @ design))
-    monkeypatch.setattr(rs, "SUMS_BLOCK_BYTES", 8 * width * 7)   # 7 resamples at a time
+    monkeypatch.setattr(rs.scorers, "SUMS_BLOCK_BYTES", 8 * width * 7)   # 7 resamples at a time
     calls.clear()
     blocked = statistic(w)
     assert calls == [7] * 7 + [1]

@@ -19,14 +19,13 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ser_diag import io
 from ser_diag.errors import InputError, quoted
 from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mean
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.parallel import fork_map, workers_for
-from ser_diag.resampling import (Resampling, bootstrap_metrics, column_at, first_rows, shared_weights, system_codes,
-                                 uncached_weights)
+from ser_diag.evaluation import Evaluation, TaskData, aligned
+from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights, uncached_weights
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,9 @@ HEADLINE = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
 class Diagnostics:
     """Inputs and results of one diagnostic run.
 
-    ``categorical`` / ``attributes``: merged frames (None if no system gave that task);
-    ``settings``: split, n_boot, level, unit (resolved: "speaker" when any task resamples
+    ``data``: the :class:`~ser_diag.evaluation.Evaluation` every analysis read (its
+    ``categorical`` / ``attributes`` merged frames are properties here, None if no system gave
+    that task); ``settings``: split, n_boot, level, unit (resolved: "speaker" when any task resamples
     speakers), unit_setting (as asked: auto/speaker/utterance), resampling (the
     :class:`~ser_diag.resampling.Resampling`), seed, ddof, ccc_convention, bin scheme, the
     focus system of each task (the best by its headline metric, shown in single-system
@@ -50,18 +50,30 @@ class Diagnostics:
     ``evaluation``: the ``evaluate`` JSON; ``tables``: name -> tidy frame.
     """
 
-    categorical: pd.DataFrame | None
-    attributes: pd.DataFrame | None
-    labels: pd.DataFrame
-    synthetic: bool
+    data: Evaluation
     settings: dict
     evaluation: dict
     tables: dict[str, pd.DataFrame]
 
     @property
+    def categorical(self) -> pd.DataFrame | None:
+        return self.data.to_frame(TASK_CATEGORICAL)
+
+    @property
+    def attributes(self) -> pd.DataFrame | None:
+        return self.data.to_frame(TASK_ATTRIBUTES)
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return self.data.labels
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data.synthetic
+
+    @property
     def systems(self) -> list[str]:
-        frames = [f for f in (self.categorical, self.attributes) if f is not None]
-        return list(pd.unique(pd.concat([f["system"] for f in frames])))
+        return self.data.systems
 
 
 def _best(scores: pd.DataFrame, metric: str) -> tuple[str, str]:
@@ -95,9 +107,9 @@ def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
     if categorical is None and attributes is None:
         raise ValueError("no system submitted either task")
     settings = Resampling.of(resampling, **legacy)
+    data = Evaluation.from_frames(categorical, attributes, labels)
     with shared_weights():
-        return _diagnose(categorical, attributes, labels, split, settings, scheme,
-                         min_speaker_utterances, baseline, workers)
+        return _diagnose(data, split, settings, scheme, min_speaker_utterances, baseline, workers)
 
 
 def _resolved_unit(settings: Resampling, frames) -> str:
@@ -144,12 +156,11 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
-def _n_units(merged: pd.DataFrame, rs: Resampling) -> int:
+def _n_units(data: TaskData, rs: Resampling) -> int:
     """Number of resampling units (speakers, unknown ones counted one per file, or files)."""
-    first = first_rows(merged)
-    speakers = column_at(merged, "SpkrID", first) if "SpkrID" in merged.columns else None
+    speakers = data.speakers()
     if rs.unit_for(speakers) == "utterance":
-        return len(first)
+        return data.n_files
     return int(speakers.nunique() + speakers.isna().sum())
 
 
@@ -258,7 +269,7 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
             def _(merged=merged):
                 return {"disagreement": fusion.pairwise_disagreement(merged)}, []
 
-    frames = [f for f in (categorical, attributes) if f is not None]
+    frames = [aligned(f) for f in (categorical, attributes) if f is not None]
     if n_systems > 1 and min(_n_units(f, rs) for f in frames) < 4:
         stages.append(("fusion", 0.0, lambda: ({}, ["fewer than 4 resampling units (speakers or files): top-K "
                                                    "fusion skipped"])))
@@ -304,12 +315,13 @@ def _merge_parts(results: list[tuple[dict, list]]) -> tuple[dict, list]:
             for name in names}, notes
 
 
-def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
-              min_speaker_utterances, baseline, workers=None) -> Diagnostics:
+def _diagnose(data: Evaluation, split, rs: Resampling, scheme, min_speaker_utterances, baseline,
+              workers=None) -> Diagnostics:
     n_boot = rs.n_boot
     tables: dict[str, pd.DataFrame] = {}
-    frames = [f for f in (categorical, attributes) if f is not None]
-    systems = list(dict.fromkeys(str(x) for f in frames for x in system_codes(f)[1]))  # order of appearance
+    categorical, attributes, labels = data.categorical, data.attributes, data.labels
+    frames = list(data.tasks().values())
+    systems = data.systems                                   # order of appearance
     if baseline is not None and baseline not in systems:
         raise ValueError(f"baseline {baseline!r} is not one of the systems {systems}")
     base_name = baseline if baseline is not None else fusion.default_baseline(systems)
@@ -344,9 +356,7 @@ def _diagnose(categorical, attributes, labels, split, rs: Resampling, scheme,
     evaluation = found.pop("evaluation")
     tables.update(found)
     settings["notes"] += notes
-    synthetic = any(bool(f.attrs.get("synthetic")) for f in (categorical, attributes) if f is not None)
-    return Diagnostics(categorical, attributes, labels if labels is not None else pd.DataFrame(),
-                       synthetic, settings, evaluation, tables)
+    return Diagnostics(data, settings, evaluation, tables)
 
 
 def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
@@ -359,16 +369,15 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
     Bad input raises :class:`ser_diag.errors.InputError` before any analysis runs.
     """
     settings = Resampling.of(resampling, **legacy)
-    data = io.load(labels_path, predictions_path, split=split, intersection=intersection)
-    systems = pd.unique(pd.concat([data[t]["system"] for t in (TASK_CATEGORICAL, TASK_ATTRIBUTES)
-                                   if data.get(t) is not None]))
+    data = Evaluation.load(labels_path, predictions_path, split=split, intersection=intersection)
+    systems = data.systems
     if baseline is not None and baseline not in set(systems):
         raise InputError(predictions_path, None, f"no system named {quoted(baseline)} (the baseline asked "
                          f"for); systems: {', '.join(map(str, systems))}")
     # progress starts once the inputs are valid, so bad input stays one line on stderr
     log.info("read %d systems on the %s split; computing diagnostics (%s) ...", len(systems), split,
              f"{settings.n_boot} resamples, unit {settings.unit}" if settings.n_boot else "no resampling")
-    return diagnose(data.get("categorical"), data.get("attributes"), labels=data.get("labels"),
+    return diagnose(data.categorical, data.attributes, labels=data.labels,
                     split=split, resampling=settings, scheme=scheme, baseline=baseline)
 
 

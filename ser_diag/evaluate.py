@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ser_diag import io
+from ser_diag.evaluation import Evaluation, aligned
 from ser_diag.resampling import Resampling, bootstrap_metrics
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
 
@@ -72,10 +72,10 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
     systems = pd.Index(list(dict.fromkeys(s for _, scores, _ in tasks for s in scores)))
     coded, uniques = [], []
     for merged, scores, metric in tasks:
-        system_code, system_names = io.factorize(merged["system"])
+        system_code, system_names = merged.system_code, list(merged.systems)
         system = np.where(system_code >= 0, systems.get_indexer(system_names)[system_code], -1)
         scored = np.isin(system, systems.get_indexer([s for s, v in scores.items() if metric in v]))
-        files, names = io.factorize(merged["FileName"])
+        files, names = merged.file_code, merged.file_names
         keep = scored & (system >= 0) & (files >= 0)
         coded.append((system[keep], files[keep]))
         uniques.append(pd.Index(names).astype(str))
@@ -140,9 +140,9 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
     with the same settings, so callers that already have them do not resample twice.
     """
     settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
+    categorical, attributes = aligned(categorical), aligned(attributes)
     frames = [f for f in (categorical, attributes) if f is not None]
-    systems = list(pd.unique(pd.concat([f["system"] for f in frames], ignore_index=True))) \
-        if frames else []
+    systems = list(dict.fromkeys(s for f in frames for s in f.systems))
     synthetic = any(bool(f.attrs.get("synthetic", False)) for f in frames)
     cat_scores, att_scores = scores if scores is not None else (None, None)
     if cat_scores is None and categorical is not None:
@@ -176,15 +176,14 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     uar_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
     A task a system did not submit has null values.
     """
-    data = io.load(labels, predictions, split=split, intersection=intersection)
+    data = Evaluation.load(labels, predictions, split=split, intersection=intersection)
     settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
     if settings.n_boot:
-        frame = next(f for f in (data.get("categorical"), data.get("attributes")) if f is not None)
+        frame = next(iter(data.tasks().values()))
         logging.getLogger(__name__).info("scoring the %s split with %d bootstrap resamples of %ss ...",
                                          split, settings.n_boot,
                                          settings.unit_for(frame["SpkrID"] if "SpkrID" in frame else None))
-    return evaluate_merged(data.get("categorical"), data.get("attributes"), resampling=resampling,
-                           split=split, **legacy)
+    return evaluate_merged(data.categorical, data.attributes, resampling=resampling, split=split, **legacy)
 
 
 def _cell(obj: dict, metric: str, value) -> str:

@@ -67,7 +67,7 @@ def challenge():
 def test_unique_systems_keeps_distinct_predictions_apart_even_when_digests_collide(challenge, monkeypatch):
     """Identical prediction files share one representative ('twin' -> 'good'), distinct ones get
     their own, also when every digest is the same (the bytes decide, not the digest)."""
-    from ser_diag import resampling
+    from ser_diag.evaluation import TaskData
 
     class Same:
         def __init__(self, *args, **kwargs):
@@ -78,7 +78,7 @@ def test_unique_systems_keeps_distinct_predictions_apart_even_when_digests_colli
 
     _, merged = challenge
     for task, frame in merged.items():
-        names, positions = resampling._system_blocks(frame, task)[0]
+        names, positions = TaskData(frame, task).blocks()[0]
         expected = ranks.unique_systems(frame, positions)
         of = dict(zip(names, expected[1].tolist()))
         assert of["twin"] == of["good"] and len({of["good"], of["mid"], of["bad"]}) == 3

@@ -43,7 +43,8 @@ import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
-from ser_diag.io import class_index, index_in, soft_labels, task_of
+from ser_diag.evaluation import aligned, column_at, rows_at, task_of
+from ser_diag.io import class_index, index_in, soft_labels
 from ser_diag.metrics import ccc_from_moments, moments_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS, TASK_CATEGORICAL
 
@@ -268,8 +269,10 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
         raise ValueError("soft-label scores need the categorical task")
     s = resampling_settings(resampling, **legacy)
     soft = soft_labels(detailed)
-    names, positions = rs._system_blocks(merged, TASK_CATEGORICAL)[0]
-    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
+    data = aligned(merged)
+    merged = data.frame
+    names, positions = data.blocks()[0]
+    first = rows_at(merged, positions[0]).reset_index(drop=True)
     where = soft.index.get_indexer(first["FileName"])
     keep = where >= 0
     rows_kept = [np.asarray(p)[keep] for p in positions]
@@ -290,7 +293,7 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
             with_count[:, 0], width, labels_ = 1.0, 1, []
             for name, r in zip(names[start:start + SYSTEM_BLOCK], block):
                 # only this system's rows are converted (not the whole column once per system)
-                pred = class_index(rs.column_at(merged, "EmoClass_pred", r))
+                pred = class_index(column_at(merged, "EmoClass_pred", r))
                 share = p[np.arange(n), pred]
                 with_count[:, width], with_count[:, width + 1] = share > 0, share
                 width += 2

@@ -12,7 +12,7 @@ import pandas as pd
 from ser_diag.analysis.agreement import agreement_tables
 from ser_diag.analysis.ranks import HEADLINE_METRICS, rank_tables, resampling_settings
 from ser_diag.analysis.where import where_tables
-from ser_diag.io import task_of
+from ser_diag.evaluation import aligned
 from ser_diag.schema import ATTRIBUTES
 from ser_diag.memory import release_free_memory
 
@@ -44,17 +44,21 @@ def corpus_extras(labels: pd.DataFrame) -> tuple[pd.DataFrame | None, Path | Non
 
 def _leaders(merged: pd.DataFrame | None, board: pd.DataFrame, max_systems: int, notes: list) -> pd.DataFrame | None:
     """The rows of ``merged`` of its task's ``max_systems`` best systems (headline metric rank)."""
-    if merged is None or merged["system"].nunique() <= max_systems:
+    if merged is None:
+        return None
+    merged = aligned(merged)
+    if len(merged.systems) <= max_systems:
         return merged
-    task = task_of(merged)
+    task = merged.task
     metric = HEADLINE_METRICS[task][-1]                      # macro_f1; ccc_mean
     ranked = board[(board["task"] == task) & (board["metric"] == metric)].sort_values(["rank", "system"], kind="stable")
     keep = ranked["system"].head(max_systems).tolist()
     notes.append(f"{task}: agreement, soft-label, podcast and duration tables show the {max_systems} best of "
-                 f"{merged['system'].nunique()} systems by {metric} (max_systems)")
-    subset = merged[merged["system"].isin(keep)].reset_index(drop=True)
-    subset.attrs = dict(merged.attrs)
-    return subset
+                 f"{len(merged.systems)} systems by {metric} (max_systems)")
+    frame = merged.frame
+    subset = frame[frame["system"].isin(keep)].reset_index(drop=True)
+    subset.attrs = dict(frame.attrs)
+    return aligned(subset, task)
 
 
 def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame | None,

@@ -39,7 +39,7 @@ from fairlearn.metrics import MetricFrame
 
 from ser_diag import metrics, resampling
 from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
-from ser_diag.io import task_of
+from ser_diag.evaluation import aligned, frame_of, task_of
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -60,31 +60,14 @@ __all__ = [
 
 # --------------------------------------------------------------------------- shared helpers
 
-def system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One frame per system (order of first appearance), rows in the shared file order.
+def system_frames(merged) -> dict[str, pd.DataFrame]:
+    """One frame per system (order of first appearance), rows in the shared file order
+    (:meth:`ser_diag.evaluation.TaskData.system_frames`).
 
     Systems whose predictions for the task are all missing are left out; a system with some
     predictions missing raises ``ValueError`` (paired analyses need every file predicted).
     """
-    frames = resampling_.frame_memo(merged, "system_frames", lambda: _system_frames(merged))
-    return {system: frame.copy(deep=False) for system, frame in frames.items()}
-
-
-def _system_frames(merged: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    pred_cols = ["EmoClass_pred"] if task_of(merged) == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
-    missing_rows = merged[pred_cols].isna().to_numpy()
-    out = {}
-    for system, rows in resampling_.system_positions(merged).items():
-        missing = missing_rows[rows]
-        if missing.all():
-            continue
-        if missing.any():
-            raise ValueError(f"system {system!r} lacks predictions for some files; "
-                             "merge with intersection=True or complete the submission")
-        out[system] = resampling_.rows_at(merged, rows).reset_index(drop=True)
-    if not out:
-        raise ValueError("merged frame holds no system with predictions")
-    return out
+    return aligned(merged).system_frames()
 
 
 cluster_ids = resampling.cluster_ids
@@ -507,6 +490,7 @@ def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender",
         merged, by=by, resampling=resampling, **legacy)
     table = table[table["metric"].str.startswith("recall_")].copy()
     table["class"] = table["metric"].str.removeprefix("recall_")
+    merged = frame_of(merged)
     first = merged[merged["system"] == merged["system"].iloc[0]]
     resolved = first.assign(**{by: resolve_groups(first, by).labels.to_numpy(object)}) \
         if by in first.columns else first

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ser_diag import metrics
-from ser_diag.analysis.confusion import normalize_counts, rows_at, system_positions, systems_of
+from ser_diag.analysis.confusion import normalize_counts, systems_of
+from ser_diag.evaluation import aligned, rows_at
 from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES
 
 SCHEMES = ("unit", "quantile")
@@ -123,10 +124,10 @@ def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
     Files with a missing true or predicted value are left out; a system that did not submit
     an attribute (all predictions missing) is skipped.
     """
-    positions = system_positions(merged)
-    attributes = attributes_of(merged, attribute)
-    for name in systems_of(merged, system):
-        rows_all = rows_at(merged, positions[name])
+    data = aligned(merged)
+    attributes = attributes_of(data.frame, attribute)
+    for name in systems_of(data, system):
+        rows_all = rows_at(data.frame, data.positions[name])
         for attr in attributes:
             true = rows_all[f"{attr}_true"].to_numpy(dtype=float, na_value=np.nan)
             pred = rows_all[f"{attr}_pred"].to_numpy(dtype=float, na_value=np.nan)
@@ -160,11 +161,13 @@ def binned_matrix(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
     ``true_index`` / ``pred_index`` are their positions.
     """
     frames = []
+    data = aligned(merged)
+    merged = data.frame
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         k = len(labels)
-        for name, _, _, true, pred in attribute_pairs(merged, attr):
+        for name, _, _, true, pred in attribute_pairs(data, attr):
             cm = metrics.confusion_counts(assign_bins(true, bins), assign_bins(pred, bins), labels=tuple(range(k)))
             frames.append(pd.DataFrame({
                 "system": name, "attribute": attr,
@@ -194,10 +197,12 @@ def per_bin_table(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
     bias, mae, ccc.
     """
     records = []
+    data = aligned(merged)
+    merged = data.frame
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
-        for name, _, _, true, pred in attribute_pairs(merged, attr):
+        for name, _, _, true, pred in attribute_pairs(data, attr):
             idx = assign_bins(true, bins)
             for b, label in enumerate(labels):
                 t, p = true[idx == b], pred[idx == b]

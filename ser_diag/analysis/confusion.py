@@ -3,7 +3,7 @@
 Paper Figure 3a: the challenge's categorical confusion matrix, in the fixed class order
 A, S, H, U, F, D, C, N, showing that the minority negative classes (fear, disgust, contempt)
 are mostly predicted as anger. Every function takes a categorical ``merged`` frame
-(:func:`ser_diag.io.merge`) and returns a tidy :class:`pandas.DataFrame`; counts come from
+(:func:`ser_diag.io.merge`) or its :class:`~ser_diag.evaluation.TaskData` and returns a tidy :class:`pandas.DataFrame`; counts come from
 :func:`ser_diag.metrics.confusion_counts` and intervals from :func:`ser_diag.resampling.bootstrap`.
 """
 
@@ -14,15 +14,18 @@ import pandas as pd
 
 from ser_diag import metrics
 from ser_diag import resampling as resampling_
-from ser_diag.resampling import rows_at
+from ser_diag.evaluation import TaskData, aligned, frame_of, rows_at
+from ser_diag.io import factorize
 from ser_diag.schema import CLASS_CODES, CLASS_NAMES, MINORITY_NEGATIVE
 
 NORMALIZE_OPTIONS = (None, "true", "pred", "all")
 
 
 def systems_of(merged: pd.DataFrame, system=None) -> list[str]:
-    """Systems in ``merged`` in order of appearance, or ``[system]`` after checking it exists."""
-    present = [str(s) for s in resampling_.system_codes(merged)[1]]
+    """Systems in ``merged`` (or a tidy table with a ``system`` column) in order of appearance,
+    or ``[system]`` after checking it exists."""
+    present = (list(merged.systems) if isinstance(merged, TaskData)
+               else [str(s) for s in factorize(merged["system"])[1]])   # a merged frame or a tidy table
     if system is None:
         return present
     if str(system) not in present:
@@ -34,13 +37,6 @@ def system_rows(merged: pd.DataFrame, system: str) -> pd.DataFrame:
     """The rows of one system (file order kept)."""
     # Compared as a pandas string column (vectorised), not as a Python-object array.
     return merged.loc[(merged["system"].astype(str) == str(system)).to_numpy(dtype=bool)]
-
-
-def system_positions(merged: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``{system: row positions}`` of every system from one grouping (in order), so a loop over
-    systems takes ``merged.iloc[positions]`` (= :func:`system_rows`) without comparing the
-    whole system column once per system (:func:`ser_diag.resampling.system_positions`)."""
-    return resampling_.system_positions(merged)
 
 
 def normalize_counts(cm: np.ndarray, normalize) -> np.ndarray:
@@ -69,9 +65,9 @@ def confusion_table(merged: pd.DataFrame, normalize: str | None = "true") -> pd.
     or ``None``). Rows of a class absent from the labels have share NaN.
     """
     frames = []
-    positions = system_positions(merged)
-    for system in systems_of(merged):
-        cm = _counts(rows_at(merged, positions[system]))
+    data = aligned(merged)
+    for system in data.systems:
+        cm = _counts(rows_at(data.frame, data.positions[system]))
         share = normalize_counts(cm, normalize)
         frames.append(pd.DataFrame({
             "system": system,
@@ -94,7 +90,7 @@ def confusion_matrix_frame(merged: pd.DataFrame, system: str | None = None,
     :func:`confusion_table`. ``system`` may be omitted when ``merged`` holds one system.
     """
     system = _single_system(merged, system)
-    cm = _counts(system_rows(merged, system))
+    cm = _counts(system_rows(frame_of(merged), system))
     values = cm if normalize is None else normalize_counts(cm, normalize)
     names = [CLASS_NAMES[c] for c in CLASS_CODES]
     return pd.DataFrame(values, index=pd.Index(names, name="true"), columns=pd.Index(names, name="pred"))
@@ -124,9 +120,9 @@ def minority_destinations(merged: pd.DataFrame, system: str | None = None, top: 
     n_boot, level = settings.n_boot, settings.level
     k = len(CLASS_CODES)
     frames = []
-    positions = system_positions(merged)
-    for name in systems_of(merged, system):
-        rows = rows_at(merged, positions[name])
+    data = aligned(merged)
+    for name in systems_of(data, system):
+        rows = rows_at(data.frame, data.positions[name])
         true_idx = metrics.label_indices(rows["EmoClass_true"])
         pred_idx = metrics.label_indices(rows["EmoClass_pred"])
 
@@ -168,7 +164,9 @@ def confusion_difference(merged: pd.DataFrame, system_a: str, system_b: str) -> 
     cells are routes ``system_a`` takes more often (on the diagonal: better recall).
     Columns: system_a, system_b, true, pred, share_a, share_b, difference.
     """
-    system_a, system_b = systems_of(merged, system_a)[0], systems_of(merged, system_b)[0]
+    data = aligned(merged)
+    system_a, system_b = systems_of(data, system_a)[0], systems_of(data, system_b)[0]
+    merged = data.frame
     table = confusion_table(merged.loc[merged["system"].astype(str).isin([system_a, system_b])],
                             normalize="true")
     a = table.loc[table["system"] == system_a].reset_index(drop=True)

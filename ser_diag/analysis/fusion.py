@@ -37,6 +37,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from ser_diag import metrics, resampling
 from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
 from ser_diag.analysis.bias import cluster_ids, system_frames, task_of
+from ser_diag.evaluation import aligned, class_codes
 from ser_diag.schema import (
     ATTRIBUTES,
     CLASS_CODES,
@@ -277,7 +278,7 @@ def _running_fusions(frames: dict, order: list[str], task: str, methods: list[st
         prob_sum, with_p, positions = None, [], np.arange(n)
         with_probs = "prob_average" in methods
         for k, name in enumerate(order):
-            code = resampling._class_indices(frames[name], "EmoClass_pred", rows)
+            code = class_codes(frames[name], "EmoClass_pred", rows)
             counts[positions, code] += 1
             first_vote[positions, code] = np.minimum(first_vote[positions, code], k)
             top = counts == counts.max(axis=1, keepdims=True)
@@ -324,7 +325,7 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
     frames = system_frames(merged)
     first = frames[order[0]]
     rows = np.flatnonzero(first["FileName"].isin(set(scoring_files)).to_numpy())
-    files, at = resampling.file_codes(merged), resampling.system_positions(merged)
+    files, at = merged.file_code, merged.positions
     first_files = files[at[order[0]][rows]]
     for name in order[1:]:
         if len(frames[name]) != len(first) or not np.array_equal(files[at[name][rows]], first_files):
@@ -332,9 +333,9 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
     methods = ["plurality", "prob_average"] if task == TASK_CATEGORICAL else ["mean"]
     groups, unit = settings.groups(first, rows)
     if task == TASK_CATEGORICAL:
-        truth = resampling._class_indices(first, "EmoClass_true", rows)
+        truth = class_codes(first, "EmoClass_true", rows)
         make_scorer = lambda preds: resampling._CategoricalScorer(truth, np.stack(preds))  # noqa: E731
-        baseline_prediction = (resampling._class_indices(frames[base_name], "EmoClass_pred", rows)
+        baseline_prediction = (class_codes(frames[base_name], "EmoClass_pred", rows)
                                if base_name is not None else None)
     else:
         # C order, as bootstrap_metrics' row selection gives: the truth's mean (the design's shift)
@@ -392,7 +393,7 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
     n_boot, n``; ``.attrs["ranking"]`` holds the rankings (tidy) and ``.attrs["n_selection"]``
     the size of the selection part.
     """
-    tasks = {t: m for t, m in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes))
+    tasks = {t: aligned(m) for t, m in ((TASK_CATEGORICAL, categorical), (TASK_ATTRIBUTES, attributes))
              if m is not None}
     if not tasks:
         raise ValueError("give categorical and/or attributes merged frames")
@@ -400,7 +401,7 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
     wanted = dict(CURVE_METRICS, **(curve_metrics or {}))
     columns = ["FileName", "Split_Set"] + (["SpkrID"] if all("SpkrID" in m for m in tasks.values()) else [])
     # each file's first row of each task (not every system's rows: 0.7 GB at 400k files x 20 systems)
-    everything = pd.concat([m.iloc[resampling_.first_rows(m)][columns] for m in tasks.values()]) \
+    everything = pd.concat([m.frame.iloc[m.first_rows][columns] for m in tasks.values()]) \
         .drop_duplicates("FileName")
     speakers = everything["SpkrID"] if "SpkrID" in everything else None
     by_speaker = settings.unit_for(speakers) == "speaker"
@@ -450,16 +451,17 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     Returns ``task, metric, system_a, system_b, value`` for all ordered pairs (diagonal
     included), so ``pivot`` gives the full matrix.
     """
-    task = task_of(merged)
-    frames = system_frames(merged)
+    data = aligned(merged)
+    task = data.task
+    frames = system_frames(data)
     names = list(frames)
-    file_codes, at = resampling.file_codes(merged), resampling.system_positions(merged)
+    file_codes, at = data.file_code, data.positions
     files = file_codes[at[names[0]]]
     for b in names[1:]:  # same files as the first system <=> every pair has the same files
         if not np.array_equal(file_codes[at[b]], files):
             raise ValueError(f"systems {names[0]!r} and {b!r} are not scored on the same files")
     if task == TASK_CATEGORICAL:  # integer codes of every system's predicted classes, compared at once
-        codes = np.stack([resampling._class_indices(frames[s], "EmoClass_pred") for s in names])
+        codes = np.stack([class_codes(frames[s], "EmoClass_pred") for s in names])
         # agreeing files of every pair at once: sum over classes of one-hot products (counts are
         # exact in float32 below 2^24 files; the same shares as comparing each pair)
         same = np.zeros((len(names), len(names)))

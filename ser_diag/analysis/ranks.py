@@ -43,7 +43,8 @@ from scipy.stats import rankdata
 
 import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
-from ser_diag.io import class_index, task_of
+from ser_diag.evaluation import aligned, column_at, task_of
+from ser_diag.io import class_index
 from ser_diag.schema import ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = [
@@ -80,8 +81,8 @@ def resampling_settings(resampling=None, **legacy) -> rs.Resampling:
 
 # --------------------------------------------------------------------------- distributions
 
-def _single_block(merged: pd.DataFrame, task: str):
-    blocks = rs._system_blocks(merged, task)
+def _single_block(data) -> tuple[list, list]:
+    blocks = data.blocks()
     if len(blocks) != 1:
         raise ValueError("systems are scored on different files; merge with intersection=True to rank them")
     return blocks[0]
@@ -96,18 +97,19 @@ def headline_distribution(merged: pd.DataFrame, metrics: Iterable[str] | None = 
     with the same settings (drawn once inside :func:`ser_diag.resampling.shared_weights`).
     """
     s = resampling_settings(resampling, **legacy)
-    task = task_of(merged)
+    data = aligned(merged)
+    task = data.task
     metrics = list(metrics) if metrics is not None else HEADLINE_METRICS[task]
-    names, positions = _single_block(merged, task)
-    groups, unit = s.groups(merged, positions[0])
+    names, positions = _single_block(data)
+    groups, unit = s.groups(data.frame, positions[0])
     n = len(positions[0])
     system_block = system_block or SYSTEM_BLOCK
-    unique, inverse = unique_systems(merged, positions)
+    unique, inverse = unique_systems(data, positions)
     estimate = {m: np.empty(len(unique)) for m in metrics}
     dist = {m: np.empty((s.n_boot, len(unique))) for m in metrics}
     with rs.shared_weights():
         for start in range(0, len(unique), system_block):
-            scorer = rs._scorer(merged, [positions[i] for i in unique[start:start + system_block]], task, s.ddof)
+            scorer = rs._scorer(data, [positions[i] for i in unique[start:start + system_block]], s.ddof)
             stop = start + scorer.s
             point = scorer(np.ones((1, n), dtype=np.float32))
             for m in metrics:
@@ -148,7 +150,7 @@ def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np
 def _predictions_key(merged: pd.DataFrame, rows) -> bytes:
     """The predictions of one system's ``rows`` as bytes (equal bytes <=> equal predictions)."""
     if task_of(merged) == TASK_CATEGORICAL:
-        column = rs.column_at(merged, "EmoClass_pred", rows)
+        column = column_at(merged, "EmoClass_pred", rows)
         codes = class_index(column)
         odd = codes < 0                                   # missing, or no class code: the values themselves
         return codes.tobytes() + (pd.util.hash_pandas_object(column[odd], index=False).to_numpy().tobytes()

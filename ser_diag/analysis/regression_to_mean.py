@@ -39,6 +39,7 @@ import scipy.sparse
 
 from ser_diag import metrics
 from ser_diag import resampling as resampling_
+from ser_diag.evaluation import aligned
 from ser_diag.analysis.binned import (
     assign_bins,
     attribute_bin_labels,
@@ -143,8 +144,9 @@ def _same_items(pairs, settings):
 def _light_pairs(merged: pd.DataFrame, attribute) -> list:
     """:func:`attribute_pairs` keeping only ``FileName``/``SpkrID`` of the rows (what the
     bootstrap needs), so S x A pairs do not hold S x A copies of the merged rows."""
-    keep = [c for c in ("FileName", "SpkrID") if c in merged.columns]
-    return [(name, attr, rows[keep], true, pred) for name, attr, rows, true, pred in attribute_pairs(merged, attribute)]
+    data = aligned(merged)
+    keep = [c for c in ("FileName", "SpkrID") if c in data.columns]
+    return [(name, attr, rows[keep], true, pred) for name, attr, rows, true, pred in attribute_pairs(data, attribute)]
 
 
 def _split_keys(boot: pd.DataFrame) -> pd.DataFrame:
@@ -249,10 +251,12 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     settings = resampling_.Resampling.of(resampling, **legacy)
     n_boot, level = settings.n_boot, settings.level
     records = []
+    data = aligned(merged)
+    merged = data.frame
     for attr in attributes_of(merged, attribute):
         bins = attribute_edges(merged, attr, scheme, edges)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
-        pairs = _light_pairs(merged, attr)
+        pairs = _light_pairs(data, attr)
         found = {}
         for batch in _same_items(pairs, settings):
             by_bins: dict = {}  # systems whose files fall into the same true bins share one bootstrap
@@ -358,11 +362,13 @@ def recalibration_whatif(merged: pd.DataFrame, attribute=None, holdout_fraction:
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
     ddof = settings.ddof
+    data = aligned(merged)
+    merged = data.frame
     unit = settings.unit_for(merged["SpkrID"] if "SpkrID" in merged.columns else None)
     fit_files = holdout_files(merged, holdout_fraction, settings.seed, by_speaker=unit == "speaker")
     records, fit_rows = [], {}
     fit_index = pd.Index(fit_files)
-    for name, attr, rows, true, pred in attribute_pairs(merged, attribute):
+    for name, attr, rows, true, pred in attribute_pairs(data, attribute):
         # one membership test per row set (the attributes of a system share their rows)
         if fit_rows.get(id(rows), (None,))[0] is not rows:
             fit_rows[id(rows)] = (rows, fit_index.get_indexer(rows["FileName"]) >= 0)

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import HEADLINE_METRICS, SYSTEM_BLOCK, resampling_settings, unique_systems
-from ser_diag.io import task_of
+from ser_diag.evaluation import aligned, class_codes, rows_at, task_of
 from ser_diag.memory import release_free_memory
 from ser_diag.metrics import ccc_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
@@ -70,8 +70,8 @@ _PODCAST_RE2 = r"(?i)^MSP-PODCAST_(?P<podcast>\d+)_\d+(?:_\d+)?(?:\.wav)?$"
 
 # --------------------------------------------------------------------------- grouped kernel
 
-def _block(merged: pd.DataFrame):
-    blocks = rs._system_blocks(merged, task_of(merged))
+def _block(data):
+    blocks = data.blocks()
     if len(blocks) != 1:
         raise ValueError("systems are scored on different files; merge with intersection=True")
     return blocks[0]
@@ -82,13 +82,13 @@ class _GroupSums:
 
     def __init__(self, merged: pd.DataFrame, positions: list, code: np.ndarray, n_groups: int, ddof: int):
         self.task, self.ddof, self.s, self.g = task_of(merged), ddof, len(positions), n_groups
-        first = rs.rows_at(merged, positions[0])
+        first = rows_at(merged.frame, positions[0])
         if self.task == TASK_CATEGORICAL:
             # macro-F1 needs per class only true, predicted and correct counts: columns
             # [true (G, K)] + [predicted, correct (G, S, 2, K)], a sparse one-hot of the rows
             k = self.k = len(CLASS_CODES)
-            t = rs._class_indices(first, "EmoClass_true")
-            pred = rs._class_indices(merged, "EmoClass_pred", np.concatenate(positions)).reshape(self.s, -1)
+            t = class_codes(first, "EmoClass_true")
+            pred = merged.class_codes("EmoClass_pred", positions)
             keep = np.flatnonzero(code >= 0)
             g, t, pred = code[keep], t[keep], pred[:, keep]
             base = n_groups * k + (g[None] * self.s + np.arange(self.s)[:, None]) * 2 * k      # (S, m)
@@ -181,9 +181,10 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     cannot vary its metric.
     """
     s = resampling_settings(resampling, **legacy)
-    task = task_of(merged)
+    merged = aligned(merged)
+    task = merged.task
     names, positions = _block(merged)
-    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
+    first = rows_at(merged.frame, positions[0]).reset_index(drop=True)
     if isinstance(group, str):
         labels = first[group]
     else:
@@ -277,6 +278,7 @@ def podcast_metrics(merged: pd.DataFrame, min_files: int = 50, resampling=None, 
     """:func:`grouped_metrics` by podcast (podcasts with at least ``min_files`` files), plus
     ``overall`` (the system's estimate on all files) and ``below_overall`` (the podcast's CI lies
     entirely below it)."""
+    merged = aligned(merged)
     table = grouped_metrics(merged, _podcast_map(merged), by="podcast", resampling=resampling,
                             min_files=min_files, **legacy)
     overall = grouped_metrics(merged, {f: "all" for f in pd.unique(merged["FileName"])}, by="all",
@@ -321,8 +323,9 @@ def gender_gap_by_podcast(merged: pd.DataFrame, resampling=None, a: str = "Femal
     (gap_overall | gap_within_podcast | share_explained), estimate, ci_low, ci_high, level, unit,
     n_boot, n_podcasts_both`` (podcasts with files of both genders)."""
     s = resampling_settings(resampling, **legacy)
+    merged = aligned(merged)
     names, positions = _block(merged)
-    first = rs.rows_at(merged, positions[0]).reset_index(drop=True)
+    first = rows_at(merged.frame, positions[0]).reset_index(drop=True)
     gender = first["Gender"].map({a: 0, b: 1})
     podcast = podcast_of(first["FileName"])
     pcode, plist = pd.factorize(podcast, use_na_sentinel=True)
@@ -412,7 +415,7 @@ def duration_metrics(merged: pd.DataFrame, audio_root: str | os.PathLike | None 
         seconds = durations(pd.unique(merged["FileName"]), audio_root)
     bins = duration_bins(seconds, edges)
     order = list(bins.cat.categories)
-    table = grouped_metrics(merged, bins.astype(object).where(bins.notna()), by="duration", resampling=resampling,
+    table = grouped_metrics(aligned(merged), bins.astype(object).where(bins.notna()), by="duration", resampling=resampling,
                             min_files=min_files, **legacy)
     edges = list(edges)
     position = {label: i for i, label in enumerate(order)}
@@ -429,7 +432,7 @@ def where_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | No
     holding the files) ``duration_metrics`` over both tasks, each with a ``task`` column."""
     parts: dict[str, list] = {"podcast_metrics": [], "worst_podcasts": [], "gender_gap_by_podcast": [],
                               "duration_metrics": []}
-    frames = [m for m in (categorical, attributes) if m is not None]
+    frames = [aligned(m) for m in (categorical, attributes) if m is not None]
     seconds = None
     if audio_root is not None and Path(audio_root).is_dir() and frames:
         seconds = durations(pd.unique(pd.concat([m["FileName"] for m in frames])), audio_root)

@@ -17,8 +17,6 @@ same counts, and moment sums equal up to rounding (added in another order).
 
 The package, one module per concern (imports go down this list, never up):
 
-- :mod:`~ser_diag.resampling.frames`: a frame's rows at positions, as a slice when contiguous;
-- :mod:`~ser_diag.resampling.rows`: the merged frames' row bookkeeping (systems, files, blocks);
 - :mod:`~ser_diag.resampling.settings`: :class:`Resampling` (n_boot, level, unit, seed, ddof);
 - :mod:`~ser_diag.resampling.draws`: resample-count weights, cluster ids, the shared weight cache;
 - :mod:`~ser_diag.resampling.scorers`: confusion and CCC scorers, linear statistics, cluster scoring;
@@ -28,10 +26,7 @@ The package, one module per concern (imports go down this list, never up):
 
 from ser_diag.resampling.settings import (CHUNK_ROWS, SUMS_BLOCK_BYTES, UNITS, WEIGHT_CHUNK_BYTES, Resampling,
                                           Statistic)
-from ser_diag.resampling.frames import column_at, rows_at
-from ser_diag.resampling.rows import (_class_indices, _system_blocks, file_codes, first_rows, system_codes,
-                                      system_positions)
-from ser_diag.resampling.draws import (_weight_chunks, bootstrap_weights, cluster_ids, frame_memo, shared_weights,
+from ser_diag.resampling.draws import (_weight_chunks, bootstrap_weights, cluster_ids, shared_weights,
                                        uncached_weights)
 from ser_diag.resampling.scorers import (_AttributeScorer, _CategoricalScorer, _membership, _scorer,
                                          LinearStatistic, attribute_statistics, categorical_statistics,

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,16 +41,6 @@ class _WeightCache:
     def __init__(self, max_bytes: int):
         self.max_bytes, self.entries = max_bytes, OrderedDict()
         self.owner = threading.get_ident()
-        self.frames: dict[int, tuple[weakref.ref, dict]] = {}   # id(frame) -> (frame, {key: value})
-
-    def frame_store(self, frame) -> dict:
-        """The values remembered for ``frame`` (dropped when the frame is freed)."""
-        entry = self.frames.get(id(frame))
-        if entry is None or entry[0]() is not frame:
-            key = id(frame)
-            ref = weakref.ref(frame, lambda _, key=key, frames=self.frames: frames.pop(key, None))
-            entry = self.frames[key] = (ref, {})
-        return entry[1]
 
     def get(self, key):
         if key in self.entries:
@@ -126,20 +115,6 @@ def uncached_weights():
         _uncached.depth = depth
 
 
-def frame_memo(frame: pd.DataFrame, key, compute: Callable):
-    """``compute()``, computed once per ``frame`` object and ``key`` inside
-    :func:`shared_weights` (the block an analysis run opens) and remembered until the block
-    ends or the frame is freed; outside the block (or in another thread) computed every time.
-    For values derived from a merged frame that many analyses need (system codes, row
-    positions, per-system frames): the frame must not be changed in place inside the block.
-    Callers hand out copies of mutable containers."""
-    cache = _active_cache()
-    if cache is None:
-        return compute()
-    store = cache.frame_store(frame)
-    if key not in store:
-        store[key] = compute()
-    return store[key]
 
 
 def _draw_chunks(n: int, n_boot: int, mapping, m: int, seed, chunk: int, dtype,

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ser_diag.io import task_of
+from ser_diag.evaluation import TaskData
 from ser_diag.resampling.draws import _weight_chunks
-from ser_diag.resampling.rows import _system_blocks, column_at
 from ser_diag.resampling.scorers import _scorer, cluster_scorer
 from ser_diag.resampling.settings import Resampling, Statistic
 
@@ -136,11 +135,12 @@ def scorer_metrics(scorer, names: Sequence[str], groups, unit: str, settings: Re
     return out
 
 
-def bootstrap_metrics(merged: pd.DataFrame, resampling: Resampling | None = None,
+def bootstrap_metrics(merged: TaskData | pd.DataFrame, resampling: Resampling | None = None,
                       distributions: dict | None = None, files=None, **legacy) -> pd.DataFrame:
     """Point estimates and percentile bootstrap intervals of every metric of every system.
 
-    ``merged`` is one task's :func:`ser_diag.io.merge` output; ``resampling`` the settings
+    ``merged`` is one task's :func:`ser_diag.io.merge` output or its
+    :class:`~ser_diag.evaluation.TaskData`; ``resampling`` the settings
     (:class:`Resampling`; default: 1000 resamples of speakers when ``SpkrID`` is known).
     The older keywords ``n_boot, level, by_speaker, seed, ddof`` still override its fields.
     All systems scored on the same files share the same resamples (paired intervals).
@@ -158,17 +158,18 @@ def bootstrap_metrics(merged: pd.DataFrame, resampling: Resampling | None = None
     would, without copying the rows).
     """
     settings = Resampling.of(resampling, **legacy)
-    task = task_of(merged)
+    data = TaskData.of(merged)
+    task = data.task
     parts = []
-    blocks = _system_blocks(merged, task)
+    blocks = data.blocks()
     if files is not None:
         wanted = set(files)
-        chosen = [(names, positions, column_at(merged, "FileName", positions[0]).isin(wanted).to_numpy())
+        chosen = [(names, positions, data.column("FileName", positions[0]).isin(wanted).to_numpy())
                   for names, positions in blocks]
         blocks = [(names, [p[keep] for p in positions]) for names, positions, keep in chosen if keep.any()]
     for names, positions in blocks:
-        scorer = _scorer(merged, positions, task, settings.ddof)
-        groups, unit = settings.groups(merged, positions[0])
+        scorer = _scorer(data, positions, settings.ddof)
+        groups, unit = settings.groups(data.frame, positions[0])
         keep = {} if distributions is not None and len(blocks) == 1 else None
         parts.append(scorer_metrics(scorer, names, groups, unit, settings, keep))
         if keep is not None:

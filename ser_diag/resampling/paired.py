@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ser_diag.io import task_of
+from ser_diag.evaluation import TaskData
 from ser_diag.resampling.draws import _weight_chunks, cluster_ids
 from ser_diag.resampling.intervals import percentile_interval
-from ser_diag.resampling.rows import _system_blocks
 from ser_diag.resampling.scorers import _scorer
 from ser_diag.resampling.settings import CHUNK_ROWS, Resampling
 from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
@@ -50,7 +49,7 @@ def _swap_masks(n_units: int, n_perm: int, rng) -> tuple[np.ndarray, bool]:
     return rng.integers(0, 2, size=(n_perm, n_units)).astype(np.float32), False
 
 
-def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
+def paired_test(merged: TaskData | pd.DataFrame, system_a: str, system_b: str, metric: str,
                 resampling: Resampling | None = None, method: str = "bootstrap", **legacy) -> dict:
     """Compare two systems on the same files: ``diff = metric(a) - metric(b)``.
 
@@ -73,20 +72,21 @@ def paired_test(merged: pd.DataFrame, system_a: str, system_b: str, metric: str,
     if system_a == system_b:
         raise ValueError("system_a and system_b must differ")
     task = TASK_ATTRIBUTES if metric.startswith(("ccc_", "pearson_")) else TASK_CATEGORICAL
-    if task_of(merged) != task:
-        raise ValueError(f"metric {metric!r} is not computed for the {task_of(merged)} task")
-    blocks = _system_blocks(merged, task, systems=[system_a, system_b])
+    data = TaskData.of(merged)
+    if data.task != task:
+        raise ValueError(f"metric {metric!r} is not computed for the {data.task} task")
+    blocks = data.blocks([system_a, system_b])
     if len(blocks) != 1 or len(blocks[0][0]) != 2:
         raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
     rows = blocks[0][1]
-    scorer = _scorer(merged, rows, task, settings.ddof)
+    scorer = _scorer(data, rows, settings.ddof)
     n = scorer.n
     estimate = scorer(np.ones((1, n), dtype=np.float32))
     if metric not in estimate:
         raise ValueError(f"unknown metric {metric!r}; choose from {sorted(estimate)}")
     est_a, est_b = float(estimate[metric][0, 0]), float(estimate[metric][0, 1])
     observed = est_a - est_b
-    groups, unit = settings.groups(merged, rows[0])
+    groups, unit = settings.groups(data.frame, rows[0])
     diffs = []
     for w in _weight_chunks(n, n_boot, groups, seed, dtype=scorer.weight_dtype, reuse=True):
         values = scorer(w)[metric]

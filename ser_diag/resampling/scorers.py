@@ -12,7 +12,6 @@ import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse
 
 from ser_diag.metrics import (
@@ -24,7 +23,6 @@ from ser_diag.metrics import (
     unweighted_average_recall_from_confusion,
 )
 from ser_diag.resampling.draws import cluster_ids
-from ser_diag.resampling.rows import _class_indices
 from ser_diag.resampling.settings import SUMS_BLOCK_BYTES, Statistic
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
 
@@ -225,19 +223,12 @@ def cluster_scorer(scorer, groups, n: int):
     return (scorer.clustered(mapping, m), True) if 0 < m < n else (scorer, False)
 
 
-def _scorer(merged: pd.DataFrame, rows: list, task: str, ddof: int):
-    if task == TASK_CATEGORICAL:
-        true = _class_indices(merged, "EmoClass_true", rows[0])
-        pred = _class_indices(merged, "EmoClass_pred", np.concatenate(rows)).reshape(len(rows), -1)
-        return _CategoricalScorer(true, pred)
-    # only these rows, a column at a time; the predictions straight into the (n, S, A) layout the
-    # design shifts in place (no copy of the whole columns: 0.5 GB less at 400k files x 20 systems)
-    true = np.column_stack([merged[f"{a}_true"].to_numpy(np.float64)[rows[0]] for a in ATTRIBUTES])
-    pred = np.empty((len(rows[0]), len(rows), len(ATTRIBUTES)))
-    for j, a in enumerate(ATTRIBUTES):
-        column = merged[f"{a}_pred"].to_numpy(np.float64)
-        for i, r in enumerate(rows):
-            pred[:, i, j] = column[r]
-    return _AttributeScorer(true, pred.transpose(1, 0, 2), ddof, consume=True)
-
-
+def _scorer(data, rows: list, ddof: int):
+    """The scorer of a block of systems (``rows``: each system's row positions, same file order)
+    of a :class:`~ser_diag.evaluation.TaskData`: class codes or attribute values as systems x files
+    arrays (only these rows, a column at a time: no copy of whole columns)."""
+    if data.task == TASK_CATEGORICAL:
+        return _CategoricalScorer(data.class_codes("EmoClass_true", rows[0]),
+                                  data.class_codes("EmoClass_pred", rows))
+    return _AttributeScorer(data.attribute_values("true", rows[0]), data.attribute_values("pred", rows), ddof,
+                            consume=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ser_diag.resampling.frames import column_at
+from ser_diag.evaluation import column_at
 
 #: Weight rows processed at a time (200 x 32k float32 = 25 MB).
 CHUNK_ROWS = 200

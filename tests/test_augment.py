@@ -172,6 +172,7 @@ def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path
     from ser_diag.models.encoders import tiny_speech_encoder
     from ser_diag.models.features import read_audio
     from ser_diag.models.toy_task import make_task, write_toy_corpus
+    from ser_diag.models.train import loop as train_loop
 
     labels, _ = make_task(n=40, seed=1)
     corpus = write_toy_corpus(tmp_path / "corpus", labels, seconds=0.4)
@@ -180,7 +181,7 @@ def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path
                   model={"kind": "late_fusion", "hidden": 16, "dropout": 0.0}, epochs=2, batch_size=8,
                   progress=False, augment={"noise": {"p": 1.0, "snr_db": [0, 0]}, "views": 1})
     used = []
-    original = train_module._collate
+    original = train_loop._collate
 
     def spy(data, rows, device, view_of_row=None):
         if view_of_row is not None:
@@ -188,7 +189,7 @@ def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path
         return original(data, rows, device, view_of_row)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_collate", spy)
+        mp.setattr(train_loop, "_collate", spy)
         train(config, labels=labels)
     assert set(used) == {0, 1}  # clean and augmented rows both trained on
     views = [p for p in (tmp_path / "cache").iterdir() if "-aug-" in p.name]
@@ -211,7 +212,7 @@ def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path
                              zip(labels["FileName"], labels["EmoClass"]) for w in range(3)],
                             columns=["FileName", "WorkerID", "EmoClass"])
     mixed = []
-    original_targets = train_module._targets
+    original_targets = train_loop._targets
 
     def spy_targets(data, rows, device, mix=None):
         t = original_targets(data, rows, device, mix)
@@ -222,7 +223,7 @@ def test_augmented_views_are_cached_and_used_by_frozen_feature_training(tmp_path
         return t
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_targets", spy_targets)
+        mp.setattr(train_loop, "_targets", spy_targets)
         train(dict(config, system_name="mix", categorical_loss="soft_ce",
                    modalities={"audio": {"encoder": "tiny-wavlm"}, "text": {"encoder": "tiny-text"}},
                    augment={"mix_clips": {"p": 1.0}, "views": 1}), labels=labels, detailed_labels=detailed,

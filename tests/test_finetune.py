@@ -89,7 +89,7 @@ def test_baseline_head_fine_tunes_audio_with_clip_mixing_on_the_fly(task, tmp_pa
     """The baseline's attentive statistics pooling head on a fine-tuned tiny WavLM; SAIL clip
     mixing averages the soft labels of the two clips."""
     from ser_diag import io
-    from ser_diag.models import train as train_module
+    from ser_diag.models.train import loop as train_loop
 
     labels, corpus, roberta = task
     rng = np.random.default_rng(0)
@@ -98,7 +98,7 @@ def test_baseline_head_fine_tunes_audio_with_clip_mixing_on_the_fly(task, tmp_pa
                             columns=["FileName", "WorkerID", "EmoClass"])
     soft = io.soft_labels(detailed)
     mixed = []
-    original = train_module._targets
+    original = train_loop._targets
 
     def spy(data, rows, device, mix=None):
         if mix is not None:
@@ -110,7 +110,7 @@ def test_baseline_head_fine_tunes_audio_with_clip_mixing_on_the_fly(task, tmp_pa
                      augment={"mix_clips": {"p": 0.5, "max_overlap_s": 0.2}}, epochs=2,
                      finetune={"top_layers": 1, "num_workers": 1})  # waveforms read in a worker process
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_targets", spy)
+        mp.setattr(train_loop, "_targets", spy)
         result = train(config, labels=labels, soft_labels=soft)
     assert sum(mixed) > 0
     assert result.model.head.pool is not None  # attentive statistics pooling over frames

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_diag.models import train as train_module
 from ser_diag.models.features import extract_features
 from ser_diag.models.toy_task import make_task, write_toy_corpus
-from ser_diag.models.train import StreamedFrames, TrainConfig, _Dist, _open_feature_stores, train
+from ser_diag.models.train import StreamedFrames, TrainConfig, train
+from ser_diag.models.train import loop as train_loop
+from ser_diag.models.train.data import _encoder_for, _open_feature_stores
+from ser_diag.models.train.distributed import _Dist
 
 pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +33,7 @@ def test_streamed_frames_train_like_frames_in_memory(corpus, tmp_path):
                   model={"kind": "baseline", "hidden": 16, "dropout": 0.0}, epochs=2, batch_size=8,
                   progress=False, patience=100)
     seen = []
-    original = train_module._collate
+    original = train_loop._collate
 
     def spy(data, rows, device, view_of_row=None):
         seen.append(type(data.features["audio"]))
@@ -40,7 +42,7 @@ def test_streamed_frames_train_like_frames_in_memory(corpus, tmp_path):
     in_memory = train(dict(config, out_dir=str(tmp_path / "a")), features={"audio": store}, labels=labels)
     streamed_config = dict(config, modalities={"audio": {"level": "frames", "frame_stride": 2, "stream": True}})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_collate", spy)
+        mp.setattr(train_loop, "_collate", spy)
         streamed = train(dict(streamed_config, out_dir=str(tmp_path / "b")), features={"audio": store},
                          labels=labels)
     assert set(seen) == {StreamedFrames}
@@ -64,7 +66,7 @@ def test_feature_extraction_is_sharded_across_processes(corpus, tmp_path):
     assert both["audio"].file_names == names
     shards = sorted(p.name for p in Path(both["audio"].path).glob("shard-*.json"))
     assert len(shards) == 2  # one per process, none re-encoded
-    whole = extract_features(root, train_module._encoder_for({"encoder": "tiny-wavlm"}), tmp_path / "single",
+    whole = extract_features(root, _encoder_for({"encoder": "tiny-wavlm"}), tmp_path / "single",
                              progress=False)
     np.testing.assert_allclose(both["audio"].get(names), whole.get(names), atol=1e-5)
 

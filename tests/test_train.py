@@ -14,7 +14,12 @@ from ser_diag import io
 from ser_diag.models import train as train_module
 from ser_diag.models.ensemble import ensemble
 from ser_diag.models.toy_task import make_task
-from ser_diag.models.train import TrainConfig, _lr_lambda, train, train_from_config
+from ser_diag.models.train import TrainConfig, train, train_from_config
+from ser_diag.models.train import checkpoints as train_checkpoints
+from ser_diag.models.train import config as train_config
+from ser_diag.models.train import data as train_data
+from ser_diag.models.train import loop as train_loop
+from ser_diag.models.train.loop import _lr_lambda
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS
 
 
@@ -139,7 +144,7 @@ def test_train_from_config_reads_json_and_rejects_unknown_keys(tmp_path, monkeyp
         asked.append((corpus, spec["encoder"]))
         return feats[{"egemaps": "audio", "minilm": "text"}[spec["encoder"]]]
 
-    monkeypatch.setattr(train_module, "open_feature_store", fake_store)
+    monkeypatch.setattr(train_data, "open_feature_store", fake_store)
     config = base_config(tmp_path / "out", corpus=str(labels_file), epochs=2,
                          modalities={"audio": {"encoder": "egemaps"}, "text": {"encoder": "minilm"}})
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -195,7 +200,7 @@ def test_mixup_hook_mixes_the_representation_entering_the_output_layers():
     x = {"audio": torch.randn(6, 5), "text": torch.randn(6, 9)}
     plain = model(x)
     state = {"mix": None}
-    handle = model.outputs.register_forward_pre_hook(train_module._mixup_hook(state))
+    handle = model.outputs.register_forward_pre_hook(train_loop._mixup_hook(state))
     perm, lam = torch.tensor([3, 0, 5, 1, 2, 4]), 0.3
     torch.testing.assert_close(model(x)["logits"], plain["logits"])  # inactive -> no-op
     state["mix"] = (lam, perm)
@@ -239,14 +244,14 @@ def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp
     # in training: targets follow the epoch's draw, resume stays bit-identical, and the loss must be soft
     drop = {"categorical_loss": "soft_ce", "augment": {"drop_annotators": {"fraction": 0.3}}}
     seen = []
-    original = train_module._targets
+    original = train_loop._targets
 
     def spy(data, rows, device, mix=None):
         seen.append(data.y_soft.copy())
         return original(data, rows, device, mix)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_targets", spy)
+        mp.setattr(train_loop, "_targets", spy)
         train(base_config(tmp_path / "a", epochs=2, **drop), features=feats, labels=labels, detailed_labels=detailed)
     per_epoch = [seen[0], seen[-1]]
     for epoch, soft in enumerate(per_epoch):
@@ -264,14 +269,14 @@ def test_drop_annotators_redraws_soft_targets_per_epoch_and_keeps_every_file(tmp
 
 
 def test_shipped_training_configs_parse():
-    folder = Path(train_module.__file__).parent / "configs"
+    folder = Path(train_module.__file__).parents[1] / "configs"
     configs = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json") if p.stem != "ensemble"}
     assert "late_fusion_augmented" in configs
     for name, config in configs.items():
         TrainConfig.from_dict(config)
-    mixup, drop, waveform = train_module._augment_settings(configs["late_fusion_augmented"]["augment"])
+    mixup, drop, waveform = train_config._augment_settings(configs["late_fusion_augmented"]["augment"])
     assert mixup == {"p": 0.3, "alpha": 0.2} and drop == 0.2 and waveform == {}
-    assert train_module._augment_settings({}) == (None, None, {})  # off by default
+    assert train_config._augment_settings({}) == (None, None, {})  # off by default
 
 
 # ----------------------------------------------------------------------------- issue 13 regressions
@@ -283,14 +288,14 @@ def test_checkpoint_loads_onto_another_device_and_generators_stay_on_cpu(tmp_pat
     train(base_config(tmp_path, stop_after_epochs=1), features=feats, labels=labels)
     path = tmp_path / "runs/fusion/checkpoints/last.pt"
     with pytest.raises((TypeError, NotImplementedError)):  # what loading everything onto the device did
-        train_module._set_rng_state({k: (v.to("meta") if torch.is_tensor(v) else v) for k, v in
+        train_checkpoints._set_rng_state({k: (v.to("meta") if torch.is_tensor(v) else v) for k, v in
                                      torch.load(path, weights_only=False)["rng"].items()})
     ckpt = train_module.load_checkpoint(path, map_location="meta")
     assert all(v.device.type == "meta" for v in ckpt["model"].values())
     state = ckpt["rng_per_rank"][0]["torch"]
     assert state.device.type == "cpu" and state.dtype == torch.uint8
     before = torch.get_rng_state()
-    train_module._set_rng_state(ckpt["rng_per_rank"][0])
+    train_checkpoints._set_rng_state(ckpt["rng_per_rank"][0])
     assert torch.equal(torch.get_rng_state(), torch.load(path, weights_only=False)["rng"]["torch"])
     torch.set_rng_state(before)
     resumed = train(base_config(tmp_path, resume=True, epochs=2), features=feats, labels=labels)
@@ -352,7 +357,7 @@ def test_reference_systems_are_the_config_files():
     """D8: the pipeline's systems are read from configs/<name>.json, one source of truth."""
     from ser_diag.models import pipeline
 
-    folder = Path(train_module.__file__).parent / "configs"
+    folder = Path(train_module.__file__).parents[1] / "configs"
     for name in pipeline.PIPELINE_SYSTEMS:
         on_disk = json.loads((folder / f"{name}.json").read_text())
         assert on_disk["system_name"] == name

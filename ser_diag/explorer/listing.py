@@ -26,7 +26,8 @@ from ser_diag.explorer.engine import VOTES_KEY, Engine
 from ser_diag.explorer.state import CELL_VIEWS, GROUP_VIEWS, ExplorerState, bin_index, choice, class_code, view_name
 from ser_diag.names import human_name
 from ser_diag.outputs import atomic_write_text, table_csv
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.schema import (ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, TASK_ATTRIBUTES,
+                             TASK_CATEGORICAL, TASKS)
 
 __all__ = ["Listing", "Rows", "column_name", "format_votes", "compute_votes"]
 

@@ -26,7 +26,8 @@ import pandas as pd
 from ser_diag.diagnostics import Diagnostics, rows_where
 from ser_diag.explorer.state import BEYOND_VIEWS, ExplorerState, view_name
 from ser_diag.names import human_name
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.schema import (ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, TASK_ATTRIBUTES,
+                             TASK_CATEGORICAL, TASKS)
 
 __all__ = ["draw", "new_axes", "unavailable", "confusion", "binned", "regression_to_mean", "gender_audit",
            "topk_fusion", "leaderboard_ranks", "win_probability", "annotator_agreement", "podcasts", "durations",
@@ -461,5 +462,6 @@ def view_tables(diag: Diagnostics, s: ExplorerState) -> list[tuple[str, pd.DataF
     else:   # durations
         durations_ = _with_group_text(_of_systems(t["duration_metrics"], systems))
         table = _readable(durations_, ["system", "task", "metric", "group", "n", "estimate", "ci_low", "ci_high"])
-        out.append(("Metric by duration (seconds, from the audio headers)", table.rename(columns={"group": "duration"})))
+        out.append(("Metric by duration (seconds, from the audio headers)",
+                    table.rename(columns={"group": "duration"})))
     return out

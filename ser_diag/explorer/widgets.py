@@ -127,9 +127,9 @@ def rows_html(explorer, listing, page: int = 0, page_size: int = PAGE_SIZE) -> s
 
 
 class CellGrid:
-    """A clickable heatmap: one button per cell of :meth:`~ser_diag.explorer.Explorer.heatmap`, coloured like the
-    figure; ``on_select(true_value, pred_value)`` is called on a click. :meth:`select` outlines
-    the chosen cell. ``buttons[(true_value, pred_value)]`` holds the buttons."""
+    """A clickable heatmap: one button per cell of :meth:`~ser_diag.explorer.Explorer.heatmap`,
+    coloured like the figure; ``on_select(true_value, pred_value)`` is called on a click.
+    :meth:`select` outlines the chosen cell. ``buttons[(true_value, pred_value)]`` holds the buttons."""
 
     def __init__(self, heatmap: dict, on_select, selected=(None, None)):
         import ipywidgets as w

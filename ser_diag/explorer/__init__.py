@@ -5,14 +5,15 @@
 >>> ex.set(system="sys10_top", view="confusion", cell_true="F", cell_pred="A").listing().table  # doctest: +SKIP
 
 Rooms, each with one idea; imports go one way only, from the top of this list down (a test
-checks), and nothing outside the explorer imports it but the CLI, notebooks and benchmarks:
+checks), and nothing below the explorer (diagnostics, plots, io, analysis) imports it:
 
-* :mod:`~ser_diag.explorer.widgets` - the ipywidgets face (:class:`ExplorerWidgets`): controls
-  that only set the state, areas redrawn as a whole from the explorer's answers. The only module
-  that imports ipywidgets, and it does so inside its classes; it is handed an explorer and never
-  imports the facade (the facade imports it, lazily, in :meth:`Explorer.show`).
 * :mod:`~ser_diag.explorer.facade` - :class:`Explorer`, what a notebook holds: one state and
-  every answer for it, by asking the rooms below.
+  every answer for it, by asking the rooms below; :meth:`Explorer.show` builds the widgets
+  (imported there, lazily).
+* :mod:`~ser_diag.explorer.widgets` - the ipywidgets face (:class:`ExplorerWidgets`): controls
+  that only set the state, areas redrawn as a whole from the answers of the explorer it is
+  handed (it never imports the facade). The only module that imports ipywidgets, and it does
+  so inside its classes.
 * :mod:`~ser_diag.explorer.listing` - the rows behind a selection (:class:`Listing`; a cell's,
   an agreement bin's or a podcast's files, or where two systems disagree), with the annotators'
   votes, transcript and audio path; CSV export.
@@ -25,9 +26,9 @@ checks), and nothing outside the explorer imports it but the CLI, notebooks and 
 * :mod:`~ser_diag.explorer.state` - :class:`ExplorerState`, the selection as plain values, and
   the views; pure (no data, no matplotlib, no widgets).
 
-So ``widgets -> facade -> listing -> views, engine -> state``. The explorer imports the
-diagnostics, plots, io and analysis; they never import it. Importing this package imports only
-:mod:`~ser_diag.explorer.state`; the other names below are loaded on first use.
+So ``facade -> widgets -> listing -> views, engine -> state`` (the facade also asks the rooms
+below the widgets directly). Importing this package imports only :mod:`~ser_diag.explorer.state`;
+the other names below are loaded on first use.
 """
 
 from __future__ import annotations

@@ -31,8 +31,7 @@ matplotlib.use("Agg")
 
 
 from ser_diag.diagnostics import compute_diagnostics
-from ser_diag.explore import Explorer
-from ser_diag.explorer_widgets import ExplorerWidgets
+from ser_diag.explorer import Explorer, ExplorerWidgets
 from ser_diag.figures import write_paper_figures
 from ser_diag.report import write_report
 from ser_diag.simulate import simulate_challenge
@@ -99,8 +98,8 @@ def bench_explorer(labels: Path, predictions: Path, n_boot: int) -> None:
     print(f"\nexplorer: init {t_init:.1f} s (read + merge + diagnostics of the split), n_boot={n_boot}; background "
           f"read of labels_detailed.csv done {t_prefetch:.1f} s after init; load average {load[0]:.1f}", flush=True)
     base = Explorer(ex.labels, ex.predictions, n_boot=n_boot, prefetch=False, system=ex.state.system)
-    for key in [k for k in ex._cache if k[0] in ("merged", "filtered", "diag")]:   # the same start state
-        base._store(key, ex._cache[key])
+    for key in [k for k in ex.engine.cache if k[0] in ("merged", "filtered", "diag")]:   # the same start state
+        base.engine.store(key, ex.engine.cache[key])
     t_ui, ui = timed(ExplorerWidgets, ex)
     ui_base = ExplorerWidgets(base)
     print(f"widgets built in {t_ui:.2f} s", flush=True)
@@ -145,8 +144,8 @@ def bench_explorer(labels: Path, predictions: Path, n_boot: int) -> None:
           f"{total_base:.1f} s without prefetch ({total_base / total_cold:.1f}x); load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     fresh = Explorer(ex.labels, ex.predictions, n_boot=n_boot, prefetch=False, system=ex.state.system)
-    for key in [k for k in ex._cache if k[0] in ("merged", "filtered", "diag")]:
-        fresh._store(key, ex._cache[key])
+    for key in [k for k in ex.engine.cache if k[0] in ("merged", "filtered", "diag")]:
+        fresh.engine.store(key, ex.engine.cache[key])
     fresh.set(view="confusion")
     t_votes, table = timed(fresh.cell_utterances, true="F", pred="A")
     t_cell, table = timed(ex.set(view="confusion", group_column=None).cell_utterances, true="F", pred="A")

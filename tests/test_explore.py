@@ -19,8 +19,7 @@ import pytest
 
 from ser_diag import io, metrics
 from ser_diag.diagnostics import diagnose
-from ser_diag.explore import BEYOND_VIEWS, CELL_VIEWS, GROUP_VIEWS, VIEWS, Explorer
-from ser_diag.explorer_widgets import ExplorerWidgets
+from ser_diag.explorer import BEYOND_VIEWS, CELL_VIEWS, GROUP_VIEWS, VIEWS, Explorer, ExplorerWidgets
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 from ser_diag.simulate import simulate_challenge
 
@@ -421,7 +420,7 @@ def test_explorer_numbers_are_the_diagnostics_of_the_group(ex, challenge, monkey
     def recompute(*args, **kwargs):
         raise AssertionError("diagnostics recomputed for a state seen before")
 
-    monkeypatch.setattr("ser_diag.explore.diagnose", recompute)
+    monkeypatch.setattr("ser_diag.explorer.engine.diagnose", recompute)
     ex.set(view="confusion")
     plt.close(ex.figure())
     assert ex.set(view="regression_to_mean").figure_png() is png
@@ -447,7 +446,7 @@ def test_figures_are_pre_rendered_in_the_background_and_kept(ex, monkeypatch):
     assert ex.figure_png(prefetch=False)[:4] == b"\x89PNG"
     monkeypatch.undo()
     for i in range(600):                                   # many drawn outputs later
-        ex._store(("png", "filler", i), b"")
+        ex.engine.store(("png", "filler", i), b"")
     assert ex.diagnostics() is first
 
 
@@ -697,7 +696,7 @@ def test_the_background_thread_ends_when_its_work_is_done_so_figures_can_use_eve
         return True
 
     explorer = Explorer(challenge, challenge / "predictions", n_boot=N_BOOT)   # prefetches in the background
-    assert explorer._prefetch(("probe",), lambda: 1) is not None                 # a job: a thread
+    assert explorer.engine.prefetch(("probe",), lambda: 1) is not None          # a job: a thread
     explorer.wait_prefetch()
     assert background_ends()
     assert parallel.workers_for(2, 10) == 2

@@ -1,5 +1,8 @@
-"""The explorer's ipywidgets layer: controls that copy values onto :class:`ser_diag.explore.ExplorerState`
-and areas that show what :class:`ser_diag.explore.Explorer` answers for the state.
+"""The explorer's ipywidgets face, the only module that imports ipywidgets (inside the classes,
+so importing it needs none): controls that copy values onto the
+:class:`~ser_diag.explorer.state.ExplorerState` of an :class:`~ser_diag.explorer.Explorer` and
+areas that show what the explorer answers for the state. It takes the explorer it is given and
+imports nothing above it (:meth:`ser_diag.explorer.Explorer.show` imports this module).
 
 Clickable figure: in the confusion and binned views the matrix is drawn as a grid of
 ipywidgets buttons (:class:`CellGrid`), one per cell, coloured with the figure's colormap and
@@ -30,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser_diag.explore import BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROUP_VIEWS, VIEWS, Explorer, column_name, view_name
+from ser_diag.explorer.listing import column_name
+from ser_diag.explorer.state import BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROUP_VIEWS, VIEWS, view_name
 from ser_diag.names import human_name
 from ser_diag.schema import ATTRIBUTE_NAMES, CLASS_NAMES, SYNTHETIC_BANNER
 
@@ -81,7 +85,7 @@ def _audio(path) -> str:
     return f'<audio controls preload="none" src="data:audio/{kind};base64,{data}"></audio>'
 
 
-def rows_html(explorer: Explorer, listing, page: int = 0, page_size: int = PAGE_SIZE) -> str:
+def rows_html(explorer, listing, page: int = 0, page_size: int = PAGE_SIZE) -> str:
     """The listing of one state as HTML: title, one page of rows (class names, compact votes,
     wrapped transcripts, audio players of the visible rows only) or the listing's message.
     The outer ``div`` carries the state it shows (``data-view``, ``data-cell``) and each file
@@ -123,9 +127,9 @@ def rows_html(explorer: Explorer, listing, page: int = 0, page_size: int = PAGE_
 
 
 class CellGrid:
-    """A clickable heatmap: one button per cell of :meth:`Explorer.heatmap`, coloured like the
-    figure; ``on_select(true_value, pred_value)`` is called on a click. :meth:`select` outlines
-    the chosen cell. ``buttons[(true_value, pred_value)]`` holds the buttons."""
+    """A clickable heatmap: one button per cell of :meth:`~ser_diag.explorer.Explorer.heatmap`,
+    coloured like the figure; ``on_select(true_value, pred_value)`` is called on a click.
+    :meth:`select` outlines the chosen cell. ``buttons[(true_value, pred_value)]`` holds the buttons."""
 
     def __init__(self, heatmap: dict, on_select, selected=(None, None)):
         import ipywidgets as w
@@ -181,7 +185,7 @@ class CellGrid:
 
 
 def tables_html(tables: list[tuple[str, pd.DataFrame]]) -> str:
-    """The tables of a beyond view (:meth:`Explorer.view_tables`), each under its title;
+    """The tables of a beyond view (:meth:`~ser_diag.explorer.Explorer.view_tables`), each under its title;
     numbers to 3 decimals, booleans as yes/no."""
     parts = []
     for title, table in tables:
@@ -227,7 +231,7 @@ class ExplorerWidgets:
     """Widget layer only: copies widget values onto the explorer's state and shows what the
     Explorer answers for it. ``root`` is the VBox to display."""
 
-    def __init__(self, explorer: Explorer, page_size: int = PAGE_SIZE):
+    def __init__(self, explorer, page_size: int = PAGE_SIZE):
         import ipywidgets as w
 
         self.ex, self.w, self.page_size, self.page = explorer, w, page_size, 0
@@ -237,7 +241,7 @@ class ExplorerWidgets:
             "compare_system": w.Dropdown(options=[_NONE] + explorer.systems,
                                          value=s.compare_system or _NONE, description="compare"),
             "split": w.Dropdown(options=explorer.splits, value=s.split, description="split"),
-            "group_column": w.Dropdown(options=[_NONE] + explorer.group_columns(),
+            "group_column": w.Dropdown(options=[_NONE] + explorer.engine.group_columns(),
                                        value=s.group_column or _NONE, description="group by"),
             "group_value": w.Dropdown(options=[_NONE], value=_NONE, description="group"),
             "view": w.Dropdown(options=[(view_name(v), v) for v in VIEWS], value=s.view, description="view"),
@@ -356,7 +360,7 @@ class ExplorerWidgets:
         try:
             state = self.ex.state
             column = self._state_value("group_column", self.controls["group_column"].value)
-            values = self.ex.group_values(column) if column is not None else []
+            values = self.ex.engine.group_values(column, state.split) if column is not None else []
             self._value_of = {("group_value", str(v)): v for v in values}
             self.controls["group_value"].options = [_NONE] + [str(v) for v in values]
             self.controls["group_value"].value = (str(state.group_value) if column is not None

@@ -733,8 +733,8 @@ def test_detailed_labels_read_the_same_without_the_fast_paths(tmp_path, monkeypa
     simulate_challenge(tmp_path, seed=4, n_systems=1, split="Development", n=300)
     fast = io.read_detailed_labels(tmp_path)
     assert fast["EmoClass_Second"].str.contains(",").any()  # quoted fields were read
-    monkeypatch.setattr(io, "_plain_table", lambda body: None)
-    monkeypatch.setattr(io, "_extract", lambda text, pattern: text.str.extract(pattern))
+    monkeypatch.setattr(io.reading, "_plain_table", lambda body: None)
+    monkeypatch.setattr(io.labels, "_extract", lambda text, pattern: text.str.extract(pattern))
     slow = io.read_detailed_labels(tmp_path)
     pd.testing.assert_frame_equal(fast, slow)
 
@@ -745,7 +745,7 @@ def test_load_reads_the_same_frames_with_and_without_the_fast_path(tmp_path, mon
     labels, predictions = tmp_path / "Labels" / "labels_consensus.csv", tmp_path / "predictions"
     fast = io.load(labels, predictions)
     calls = []
-    monkeypatch.setattr(io, "_plain_table", lambda body: calls.append(1))
+    monkeypatch.setattr(io.reading, "_plain_table", lambda body: calls.append(1))
     slow = io.load(labels, predictions)
     assert calls  # the pandas reader ran
     for key in ("categorical", "attributes", "labels"):
@@ -811,7 +811,7 @@ def test_typed_reader_gives_the_text_readers_frame_or_leaves_the_file_to_it(name
         return result, [str(w.message) for w in caught]
 
     fast, fast_warnings = read()
-    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    monkeypatch.setattr(io.predictions, "_typed_prediction_file", lambda path, data: None)
     slow, slow_warnings = read()
     assert fast_warnings == slow_warnings
     if isinstance(slow, str):
@@ -829,7 +829,7 @@ def test_typed_reader_reads_simulated_systems_as_the_text_reader_does(tmp_path, 
     files = sorted((tmp_path / "predictions").glob("*/*.csv"))
     typed = [io._typed_prediction_file(f, f.read_bytes()) for f in files]
     assert all(t is not None for t in typed)
-    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    monkeypatch.setattr(io.predictions, "_typed_prediction_file", lambda path, data: None)
     for file, (frame, tasks) in zip(files, typed):
         text_frame, text_tasks, _ = io._read_prediction_file(file)
         pd.testing.assert_frame_equal(frame, text_frame)

@@ -257,6 +257,8 @@ def _typed_table(data: bytes, strings, numbers) -> pd.DataFrame | None:
         return None
     names = [f"f{i}" for i in range(len(header))]
     wanted = [c for c in header if c in strings or c in numbers]
+    if not wanted:
+        return None
     field = {c: names[header.index(c)] for c in wanted}
     types = {field[c]: pa.string() if c in strings else pa.float64() for c in wanted}
     try:

@@ -3,8 +3,8 @@
 files, results compared for equality:
 
 * **typed** (today): prediction files that pass every check read by pyarrow straight into
-  numbers (``io._typed_prediction_file``); whole quoted fields read by pyarrow
-  (``io._plain_table``); per-annotator details parsed by RE2 (``io._extract``);
+  numbers (``io.predictions._typed_prediction_file``); whole quoted fields read by pyarrow
+  (``io.reading._plain_table``); per-annotator details parsed by RE2 (``io.labels._extract``);
 * **text** (the path of the third landing): files without quotes read by pyarrow as text
   cells, then validated and converted; quoted files by pandas; details parsed by Python's ``re``;
 * **pandas** (the baseline before either): pandas' reader and Python's ``re`` for everything.
@@ -31,18 +31,18 @@ from ser_diag.simulate import simulate_challenge
 @contextlib.contextmanager
 def reading_path(name: str):
     """Switch off the faster readers down to path ``name`` ("typed", "text" or "pandas")."""
-    saved = io._typed_prediction_file, io._plain_table, io._extract
-    plain_table = io._plain_table
+    saved = io.predictions._typed_prediction_file, io.reading._plain_table, io.labels._extract
+    plain_table = io.reading._plain_table
     if name in ("text", "pandas"):
-        io._typed_prediction_file = lambda path, data: None
-        io._extract = lambda text, pattern: text.str.extract(pattern)
-        io._plain_table = lambda body: None if b'"' in body else plain_table(body)   # no quoted fields then
+        io.predictions._typed_prediction_file = lambda path, data: None
+        io.labels._extract = lambda text, pattern: text.str.extract(pattern)
+        io.reading._plain_table = lambda body: None if b'"' in body else plain_table(body)   # no quoted fields then
     if name == "pandas":
-        io._plain_table = lambda body: None
+        io.reading._plain_table = lambda body: None
     try:
         yield
     finally:
-        io._typed_prediction_file, io._plain_table, io._extract = saved
+        io.predictions._typed_prediction_file, io.reading._plain_table, io.labels._extract = saved
 
 
 def timed(function, *args) -> tuple[float, float, object]:

@@ -672,10 +672,10 @@ def test_fast_number_parsing_equals_to_numeric_and_falls_back():
     values = np.concatenate([rng.uniform(1, 7, 2000), rng.normal(0, 1e-5, 100), [0.0, 7.0, 1e-300]])
     texts = [f"{v:.17g}" for v in values] + [f"{v:.5f}" for v in values] + ["1.", ".5", "+2", "1E+3", "-0.25e-2"]
     text = pd.Series(texts, dtype="str")
-    fast = io._plain_decimals(text)
+    fast = io.reading._plain_decimals(text)
     np.testing.assert_array_equal(fast.to_numpy(), pd.to_numeric(text).astype("float64").to_numpy())
     for odd in ("", "nan", "inf", "0x1", "1_0", "high", " 1"):
-        assert io._plain_decimals(pd.Series(["1.5", odd], dtype="str")) is None, odd
+        assert io.reading._plain_decimals(pd.Series(["1.5", odd], dtype="str")) is None, odd
 
 
 @pytest.mark.parametrize("body, plain", [
@@ -700,7 +700,7 @@ def test_plain_table_reads_what_pandas_reads_or_leaves_it_to_pandas(body, plain)
     """The pyarrow fast path gives read_csv(header=None, dtype=str, na_filter=False)'s frame,
     or ``None`` (then pandas' reader runs, with its line-exact errors)."""
     from io import StringIO
-    fast = io._plain_table(body.encode("utf-8"))
+    fast = io.reading._plain_table(body.encode("utf-8"))
     assert (fast is not None) == plain
     if fast is not None:
         expected = pd.read_csv(StringIO(body), header=None, dtype=str, na_filter=False, skip_blank_lines=False)
@@ -717,12 +717,12 @@ def test_extract_through_re2_equals_python_re(cells, re2, monkeypatch):
     """Per-annotator details parsed by Arrow's RE2 kernel equal Python's ``re`` (after the
     reader's fillna("")), or Python's ``re`` runs."""
     text = pd.Series(cells, dtype="str", index=np.arange(10, 10 + len(cells)))
-    expected = text.str.extract(io._EMO_DETAIL)
+    expected = text.str.extract(io.labels._EMO_DETAIL)
     calls = []
     real = pd.core.strings.accessor.StringMethods.extract
     monkeypatch.setattr(pd.core.strings.accessor.StringMethods, "extract",
                         lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
-    got = io._extract(text, io._EMO_DETAIL)
+    got = io.labels._extract(text, io.labels._EMO_DETAIL)
     assert (not calls) == re2
     pd.testing.assert_frame_equal(got.isna(), expected.isna() & expected["WorkerID"].isna().to_numpy()[:, None])
     pd.testing.assert_frame_equal(got.fillna(""), expected.fillna(""))
@@ -733,8 +733,8 @@ def test_detailed_labels_read_the_same_without_the_fast_paths(tmp_path, monkeypa
     simulate_challenge(tmp_path, seed=4, n_systems=1, split="Development", n=300)
     fast = io.read_detailed_labels(tmp_path)
     assert fast["EmoClass_Second"].str.contains(",").any()  # quoted fields were read
-    monkeypatch.setattr(io, "_plain_table", lambda body: None)
-    monkeypatch.setattr(io, "_extract", lambda text, pattern: text.str.extract(pattern))
+    monkeypatch.setattr(io.reading, "_plain_table", lambda body: None)
+    monkeypatch.setattr(io.labels, "_extract", lambda text, pattern: text.str.extract(pattern))
     slow = io.read_detailed_labels(tmp_path)
     pd.testing.assert_frame_equal(fast, slow)
 
@@ -745,7 +745,7 @@ def test_load_reads_the_same_frames_with_and_without_the_fast_path(tmp_path, mon
     labels, predictions = tmp_path / "Labels" / "labels_consensus.csv", tmp_path / "predictions"
     fast = io.load(labels, predictions)
     calls = []
-    monkeypatch.setattr(io, "_plain_table", lambda body: calls.append(1))
+    monkeypatch.setattr(io.reading, "_plain_table", lambda body: calls.append(1))
     slow = io.load(labels, predictions)
     assert calls  # the pandas reader ran
     for key in ("categorical", "attributes", "labels"):
@@ -799,19 +799,19 @@ def test_typed_reader_gives_the_text_readers_frame_or_leaves_the_file_to_it(name
     body, typed = _TYPED_BODIES[name]
     path = tmp_path / "system.csv"
     path.write_bytes(body.encode("utf-8"))
-    assert (io._typed_prediction_file(path, path.read_bytes()) is not None) == typed
+    assert (io.predictions._typed_prediction_file(path, path.read_bytes()) is not None) == typed
 
     def read():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = io._read_prediction_file(path)
+                result = io.predictions._read_prediction_file(path)
             except InputError as err:
                 result = str(err)
         return result, [str(w.message) for w in caught]
 
     fast, fast_warnings = read()
-    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    monkeypatch.setattr(io.predictions, "_typed_prediction_file", lambda path, data: None)
     slow, slow_warnings = read()
     assert fast_warnings == slow_warnings
     if isinstance(slow, str):
@@ -827,11 +827,11 @@ def test_typed_reader_reads_simulated_systems_as_the_text_reader_does(tmp_path, 
     from ser_diag.simulate import simulate_challenge
     simulate_challenge(tmp_path, seed=5, n_systems=4, split="Development", n=300)
     files = sorted((tmp_path / "predictions").glob("*/*.csv"))
-    typed = [io._typed_prediction_file(f, f.read_bytes()) for f in files]
+    typed = [io.predictions._typed_prediction_file(f, f.read_bytes()) for f in files]
     assert all(t is not None for t in typed)
-    monkeypatch.setattr(io, "_typed_prediction_file", lambda path, data: None)
+    monkeypatch.setattr(io.predictions, "_typed_prediction_file", lambda path, data: None)
     for file, (frame, tasks) in zip(files, typed):
-        text_frame, text_tasks, _ = io._read_prediction_file(file)
+        text_frame, text_tasks, _ = io.predictions._read_prediction_file(file)
         pd.testing.assert_frame_equal(frame, text_frame)
         assert tasks == text_tasks
 

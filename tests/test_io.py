@@ -136,6 +136,8 @@ def _mutate(lines: list[str], line: int, column: str, value: str) -> list[str]:
     (5, "EmoAct", "", "empty value"),
     (2, "EmoVal", "high", "'high' is not a number"),
     (4, "SpkrID", "12.5", "not an integer speaker id"),
+    (3, "SpkrID", "inf", "not an integer speaker id"),
+    (2, "SpkrID", "-Infinity", "not an integer speaker id"),
     (3, "Gender", "female", "unknown value 'female'"),
     (5, "Split_Set", "Validation", "unknown value 'Validation'"),
     (2, "FileName", "", "empty value"),

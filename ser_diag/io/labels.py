@@ -94,7 +94,8 @@ def _speakers(table: pd.DataFrame, file: Path) -> pd.Series:
     text = table["SpkrID"]
     missing = text.isin([UNKNOWN, ""])
     values = pd.to_numeric(text.where(~missing), errors="coerce")
-    bad = (values.isna() & ~missing) | (values.notna() & (values != values.round()))
+    finite = np.isfinite(values.to_numpy(np.float64, na_value=np.nan))      # "inf" parses, but is no id
+    bad = (values.isna() & ~missing) | (values.notna() & (~finite | (values != values.round())))
     if bad.any():
         line, count = _first_bad(table, bad)
         raise InputError(file, "SpkrID", f"{quoted(text.at[line])} is not an integer speaker id or "

@@ -2,7 +2,7 @@
 
 ``compute_diagnostics`` loads and validates the inputs (nothing is written before that), then
 runs each analysis exactly once; :func:`build_figures` turns the tables into the paper's
-figures through the Display classes. ``figures.py`` and ``report.py`` only write what this
+figures through the Display classes. ``figures.py`` and ``report`` only write what this
 module returns, so a number in a figure, a CSV, ``summary.md`` and the HTML report is the same
 number.
 """

@@ -149,7 +149,7 @@ def test_interrupt_kills_workers_and_leaves_no_folder(tmp_path, monkeypatch):
 
 def test_report_images_drawn_in_parallel_equal_serial(record_writers):
     """The report draws every figure up front with map_figures: same SVG/PNG text as one by one."""
-    from ser_diag.report import _figure_image
+    from ser_diag.report.markup import _figure_image
 
     serial = saving.map_figures(lambda stem, fig: _figure_image(fig), figure_set(), workers=1)
     parallel = saving.map_figures(lambda stem, fig: (os.getpid(), _figure_image(fig)), figure_set(), workers=2)

@@ -99,7 +99,7 @@ def test_transliteration_with_and_without_anyascii(monkeypatch):
 
 
 def test_report_figures_transliterate_too():
-    from ser_diag.report import _figure_markup
+    from ser_diag.report.markup import _figure_markup
 
     fig, _ = cjk_figure()
     with warnings.catch_warnings(record=True) as record:

@@ -411,7 +411,7 @@ def test_failure_leaves_nothing_half_written(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sim, "write_attribute_predictions", broken)
+    monkeypatch.setattr(sim.challenge, "write_attribute_predictions", broken)  # the module that writes
     with pytest.raises(OSError):
         sim.simulate_challenge(tmp_path / "half", n=200, n_systems=2)
     assert not any((tmp_path / "half").rglob("*")) if (tmp_path / "half").exists() else True

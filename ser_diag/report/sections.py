@@ -1,53 +1,21 @@
-"""A self-contained HTML report: ``python -m ser_diag report --labels PATH --predictions DIR --out DIR``.
-
-``DIR/index.html`` is one file that opens offline from disk: figures inline as SVG (or as an
-embedded PNG when that is smaller), CSS and a few lines of script inline (click a table header to
-sort), and a Content-Security-Policy that forbids the page any request but its own inline data.
-Beside it, ``DIR/tables/*.csv`` holds every table behind the figures, linked from the page.
-
-Numbers come from :func:`ser_diag.diagnostics.compute_diagnostics` and figures from
-:func:`ser_diag.diagnostics.build_figures`: the report formats, it never computes a metric.
-Bad input raises :class:`ser_diag.errors.InputError` before anything is written; the output
-appears all at once (:func:`ser_diag.outputs.staged_output`).
+"""The body of each section of the report (:class:`_Page`: one method per section, from the
+tables and figures a :class:`~ser_diag.diagnostics.Diagnostics` holds; formatting only).
+Imports :mod:`~ser_diag.report.markup`.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io as _io
-import math
-from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics, rows_where
-from ser_diag.resampling import Resampling
-from ser_diag.outputs import atomic_write_text, staged_output, table_csv
-from ser_diag.names import format_p, human_name
-from ser_diag.plots._style import readable_text
+from ser_diag.diagnostics import Diagnostics, rows_where
+from ser_diag.names import human_name
 from ser_diag.plots.saving import map_figures
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, SYNTHETIC_BANNER
+from ser_diag.report.markup import _Cell, _ci, _figure_image, _figure_markup, _p_value, _table
+from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES
 
-__all__ = ["SECTIONS", "render_html", "write_report", "write_report_from"]
-
-#: Section ids of the page, in order, with their headings.
-SECTIONS = {
-    "settings": "Settings",
-    "metrics": "Scores with confidence intervals",
-    "fig3a": "Fig. 3a - categorical confusion and where minority classes go",
-    "fig3b": "Fig. 3b - binned arousal",
-    "fig3c": "Fig. 3c - binned valence",
-    "fig3d": "Fig. 3d - binned dominance",
-    "regression_to_mean": "Extreme values and regression to the mean",
-    "bias_audit": "Bias audit: gender and speakers",
-    "fig4": "Fig. 4 - top-K fusion and system disagreement",
-    "beyond": "Beyond the leaderboard - rank intervals, annotators, podcasts",
-    "tables": "Tables (CSV)",
-}
 _BINNED = {"fig3b": "EmoAct", "fig3c": "EmoVal", "fig3d": "EmoDom"}
 _CATEGORICAL_HEADLINE = ["macro_f1", "accuracy", "uar"] + [f"f1_{c}" for c in CLASS_CODES]
 _ATTRIBUTE_HEADLINE = [f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
@@ -55,110 +23,6 @@ _METHODS = {"plurality": "plurality vote", "prob_average": "probability average"
             "mean": "mean of predictions"}
 _SHRINKAGE_COLUMNS = ["slope", "variance_ratio", "ccc", "rho", "loss_correlation", "loss_scale",
                       "loss_location"]
-
-_CSS = """
-*,*::before,*::after{box-sizing:border-box}
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
-header{background:#23395d;color:#fff;padding:14px 28px}
-header h1{margin:0;font-size:24px}
-header p{margin:4px 0 0;color:#dfe6f0}
-nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:6px 28px;z-index:2;font-size:14px;
-display:flex;flex-wrap:wrap;gap:2px 16px}
-nav a{color:#23395d;text-decoration:none;white-space:nowrap}
-nav a:hover{text-decoration:underline}
-main{padding:0 28px 40px;max-width:1800px}
-section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:6px 20px 16px;min-width:0}
-h2{font-size:20px;margin:12px 0 8px;color:#23395d}
-h3{font-size:16px;margin:16px 0 6px}
-.banner{background:#fff3cd;border:2px solid #b58100;color:#4d3800;padding:10px 16px;margin:14px 0;font-weight:600;border-radius:6px}
-.note{color:#555;font-size:13.5px;margin:4px 0 8px}
-figure{margin:10px 0;max-width:100%}
-figure svg,figure img{max-width:100%;height:auto;display:block}
-figcaption{font-size:13px;color:#444}
-.figs{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start}
-.figs>*{flex:0 1 auto;min-width:0;max-width:100%}
-.scroll{overflow-x:auto;max-width:100%;max-height:560px;overflow-y:auto;margin:6px 0 10px}
-table{border-collapse:collapse;font-size:13.5px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d6d6d6;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#eef1f6;cursor:pointer;position:sticky;top:0;user-select:none}
-th:hover{background:#dde4ef}
-th.asc::after{content:" \\25B2";font-size:10px}
-th.desc::after{content:" \\25BC";font-size:10px}
-td.text,th.text{text-align:left}
-tr:nth-child(even) td{background:#f8f9fb}
-dl.settings{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 16px;margin:6px 0}
-dl.settings dt{font-weight:600}
-dl.settings dd{margin:0;overflow-wrap:anywhere}
-ul.csv{columns:15em;font-size:14px}
-@media (max-width:1100px){header,nav{padding-left:12px;padding-right:12px}main{padding:0 10px 30px}
-section{padding:6px 10px 12px}}
-"""
-
-_JS = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  table.querySelectorAll("th").forEach(function (th, col) {
-    th.title = "click to sort";
-    th.addEventListener("click", function () {
-      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      var asc = !th.classList.contains("asc");
-      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("asc", "desc"); });
-      th.classList.add(asc ? "asc" : "desc");
-      function key(row) {
-        var cell = row.cells[col], v = cell.getAttribute("data-sort");
-        if (v === null) { v = cell.textContent.trim(); }
-        var x = parseFloat(v);
-        return (v !== "" && !isNaN(x) && isFinite(v)) ? x : v.toLowerCase();
-      }
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        if (typeof x !== typeof y) { return (typeof x === "number" ? -1 : 1) * (asc ? 1 : -1); }
-        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
-
-#: The page may use only what it carries: inline style, inline script, data: images.
-_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-        "img-src data:; font-src 'none'; connect-src 'none'; form-action 'none'; base-uri 'none'")
-
-
-# ----------------------------------------------------------------------------- formatting
-
-def _number(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    if isinstance(value, (bool,)):
-        return str(value)
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
-        return f"{int(value)}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-class _Cell:
-    """A table cell: displayed text and the key it sorts by."""
-
-    def __init__(self, text: str, sort=None):
-        self.text, self.sort = text, sort
-
-
-def _ci(estimate, low, high, digits: int = 3) -> _Cell:
-    """``estimate [low, high]``, sorting by the estimate."""
-    if estimate is None or pd.isna(estimate):
-        return _Cell("")
-    if low is None or pd.isna(low) or high is None or pd.isna(high):
-        return _Cell(_number(float(estimate), digits), float(estimate))
-    return _Cell(f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]", float(estimate))
-
-
-def _p_value(p) -> _Cell:
-    if p is None or pd.isna(p):
-        return _Cell("")
-    return _Cell(format_p(p), float(p))
 
 
 def worst_of(speakers: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -171,71 +35,6 @@ def worst_of(speakers: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     worst["rank"] = range(1, len(worst) + 1)
     return worst
 
-
-_HEADERS = {
-    "true_bin": "true bin", "mean_true": "mean truth", "mean_pred": "mean prediction", "mae": "MAE",
-    "variance_ratio": "SD ratio (pred / true)", "rho": "Pearson r", "loss_correlation": "loss: correlation",
-    "loss_scale": "loss: scale", "loss_location": "loss: location", "ccc_before": "CCC before",
-    "ccc_after": "CCC after", "ccc_gain": "CCC gain", "pearson": "Pearson r",
-    "variance_ratio_before": "SD ratio before", "variance_ratio_after": "SD ratio after",
-    "n_fit": "files fitted", "n_eval": "files scored", "end": "end",
-}
-
-
-def _header(column) -> str:
-    """The header a person reads (machine names stay in the CSV files)."""
-    return _HEADERS.get(str(column), human_name(str(column)))
-
-
-def _table(frame: pd.DataFrame, table_id: str | None = None, text_columns=()) -> str:
-    """A sortable HTML table; cells may be :class:`_Cell` (text + sort key) or plain values."""
-    text_columns = set(text_columns)
-    head = "".join(f'<th class="text">{html.escape(_header(c))}</th>' if c in text_columns
-                   else f"<th>{html.escape(_header(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row):
-            cls = ' class="text"' if column in text_columns else ""
-            if isinstance(value, _Cell):
-                sort = "" if value.sort is None else f' data-sort="{html.escape(str(value.sort))}"'
-                cells.append(f"<td{cls}{sort}>{html.escape(value.text)}</td>")
-            else:
-                text = _number(value.item() if hasattr(value, "item") else value) \
-                    if not (value is None or value is pd.NA) else ""
-                cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    ident = f' id="{table_id}"' if table_id else ""
-    return (f'<div class="scroll"><table class="sortable"{ident}><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
-
-
-def _figure_image(fig) -> tuple[str, str]:
-    """``("svg", inline SVG)`` (text kept as text) or ``("png", base64 PNG)``, whichever is smaller."""
-    readable_text(fig)  # a name no figure font can draw is transliterated (tables keep it)
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ser_diag"}):
-        buffer = _io.StringIO()   # fixed ids and no date: the same figure gives the same bytes
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG needs neither
-    png = _io.BytesIO()
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    encoded = base64.b64encode(png.getvalue()).decode("ascii")
-    return ("svg", svg) if len(svg) <= len(encoded) else ("png", encoded)
-
-
-def _figure_markup(image, caption: str) -> str:
-    """A ``<figure>`` with ``caption`` of an :func:`_figure_image` (or of a Figure, drawn here)."""
-    kind, data = image if isinstance(image, tuple) else _figure_image(image)
-    label = html.escape(caption)
-    if kind == "svg":
-        body = data.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
-    else:
-        body = f'<img alt="{label}" src="data:image/png;base64,{data}">'
-    return f"<figure>{body}<figcaption>{label}</figcaption></figure>"
-
-
-# ----------------------------------------------------------------------------- sections
 
 class _Page:
     def __init__(self, diag: Diagnostics, figures: dict, csv_names: list[str]):
@@ -590,85 +389,3 @@ class _Page:
     def remaining_figures(self) -> str:
         """Figures build_figures made that no section placed (new figures are never dropped)."""
         return "".join(_figure_markup(image, stem) for stem, image in self.images.items())
-
-
-def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
-    """The report page as one HTML string (figures closed by the caller)."""
-    page = _Page(diag, figures, csv_names)
-    bodies = {
-        "settings": page.settings(), "metrics": page.metrics(), "fig3a": page.fig3a(),
-        "fig3b": page.binned("fig3b"), "fig3c": page.binned("fig3c"), "fig3d": page.binned("fig3d"),
-        "regression_to_mean": page.regression_to_mean(), "bias_audit": page.bias_audit(),
-        "fig4": page.fig4(), "beyond": page.beyond(),
-    }
-    extra = page.remaining_figures()
-    if extra:
-        bodies["fig4"] += "<h3>Other figures</h3>" + extra
-    bodies["tables"] = page.tables()
-    banner = f'<div class="banner" id="synthetic">{html.escape(SYNTHETIC_BANNER)}</div>' if diag.synthetic else ""
-    nav = "".join(f'<a href="#{k}">{html.escape(v.split(" - ")[0])}</a>' for k, v in SECTIONS.items())
-    sections = "".join(f'<section id="{k}"><h2>{html.escape(SECTIONS[k])}</h2>{bodies[k]}</section>'
-                       for k in SECTIONS)
-    split = diag.settings.get("split")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>ser_diag report{' - ' + html.escape(str(split)) if split else ''}</title>"
-        f"<style>{_CSS}</style></head><body>"
-        f"<header><h1>ser_diag - speech emotion recognition diagnostics</h1>"
-        f"<p>{len(diag.systems)} systems, split {html.escape(str(split))}, "
-        f"{diag.settings['level']:.0%} bootstrap CIs over {html.escape(diag.settings['unit'])}s</p></header>"
-        f"<nav>{nav}</nav><main>{banner}{sections}</main>"
-        f"<script>{_JS}</script></body></html>\n"
-    )
-
-
-def write_report(labels, predictions, out, split: str | None = "Development",
-                 resampling: Resampling | None = None, intersection: bool = False,
-                 baseline: str | None = None, *, diagnostics: Diagnostics | None = None,
-                 figures: dict | None = None, **legacy) -> Path:
-    """Validate inputs, compute the diagnostics once and write ``out/index.html`` plus
-    ``out/tables/*.csv``; returns the path of ``index.html``. ``resampling``:
-    :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level, by_speaker,
-    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`.
-
-    ``diagnostics``: an already computed :class:`~ser_diag.diagnostics.Diagnostics` (then
-    ``labels``/``predictions`` and the settings are not used; see :func:`write_report_from`).
-    """
-    if diagnostics is not None:
-        return write_report_from(diagnostics, out, figures=figures)
-    with staged_output(out) as stage:  # checks and locks `out` before computing
-        diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
-                                   intersection=intersection, baseline=baseline)
-        _write(diag, stage, figures)
-    return Path(out) / "index.html"
-
-
-def write_report_from(diag: Diagnostics, out, figures: dict | None = None) -> Path:
-    """Write the report of already computed diagnostics into ``out`` (staged: all or nothing);
-    ``figures``: :func:`~ser_diag.diagnostics.build_figures` of ``diag`` when the caller has
-    them (they are then left open), else they are built and closed here. Returns the path of
-    ``index.html``::
-
-        diag = compute_diagnostics(labels, predictions)
-        write_report_from(diag, "report")
-    """
-    with staged_output(out) as stage:
-        _write(diag, stage, figures)
-    return Path(out) / "index.html"
-
-
-def _write(diag: Diagnostics, stage: Path, figures: dict | None) -> None:
-    own = figures is None
-    figures = build_figures(diag) if own else figures
-    try:
-        names = []
-        for name, table in diag.tables.items():
-            atomic_write_text(stage / "tables" / f"{name}.csv", table_csv(table, diag.synthetic))
-            names.append(name)
-        atomic_write_text(stage / "index.html", render_html(diag, figures, names))
-    finally:
-        if own:
-            for fig in figures.values():
-                plt.close(fig)

@@ -17,9 +17,10 @@ into a CSV table, a JSON file or ``summary.md`` passes through this module first
   order 1 (scores in [-1, 1], shares, the 1-7 attributes, durations, counts), so 1e-12 loses
   nothing anyone reads. Probabilities of rare events are the exception: columns and keys named
   ``p_*`` (``p_value``, ``p_holm``, ...) keep 9 significant digits at any size (their noise is
-  relative, and 1e-26 is a real result). 9 digits: rounding moves a value by at most
-  5e-10 of itself, below the 1e-9 to which the tests compare written numbers and far below the
-  3 decimals summaries show; the expected number of values that still round differently
+  relative, and 1e-26 is a real result). 9 digits: rounding moves a value by at most 5e-9 of
+  itself (at most 5e-10 for a value below 1, as every score is: below the 1e-9 to which the
+  tests compare written scores), far below the 3 decimals summaries show; 10 digits would keep
+  8 times more of the noise. The expected number of values that still round differently
   between the two machines above is 0.008 over the whole simulated-challenge table set (10
   digits: 0.06; 17 digits: all 3,047). Negative zero is written as ``0.0``.
 * **Predictions** a model writes (``attributes.csv`` on the 1-7 scale, class probabilities

@@ -132,7 +132,11 @@ def fresh_vs_committed(fresh: str | os.PathLike, committed: str | os.PathLike, l
         new, old = fresh_folders[relative], committed_folders[relative]
         row = {"folder": relative}
         cat_new = pd.read_csv(new / "categorical.csv").set_index("FileName")
-        cat_old = pd.read_csv(old / "categorical.csv").set_index("FileName").loc[cat_new.index]
+        cat_old = pd.read_csv(old / "categorical.csv").set_index("FileName")
+        if set(cat_new.index) != set(cat_old.index):
+            raise ValueError(f"{new} and {old} predict different files: the committed predictions are of "
+                             "another corpus (refresh them: ser-diag demo --refresh-reference-predictions)")
+        cat_old = cat_old.loc[cat_new.index]
         probs = [c for c in cat_new.columns if c.startswith("P_")]
         row["n"] = len(cat_new)
         row["class_agreement"] = float((cat_new["EmoClass"] == cat_old["EmoClass"]).mean())

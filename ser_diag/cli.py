@@ -9,7 +9,6 @@ Each subcommand imports its module lazily, so ``evaluate`` never pays for torch.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -128,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, for tests")
     p.add_argument("--skip-models", action="store_true",
                    help="only the simulated challenge, no speech corpus or training")
+    p.add_argument("--reference-predictions", type=Path, default=Path("data/reference_predictions"),
+                   help="committed predictions of the reference systems: figures/reference_models diagnoses "
+                        "them (the same on every machine) and the freshly trained ones are compared with them; "
+                        "written from the fresh run when missing")
+    p.add_argument("--refresh-reference-predictions", action="store_true",
+                   help="overwrite the committed reference predictions with this run's fresh ones")
 
     p = command("simulate", "write a seeded synthetic challenge in the official layouts")
     p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
@@ -201,7 +206,8 @@ def _run(args: argparse.Namespace) -> int:
     if cmd == "demo":
         from ser_diag.demo import run_demo
         run_demo(out=args.out, figures_dir=args.figures, quick=args.quick,
-                 skip_models=args.skip_models)
+                 skip_models=args.skip_models, reference_predictions=args.reference_predictions,
+                 refresh_reference_predictions=args.refresh_reference_predictions)
     elif cmd == "simulate":
         from ser_diag.simulate import simulate_challenge
         simulate_challenge(args.out, seed=args.seed, n_systems=args.systems,
@@ -211,7 +217,8 @@ def _run(args: argparse.Namespace) -> int:
         from ser_diag.evaluate import evaluate_paths, format_text
         result = evaluate_paths(args.labels, args.predictions, split=args.split,
                                 resampling=_resampling(args), intersection=args.intersection)
-        print(json.dumps(result, indent=2) if args.json else format_text(result))
+        from ser_diag.precision import dumps_json
+        print(dumps_json(result, indent=2) if args.json else format_text(result))
     elif cmd == "validate":
         from ser_diag.io import validate_submission
         print(validate_submission(args.predictions, labels=args.labels, file_list=args.file_list,

@@ -21,6 +21,7 @@ from ser_diag.resampling import Resampling
 from ser_diag.names import format_p, human_name
 from ser_diag.outputs import atomic_write_text, staged_output, table_csv
 from ser_diag.parallel import fork_map
+from ser_diag.precision import format_number as _f
 from ser_diag.plots._style import save_figure
 from ser_diag.plots.saving import save_figures
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
@@ -33,8 +34,8 @@ def _interval(row) -> str:
         return "n/a"
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is None or high is None or low != low:
-        return f"{row['estimate']:.3f}"
-    return f"{row['estimate']:.3f} [{low:.3f}, {high:.3f}]"
+        return _f(row['estimate'], ".3f")
+    return f"{_f(row['estimate'], '.3f')} [{_f(low, '.3f')}, {_f(high, '.3f')}]"
 
 
 def _lookup(frame, **equal):
@@ -50,7 +51,7 @@ def summary_markdown(diag: Diagnostics) -> str:
     if diag.synthetic:
         lines += [f"> **{SYNTHETIC_BANNER}**", ""]
     lines += [f"- split: {s['split']}; CCC: {s['ccc_convention']}",
-              f"- intervals: {s['level']:.0%} percentile bootstrap, {s['n_boot']} resamples of "
+              f"- intervals: {_f(s['level'], '.0%')} percentile bootstrap, {s['n_boot']} resamples of "
               f"{s['unit']}s (ci_low, ci_high)", ""]
     metrics = t["metrics"]
     headline = [("macro_f1", "macro-F1")] + [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES] \
@@ -67,14 +68,14 @@ def summary_markdown(diag: Diagnostics) -> str:
         first = fvs.iloc[0]
         lines += [f"## Does fusion beat the single modalities? ({first['n_seeds']} seeds, paired, speakers resampled)",
                   "", f"Difference = {first['fusion']} − single modality, averaged over {first['n_seeds']} training "
-                  f"seeds, both scored on the same files; {first['level']:.0%} percentile bootstrap over "
+                  f"seeds, both scored on the same files; {_f(first['level'], '.0%')} percentile bootstrap over "
                   f"{first['n_speakers']} speakers ({first['n_boot']} resamples); \"tie\" when the interval "
                   "includes 0.", "", "| metric | fusion vs | files | fusion | single | difference [CI] | seeds with "
                   "fusion ahead | verdict |", "|---|---|---|---|---|---|---|---|"]
         for row in fvs.to_dict("records"):
-            lines.append(f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {row['fusion_estimate']:.3f} | "
-                         f"{row['single_estimate']:.3f} | {row['estimate']:+.3f} [{row['ci_low']:+.3f}, "
-                         f"{row['ci_high']:+.3f}] | {row['seeds_fusion_ahead']}/{row['n_seeds']} | {row['verdict']} |")
+            lines.append(f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {_f(row['fusion_estimate'], '.3f')} | "
+                         f"{_f(row['single_estimate'], '.3f')} | {_f(row['estimate'], '+.3f')} "
+                         f"[{_f(row['ci_low'], '+.3f')}, {_f(row['ci_high'], '+.3f')}] | {row['seeds_fusion_ahead']}/{row['n_seeds']} | {row['verdict']} |")
         lines.append("")
     if "unit_comparison" in t and len(t["unit_comparison"]):  # issue 9: why speakers are the unit
         comparison = t["unit_comparison"]
@@ -85,8 +86,9 @@ def summary_markdown(diag: Diagnostics) -> str:
                   "| system | metric | utterance CI | speaker CI | width ratio |", "|---|---|---|---|---|"]
         for row in comparison.to_dict("records"):
             lines.append(f"| {row['system']} | {human_name(row['metric'])} | "
-                         f"[{row['ci_low_utterance']:.3f}, {row['ci_high_utterance']:.3f}] | "
-                         f"[{row['ci_low_speaker']:.3f}, {row['ci_high_speaker']:.3f}] | {row['width_ratio']:.2f} |")
+                         f"[{_f(row['ci_low_utterance'], '.3f')}, {_f(row['ci_high_utterance'], '.3f')}] | "
+                         f"[{_f(row['ci_low_speaker'], '.3f')}, {_f(row['ci_high_speaker'], '.3f')}] | "
+                         f"{_f(row['width_ratio'], '.2f')} |")
         lines.append("")
     if s.get("notes"):
         lines += ["## Notes", ""] + [f"- {note}" for note in s["notes"]] + [""]
@@ -133,7 +135,7 @@ def summary_markdown(diag: Diagnostics) -> str:
                       "|---|---|---|---|---|"]
             for row in rows.to_dict("records"):
                 lines.append(f"| {row['system']} | {_interval(row)} | {row['rank']} "
-                             f"[{row['rank_ci_low']}, {row['rank_ci_high']}] | {row['p_best']:.2f} | {row['tier']} |")
+                             f"[{row['rank_ci_low']}, {row['rank_ci_high']}] | {_f(row['p_best'], '.2f')} | {row['tier']} |")
             human = None if ceiling is None else _lookup(ceiling, metric=metric)
             if human:
                 lines.append(f"| *human (leave one annotator out)* | {_interval(human)} | | | |")

@@ -73,7 +73,9 @@ def format_p(p, prefix: bool = False) -> str:
     """
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return ""
-    p = float(p)
+    from ser_diag.precision import round_significant
+
+    p = round_significant(float(p))  # the p-value of the tables, not the bits beneath it
     if math.isnan(p):
         return ""
     text = "< 0.001" if p < 0.001 else f"{p:.3f}"

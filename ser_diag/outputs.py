@@ -267,14 +267,18 @@ SYNTHETIC_COLUMN = "synthetic"
 
 
 def table_csv(table, synthetic: bool) -> str:
-    """A tidy table as CSV text; a table made from synthetic data gets a last column
+    """A tidy table as CSV text, every float at :data:`ser_diag.precision.STATISTIC_DIGITS`
+    significant digits (:func:`ser_diag.precision.csv_text`: the bytes do not depend on the
+    machine's summation order); a table made from synthetic data gets a last column
     ``synthetic`` = ``True``, so a table copied out of its folder still says where it came from.
 
     >>> import pandas as pd
-    >>> print(table_csv(pd.DataFrame({"system": ["a"], "estimate": [0.5]}), synthetic=True), end="")
+    >>> print(table_csv(pd.DataFrame({"system": ["a"], "estimate": [0.6670106250017008]}), synthetic=True), end="")
     system,estimate,synthetic
-    a,0.5,True
+    a,0.667010625,True
     """
+    from ser_diag.precision import csv_text
+
     if synthetic:
         table = table.assign(**{SYNTHETIC_COLUMN: True})
-    return table.to_csv(index=False, lineterminator="\n")
+    return csv_text(table)

@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from ser_diag import io
 from ser_diag.errors import InputError
 from ser_diag.evaluate import evaluate_paths, format_text
+from ser_diag.precision import dumps_json
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
 from reference_metrics import reference_ccc
 
@@ -169,7 +170,10 @@ def test_cli_json_matches_library(challenge):
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     library = evaluate_paths(root, root / "predictions", n_boot=50, by_speaker=True, seed=1)
-    assert printed == json.loads(json.dumps(library))
+    # printed at the precision of every written number (ser_diag.precision), nothing else changed
+    assert printed == json.loads(dumps_json(library))
+    assert printed["systems"]["alpha"]["macro_f1"] == pytest.approx(library["systems"]["alpha"]["macro_f1"],
+                                                                    rel=1e-9)
     assert printed["systems"]["alpha"]["ci"]["unit"] == "speaker"
     assert printed["systems"]["gamma"]["ccc"] is None
 

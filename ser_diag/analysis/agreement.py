@@ -325,6 +325,38 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
 
 # --------------------------------------------------------------------------- entry point
 
+def canonical_order(labels: pd.DataFrame, detailed: pd.DataFrame | None = None):
+    """``labels`` sorted by ``FileName`` and ``detailed`` by ``FileName``, then class and scores
+    (rows only reordered; a frame already in that order is returned as it is), so the agreement
+    tables do not depend on the row order of the label files: the files' order is the order of
+    the resampling units, and the judgements' order the order of the sums.
+
+    >>> lab = pd.DataFrame({"FileName": ["b.wav", "a.wav"], "EmoClass": ["N", "A"]})
+    >>> det = pd.DataFrame({"FileName": ["b.wav", "a.wav", "a.wav"], "EmoClass": ["N", "S", "A"],
+    ...                     "EmoAct": [4.0, 3.0, 5.0], "EmoVal": [4.0, 2.0, 3.0], "EmoDom": [4.0, 3.0, 5.0]})
+    >>> lab2, det2 = canonical_order(lab, det)
+    >>> lab2["FileName"].tolist(), det2["EmoClass"].tolist()
+    (['a.wav', 'b.wav'], ['A', 'S', 'N'])
+    """
+    def reordered(frame, keys):
+        order = np.lexsort(keys[::-1])  # the first key sorts first
+        if (order == np.arange(len(order))).all():
+            return frame
+        out = frame.take(order).reset_index(drop=True)
+        out.attrs = dict(frame.attrs)
+        return out
+
+    def codes(values):
+        return pd.factorize(pd.Series(values).astype(object).where(pd.notna(values), ""), sort=True)[0]
+
+    labels = reordered(labels, [codes(labels["FileName"].to_numpy())])
+    if detailed is not None:
+        keys = [codes(detailed["FileName"].to_numpy()), codes(detailed["EmoClass"].to_numpy())]
+        keys += [detailed[a].to_numpy(np.float64) for a in ATTRIBUTES if a in detailed.columns]
+        detailed = reordered(detailed, keys)
+    return labels, detailed
+
+
 def agreement_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame,
                      detailed: pd.DataFrame | None, resampling=None, **legacy) -> dict[str, pd.DataFrame]:
     """``annotator_agreement`` (per file), ``annotator_agreement_bins`` (by agreement bin, both
@@ -332,6 +364,7 @@ def agreement_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame 
     None (the caller notes that ``labels_detailed.csv`` is absent)."""
     if detailed is None:
         return {}
+    labels, detailed = canonical_order(labels, detailed)
     agreement = file_agreement(detailed, labels)
     tables = {"annotator_agreement": agreement}
     parts = [metrics_by_agreement(m, agreement, resampling=resampling, **legacy)

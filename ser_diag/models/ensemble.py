@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from ser_diag.models.train import TrainConfig, open_feature_store, train
+from ser_diag.precision import dumps_json
 from ser_diag.schema import ATTRIBUTES, PROB_COLUMNS
 
 
@@ -92,7 +93,7 @@ def ensemble(config: dict, k: int | None = None, features: dict | None = None, l
                           "dev_metrics": result.dev_metrics, "n_parameters": result.n_parameters,
                           "seconds": round(result.seconds, 2)})
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ensemble.json").write_text(json.dumps(summaries, indent=2))
+    (out_dir / "ensemble.json").write_text(dumps_json(summaries, indent=2))
     return summaries
 
 

@@ -41,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+from ser_diag.precision import dumps_json
 from ser_diag.schema import SYNTHETIC_BANNER
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -81,13 +82,19 @@ def run_reference_pipeline(corpus_dir: str | os.PathLike, out_dir: str | os.Path
     systems (:data:`ser_diag.models.comparison.COMPARISON_SYSTEMS`; 0: no comparison)."""
     import torch
 
-    previous = torch.get_num_threads()
+    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
     if num_threads:
         torch.set_num_threads(int(num_threads))
+    # Deterministic kernels wherever torch has them (warn_only: an op without one warns instead
+    # of failing the demo). Runs are then repeatable on one machine and thread count; across
+    # thread counts and CPUs float32 sums still differ (README, "Reference models").
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         return _run(Path(corpus_dir), Path(out_dir), quick, systems, seed, split, int(comparison_seeds))
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1], warn_only=previous[2])
 
 
 def extract_system_features(corpus: Path, names, cache_dir: Path, timings: dict | None = None) -> dict:
@@ -166,7 +173,7 @@ def _run(corpus: Path, out: Path, quick: bool, systems, seed: int, split: str, c
                "total_seconds": round(time.perf_counter() - t0, 2)}
     if comparison_seeds:
         summary["comparison"] = {"seeds": [seed] + extra_seeds, "runs": comparison}
-    (out / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    (out / "pipeline.json").write_text(dumps_json(summary, indent=2))
     return predictions_dir(out, "", split)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser_diag.outputs import atomic_write_text
+from ser_diag.precision import PREDICTION_FLOAT_FORMAT
 from ser_diag.schema import (
     ATTRIBUTE_PREDICTION_COLUMNS,
     CATEGORICAL_PREDICTION_COLUMNS,
@@ -20,7 +21,7 @@ from ser_diag.schema import (
 )
 
 
-def _write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str = "%.6g") -> Path:
+def _write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str = PREDICTION_FLOAT_FORMAT) -> Path:
     return atomic_write_text(path, df.to_csv(index=False, float_format=float_format, lineterminator="\n"))
 
 
@@ -57,11 +58,13 @@ def write_labels_detailed(detailed: pd.DataFrame, path: str | os.PathLike, layou
 
 
 def write_categorical_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``FileName,EmoClass`` (+ ``P_A..P_N`` when present) for one system."""
+    """Write ``FileName,EmoClass`` (+ ``P_A..P_N`` when present) for one system, numbers at
+    :data:`~ser_diag.precision.PREDICTION_FLOAT_FORMAT`."""
     cols = list(CATEGORICAL_PREDICTION_COLUMNS) + [c for c in PROB_COLUMNS if c in predictions]
-    return _write_csv(predictions.loc[:, cols], path)
+    return _write_csv(predictions.loc[:, cols], path, float_format=PREDICTION_FLOAT_FORMAT)
 
 
 def write_attribute_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``FileName,EmoAct,EmoVal,EmoDom`` (1-7 scale) for one system."""
-    return _write_csv(predictions.loc[:, list(ATTRIBUTE_PREDICTION_COLUMNS)], path)
+    return _write_csv(predictions.loc[:, list(ATTRIBUTE_PREDICTION_COLUMNS)], path,
+                      float_format=PREDICTION_FLOAT_FORMAT)

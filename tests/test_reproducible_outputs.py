@@ -103,8 +103,7 @@ def test_main_command_leaves_a_clean_clone(tmp_path):
     clone's copy: the same code, since the clone is made from this checkout's HEAD; so commit
     before running this test, or it tests the committed outputs against uncommitted code."""
     git = shutil.which("git")
-    if git is None:
-        pytest.skip("no git")
+    assert git is not None, "the clean-clone check needs git (CI clones the repository with it)"
     clone = tmp_path / "clone"
     subprocess.run([git, "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True)
     run = _ser_diag(["demo"], cwd=clone)

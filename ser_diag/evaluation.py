@@ -29,6 +29,7 @@ import pandas as pd
 from ser_diag import io
 from ser_diag.io import class_index, factorize
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = ["Evaluation", "TaskData", "aligned", "class_codes", "frame_of", "task_of", "column_at", "rows_at"]
 
@@ -236,29 +237,38 @@ class Evaluation:
 
     ``labels``: one row per file of the split (metadata and truth); ``categorical`` /
     ``attributes``: a :class:`TaskData` each, or None when no system gave that task;
-    ``synthetic``: the data carry the synthetic-data marker.
+    ``synthetic``: the data carry the synthetic-data marker; ``vocabulary``: the corpus'
+    :class:`~ser_diag.vocabulary.Vocabulary` the data were read with (default MSP-Podcast's).
+    The vocabulary is carried, not yet used: io reads and the analyses score MSP-Podcast's
+    layout and codes whatever it says (issue 22).
     """
 
     labels: pd.DataFrame
     categorical: TaskData | None
     attributes: TaskData | None
     synthetic: bool = False
+    vocabulary: Vocabulary = MSP_PODCAST
 
     @classmethod
     def load(cls, labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
-             split: str | None = "Development", intersection: bool = False) -> Evaluation:
+             split: str | None = "Development", intersection: bool = False,
+             vocabulary: Vocabulary = MSP_PODCAST) -> Evaluation:
         """Read and validate labels and predictions (:func:`ser_diag.io.load`) and align them."""
         loaded = io.load(labels_path, predictions_path, split=split, intersection=intersection)
-        return cls.from_frames(loaded.get(TASK_CATEGORICAL), loaded.get(TASK_ATTRIBUTES), loaded.get("labels"))
+        return cls.from_frames(loaded.get(TASK_CATEGORICAL), loaded.get(TASK_ATTRIBUTES), loaded.get("labels"),
+                               vocabulary=vocabulary)
 
     @classmethod
-    def from_frames(cls, categorical=None, attributes=None, labels: pd.DataFrame | None = None) -> Evaluation:
+    def from_frames(cls, categorical=None, attributes=None, labels: pd.DataFrame | None = None,
+                    vocabulary: Vocabulary = MSP_PODCAST) -> Evaluation:
         """Align merged frames (or pass :class:`TaskData` through)."""
+        if not isinstance(vocabulary, Vocabulary):
+            raise TypeError(f"vocabulary must be a Vocabulary, not {type(vocabulary).__name__}")
         tasks = {TASK_CATEGORICAL: aligned(categorical, TASK_CATEGORICAL),
                  TASK_ATTRIBUTES: aligned(attributes, TASK_ATTRIBUTES)}
         synthetic = any(bool(d.frame.attrs.get("synthetic")) for d in tasks.values() if d is not None)
         return cls(labels if labels is not None else pd.DataFrame(), tasks[TASK_CATEGORICAL],
-                   tasks[TASK_ATTRIBUTES], synthetic)
+                   tasks[TASK_ATTRIBUTES], synthetic, vocabulary)
 
     def task(self, name: str) -> TaskData | None:
         if name not in TASKS:

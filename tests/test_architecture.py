@@ -68,7 +68,7 @@ def test_doctests_are_really_run():
 #: below (and no two modules import each other, directly or around a circle). The modelling
 #: wing sits beside the diagnostics: it writes with io, and only demo/cli above it import it.
 LAYERS = (
-    ("schema", "errors", "memory", "names", "outputs", "parallel", "metrics", "precision"),
+    ("schema", "errors", "memory", "names", "outputs", "parallel", "metrics", "precision", "vocabulary"),
     ("io",),
     ("evaluation",),
     ("resampling",),

@@ -4,8 +4,8 @@ Another machine sums floating-point numbers in another order; we cannot borrow o
 thread counts of BLAS and of ser_diag's own processes change the summation order too, and the
 row order of the input files changes the order in which every row is read. So the diagnostics
 stage runs under different thread and worker counts and on inputs with shuffled rows, and every
-output file (tables, summary.md, PNG, PDF) must be the same bytes. The slow test clones the
-repository and runs the README's main command in the clone: ``git status`` must stay empty.
+output file (tables, summary.md, PNG, PDF) must be the same bytes. The README's main command in
+a fresh clone, which must leave ``git status`` empty, is in ``tests/test_main_command.py``.
 """
 
 import filecmp
@@ -92,22 +92,3 @@ def test_figures_are_the_same_bytes_for_any_threads_workers_and_row_order(challe
     reference = outs.pop("one_thread_one_worker")
     for name, out in outs.items():
         _assert_same_bytes(reference, out, name)
-
-
-@pytest.mark.slow
-def test_main_command_leaves_a_clean_clone(tmp_path):
-    """README command 1 in a fresh clone: ``ser-diag demo`` with its defaults (figures into the
-    clone's ``figures/``, data into the ignored ``data/demo/``, the committed reference
-    predictions diagnosed), then ``git status --porcelain`` must be empty. The clone runs the
-    installed package, which is the source tree of this checkout (editable install), not the
-    clone's copy: the same code, since the clone is made from this checkout's HEAD; so commit
-    before running this test, or it tests the committed outputs against uncommitted code."""
-    git = shutil.which("git")
-    assert git is not None, "the clean-clone check needs git (CI clones the repository with it)"
-    clone = tmp_path / "clone"
-    subprocess.run([git, "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True)
-    run = _ser_diag(["demo"], cwd=clone)
-    assert "committed predictions" in run.stdout
-    status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=clone,
-                            capture_output=True, text=True, check=True).stdout
-    assert status == "", f"the demo changed the clone:\n{status[:3000]}"

@@ -1,10 +1,11 @@
-"""The reference systems on the demo corpus: does each modality carry what the corpus design
+"""README command 1 (``ser-diag demo``) as a new user runs it, once, in a fresh clone: the clone
+stays clean (issue 23), and the reference systems it trains on the demo corpus are checked: does each modality carry what the corpus design
 plants in it, and does the fusion model combine them? (issue 4: "check it, do not assume it")
 
 The default 600-file corpus (:func:`ser_diag.models.corpus.make_corpus`: 200 speakers, 40 in
 each evaluation split), the pipeline's ``audio_egemaps``, ``text_minilm`` and ``late_fusion``
 trained with seeds 0, 1, 2 (:func:`ser_diag.models.pipeline.run_reference_pipeline` with
-``comparison_seeds=3``), scored on Development + Test3 together (240 files, 80 speakers) by
+``comparison_seeds=3``, as the demo runs it), scored on Development + Test3 together (240 files, 80 speakers) by
 :func:`ser_diag.models.comparison.fusion_vs_single_modality`: the seed average of the paired
 differences, 95 % percentile interval from 1000 resamples of speakers.
 
@@ -36,32 +37,60 @@ audio: no gain, up to 0.07 lost to the extra text inputs).
 """
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ser_diag import io
-from ser_diag.resampling import Resampling, paired_test
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES
+from ser_diag.resampling import Resampling
+from ser_diag.schema import SYNTHETIC_BANNER
 
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("audio_egemaps", "text_minilm", "late_fusion")
 EVAL_SPLITS = ("Development", "Test3")
 SPEAKERS = Resampling(n_boot=1000, unit="speaker", seed=0)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from ser_diag.models.corpus import make_corpus
-    from ser_diag.models.pipeline import run_reference_pipeline
+def main_command(tmp_path_factory):
+    """README command 1, ``ser-diag demo`` with its defaults, run once in a fresh clone of this
+    checkout's HEAD (the installed package is this checkout's source: an editable install)."""
+    git = shutil.which("git")
+    assert git is not None, "the clean-clone check needs git (CI clones the repository with it)"
+    clone = tmp_path_factory.mktemp("main_command") / "clone"
+    subprocess.run([git, "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                              "MKL_NUM_THREADS")}
+    run = subprocess.run([shutil.which("ser-diag"), "demo"], cwd=clone, env=dict(env, MPLBACKEND="Agg"),
+                         capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return clone, run
 
-    root = tmp_path_factory.mktemp("reference")
-    corpus = make_corpus(root / "corpus", n=600, seed=0)
-    threads = torch.get_num_threads()
-    run_reference_pipeline(corpus, root / "out", systems=SYSTEMS, comparison_seeds=3)
-    assert torch.get_num_threads() == threads
-    return corpus, root / "out"
+
+@pytest.fixture(scope="module")
+def trained(main_command):
+    """The reference systems the main command trained: the default 600-file corpus, every
+    pipeline system, the compared ones with seeds 0, 1, 2."""
+    clone, _ = main_command
+    return clone / "data" / "demo" / "corpus", clone / "data" / "demo" / "reference_models"
+
+
+def test_main_command_leaves_a_clean_clone(main_command):
+    """After README command 1 in a fresh clone (figures into the clone's ``figures/``, data into
+    the ignored ``data/demo/``, the committed reference predictions diagnosed), ``git status
+    --porcelain`` is empty: every committed output regenerated to the same bytes (issue 23)."""
+    clone, run = main_command
+    assert "committed predictions" in run.stdout and SYNTHETIC_BANNER in run.stdout
+    status = subprocess.run([shutil.which("git"), "status", "--porcelain", "--untracked-files=all"], cwd=clone,
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", f"the demo changed the clone:\n{status[:3000]}"
 
 
 @pytest.fixture(scope="module")
@@ -158,74 +187,3 @@ def test_summary_md_states_each_comparison_and_its_verdict(trained):
         assert (f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {row['fusion_estimate']:.3f} | "
                 f"{row['single_estimate']:.3f} | {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] | "
                 f"{row['seeds_fusion_ahead']}/3 | {row['verdict']} |") in section
-
-
-# ------------------------------------------------------------- the comparison itself (no training)
-
-def _planted(seed=0, n_speakers=20, per_speaker=5):
-    """Labels of 100 files from 20 speakers and a prediction maker of chosen accuracy."""
-    rng = np.random.default_rng(seed)
-    n = n_speakers * per_speaker
-    labels = pd.DataFrame({"FileName": [f"f{i:03d}.wav" for i in range(n)],
-                           "EmoClass": rng.choice(list(CLASS_CODES), size=n),
-                           **{a: rng.uniform(1, 7, size=n) for a in ATTRIBUTES},
-                           "SpkrID": pd.array(np.repeat(np.arange(n_speakers), per_speaker) + 1, dtype="Int64"),
-                           "Gender": "Female", "Split_Set": "Test3"})
-
-    def run(system, hit, noise, draw):
-        r = np.random.default_rng([seed, draw])
-        right = r.random(n) < hit
-        classes = np.where(right, labels["EmoClass"], r.choice(list(CLASS_CODES), size=n))
-        frame = pd.DataFrame({"system": system, "FileName": labels["FileName"], "EmoClass": classes})
-        for a in ATTRIBUTES:
-            frame[a] = np.clip(labels[a] + r.normal(0, noise, n), 1, 7)
-        return frame
-    return labels, run
-
-
-def test_comparison_of_one_seed_is_the_paired_speaker_bootstrap():
-    """Independent check: with one seed, every row is paired_test's difference and interval."""
-    from ser_diag.models.comparison import fusion_vs_single_modality, seed_run_name
-
-    labels, run = _planted()
-    preds = pd.concat([run(seed_run_name("late_fusion", 0), 0.7, 0.8, 1), run(seed_run_name("audio_egemaps", 0), 0.5, 1.5, 2),
-                       run(seed_run_name("text_minilm", 0), 0.6, 1.2, 3)], ignore_index=True)
-    settings = Resampling(n_boot=300, unit="speaker", seed=4)
-    table = fusion_vs_single_modality(labels, preds, seeds=[0], resampling=settings)
-    assert len(table) == 8 and set(table["unit"]) == {"speaker"} and (table["n_speakers"] == 20).all()
-    for row in table.to_dict("records"):
-        task = "categorical" if row["metric"] == "macro_f1" else "attributes"
-        expected = paired_test(io.merge(labels, preds, task), seed_run_name("late_fusion", 0),
-                               seed_run_name(row["single"], 0), row["metric"], settings)
-        assert row["estimate"] == pytest.approx(expected["diff"], abs=1e-9)
-        assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]), abs=1e-6)
-        assert row["fusion_estimate"] - row["single_estimate"] == pytest.approx(row["estimate"], abs=1e-9)
-
-
-def test_comparison_averages_seeds_and_says_tie_when_the_interval_holds_zero():
-    from ser_diag.models.comparison import fusion_vs_single_modality, seed_run_name
-
-    labels, run = _planted(seed=1)
-    seeds = (0, 1, 2)
-    frames = []
-    for k in seeds:
-        fused = run(seed_run_name("late_fusion", k), 0.8, 0.5, 10 + k)
-        frames += [fused, fused.assign(system=seed_run_name("text_minilm", k)),  # same predictions: a tie
-                   run(seed_run_name("audio_egemaps", k), 0.15, 3.0, 20 + k)]   # far worse: fusion better
-    preds = pd.concat(frames, ignore_index=True)
-    settings = Resampling(n_boot=200, unit="speaker", seed=0)
-    table = fusion_vs_single_modality(labels, preds, seeds=seeds, resampling=settings).set_index(["single", "metric"])
-    for metric in ("macro_f1", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom"):
-        tie = table.loc[("text_minilm", metric)]
-        assert tie["estimate"] == 0 and tie["ci_low"] == 0 == tie["ci_high"] and tie["verdict"] == "tie"
-        better = table.loc[("audio_egemaps", metric)]
-        task = "categorical" if metric == "macro_f1" else "attributes"
-        per_seed = [paired_test(io.merge(labels, preds, task), seed_run_name("late_fusion", k),
-                                seed_run_name("audio_egemaps", k), metric, settings)["diff"] for k in seeds]
-        assert better["estimate"] == pytest.approx(np.mean(per_seed), abs=1e-9)
-        assert better["ci_low"] > 0 and better["verdict"] == "fusion better"
-        assert better["seeds_fusion_ahead"] == 3 and better["n_seeds"] == 3
-    swapped = preds.assign(system=preds["system"].str.replace("late_fusion", "tmp").str.replace(
-        "audio_egemaps", "late_fusion").str.replace("tmp", "audio_egemaps"))
-    worse = fusion_vs_single_modality(labels, swapped, seeds=seeds, resampling=settings)
-    assert (worse.loc[worse["single"] == "audio_egemaps", "verdict"] == "fusion worse").all()

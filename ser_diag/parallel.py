@@ -34,6 +34,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from ser_diag.memory import release_free_memory
 
@@ -220,17 +221,24 @@ class _Schedule:
                 raise self.error
 
 
-def _stop(executor: ProcessPoolExecutor) -> None:
+def _stop(executor: ProcessPoolExecutor, processes: list) -> None:
     """Cancel the items not started, terminate the workers and wait for them."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    for future_item in list((getattr(executor, "_pending_work_items", None) or {}).values()):
-        future_item.future.cancel()
+    for work_item in list((getattr(executor, "_pending_work_items", None) or {}).values()):
+        work_item.future.cancel()
     for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
     executor.shutdown(wait=True, cancel_futures=True)
     for process in processes:
         process.join()
+
+
+def _died(processes: list, err: BrokenProcessPool) -> RuntimeError:
+    """The error for a worker that died without a word (killed, out of memory, ``os._exit``):
+    its exit code (the others were terminated after it)."""
+    died = [p for p in processes if p.exitcode not in (0, -signal.SIGTERM)] or processes
+    codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in died)
+    return RuntimeError(f"a worker process ended before finishing its item ({codes}): {err}")
 
 
 def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None,
@@ -258,7 +266,7 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
         first = schedule.take()                       # the caller's first item: the costliest
     release_free_memory()                             # before the workers inherit the heap
     _registry = (fn, items)
-    executor = None
+    executor, processes = None, []
     try:  # from the first fork on: whatever happens, no worker outlives this call
         executor = schedule.executor = ProcessPoolExecutor(
             n - 1, mp_context=multiprocessing.get_context("fork"),
@@ -268,6 +276,7 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
             schedule.fill()                           # the first submit forks every worker
         finally:
             gc.unfreeze()
+        processes = list((getattr(executor, "_processes", None) or {}).values())
         i = first
         while i is not None:
             try:
@@ -283,9 +292,11 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
             i = schedule.caller_item()
         schedule.wait_all()
         executor.shutdown(wait=True)
-    except BaseException:
+    except BaseException as err:
         if executor is not None:
-            _stop(executor)
+            _stop(executor, processes)
+        if isinstance(err, BrokenProcessPool):
+            raise _died(processes, err) from err
         raise
     finally:
         _registry = None

@@ -29,6 +29,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import threading
 import traceback
@@ -142,17 +143,24 @@ def _call(i: int):
 class _Schedule:
     """The items not yet started, the costliest first, handed out to the caller and to the
     pool's workers (one item per idle worker, submitted from this process): the first item in
-    the order that may start now, where a heavy item may not while another heavy one runs."""
+    the order that may start now, where a heavy item may not while another heavy one runs.
+
+    Shared by the caller and the pool's manager thread (which runs :meth:`_done`): a plain lock
+    for the state and a :class:`queue.SimpleQueue` to wake the caller, whose ``with`` and waits
+    a KeyboardInterrupt cannot leave locked (a :class:`threading.Condition` can: its Python-level
+    acquire may be interrupted half-way, and the manager thread then waits for it forever)."""
 
     def __init__(self, order: list[int], heavy: list[bool], pool_size: int):
         self.pending, self.heavy = order, heavy
-        self.lock = threading.Condition()
+        self.lock = threading.Lock()
+        self.wake: queue.SimpleQueue = queue.SimpleQueue()
         self.heavy_running = False
         self.left = len(order)        # items not finished
         self.idle = pool_size         # workers without an item
         self.error: BaseException | None = None
         self.results: list = [None] * len(heavy)
         self.executor: ProcessPoolExecutor | None = None
+        self.processes: list = []     # the pool's workers, once forked (by the first submit)
 
     def take(self) -> int | None:
         """(Holding the lock) an item that may start now, -1 when the next one must wait for a
@@ -166,14 +174,15 @@ class _Schedule:
                 return i
         return -1
 
-    def finished(self, i: int, result=None, error: BaseException | None = None) -> None:
+    def finished(self, i: int, result=None, error: BaseException | None = None, worker: bool = False) -> None:
         with self.lock:
             self.results[i] = result
             if error is not None and self.error is None:
                 self.error = error
             self.heavy_running &= not self.heavy[i]
             self.left -= 1
-            self.lock.notify_all()
+            self.idle += worker
+        self.wake.put(i)
 
     def fill(self) -> None:
         """Give each idle worker an item that may start now."""
@@ -190,35 +199,41 @@ class _Schedule:
             except BaseException as err:  # shut down or broken: the caller raises it
                 self.finished(i, error=err)
                 return
+            if not self.processes:
+                self.processes = list((getattr(self.executor, "_processes", None) or {}).values())
             future.add_done_callback(lambda f, i=i: self._done(i, f))
 
     def _done(self, i: int, future: Future) -> None:
         """A worker's item ended (run by the pool's manager thread): keep its result and give
         the worker the next item."""
         error = future.exception() if not future.cancelled() else RuntimeError(f"item {i} was cancelled")
-        self.finished(i, None if error is not None else future.result(), error)
-        with self.lock:
-            self.idle += 1
+        self.finished(i, None if error is not None else future.result(), error, worker=True)
         self.fill()
+
+    def _sleep(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            self.wake.get(timeout=0.1)
 
     def caller_item(self) -> int | None:
         """The next item for the calling process: waits while only heavy items are left and one
         runs; None once every item has started. Raises a worker's exception."""
-        with self.lock:
-            while True:
+        while True:
+            with self.lock:
                 if self.error is not None:
                     raise self.error
                 i = self.take()
-                if i != -1:
-                    return i
-                self.lock.wait(0.1)
+            if i != -1:
+                return i
+            self._sleep()
 
     def wait_all(self) -> None:
-        with self.lock:
-            while self.left and self.error is None:
-                self.lock.wait(0.1)
-            if self.error is not None:
-                raise self.error
+        while True:
+            with self.lock:
+                if self.error is not None:
+                    raise self.error
+                if not self.left:
+                    return
+            self._sleep()
 
 
 def _stop(executor: ProcessPoolExecutor, processes: list) -> None:
@@ -262,11 +277,10 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
         return [fn(item) for item in items]
     order = list(range(len(items))) if costs is None else sorted(range(len(items)), key=lambda i: (-costs[i], i))
     schedule = _Schedule(order, [False] * len(items) if heavy is None else [bool(h) for h in heavy], n - 1)
-    with schedule.lock:
-        first = schedule.take()                       # the caller's first item: the costliest
+    first = schedule.take()                           # the caller's first item: the costliest
     release_free_memory()                             # before the workers inherit the heap
     _registry = (fn, items)
-    executor, processes = None, []
+    executor = None
     try:  # from the first fork on: whatever happens, no worker outlives this call
         executor = schedule.executor = ProcessPoolExecutor(
             n - 1, mp_context=multiprocessing.get_context("fork"),
@@ -276,7 +290,6 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
             schedule.fill()                           # the first submit forks every worker
         finally:
             gc.unfreeze()
-        processes = list((getattr(executor, "_processes", None) or {}).values())
         i = first
         while i is not None:
             try:
@@ -294,9 +307,9 @@ def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None
         executor.shutdown(wait=True)
     except BaseException as err:
         if executor is not None:
-            _stop(executor, processes)
+            _stop(executor, schedule.processes)
         if isinstance(err, BrokenProcessPool):
-            raise _died(processes, err) from err
+            raise _died(schedule.processes, err) from err
         raise
     finally:
         _registry = None

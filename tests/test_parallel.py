@@ -227,3 +227,55 @@ def test_nothing_big_is_pickled_on_the_way_in(monkeypatch):
     assert [(n, k) for n, k, _ in out] == [(40_000_000, k) for k in range(4)]
     assert len({pid for *_, pid in out}) == 2
     assert sent and sum(sent) < 10_000
+
+
+def test_only_heavy_items_run_one_after_the_other(tmp_path):
+    """Every item heavy: the workers get one only once the caller's first heavy item is done
+    (the pool forks then), and no two overlap."""
+    import time
+
+    def item(x):
+        start = time.time()
+        time.sleep(0.1)
+        return x, start, time.time()
+
+    out = parallel.fork_map(item, range(5), workers=2, heavy=[True] * 5)
+    assert [x for x, *_ in out] == list(range(5))
+    spans = sorted(span for _, *span in out)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self"), reason="Linux only (PR_SET_PDEATHSIG)")
+def test_workers_die_with_a_killed_caller(tmp_path):
+    """SIGKILL to the caller (nothing to clean up with): its workers get SIGKILL too, so no
+    orphan writes into an output folder afterwards."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent(f"""
+        import os, time
+        from pathlib import Path
+        from ser_diag import parallel
+        def item(x):
+            Path({str(tmp_path)!r}, f"{{os.getpid()}}.pid").write_text("")
+            time.sleep(30)
+        parallel.fork_map(item, range(3), workers=3)
+    """)
+    caller = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("*.pid"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int(p.stem) for p in tmp_path.glob("*.pid") if int(p.stem) != caller.pid]
+        assert len(pids) == 2
+    finally:
+        caller.send_signal(signal.SIGKILL)
+        caller.wait()
+    deadline = time.monotonic() + 10
+    while not _pids_gone(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pids_gone(pids)

@@ -279,3 +279,36 @@ def test_workers_die_with_a_killed_caller(tmp_path):
     while not _pids_gone(pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _pids_gone(pids)
+
+
+def test_ctrl_c_at_any_moment_never_hangs():
+    """Ctrl-Cs at random moments while the caller computes, waits for a heavy item or for the
+    workers: each call ends with KeyboardInterrupt and no worker left, none hangs between the
+    caller and the pool's thread (a smoke test: the window that once left a Condition locked
+    is too narrow to hit on purpose). In a subprocess, so a hang is a failure."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import multiprocessing, random, signal, time
+        from ser_diag import parallel
+        def interrupt(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, interrupt)
+        random.seed(0)
+        def item(x):
+            time.sleep(0.002 * (x % 5))
+            return x
+        for k in range(25):
+            signal.setitimer(signal.ITIMER_REAL, random.uniform(0.01, 0.3))
+            try:
+                parallel.fork_map(item, range(400), workers=3, heavy=[x % 3 == 0 for x in range(400)])
+            except KeyboardInterrupt:
+                pass
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            assert multiprocessing.active_children() == []
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]

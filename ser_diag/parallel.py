@@ -1,22 +1,25 @@
 """Independent pieces of work on several cores: :func:`fork_map`.
 
-pandas and matplotlib hold the GIL, so threads do not help; forked processes do. The calling
-process and forked children (``fork``: the inputs are inherited copy-on-write, nothing is
-pickled on the way in) take the items one at a time, the most costly first, until none is left;
-a child's results come back pickled. ``fn`` must give the same result whichever process runs it, so the
-output equals ``[fn(x) for x in items]``.
+pandas and matplotlib hold the GIL, so threads do not help; processes do. Each call starts a
+:class:`concurrent.futures.ProcessPoolExecutor` with the ``fork`` context after putting ``fn``
+and the items in a module-level registry, so the workers inherit them copy-on-write and only an
+item's index is pickled on the way in; results come back pickled. The calling process computes
+items too. Items are handed out one at a time, the most costly first, to whichever process is
+free; an item marked heavy (much memory) is not started while another heavy one runs (a
+process takes a light one meanwhile). ``fn`` must give the same result whichever process runs
+it, so the output equals ``[fn(x) for x in items]``.
 
 Used for the diagnostics' independent analyses (:mod:`ser_diag.diagnostics`) and for drawing
 and saving figures (:mod:`ser_diag.plots.saving`).
 
-Failures and signals: an exception in a child is raised again in the caller (the original
-exception when it can be pickled, else a RuntimeError with the child's traceback); on any
-exception in the caller, KeyboardInterrupt included, the children are killed and reaped before
-it propagates, so a staging folder (:func:`ser_diag.outputs.staged_output`) is removed only
-after nothing writes into it any more. Children ignore SIGINT (the caller handles Ctrl-C once)
-and on Linux die with the caller (``PR_SET_PDEATHSIG``) when it is killed. A process with other
-threads running never forks (a lock held by another thread would stay locked in the child):
-it computes serially.
+Failures and signals: an exception in a worker is raised again in the caller (the original
+exception when it can be pickled, else a RuntimeError with the worker's traceback); on any
+exception in the caller, KeyboardInterrupt included, the pending items are cancelled and the
+workers terminated and reaped before it propagates, so a staging folder
+(:func:`ser_diag.outputs.staged_output`) is removed only after nothing writes into it any more.
+Workers ignore SIGINT (the caller handles Ctrl-C once) and on Linux die with the caller
+(``PR_SET_PDEATHSIG``) when it is killed. A process with other threads running never forks (a
+lock held by another thread would stay locked in the child): it computes serially.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import gc
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import threading
-import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from ser_diag.memory import release_free_memory
 
@@ -40,6 +45,9 @@ __all__ = ["MAX_WORKERS", "fork_map", "fork_workers", "parts_by_cost", "worker_l
 MAX_WORKERS = 4
 
 _limit: int | None = None   # set by worker_limit
+#: ``(fn, items)`` of the running :func:`fork_map`, set before its pool forks: what the workers
+#: compute, inherited rather than pickled.
+_registry: tuple[Callable, list] | None = None
 
 
 @contextlib.contextmanager
@@ -101,9 +109,12 @@ def parts_by_cost(costs: Sequence[float], n: int) -> list[list[int]]:
     return [sorted(p) for p in parts if p]
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: get SIGKILL when the parent dies (an orphan must not write into a folder the
-    next run cleans up); exit at once if it is already gone."""
+def _init_worker(parent: int, name: str) -> None:
+    """In each worker: ignore Ctrl-C (the caller handles it), take ``name``, and (Linux) get
+    SIGKILL when the caller dies (an orphan must not write into a folder the next run cleans
+    up); exit at once if it is already gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    multiprocessing.current_process().name = name
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -112,141 +123,194 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _call(i: int):
+    """In a worker: ``fn(items[i])`` from the inherited registry. An exception that would not
+    come back intact (pickling fails either way) becomes a RuntimeError with its traceback."""
+    fn, items = _registry
+    try:
+        return fn(items[i])
+    except BaseException as err:
+        try:
+            pickle.loads(pickle.dumps(err))
+        except Exception:
+            text = "".join(traceback.format_exception(err))
+            raise RuntimeError(f"a worker process (pid {os.getpid()}) failed:\n{text}") from None
+        raise
+    finally:
+        release_free_memory()
 
 
-class _Queue:
-    """Items handed out across forked processes (shared memory, one lock): the first free item
-    in ``order``, except that a ``heavy`` item (large memory) is not started while another heavy
-    item runs; a process then takes a light one, or waits when only heavy ones are left."""
+class _Schedule:
+    """The items not yet started, the costliest first, handed out to the caller and to the
+    pool's workers (one item per idle worker, submitted from this process): the first item in
+    the order that may start now, where a heavy item may not while another heavy one runs.
 
-    def __init__(self, ctx, order: list[int], heavy: list[bool]):
-        self.order, self.heavy = order, heavy
-        self.lock = ctx.Lock()
-        self.taken = ctx.RawArray("b", len(order))      # by position in order
-        self.heavy_running = ctx.RawValue("i", 0)
+    Shared by the caller and the pool's manager thread (which runs :meth:`_done`): a plain lock
+    for the state and a :class:`queue.SimpleQueue` to wake the caller, whose ``with`` and waits
+    a KeyboardInterrupt cannot leave locked (a :class:`threading.Condition` can: its Python-level
+    acquire may be interrupted half-way, and the manager thread then waits for it forever)."""
+
+    def __init__(self, order: list[int], heavy: list[bool], pool_size: int):
+        self.pending, self.heavy = order, heavy
+        self.lock = threading.Lock()
+        self.wake: queue.SimpleQueue = queue.SimpleQueue()
+        self.heavy_running = False
+        self.left = len(order)        # items not finished
+        self.idle = pool_size         # workers without an item
+        self.error: BaseException | None = None
+        self.results: list = [None] * len(heavy)
+        self.executor: ProcessPoolExecutor | None = None
+        self.processes: list = []     # the pool's workers, once forked (by the first submit)
 
     def take(self) -> int | None:
-        """An item to run now, -1 when one must wait, None when every item is taken."""
-        with self.lock:
-            free = [k for k in range(len(self.order)) if not self.taken[k]]
-            if not free:
-                return None
-            for k in free:
-                i = self.order[k]
-                if self.heavy[i] and self.heavy_running.value:
-                    continue
-                self.taken[k] = 1
-                if self.heavy[i]:
-                    self.heavy_running.value = 1
+        """(Holding the lock) an item that may start now, -1 when the next one must wait for a
+        heavy item, None when every item has started."""
+        if not self.pending:
+            return None
+        for k, i in enumerate(self.pending):
+            if not (self.heavy[i] and self.heavy_running):
+                del self.pending[k]
+                self.heavy_running |= self.heavy[i]
                 return i
-            return -1
+        return -1
 
-    def done(self, i: int) -> None:
-        if self.heavy[i]:
-            with self.lock:
-                self.heavy_running.value = 0
+    def finished(self, i: int, result=None, error: BaseException | None = None, worker: bool = False) -> None:
+        with self.lock:
+            self.results[i] = result
+            if error is not None and self.error is None:
+                self.error = error
+            self.heavy_running &= not self.heavy[i]
+            self.left -= 1
+            self.idle += worker
+        self.wake.put(i)
 
-    def run(self, fn, items: list, first: int | None, keep_waiting) -> Iterator[tuple[int, object]]:
-        """``(i, fn(items[i]))`` for ``first`` and then the items this process takes."""
-        i = first
+    def fill(self) -> None:
+        """Give each idle worker an item that may start now."""
         while True:
-            if i is None:
-                return
-            if i == -1:
-                if not keep_waiting():
+            with self.lock:
+                if self.error is not None or not self.idle:
                     return
-                time.sleep(0.02)
-            else:
-                try:
-                    result = fn(items[i])
-                finally:
-                    self.done(i)
-                release_free_memory()
-                yield i, result
-            i = self.take()
+                i = self.take()
+                if i is None or i == -1:
+                    return
+                self.idle -= 1
+            try:
+                future = self.executor.submit(_call, i)
+            except BaseException as err:  # shut down or broken: the caller raises it
+                self.finished(i, error=err)
+                return
+            if not self.processes:
+                self.processes = list((getattr(self.executor, "_processes", None) or {}).values())
+            future.add_done_callback(lambda f, i=i: self._done(i, f))
+
+    def _done(self, i: int, future: Future) -> None:
+        """A worker's item ended (run by the pool's manager thread): keep its result and give
+        the worker the next item."""
+        error = future.exception() if not future.cancelled() else RuntimeError(f"item {i} was cancelled")
+        self.finished(i, None if error is not None else future.result(), error, worker=True)
+        self.fill()
+
+    def _sleep(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            self.wake.get(timeout=0.1)
+
+    def caller_item(self) -> int | None:
+        """The next item for the calling process: waits while only heavy items are left and one
+        runs; None once every item has started. Raises a worker's exception."""
+        while True:
+            with self.lock:
+                if self.error is not None:
+                    raise self.error
+                i = self.take()
+            if i != -1:
+                return i
+            self._sleep()
+
+    def wait_all(self) -> None:
+        while True:
+            with self.lock:
+                if self.error is not None:
+                    raise self.error
+                if not self.left:
+                    return
+            self._sleep()
 
 
-def _child(conn, parent: int, fn, items: list, first: int | None, queue: _Queue) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-    try:
-        results = list(queue.run(fn, items, first, lambda: os.getppid() == parent))
-        conn.send_bytes(pickle.dumps((True, results), protocol=pickle.HIGHEST_PROTOCOL))
-    except BaseException as err:  # report any failure to the parent, which raises it
-        text = "".join(traceback.format_exception(err))
-        try:
-            payload = pickle.dumps((False, (err, text)))
-            pickle.loads(payload)  # some exceptions pickle but cannot be rebuilt
-        except Exception:
-            payload = pickle.dumps((False, (None, text)))
-        conn.send_bytes(payload)
-    finally:
-        conn.close()
+def _stop(executor: ProcessPoolExecutor, processes: list) -> None:
+    """Cancel the items not started, terminate the workers and wait for them."""
+    for work_item in list((getattr(executor, "_pending_work_items", None) or {}).values()):
+        work_item.future.cancel()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    executor.shutdown(wait=True, cancel_futures=True)
+    for process in processes:
+        process.join()
 
 
-def _result_of_child(payload: bytes, process) -> list:
-    ok, result = pickle.loads(payload)
-    if ok:
-        return result
-    err, text = result
-    if err is None:
-        raise RuntimeError(f"a worker process (pid {process.pid}) failed:\n{text}")
-    raise err
+def _died(processes: list, err: BrokenProcessPool) -> RuntimeError:
+    """The error for a worker that died without a word (killed, out of memory, ``os._exit``):
+    its exit code (the others were terminated after it)."""
+    died = [p for p in processes if p.exitcode not in (0, -signal.SIGTERM)] or processes
+    codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in died)
+    return RuntimeError(f"a worker process ended before finishing its item ({codes}): {err}")
 
 
 def fork_map(fn: Callable, items: Sequence, costs: Sequence[float] | None = None,
              workers: int | None = None, name: str = "ser_diag-worker",
              heavy: Sequence[bool] | None = None) -> list:
     """``[fn(x) for x in items]``, computed by up to ``workers`` processes (default
-    :func:`fork_workers`): this one and forked children. Items are handed out one at a time,
-    the most costly first (``costs``, default the items' order), each to whichever process is
-    free (shared memory), so the processes finish close together even when the costs are rough;
-    every process starts with one. ``heavy``: items that need much memory, never run two at a
-    time (a process takes a light item meanwhile), which bounds the peak memory of all processes
-    together. Results of children come back pickled (they must pickle). Serial with one worker,
-    one item, or other threads running."""
+    :func:`fork_workers`): this one and a pool of ``workers - 1`` forked ones. Items are handed
+    out one at a time, the most costly first (``costs``, default the items' order), each to
+    whichever process is free, so the processes finish close together even when the costs are
+    rough; every process starts with one. ``heavy``: items that need much memory, never run two
+    at a time (a process takes a light item meanwhile), which bounds the peak memory of all
+    processes together. ``fn`` and the items are inherited by the workers (never pickled); the
+    results of workers come back pickled (they must pickle). Serial with one worker, one item,
+    or other threads running."""
+    global _registry
     items = list(items)
     n = workers_for(workers, len(items))
     if n == 1:
         return [fn(item) for item in items]
+    if _registry is not None:  # a fork_map inside a worker's item: serial (no pool in a pool)
+        return [fn(item) for item in items]
     order = list(range(len(items))) if costs is None else sorted(range(len(items)), key=lambda i: (-costs[i], i))
-    results: list = [None] * len(items)
-    ctx = multiprocessing.get_context("fork")
-    queue = _Queue(ctx, order, [False] * len(items) if heavy is None else [bool(h) for h in heavy])
-    release_free_memory()                                    # before the children inherit the heap
-    firsts = [queue.take() for _ in range(n)]           # one each to start with, taken before forking
-    firsts = [i if i != -1 else queue.take() for i in firsts]
-    children = []
-    try:  # from the first fork on: whatever happens, no child outlives this call
-        gc.freeze()  # the children's garbage collector leaves the inherited objects (and pages) alone
+    schedule = _Schedule(order, [False] * len(items) if heavy is None else [bool(h) for h in heavy], n - 1)
+    first = schedule.take()                           # the caller's first item: the costliest
+    release_free_memory()                             # before the workers inherit the heap
+    _registry = (fn, items)
+    executor = None
+    try:  # from the first fork on: whatever happens, no worker outlives this call
+        executor = schedule.executor = ProcessPoolExecutor(
+            n - 1, mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker, initargs=(os.getpid(), name))
+        gc.freeze()  # the workers' garbage collector leaves the inherited objects (and pages) alone
         try:
-            for j in range(1, n):
-                receive, send = ctx.Pipe(duplex=False)
-                process = ctx.Process(target=_child, args=(send, os.getpid(), fn, items, firsts[j], queue),
-                                      daemon=True, name=name)
-                children.append((process, receive))
-                process.start()
-                send.close()
+            schedule.fill()                           # the first submit forks every worker
         finally:
             gc.unfreeze()
-        for i, result in queue.run(fn, items, firsts[0], lambda: all(p.is_alive() for p, _ in children)):
-            results[i] = result
-        for process, receive in children:
+        i = first
+        while i is not None:
             try:
-                payload = receive.recv_bytes()
-            except EOFError:  # died without a word (killed, out of memory)
-                process.join()
-                raise RuntimeError(f"a worker process (pid {process.pid}) ended with exit code "
-                                   f"{process.exitcode} before finishing its part") from None
-            for i, result in _result_of_child(payload, process):
-                results[i] = result
-        for process, _ in children:
-            process.join()
+                result = fn(items[i])
+            except BaseException:
+                schedule.finished(i)
+                raise
+            schedule.finished(i, result)
+            del result
+            release_free_memory()
+            if schedule.heavy[i]:
+                schedule.fill()                       # a worker may start a heavy item now
+            i = schedule.caller_item()
+        schedule.wait_all()
+        executor.shutdown(wait=True)
+    except BaseException as err:
+        if executor is not None:
+            _stop(executor, schedule.processes)
+        if isinstance(err, BrokenProcessPool):
+            raise _died(schedule.processes, err) from err
+        raise
     finally:
-        for process, receive in children:
-            if process.pid is not None:  # started
-                if process.is_alive():
-                    process.kill()
-                process.join()
-            receive.close()
-    return results
+        _registry = None
+    return schedule.results

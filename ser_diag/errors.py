@@ -48,6 +48,18 @@ class InputError(ValueError):
         head = f"{file_text}: {where + ': ' if where else ''}"
         super().__init__(head + shorten(message, MAX_MESSAGE_CHARS - len(head)))
 
+    def __reduce__(self):
+        return _restore, (type(self), self.args, dict(self.__dict__))
+
+
+def _restore(cls, args, state):
+    """An error or warning as it was pickled (its message, file, row and column; the
+    subclass kept), e.g. one raised in a worker process and raised again in the caller."""
+    error = cls.__new__(cls, *args)
+    BaseException.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class OutputError(InputError):
     """An output folder that cannot be written (read-only, under a file, a mount point, locked
@@ -67,6 +79,9 @@ class InputWarning(UserWarning):
     def __init__(self, file, column=None, message="", row=None):
         self.file, self.column, self.row, self.message = str(file), column, row, message
         super().__init__(str(InputError(file, column, message, row)))
+
+    def __reduce__(self):
+        return _restore, (type(self), self.args, dict(self.__dict__))
 
     def as_error(self, note: str = "") -> InputError:
         return InputError(self.file, self.column, self.message + note, self.row)

@@ -108,7 +108,9 @@ def test_the_original_exception_type_comes_back():
 
     with pytest.raises(InputError) as raised:
         parallel.fork_map(fail_in_child, range(6), workers=2)
-    assert "bad item" in str(raised.value)
+    error = raised.value                   # the same one line, file, row and column as raised there
+    assert str(error).startswith("pred.csv: row 3, column 'EmoClass': bad item ")
+    assert (error.file, error.row, error.column) == ("pred.csv", 3, "EmoClass")
     assert multiprocessing.active_children() == []
 
 

@@ -77,7 +77,7 @@ def test_no_path_manipulation_anywhere():
     """The package, tests and notebooks rely on the installed package: no sys.path edits, no
     PYTHONPATH. (Benchmarks may point PYTHONPATH at an old checkout they measure as baseline.)"""
     offenders = []
-    for path in [*ROOT.glob("ser_diag/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("bench/*"),
+    for path in [*ROOT.glob("ser_diag/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*"),
                  *ROOT.glob("notebooks/*.ipynb")]:
         if path.name == Path(__file__).name or not path.is_file():
             continue
@@ -93,7 +93,7 @@ def test_no_path_manipulation_anywhere():
 def test_every_notebook_is_executed_from_its_own_folder():
     """Every notebook is run by some test, and every test run of a notebook starts the kernel in
     notebooks/ (where JupyterLab starts it when a person opens the notebook)."""
-    sources = {p.name: p.read_text() for p in ROOT.glob("tests/test_*.py")}
+    sources = {p.name: p.read_text() for p in ROOT.glob("tests/**/test_*.py")}
     calls = [(name, m.group(0)) for name, text in sources.items()
              for m in re.finditer(r"execute_notebook\((?:[^()]|\([^()]*\))*\)", text)]
     assert calls

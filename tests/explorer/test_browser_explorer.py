@@ -26,7 +26,7 @@ from chromium_cdp import Chromium
 
 from ser_diag.simulate import simulate_challenge
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ import pandas as pd
 import papermill
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 FIGURE_STEMS = ("fig3a_confusion_categorical", "fig3b_binned_arousal", "fig4_topk_fusion",
                 "regression_to_mean_extremes", "gender_audit_attributes")
 

@@ -331,7 +331,7 @@ def test_notebook_07_runs_from_notebooks_folder(tmp_path, monkeypatch):
     import nbformat
     import papermill
 
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
     name = "07_beyond_the_leaderboard.ipynb"
     nb = nbformat.read(folder / name, as_version=4)
     nbformat.validate(nb)

@@ -15,7 +15,7 @@ from ser_diag.explorer.state import (BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROU
                                      bin_index, choice, class_code)
 
 CHOICES = dict(systems=["sysA", "sysB", "sysC"], splits=["Development", "Test1"], group_columns=["Gender", "SpkrID"])
-PACKAGE = Path(__file__).resolve().parent.parent / "ser_diag" / "explorer"
+PACKAGE = Path(__file__).resolve().parents[2] / "ser_diag" / "explorer"
 #: Each room and the rooms it may import (``widgets`` only the ones below the facade).
 ROOMS = {"state": set(), "engine": {"state"}, "views": {"state"}, "listing": {"state", "engine", "views"},
          "facade": {"state", "engine", "views", "listing", "widgets"}, "widgets": {"state", "listing"},

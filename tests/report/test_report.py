@@ -30,7 +30,7 @@ from ser_diag.report import SECTIONS, render_html, write_report, write_report_fr
 from ser_diag.schema import SYNTHETIC_BANNER
 from ser_diag.simulate import simulate_challenge
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 N_BOOT = 40
 

@@ -25,7 +25,7 @@ from ser_diag.schema import (
     SYNTHETIC_BANNER,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LONG_TO_CODE = {"Angry": "A", "Sad": "S", "Happy": "H", "Surprise": "U", "Fear": "F",
                 "Disgust": "D", "Contempt": "C", "Neutral": "N"}
 

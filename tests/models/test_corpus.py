@@ -22,7 +22,7 @@ from ser_diag.models.corpus import NEGATIVE_WORDS, POSITIVE_WORDS, design_corpus
 from ser_diag.models.speech_synth import Prosody, resample_to, synthesize
 from ser_diag.schema import CLASS_CODES, CONSENSUS_COLUMNS, SYNTHETIC_BANNER
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N = 60
 SEED = 1
 TRAIN_DEV_NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")

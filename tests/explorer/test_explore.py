@@ -23,7 +23,7 @@ from ser_diag.explorer import BEYOND_VIEWS, CELL_VIEWS, GROUP_VIEWS, VIEWS, Expl
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES
 from ser_diag.simulate import simulate_challenge
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 N_BOOT = 30
 
 

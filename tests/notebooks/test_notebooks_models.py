@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ("04_train_reference_fusion.ipynb", "05_inspect_fusion_model.ipynb", "06_ensembles.ipynb")
 TINY = {"N_FILES": 60, "EPOCHS": 3, "N_BOOT": 20}

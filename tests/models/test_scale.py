@@ -16,7 +16,7 @@ from ser_diag.models.train.data import _encoder_for, _open_feature_stores
 from ser_diag.models.train.distributed import _Dist
 
 pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,10 @@ and prints with Monte-Carlo standard errors sqrt(r (1 - r) / R):
 * :func:`ser_diag.resampling.paired_test` a vs b rejects at 0.05 (bootstrap and permutation)
   for macro-F1 and mean CCC.
 
-    nice -n 19 python bench/bench_calibration.py --speakers 10 20 40 --reps 400 --n-boot 400
+    nice -n 19 python bench/bench_calibration.py --speakers 10 20 40 80 160 --reps 400 --n-boot 600
+
+(600 resamples: the paired sign-flip test is exact at 10 speakers, 2^9 = 512 patterns, and the
+gender-gap permutation test too, 252 arrangements; README "Resampling unit" has the table.)
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
+import math
 import warnings
 
 import numpy as np
@@ -327,6 +329,11 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
     ``rng.permutation`` of the units' is-a flags (one generator seeded with ``seed``, so
     every system sees the same shuffles); group a's sums are the shuffled flags times the
     per-unit sums, group b's the rest of the a-or-b total.
+
+    Returns ``(null, exact)``. When the ``C(U, n_a)`` ways of choosing group a's units are at
+    most ``n_permutations`` (10 speakers, 5 + 5: 252), every arrangement is enumerated once
+    instead (``exact``: the p-value is then ``#{|gap_perm| >= |gap|} / C(U, n_a)``, the exact
+    permutation p-value, and ``null`` has ``C(U, n_a)`` rows).
     """
     unit_label = pd.Series(labels.to_numpy(object)).groupby(unit_ids).first()   # first non-missing
     values = unit_label.to_numpy(object)
@@ -337,15 +344,24 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
     position[units] = np.arange(units.size)
     per_unit = sums.unit_sums(position.loc[unit_ids].to_numpy(), units.size)      # (U, C)
     total = np.asarray(per_unit.sum(axis=0), dtype=np.float64).ravel()
+    arrangements = math.comb(units.size, int(is_a.sum()))
+    exact = 0 < arrangements <= n_permutations
+    if exact:
+        chosen = np.array(list(itertools.combinations(range(units.size), int(is_a.sum()))), dtype=np.int64)
+        every = np.zeros((arrangements, units.size), dtype=bool)
+        every[np.arange(arrangements)[:, None], chosen] = True
+        n_permutations = arrangements
     rng = np.random.default_rng(seed)
     out = []
     for start in range(0, n_permutations, batch):
         size = min(batch, n_permutations - start)
-        shuffled = np.stack([rng.permutation(is_a) for _ in range(size)])       # (P, U)
+        shuffled = (every[start:start + size] if exact
+                    else np.stack([rng.permutation(is_a) for _ in range(size)]))  # (P, U)
         sum_a = sums.product(shuffled, per_unit)
         values_ = _stack(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))   # (P, S, 2, M)
         out.append(values_[:, :, 0] - values_[:, :, 1])
-    return np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
+    null = np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
+    return null, exact
 
 
 class _GroupStatistic:
@@ -385,13 +401,15 @@ class _GroupStatistic:
 def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings: resampling.Resampling,
            n_permutations: int):
     """Group metrics and (``pair``) gaps of every system from one bootstrap of all systems and
-    groups at once: ``(metrics_rows, gap_rows)`` keyed by system."""
+    groups at once: ``(metrics_rows, gap_rows, notes)`` keyed by system; ``notes``: the
+    lines of :func:`ser_diag.resampling.group_speakers_notes`."""
     n_boot, level, seed, ddof = settings.n_boot, settings.level, settings.seed, settings.ddof
     task = task_of(merged)
     names = task_metric_names(task)
     frames = system_frames(merged)
     metric_rows: dict[str, list] = {}
     gap_rows: dict[str, list] = {}
+    notes: list[str] = []
     for block in _file_blocks(frames):
         first = frames[block[0]]
         resolved = resolve_groups(first, by)
@@ -426,6 +444,9 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
                      n_boot=n_boot, n=sizes[g], n_speakers=speakers[g], n_excluded=resolved.n_excluded)
                 for g, value in enumerate(groups) for j, name in enumerate(names)]
         if pair is None:
+            if unit == "speaker" and n_boot > 0:
+                notes += resampling.group_speakers_notes(f"{task} by {by}", clusters, dict(zip(groups, masks)),
+                                                         level)
             continue
         ia, ib = groups.index(pair[0]), groups.index(pair[1])
         gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
@@ -435,7 +456,13 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
             unit_ids, method = cluster_ids(first["SpkrID"]), "speaker permutation"
         else:
             unit_ids, method = np.arange(n), "utterance permutation"
-        null = _permutation_null(sums, unit_ids, labels, pair[0], pair[1], n_permutations, seed)
+        null, exact = _permutation_null(sums, unit_ids, labels, pair[0], pair[1], n_permutations, seed)
+        if exact:
+            method = "exact " + method
+        if unit == "speaker" and n_boot > 0:
+            notes += resampling.group_speakers_notes(f"{task} by {by}", clusters,
+                                                     {pair[0]: masks[ia], pair[1]: masks[ib]}, level,
+                                                     method if n_permutations > 0 else None, len(null))
         for i, system in enumerate(block):
             rows = gap_rows[system] = []
             for j, name in enumerate(names):
@@ -444,12 +471,14 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
                                  estimate_a=float(estimate[i, ia, j]), estimate_b=float(estimate[i, ib, j]),
                                  gap=observed_gap, ci_low=float(gap_low[i, j]), ci_high=float(gap_high[i, j]),
                                  level=level, unit=unit, n_boot=n_boot,
-                                 p_value=resampling.permutation_p_value(null[:, i, j], observed_gap),
-                                 method=method, n_permutations=n_permutations,
+                                 p_value=resampling.permutation_p_value(null[:, i, j], observed_gap, exact),
+                                 method=method, n_permutations=len(null) if exact else n_permutations,
                                  n_excluded=resolved.n_excluded,
                                  n_conflicting_speakers=len(resolved.conflicting)))
     order = list(frames)
-    return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])])
+    return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])],
+            list(dict.fromkeys(notes)))
+
 
 
 def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: resampling_.Resampling | None = None,
@@ -469,8 +498,10 @@ def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: resampli
     n_boot, n, n_speakers, n_excluded``.
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
-    rows, _ = _audit(merged, by, None, settings, 0)
-    return pd.DataFrame(rows)
+    rows, _, notes = _audit(merged, by, None, settings, 0)
+    out = pd.DataFrame(rows)
+    out.attrs["notes"] = notes
+    return out
 
 
 def per_class_recall_by_group(merged: pd.DataFrame, by: str = "Gender",
@@ -514,16 +545,24 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     p-value: two-sided, ``(1 + #{|gap_perm| >= |gap|}) / (1 + n_permutations)``
     (:func:`ser_diag.resampling.permutation_p_value`), with group labels shuffled between
     speakers whenever speaker IDs exist and ``by`` is a speaker attribute, else between
-    utterances; ``method`` names the test that ran. Missing labels and conflicting speakers:
-    :func:`resolve_groups` (``n_excluded``, ``n_conflicting_speakers``).
+    utterances; ``method`` names the test that ran. When the ways of choosing group a's units
+    are at most ``n_permutations`` (10 speakers, 5 + 5: 252), every one is enumerated:
+    ``method`` is ``"exact speaker permutation"``, ``n_permutations`` the number enumerated
+    and ``p = #{|gap_perm| >= |gap|} / n_permutations``, the exact p-value. Missing labels and
+    conflicting speakers: :func:`resolve_groups` (``n_excluded``, ``n_conflicting_speakers``).
+
+    ``.attrs["notes"]`` (also of :func:`group_metrics` and :func:`group_audit`): a line when a
+    group has too few speakers for its intervals (:func:`ser_diag.resampling.group_speakers_notes`).
 
     Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
     ci_high, level, unit, n_boot, p_value, method, n_permutations, n_excluded,
     n_conflicting_speakers``.
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
-    _, rows = _audit(merged, by, (a, b), settings, n_permutations)
-    return pd.DataFrame(rows)
+    _, rows, notes = _audit(merged, by, (a, b), settings, n_permutations)
+    out = pd.DataFrame(rows)
+    out.attrs["notes"] = notes
+    return out
 
 
 def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Female", b: str | None = "Male",
@@ -533,8 +572,14 @@ def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Femal
     as the two calls, computed once. ``a=None`` or ``b=None``: no gaps (second item None)."""
     settings = resampling_.Resampling.of(resampling, **legacy)
     pair = None if a is None or b is None else (a, b)
-    rows, gap_rows = _audit(merged, by, pair, settings, n_permutations)
-    return pd.DataFrame(rows), (pd.DataFrame(gap_rows) if pair is not None else None)
+    rows, gap_rows, notes = _audit(merged, by, pair, settings, n_permutations)
+    table = pd.DataFrame(rows)
+    table.attrs["notes"] = notes
+    if pair is None:
+        return table, None
+    gaps = pd.DataFrame(gap_rows)
+    gaps.attrs["notes"] = list(notes)
+    return table, gaps
 
 
 # --------------------------------------------------------------------------- speakers

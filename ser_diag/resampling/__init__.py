@@ -31,16 +31,20 @@ from ser_diag.resampling.draws import (_weight_chunks, bootstrap_weights, cluste
 from ser_diag.resampling.scorers import (_AttributeScorer, _CategoricalScorer, _membership, _scorer,
                                          LinearStatistic, attribute_statistics, categorical_statistics,
                                          cluster_scorer, confusion_statistics)
-from ser_diag.resampling.intervals import (bootstrap, bootstrap_distribution, bootstrap_metrics,
-                                           percentile_interval, scorer_metrics)
+from ser_diag.resampling.intervals import (FEW_SPEAKERS, bootstrap, bootstrap_distribution, bootstrap_metrics,
+                                           few_speakers_note, group_speakers_notes, percentile_interval,
+                                           scorer_metrics, widen_interval)
 from ser_diag.resampling.paired import paired_test, permutation_p_value
 
 __all__ = [
+    "FEW_SPEAKERS",
     "LinearStatistic",
     "Resampling",
     "UNITS",
     "attribute_statistics",
     "cluster_ids",
+    "few_speakers_note",
+    "group_speakers_notes",
     "permutation_p_value",
     "bootstrap",
     "bootstrap_distribution",
@@ -53,4 +57,5 @@ __all__ = [
     "percentile_interval",
     "shared_weights",
     "uncached_weights",
+    "widen_interval",
 ]

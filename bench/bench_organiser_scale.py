@@ -57,8 +57,12 @@ w0, c0 = time.perf_counter(), time.process_time()
 if stage in ("evaluate", "evaluate_text"):
     from ser_diag.evaluate import evaluate_paths
     if stage == "evaluate_text":   # the third landing's reading: text cells, then validation and conversion
-        from ser_diag import io
-        io._typed_prediction_file = lambda path, data: None
+        import importlib
+        try:   # the module that calls it: io/predictions.py (io.py before the io package)
+            reader = importlib.import_module("ser_diag.io.predictions")
+        except ModuleNotFoundError:
+            reader = importlib.import_module("ser_diag.io")
+        reader._typed_prediction_file = lambda path, data: None
     evaluate_paths(labels, predictions, split="Development", n_boot=boot)
 elif stage in ("figures", "figures_today", "figures_one_process"):
     from ser_diag import diagnostics, figures

@@ -12,11 +12,7 @@ from ser_diag.evaluation import Evaluation
 from ser_diag.vocabulary import (CREMA_D, EMODB, IEMOCAP, MSP_IMPROV, MSP_PODCAST, PRESETS, Attribute,
                                  Vocabulary, VocabularyError, VocabularyFileError, preset)
 
-try:
-    import yaml
-except ImportError:   # pragma: no cover - PyYAML comes with audformat
-    yaml = None
-needs_yaml = pytest.mark.skipif(yaml is None, reason="PyYAML not installed")
+import yaml   # a dependency (pyproject.toml): vocabulary files may be YAML
 
 
 # --------------------------------------------------------------------------- presets
@@ -158,7 +154,6 @@ def test_json_round_trip(tmp_path, vocabulary):
     assert read.to_dict() == vocabulary.to_dict()
 
 
-@needs_yaml
 @pytest.mark.parametrize("vocabulary", [MSP_PODCAST, IEMOCAP, CREMA_D], ids=["msp-podcast", "iemocap", "crema-d"])
 def test_yaml_round_trip(tmp_path, vocabulary):
     path = _write(tmp_path, yaml.safe_dump(vocabulary.to_dict(), sort_keys=False), "corpus.yaml")
@@ -173,7 +168,6 @@ def test_short_file_with_defaults(tmp_path):
     assert v.attribute("arousal").high == 1.0 and v.speaker_column == "speaker" and v.file_column == "file"
 
 
-@needs_yaml
 def test_short_yaml_file(tmp_path):
     path = _write(tmp_path, "name: lab\nclasses:\n  angry: Anger\n  calm: Calm\nexcluded: [other]\n"
                             "attributes:\n  - {name: valence, low: -1, high: 1}\ngender_column: null\n", "lab.yml")
@@ -209,7 +203,6 @@ def test_bad_json_file_names_file_and_key(tmp_path, text, key, words):
     assert str(error).startswith(f"{path}: key {key!r}: ")
 
 
-@needs_yaml
 @pytest.mark.parametrize("text, key, words", [
     ("classes:\n  A: Anger\n  S: Sadness\n  A: Angry\n", "classes['A']", "appears twice"),
     ("classes: [A, S]\nsplit: [train]\n", "split", "did you mean 'splits'"),
@@ -232,7 +225,6 @@ def test_unreadable_file(tmp_path, text, name, row, words):
     assert error.row == row and words in error.message
 
 
-@needs_yaml
 def test_invalid_yaml_names_the_line(tmp_path):
     error = _file_error(_write(tmp_path, "classes: [A, S]\nsplits: [a, b\n", "corpus.yaml"))
     assert error.row is not None and "not valid YAML" in error.message

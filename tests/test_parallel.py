@@ -13,21 +13,33 @@ from ser_diag import parallel
 
 def test_results_in_order_and_computed_by_several_processes():
     parent = os.getpid()
-    out = parallel.fork_map(lambda x: (x * x, os.getpid()), range(12), costs=[1.0] * 12, workers=2)
+    import time
+
+    def square(x):
+        time.sleep(0.05)
+        return x * x, os.getpid()
+
+    out = parallel.fork_map(square, range(12), costs=[1.0] * 12, workers=2)
     assert [value for value, _ in out] == [x * x for x in range(12)]
     pids = {pid for _, pid in out}
-    assert parent in pids and len(pids) == 2                  # each process took at least one item
+    assert parent not in pids and len(pids) == 2              # two workers, each took items; the caller waits
     assert multiprocessing.active_children() == []
 
 
 def test_the_costliest_items_go_first_one_to_each_process():
-    out = parallel.fork_map(lambda x: (x, os.getpid()), [0, 1, 2], costs=[1.0, 5.0, 3.0], workers=2)
-    by_pid = {}
-    for x, pid in out:
-        by_pid.setdefault(pid, []).append(x)
-    # item 1 (cost 5) starts in the caller, item 2 (cost 3) in the child
-    assert 1 in by_pid[os.getpid()] and any(2 in xs for pid, xs in by_pid.items() if pid != os.getpid())
-    assert sorted(x for x, _ in out) == [0, 1, 2]
+    import time
+
+    def timed(x):
+        start = time.monotonic()
+        time.sleep(0.3)
+        return x, os.getpid(), start, time.monotonic()
+
+    out = parallel.fork_map(timed, [0, 1, 2], costs=[1.0, 5.0, 3.0], workers=2)
+    at = {x: (pid, start, end) for x, pid, start, end in out}
+    # items 1 (cost 5) and 2 (cost 3) start first, one in each worker; item 0 once one is free
+    assert at[1][0] != at[2][0] and os.getpid() not in (at[1][0], at[2][0])
+    assert at[0][1] >= min(at[1][2], at[2][2]) - 0.05
+    assert [r[0] for r in out] == [0, 1, 2]
 
 
 def test_an_error_in_a_child_is_raised_in_the_caller():
@@ -87,9 +99,15 @@ def test_worker_limit_one_computes_everything_in_this_process():
 
 def test_the_pool_is_gone_after_each_call():
     """No worker and no pool thread outlives a call, so the next call may fork again."""
+    import time
+
+    def pid(x):
+        time.sleep(0.05)
+        return os.getpid()
+
     for _ in range(2):
-        out = parallel.fork_map(lambda x: os.getpid(), range(6), workers=2)
-        assert len(set(out)) == 2
+        out = parallel.fork_map(pid, range(6), workers=2)
+        assert len(set(out)) == 2 and os.getpid() not in out
         assert multiprocessing.active_children() == [] and threading.active_count() == 1
         assert parallel.workers_for(2, 10) == 2
 
@@ -167,30 +185,27 @@ def _pids_gone(pids) -> bool:
     return True
 
 
-@pytest.mark.parametrize("where", ["computing", "waiting"])
+@pytest.mark.parametrize("where", ["signal", "alarm"])
 def test_ctrl_c_in_the_caller_leaves_no_live_worker(tmp_path, where):
-    """Ctrl-C (SIGINT) while the caller computes an item or waits for the workers: the workers
-    (which ignore SIGINT) are terminated and reaped before KeyboardInterrupt propagates, and
-    none writes anything afterwards."""
+    """Ctrl-C while the caller waits for the workers (SIGINT sent to it, or a KeyboardInterrupt
+    raised in it): the workers (which ignore SIGINT) are terminated and reaped before
+    KeyboardInterrupt propagates, and none writes anything afterwards."""
     import signal
     import time
 
     parent = os.getpid()
 
     def item(x):
-        if os.getpid() == parent:
-            if where == "computing":
-                time.sleep(0.5)
-                os.kill(parent, signal.SIGINT)
-                time.sleep(30)
-            return x
         (tmp_path / f"{os.getpid()}.pid").write_text("")
+        if where == "signal" and x == 0:
+            time.sleep(0.5)
+            os.kill(parent, signal.SIGINT)          # what a terminal's Ctrl-C sends the caller
         time.sleep(3)
         (tmp_path / f"{x}.late").write_text("")
         return x
 
     previous = signal.getsignal(signal.SIGALRM)
-    if where == "waiting":
+    if where == "alarm":
         def interrupt(*_):
             raise KeyboardInterrupt
         signal.signal(signal.SIGALRM, interrupt)
@@ -204,7 +219,7 @@ def test_ctrl_c_in_the_caller_leaves_no_live_worker(tmp_path, where):
         signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - start < 3
     pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
-    assert len(pids) == 2 and _pids_gone(pids)
+    assert len(pids) == 3 and parent not in pids and _pids_gone(pids)
     assert multiprocessing.active_children() == [] and threading.active_count() == 1
     time.sleep(3.5)
     assert list(tmp_path.glob("*.late")) == []
@@ -273,7 +288,7 @@ def test_workers_die_with_a_killed_caller(tmp_path):
         while len(list(tmp_path.glob("*.pid"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = [int(p.stem) for p in tmp_path.glob("*.pid") if int(p.stem) != caller.pid]
-        assert len(pids) == 2
+        assert len(pids) == 3                         # three workers; the caller only waits
     finally:
         caller.send_signal(signal.SIGKILL)
         caller.wait()

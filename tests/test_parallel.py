@@ -16,7 +16,7 @@ def test_results_in_order_and_computed_by_several_processes():
     import time
 
     def square(x):
-        time.sleep(0.05)
+        time.sleep(0.2)
         return x * x, os.getpid()
 
     out = parallel.fork_map(square, range(12), costs=[1.0] * 12, workers=2)
@@ -102,7 +102,7 @@ def test_the_pool_is_gone_after_each_call():
     import time
 
     def pid(x):
-        time.sleep(0.05)
+        time.sleep(0.2)
         return os.getpid()
 
     for _ in range(2):
@@ -121,7 +121,7 @@ def test_the_original_exception_type_comes_back():
         if os.getpid() != parent:
             raise InputError("pred.csv", "EmoClass", f"bad item {x}", row=3)
         import time
-        time.sleep(0.05)
+        time.sleep(0.2)
         return x
 
     with pytest.raises(InputError) as raised:
@@ -144,7 +144,7 @@ def test_an_exception_that_cannot_come_back_becomes_a_runtime_error_with_its_tra
         if os.getpid() != parent:
             raise _Unpicklable(1, 2)
         import time
-        time.sleep(0.05)
+        time.sleep(0.2)
         return x
 
     with pytest.raises(RuntimeError, match="_Unpicklable: 1-2"):
@@ -240,15 +240,20 @@ def test_nothing_big_is_pickled_on_the_way_in(monkeypatch):
 
     monkeypatch.setattr(ForkingPickler, "dumps", counting)
     big = [bytes([k]) * 40_000_000 for k in range(4)]
-    out = parallel.fork_map(lambda b: (len(b), b[0], os.getpid()), big, workers=2)
+    def item(b):
+        import time
+        time.sleep(0.2)                          # long enough that both workers get one
+        return len(b), b[0], os.getpid()
+
+    out = parallel.fork_map(item, big, workers=2)
     assert [(n, k) for n, k, _ in out] == [(40_000_000, k) for k in range(4)]
     assert len({pid for *_, pid in out}) == 2
     assert sent and sum(sent) < 10_000
 
 
 def test_only_heavy_items_run_one_after_the_other(tmp_path):
-    """Every item heavy: the workers get one only once the caller's first heavy item is done
-    (the pool forks then), and no two overlap."""
+    """Every item heavy: one runs at a time (the next is handed out once the running one is
+    done), whichever worker takes it, and no two overlap."""
     import time
 
     def item(x):
@@ -286,7 +291,7 @@ def test_workers_die_with_a_killed_caller(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("*.pid"))) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.2)
         pids = [int(p.stem) for p in tmp_path.glob("*.pid") if int(p.stem) != caller.pid]
         assert len(pids) == 3                         # three workers; the caller only waits
     finally:
@@ -294,7 +299,7 @@ def test_workers_die_with_a_killed_caller(tmp_path):
         caller.wait()
     deadline = time.monotonic() + 10
     while not _pids_gone(pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.2)
     assert _pids_gone(pids)
 
 

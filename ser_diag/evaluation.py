@@ -120,11 +120,15 @@ class TaskData:
             return None
         return self.column("SpkrID", self.first_rows if rows is None else rows)
 
+    @property
+    def prediction_columns(self) -> list[str]:
+        """The task's prediction columns: ``EmoClass_pred``, or ``<attribute>_pred`` of each attribute."""
+        return ["EmoClass_pred"] if self.task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+
     def submitted(self) -> np.ndarray:
         """Per row: did the system submit this task (any prediction column not missing)."""
         if self._submitted is None:
-            columns = ["EmoClass_pred"] if self.task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
-            columns = [c for c in columns if c in self.frame.columns]
+            columns = [c for c in self.prediction_columns if c in self.frame.columns]
             self._submitted = (self.frame[columns].notna().any(axis=1).to_numpy() if columns
                                else np.zeros(len(self.frame), dtype=bool))
         return self._submitted
@@ -184,8 +188,7 @@ class TaskData:
         rows in the shared file order; computed once (callers get shallow copies). A system with
         some predictions missing raises ``ValueError`` (paired analyses need every file)."""
         if self._frames is None:
-            columns = ["EmoClass_pred"] if self.task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
-            missing_rows = self.frame[columns].isna().to_numpy()
+            missing_rows = self.frame[self.prediction_columns].isna().to_numpy()
             frames = {}
             for system, rows in self.positions.items():
                 missing = missing_rows[rows]

@@ -176,14 +176,15 @@ class _Schedule:
                 return i
         return -1
 
-    def finished(self, i: int, result=None, error: BaseException | None = None, worker: bool = False) -> None:
+    def finished(self, i: int, result=None, error: BaseException | None = None) -> None:
+        """Item ``i`` ended (or could not be submitted): its worker slot is free again."""
         with self.lock:
             self.results[i] = result
             if error is not None and self.error is None:
                 self.error = error
             self.heavy_running &= not self.heavy[i]
             self.left -= 1
-            self.idle += worker
+            self.idle += 1
         self.wake.put(i)
 
     def fill(self) -> None:
@@ -209,7 +210,7 @@ class _Schedule:
         """A worker's item ended (run by the pool's manager thread): keep its result and give
         the worker the next item."""
         error = future.exception() if not future.cancelled() else RuntimeError(f"item {i} was cancelled")
-        self.finished(i, None if error is not None else future.result(), error, worker=True)
+        self.finished(i, None if error is not None else future.result(), error)
         self.fill()
 
     def _sleep(self) -> None:

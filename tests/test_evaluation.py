@@ -45,6 +45,8 @@ def test_bookkeeping_equals_an_independent_computation(challenge):
         np.testing.assert_array_equal(aligned_task.file_names[aligned_task.file_code], frame["FileName"].to_numpy(str))
         pd.testing.assert_series_equal(aligned_task.speakers().reset_index(drop=True),
                                        first["SpkrID"].reset_index(drop=True))
+        pd.testing.assert_frame_equal(aligned_task.files(["FileName", "SpkrID"]),
+                                      first[["FileName", "SpkrID"]].reset_index(drop=True))
         (names, rows), = aligned_task.blocks()                 # every system on the same files
         assert names == list(groups)
         for r in rows:

@@ -28,10 +28,11 @@ import pandas as pd
 
 from ser_diag import io
 from ser_diag.io import class_index, factorize
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
 from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
-__all__ = ["Evaluation", "TaskData", "aligned", "class_codes", "frame_of", "task_of", "column_at", "rows_at"]
+__all__ = ["Evaluation", "TaskData", "aligned", "class_codes", "frame_of", "task_of", "vocabulary_of",
+           "column_at", "rows_at"]
 
 Block = tuple[list, list]   # (system names, each system's row positions in the same file order)
 
@@ -40,7 +41,8 @@ class TaskData:
     """One task's predictions aligned on its files (see the module docstring).
 
     ``frame``: a merged frame of one task; ``task``: its task (default: as the frame says,
-    :func:`ser_diag.io.task_of`). The bookkeeping is computed here once; the frame must not
+    :func:`ser_diag.io.task_of`); ``vocabulary``: the corpus' classes and attributes (default:
+    the frame's ``attrs["vocabulary"]``, else MSP-Podcast's). The bookkeeping is computed here once; the frame must not
     be changed in place afterwards.
 
     >>> frame = pd.DataFrame({"system": ["a", "a", "b", "b"], "FileName": ["x", "y", "x", "y"],
@@ -54,8 +56,11 @@ class TaskData:
     [[0, 0], [1, 1]]
     """
 
-    def __init__(self, frame: pd.DataFrame, task: str | None = None):
+    def __init__(self, frame: pd.DataFrame, task: str | None = None, vocabulary: Vocabulary | None = None):
         self.frame = frame
+        self.vocabulary = vocabulary if vocabulary is not None else frame.attrs.get("vocabulary", MSP_PODCAST)
+        if not isinstance(self.vocabulary, Vocabulary):
+            raise TypeError(f"vocabulary must be a Vocabulary, not {type(self.vocabulary).__name__}")
         self.task = task if task is not None else io.task_of(frame)
         codes, names = factorize(frame["system"])
         self.system_code = _compact_positions(codes)
@@ -76,9 +81,20 @@ class TaskData:
         self._frames: dict[str, pd.DataFrame] | None = None
 
     @classmethod
-    def of(cls, data: TaskData | pd.DataFrame, task: str | None = None) -> TaskData:
+    def of(cls, data: TaskData | pd.DataFrame, task: str | None = None,
+           vocabulary: Vocabulary | None = None) -> TaskData:
         """``data`` itself when it is aligned already, else a frame aligned once."""
-        return data if isinstance(data, TaskData) else cls(data, task)
+        return data if isinstance(data, TaskData) else cls(data, task, vocabulary)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The scored class codes, in macro-F1 order (MSP-Podcast: ``A S H U F D C N``)."""
+        return self.vocabulary.classes
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """The attribute columns (MSP-Podcast: ``EmoAct EmoVal EmoDom``)."""
+        return self.vocabulary.attribute_names
 
     def __repr__(self) -> str:
         return (f"TaskData({self.task}: {len(self.systems)} systems, {self.n_files} files, "
@@ -123,7 +139,7 @@ class TaskData:
     @property
     def prediction_columns(self) -> list[str]:
         """The task's prediction columns: ``EmoClass_pred``, or ``<attribute>_pred`` of each attribute."""
-        return ["EmoClass_pred"] if self.task == TASK_CATEGORICAL else [f"{a}_pred" for a in ATTRIBUTES]
+        return ["EmoClass_pred"] if self.task == TASK_CATEGORICAL else [f"{a}_pred" for a in self.attribute_names]
 
     def submitted(self) -> np.ndarray:
         """Per row: did the system submit this task (any prediction column not missing)."""
@@ -168,16 +184,17 @@ class TaskData:
         """:func:`class_codes` of ``column`` at ``rows``; for a list of equally long positions (a
         block's systems) ``(S, n)``."""
         if isinstance(rows, (list, tuple)):
-            return class_codes(self.frame, column, np.concatenate(rows)).reshape(len(rows), -1)
-        return class_codes(self.frame, column, rows)
+            return class_codes(self.frame, column, np.concatenate(rows), self.classes).reshape(len(rows), -1)
+        return class_codes(self.frame, column, rows, self.classes)
 
     def attribute_values(self, suffix: str, rows) -> np.ndarray:
         """``(n, A)`` values of the ``<attribute>_<suffix>`` columns at ``rows``; for a list of
         equally long positions (a block's systems) ``(S, n, A)``."""
+        attributes = self.attribute_names
         if not isinstance(rows, (list, tuple)):
-            return np.column_stack([self.frame[f"{a}_{suffix}"].to_numpy(np.float64)[rows] for a in ATTRIBUTES])
-        out = np.empty((len(rows[0]), len(rows), len(ATTRIBUTES)))
-        for j, a in enumerate(ATTRIBUTES):          # a column at a time, straight into (n, S, A)
+            return np.column_stack([self.frame[f"{a}_{suffix}"].to_numpy(np.float64)[rows] for a in attributes])
+        out = np.empty((len(rows[0]), len(rows), len(attributes)))
+        for j, a in enumerate(attributes):          # a column at a time, straight into (n, S, A)
             column = self.frame[f"{a}_{suffix}"].to_numpy(np.float64)
             for i, r in enumerate(rows):
                 out[:, i, j] = column[r]
@@ -204,19 +221,37 @@ class TaskData:
         return {system: frame.copy(deep=False) for system, frame in self._frames.items()}
 
 
-def class_codes(frame: pd.DataFrame, column: str, rows=None) -> np.ndarray:
-    """Class positions (in :data:`~ser_diag.schema.CLASS_CODES`) of ``frame[column]`` at row
-    positions ``rows`` (default all): only that column is taken, not the rows of the frame.
+def class_codes(frame: pd.DataFrame, column: str, rows=None, classes: Sequence[str] | None = None) -> np.ndarray:
+    """Class positions (in ``classes``, default the frame's vocabulary's, else MSP-Podcast's
+    :data:`~ser_diag.schema.CLASS_CODES`) of ``frame[column]`` at row positions ``rows``
+    (default all): only that column is taken, not the rows of the frame.
 
     >>> class_codes(pd.DataFrame({"c": ["N", "A", "S"]}), "c", [0, 2]).tolist()
     [7, 1]
+    >>> class_codes(pd.DataFrame({"c": ["sad", "angry"]}), "c", classes=("angry", "sad")).tolist()
+    [1, 0]
     """
+    classes = tuple(classes) if classes is not None else vocabulary_of(frame).classes
     values = column_at(frame, column, rows)
-    codes = class_index(values)
+    codes = class_index(values, classes)
     if (codes < 0).any():
         bad = values.iloc[int(np.flatnonzero(codes < 0)[0])]
-        raise ValueError(f"{column} holds {bad!r}, not one of {CLASS_CODES}")
+        raise ValueError(f"{column} holds {bad!r}, not one of {classes}")
     return codes.astype(np.int64)
+
+
+def vocabulary_of(data) -> Vocabulary:
+    """The :class:`~ser_diag.vocabulary.Vocabulary` ``data`` were read with: an
+    :class:`Evaluation`'s or a :class:`TaskData`'s, a frame's ``attrs["vocabulary"]``;
+    MSP-Podcast's for a frame without one (and for None).
+
+    >>> vocabulary_of(pd.DataFrame()).name
+    'msp-podcast'
+    """
+    if isinstance(data, (TaskData, Evaluation)):
+        return data.vocabulary
+    attrs = getattr(data, "attrs", None) or {}
+    return attrs.get("vocabulary", MSP_PODCAST)
 
 
 def frame_of(data: TaskData | pd.DataFrame | None) -> pd.DataFrame | None:
@@ -229,9 +264,10 @@ def task_of(data: TaskData | pd.DataFrame) -> str:
     return data.task if isinstance(data, TaskData) else io.task_of(data)
 
 
-def aligned(data: TaskData | pd.DataFrame | None, task: str | None = None) -> TaskData | None:
+def aligned(data: TaskData | pd.DataFrame | None, task: str | None = None,
+            vocabulary: Vocabulary | None = None) -> TaskData | None:
     """:meth:`TaskData.of`, passing None through."""
-    return None if data is None else TaskData.of(data, task)
+    return None if data is None else TaskData.of(data, task, vocabulary)
 
 
 @dataclasses.dataclass(eq=False)
@@ -241,9 +277,8 @@ class Evaluation:
     ``labels``: one row per file of the split (metadata and truth); ``categorical`` /
     ``attributes``: a :class:`TaskData` each, or None when no system gave that task;
     ``synthetic``: the data carry the synthetic-data marker; ``vocabulary``: the corpus'
-    :class:`~ser_diag.vocabulary.Vocabulary` the data were read with (default MSP-Podcast's).
-    The vocabulary is carried, not yet used: io reads and the analyses score MSP-Podcast's
-    layout and codes whatever it says (issue 22).
+    :class:`~ser_diag.vocabulary.Vocabulary` the data were read with (default: the merged
+    frames', else MSP-Podcast's): every analysis reads its classes, attributes and scales.
     """
 
     labels: pd.DataFrame
@@ -255,20 +290,29 @@ class Evaluation:
     @classmethod
     def load(cls, labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
              split: str | None = "Development", intersection: bool = False,
-             vocabulary: Vocabulary = MSP_PODCAST) -> Evaluation:
-        """Read and validate labels and predictions (:func:`ser_diag.io.load`) and align them."""
-        loaded = io.load(labels_path, predictions_path, split=split, intersection=intersection)
+             vocabulary: Vocabulary | None = None, **corpus) -> Evaluation:
+        """Read and validate labels and predictions (:func:`ser_diag.io.load`) and align them;
+        ``vocabulary`` and ``corpus`` (e.g. ``target=``, ``attributes=`` of an audformat
+        database) are :func:`ser_diag.io.load`'s."""
+        loaded = io.load(labels_path, predictions_path, split=split, intersection=intersection,
+                         vocabulary=vocabulary, **corpus)
         return cls.from_frames(loaded.get(TASK_CATEGORICAL), loaded.get(TASK_ATTRIBUTES), loaded.get("labels"),
-                               vocabulary=vocabulary)
+                               vocabulary=loaded.get("vocabulary"))
 
     @classmethod
     def from_frames(cls, categorical=None, attributes=None, labels: pd.DataFrame | None = None,
-                    vocabulary: Vocabulary = MSP_PODCAST) -> Evaluation:
-        """Align merged frames (or pass :class:`TaskData` through)."""
+                    vocabulary: Vocabulary | None = None) -> Evaluation:
+        """Align merged frames (or pass :class:`TaskData` through); ``vocabulary``: default the
+        frames' (:func:`vocabulary_of`)."""
+        if vocabulary is None:
+            found = {vocabulary_of(d) for d in (categorical, attributes) if d is not None}
+            if len(found) > 1:
+                raise ValueError("the categorical and attribute frames were read with different vocabularies")
+            vocabulary = found.pop() if found else MSP_PODCAST
         if not isinstance(vocabulary, Vocabulary):
             raise TypeError(f"vocabulary must be a Vocabulary, not {type(vocabulary).__name__}")
-        tasks = {TASK_CATEGORICAL: aligned(categorical, TASK_CATEGORICAL),
-                 TASK_ATTRIBUTES: aligned(attributes, TASK_ATTRIBUTES)}
+        tasks = {TASK_CATEGORICAL: aligned(categorical, TASK_CATEGORICAL, vocabulary),
+                 TASK_ATTRIBUTES: aligned(attributes, TASK_ATTRIBUTES, vocabulary)}
         synthetic = any(bool(d.frame.attrs.get("synthetic")) for d in tasks.values() if d is not None)
         return cls(labels if labels is not None else pd.DataFrame(), tasks[TASK_CATEGORICAL],
                    tasks[TASK_ATTRIBUTES], synthetic, vocabulary)

@@ -185,6 +185,19 @@ class Vocabulary:
     def __hash__(self) -> int:
         return hash(json.dumps({k: v for k, v in self.to_dict().items() if k != "description"}))
 
+    def __copy__(self) -> Vocabulary:
+        return self
+
+    def __deepcopy__(self, memo) -> Vocabulary:
+        """A vocabulary is immutable: a deep copy (pandas copies a frame's ``attrs`` so) is itself."""
+        return self
+
+    def __reduce__(self):
+        """Pickled as its plain data (the read-only mappings do not pickle), a preset as itself."""
+        if PRESETS.get(self.name) == self:
+            return preset, (self.name,)
+        return Vocabulary.from_dict, (self.to_dict(),)
+
     def __repr__(self) -> str:
         scales = ", ".join(f"{a.name} {a.low:g}-{a.high:g}" for a in self.attributes) or "none"
         return (f"<Vocabulary {self.name}: {len(self.classes)} classes ({' '.join(self.classes)}), "
@@ -200,6 +213,29 @@ class Vocabulary:
     @property
     def attribute_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.attributes)
+
+    @property
+    def prob_columns(self) -> tuple[str, ...]:
+        """The optional per-class probability columns of prediction files: ``P_<code>``.
+
+        >>> CREMA_D.prob_columns[:2]
+        ('P_anger', 'P_disgust')
+        """
+        return tuple(f"P_{c}" for c in self.classes)
+
+    @property
+    def attribute_ranges(self) -> dict[str, tuple[float, float]]:
+        """Each attribute's scale ``(low, high)`` by name.
+
+        >>> IEMOCAP.attribute_ranges["valence"]
+        (1.0, 5.0)
+        """
+        return {a.name: (a.low, a.high) for a in self.attributes}
+
+    @property
+    def attribute_displays(self) -> dict[str, str]:
+        """Each attribute's display name by name (MSP-Podcast: ``EmoAct`` -> ``arousal``)."""
+        return {a.name: a.display for a in self.attributes}
 
     def attribute(self, name: str) -> Attribute:
         """The :class:`Attribute` named ``name``."""

@@ -27,13 +27,9 @@ from ser_diag.io.predictions import (
 )
 from ser_diag.io.reading import _N_EXAMPLES, _more, _row_of, class_index
 from ser_diag.memory import release_free_memory
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 from ser_diag.schema import (
-    ATTRIBUTE_MAX,
-    ATTRIBUTE_MIN,
-    ATTRIBUTES,
-    CLASS_CODES,
     CONSENSUS_COLUMNS,
-    PROB_COLUMNS,
     TASK_ATTRIBUTES,
     TASK_CATEGORICAL,
     TASKS,
@@ -53,12 +49,14 @@ def task_of(merged: pd.DataFrame) -> str:
         return task
     if "EmoClass_pred" in merged:
         return TASK_CATEGORICAL
-    if all(f"{a}_pred" in merged for a in ATTRIBUTES):
+    attributes = merged.attrs.get("vocabulary", MSP_PODCAST).attribute_names
+    if attributes and all(f"{a}_pred" in merged for a in attributes):
         return TASK_ATTRIBUTES
-    raise ValueError("merged frame has neither EmoClass_pred nor EmoAct/EmoVal/EmoDom_pred columns")
+    raise ValueError(f"merged frame has neither EmoClass_pred nor {'/'.join(attributes) or 'attribute'}_pred columns")
 
 
-def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersection: bool = False) -> pd.DataFrame:
+def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersection: bool = False,
+          vocabulary: Vocabulary = MSP_PODCAST) -> pd.DataFrame:
     """Join labels and predictions for one task into the tidy ``merged`` frame.
 
     Columns ``system, FileName, SpkrID, Gender, Split_Set, <extra label columns>`` then
@@ -69,17 +67,19 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
     A prediction for a file absent from ``labels``, or a labelled file missing from a system, is
     an :class:`InputError` -- unless ``intersection=True``: then only the files every system and
     the labels share are kept. ``attrs``: ``task``, ``synthetic``, ``split``, ``dropped``
-    (labelled files left out), ``dropped_predictions`` (prediction rows for unlabelled files).
+    (labelled files left out), ``dropped_predictions`` (prediction rows for unlabelled files),
+    ``vocabulary`` (the corpus' :class:`~ser_diag.vocabulary.Vocabulary`: its classes replace
+    the 8 codes, its attribute names ``EmoAct..``, its scales [1, 7]).
     """
-    value_columns = _task_columns(task)
-    rows_with = submitted(predictions, task)
+    value_columns = _task_columns(task, vocabulary)
+    rows_with = submitted(predictions, task, vocabulary)
     if not rows_with.any():
         raise InputError(predictions.attrs.get("path", "predictions"), value_columns[0],
                          f"no system has {task} predictions")
     sources = predictions.attrs.get("sources", {})
     preds = predictions.loc[rows_with]
     groups = preds.groupby("system", sort=True)
-    rows = _TaskRows(labels, task, groups.ngroups)
+    rows = _TaskRows(labels, task, groups.ngroups, vocabulary)
     for system, frame in groups:
         repeated = frame["FileName"].duplicated()
         if repeated.any():
@@ -91,20 +91,30 @@ def merge(labels: pd.DataFrame, predictions: pd.DataFrame, task: str, intersecti
                        bool(predictions.attrs.get("synthetic")))
 
 
-def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str) -> None:
-    """One warning for every attribute prediction outside [1, 7]: model output, scored as given."""
-    found = out_of_range(merged, [f"{a}_pred" for a in ATTRIBUTES])
+def _warn_out_of_range(merged: pd.DataFrame, sources: dict, task: str, vocabulary: Vocabulary = MSP_PODCAST) -> None:
+    """One warning for every attribute prediction outside its scale (MSP-Podcast: [1, 7]):
+    model output, scored as given."""
+    columns = [f"{a}_pred" for a in vocabulary.attribute_names]
+    ranges = [vocabulary.attribute_ranges[a] for a in vocabulary.attribute_names]
+    found = out_of_range(merged, columns, ranges)
     if found is None:
         return
-    columns = [f"{a}_pred" for a in ATTRIBUTES]
-    block = merged[columns].to_numpy(dtype="float64")
-    per_row = ((block < ATTRIBUTE_MIN) | (block > ATTRIBUTE_MAX)).any(axis=1)
+    per_row = np.zeros(len(merged), dtype=bool)
+    for column, (low, high) in zip(columns, ranges):
+        value = merged[column].to_numpy(dtype="float64")
+        per_row |= (value < low) | (value > high)
     systems = pd.unique(merged.loc[per_row, "system"])
     others = f" and {len(systems) - 1} more system{'s' if len(systems) > 2 else ''}" if len(systems) > 1 else ""
     warn(InputWarning(_source(sources, systems[0], task), None,
-                      f"{found['count']} attribute predictions outside [1, 7] (min {found['min']:.4g}, "
+                      f"{found['count']} attribute predictions outside {_scales(ranges)} (min {found['min']:.4g}, "
                       f"max {found['max']:.4g}; system {quoted(systems[0])}{others}); scored as given, "
                       "as the challenge's CCC scores them"))
+
+
+def _scales(ranges) -> str:
+    """``[1, 7]``, or each attribute's scale when they differ."""
+    text = [f"[{low:g}, {high:g}]" for low, high in ranges]
+    return text[0] if len(set(text)) == 1 else "their scales " + "/".join(text)
 
 
 class _TaskRows:
@@ -117,10 +127,12 @@ class _TaskRows:
     (``P_*`` or ``<attribute>_true/_pred`` pairs) and class codes into an int8 array.
     """
 
-    def __init__(self, labels: pd.DataFrame, task: str, max_systems: int):
-        self.labels, self.task = labels, task
+    def __init__(self, labels: pd.DataFrame, task: str, max_systems: int, vocabulary: Vocabulary = MSP_PODCAST):
+        self.labels, self.task, self.vocabulary = labels, task, vocabulary
+        self.classes, self.attributes = vocabulary.classes, vocabulary.attribute_names
+        self.prob_columns = list(vocabulary.prob_columns)
         self.names = pd.Index(labels["FileName"])
-        in_task = (labels["EmoClass"].isin(CLASS_CODES).to_numpy() if task == TASK_CATEGORICAL
+        in_task = (labels["EmoClass"].isin(self.classes).to_numpy() if task == TASK_CATEGORICAL
                    else np.ones(len(self.names), dtype=bool))
         rank = np.empty(len(self.names), dtype=np.int64)
         rank[self.names.argsort()] = np.arange(len(self.names))
@@ -139,7 +151,7 @@ class _TaskRows:
             self.codes = np.empty(max_systems * n, dtype=np.int8)
             self.values, self.with_values = None, []   # P_* block made at the first system that has them
         else:
-            self.values = np.empty((2 * len(ATTRIBUTES), max_systems * n), dtype=np.float64)
+            self.values = np.empty((2 * len(self.attributes), max_systems * n), dtype=np.float64)
 
     def add(self, system: str, source: str, frame: pd.DataFrame) -> None:
         """Place one prediction file's rows (FileName + this task's columns) in their final rows."""
@@ -155,17 +167,18 @@ class _TaskRows:
         target = k * n + slot[rows]
         self.covered[k, slot[rows]] = True
         if self.task == TASK_CATEGORICAL:
-            self.codes[target] = class_index(frame["EmoClass"])[rows]
-            has_probabilities = all(c in frame.columns for c in PROB_COLUMNS) and \
-                bool(frame[PROB_COLUMNS[0]].notna().any())   # a system without them: NaN in a frame of several
+            self.codes[target] = class_index(frame["EmoClass"], self.classes)[rows]
+            prob_columns = self.prob_columns
+            has_probabilities = all(c in frame.columns for c in prob_columns) and \
+                bool(frame[prob_columns[0]].notna().any())   # a system without them: NaN in a frame of several
             self.with_values.append(has_probabilities)
             if has_probabilities:
                 if self.values is None:
-                    self.values = np.empty((len(PROB_COLUMNS), self.covered.shape[0] * n), dtype=np.float64)
-                for i, column in enumerate(PROB_COLUMNS):
+                    self.values = np.empty((len(prob_columns), self.covered.shape[0] * n), dtype=np.float64)
+                for i, column in enumerate(prob_columns):
                     self.values[i, target] = frame[column].to_numpy(dtype=np.float64)[rows]
         else:
-            for i, column in enumerate(ATTRIBUTES):
+            for i, column in enumerate(self.attributes):
                 self.values[2 * i + 1, target] = frame[column].to_numpy(dtype=np.float64)[rows]
 
     def _positions(self, file_names: pd.Series) -> np.ndarray:
@@ -185,7 +198,6 @@ class _TaskRows:
     def finish(self, intersection: bool, path: Path, synthetic: bool) -> pd.DataFrame:
         """The merged frame (see :func:`merge`), or the InputError :func:`merge` would raise."""
         task, labels, names = self.task, self.labels, self.names
-        value_columns = _task_columns(task)
         label_file = labels.attrs.get("source", "labels")
         split = labels.attrs.get("split")
         scope = f"labels of split {split} ({label_file})" if split else f"labels ({label_file})"
@@ -199,8 +211,8 @@ class _TaskRows:
         n, n_systems = len(self.files), len(self.systems)
         if n == 0:
             raise InputError(label_file, "EmoClass", f"no file of {f'split {split}' if split else 'the labels'} "
-                             "has one of the 8 classes "
-                             f"({', '.join(CLASS_CODES)}); all are O (other) or X (no agreement)")
+                             f"has one of the {len(self.classes)} classes "
+                             f"({', '.join(self.classes)}); all are {_unscored(self.vocabulary)}")
         covered = self.covered[:n_systems]
         for k, system in enumerate(self.systems):
             missing = np.flatnonzero(~covered[k])
@@ -222,39 +234,48 @@ class _TaskRows:
         truth = self.files[kept]
         size = n_systems * len(truth)
         if task == TASK_CATEGORICAL:
-            float_columns = list(PROB_COLUMNS) if self.values is not None else []
+            float_columns = list(self.prob_columns) if self.values is not None else []
             if self.values is not None:
                 for k, has in enumerate(self.with_values):
                     if not has:
                         self.values[:, k * n:(k + 1) * n] = np.nan
         else:
-            float_columns = [f"{a}_{side}" for a in ATTRIBUTES for side in ("true", "pred")]
+            float_columns = [f"{a}_{side}" for a in self.attributes for side in ("true", "pred")]
         block = self.values[:, rows] if self.values is not None else np.empty((0, size))
         self.values = None
         if task == TASK_ATTRIBUTES:
-            for i, column in enumerate(ATTRIBUTES):
+            for i, column in enumerate(self.attributes):
                 true_values = labels[column].to_numpy(dtype=np.float64)[truth]
                 for k in range(n_systems):
                     block[2 * i, k * len(truth):(k + 1) * len(truth)] = true_values
         merged = pd.DataFrame(block.T, columns=float_columns, copy=False)
         del block
-        extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS]
+        extra = [c for c in labels.columns if c not in CONSENSUS_COLUMNS and c not in self.attributes]
         front = {"system": pd.array(self.systems, dtype="str").take(np.repeat(np.arange(n_systems), len(truth)))}
         front.update({c: _repeated(labels[c].array.take(truth), n_systems)
                       for c in ["FileName", "SpkrID", "Gender", "Split_Set"] + extra})
         if task == TASK_CATEGORICAL:
             front["EmoClass_true"] = _repeated(labels["EmoClass"].array.take(truth), n_systems)
-            front["EmoClass_pred"] = pd.array(list(CLASS_CODES), dtype="str").take(self.codes[rows].astype(np.intp))
+            front["EmoClass_pred"] = pd.array(list(self.classes), dtype="str").take(self.codes[rows].astype(np.intp))
         self.codes = None
         for i, (column, values) in enumerate(front.items()):
             merged.insert(i, column, values)
         if task == TASK_ATTRIBUTES:
-            _warn_out_of_range(merged, self.sources, task)
+            _warn_out_of_range(merged, self.sources, task, self.vocabulary)
         merged.attrs = {"task": task, "split": split,
                         "synthetic": bool(labels.attrs.get("synthetic") or synthetic),
                         "dropped": n - len(truth),
                         "dropped_predictions": sum(count for _, count, _ in self.unknown)}
+        if self.vocabulary != MSP_PODCAST:
+            merged.attrs["vocabulary"] = self.vocabulary
         return merged
+
+
+def _unscored(vocabulary: Vocabulary) -> str:
+    """What the label codes outside the scored classes are (MSP-Podcast: O other, X no agreement)."""
+    if vocabulary == MSP_PODCAST:
+        return "O (other) or X (no agreement)"
+    return "unscored codes" + (f" ({', '.join(vocabulary.excluded)})" if vocabulary.excluded else "")
 
 
 def _repeated(values, times: int):
@@ -293,17 +314,27 @@ def factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, split: str | None = "Development",
-         intersection: bool = False) -> dict:
+         intersection: bool = False, vocabulary: Vocabulary | None = None, **corpus) -> dict:
     """Read and validate labels and every system's predictions, and merge each task.
 
-    Returns ``dict(categorical=merged or None, attributes=merged or None, labels=labels)``
-    (``None`` for a task no system submitted); each merged frame equals
+    Returns ``dict(categorical=merged or None, attributes=merged or None, labels=labels,
+    vocabulary=vocabulary)`` (``None`` for a task no system submitted). An audformat database
+    (``labels_path`` a folder with ``db.yaml``) or a ``vocabulary`` other than MSP-Podcast's
+    takes the corpus route (:func:`ser_diag.io.corpora.load_corpus`, which takes ``corpus``:
+    ``target``, ``attributes``). On the MSP-Podcast route each merged frame equals
     ``merge(labels, read_systems(predictions_path), task, intersection)``. Everything is
     validated before it returns, so a command can fail before writing any output.
 
     Memory: each file's rows go to their final place in the merged frames as it is read (no frame
     of every system's predictions), so the peak is about the merged frames plus one file.
     """
+    from ser_diag.io import corpora   # reads through this module: imported on use, no circle
+
+    if corpora.is_audformat(labels_path) or (vocabulary is not None and vocabulary != MSP_PODCAST):
+        return corpora.load_corpus(labels_path, predictions_path, split=split, intersection=intersection,
+                                   vocabulary=vocabulary, **corpus)
+    if corpus:
+        raise TypeError(f"{', '.join(corpus)}: only for an audformat database or a corpus vocabulary")
     labels = read_labels(labels_path, split=split)
     path = Path(predictions_path)
     groups = _prediction_groups(path)
@@ -320,5 +351,6 @@ def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, sp
         result[task] = rows.finish(intersection, path, synthetic) if rows.systems else None
         del rows
     result["labels"] = labels
+    result["vocabulary"] = MSP_PODCAST
     release_free_memory()
     return result

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ser_diag.errors import InputError, InputWarning, quoted, warn
 from ser_diag.io.corpus import is_synthetic
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 from ser_diag.io.reading import (
     _check_codes,
     _check_not_empty,
@@ -192,13 +193,15 @@ def _check_argmax(frame: pd.DataFrame, path: Path) -> None:
                           "EmoClass is scored as given", row=line))
 
 
-def out_of_range(values: pd.DataFrame, columns=ATTRIBUTES) -> dict | None:
-    """Attribute values outside [1, 7] in ``columns`` of ``values``: ``dict(count, min, max,
-    row, column)`` (``row``: index label of the first such row) or None when all are inside."""
+def out_of_range(values: pd.DataFrame, columns=ATTRIBUTES, ranges=None) -> dict | None:
+    """Attribute values outside their scale in ``columns`` of ``values`` (``ranges``: each
+    column's ``(low, high)``, default [1, 7]): ``dict(count, min, max, row, column)`` (``row``:
+    index label of the first such row) or None when all are inside."""
     found = None
-    for column in columns:   # one column at a time: no copy of the whole block
+    ranges = ranges or [(ATTRIBUTE_MIN, ATTRIBUTE_MAX)] * len(columns)
+    for column, (low, high) in zip(columns, ranges):   # one column at a time: no copy of the whole block
         value = values[column].to_numpy(dtype="float64")
-        outside = (value < ATTRIBUTE_MIN) | (value > ATTRIBUTE_MAX)
+        outside = (value < low) | (value > high)
         if not outside.any():
             continue
         row, chosen = int(np.argmax(outside)), value[outside]
@@ -366,16 +369,17 @@ def _prediction_groups(path: Path) -> list[tuple[str, list[Path]]]:
     raise InputError(path, None, _not_a_file(path) if path.is_symlink() else "no such file or folder")
 
 
-def _task_columns(task: str) -> list[str]:
+def _task_columns(task: str, vocabulary: Vocabulary = MSP_PODCAST) -> list[str]:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
-    return ["EmoClass"] if task == TASK_CATEGORICAL else list(ATTRIBUTES)
+    return ["EmoClass"] if task == TASK_CATEGORICAL else list(vocabulary.attribute_names)
 
 
-def submitted(predictions: pd.DataFrame, task: str) -> pd.Series:
+def submitted(predictions: pd.DataFrame, task: str, vocabulary: Vocabulary = MSP_PODCAST) -> pd.Series:
     """Rows of a predictions frame (:func:`read_systems`) that carry a prediction for ``task``
-    (``EmoClass`` for categorical; all of ``EmoAct``, ``EmoVal``, ``EmoDom`` for attributes)."""
-    columns = _task_columns(task)
-    if not set(columns) <= set(predictions.columns):
+    (``EmoClass`` for categorical; all of the vocabulary's attributes, MSP-Podcast's ``EmoAct``,
+    ``EmoVal``, ``EmoDom``, for attributes)."""
+    columns = _task_columns(task, vocabulary)
+    if not columns or not set(columns) <= set(predictions.columns):
         return pd.Series(False, index=predictions.index)
     return predictions[columns].notna().all(axis=1)

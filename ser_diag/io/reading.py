@@ -435,15 +435,16 @@ def _row_of(file: str, value: str) -> int | None:
 # Positions of codes and names (Arrow hash lookups, no Python string per row)
 # --------------------------------------------------------------------------------------------
 
-def class_index(classes: pd.Series) -> np.ndarray:
-    """Position of each class code in :data:`CLASS_CODES` (``-1`` for anything else, missing
+def class_index(classes: pd.Series, codes=CLASS_CODES) -> np.ndarray:
+    """Position of each class code in ``codes`` (default :data:`CLASS_CODES`; a vocabulary's
+    ``classes``) (``-1`` for anything else, missing
     included), by Arrow's hash lookup for Arrow strings (no Python string per row); other
     columns are compared as text.
 
     >>> class_index(pd.Series(["N", "A", "O"], dtype="str")).tolist()
     [7, 0, -1]
     """
-    return index_in(classes, CLASS_CODES, as_text=True)
+    return index_in(classes, codes, as_text=True)
 
 
 def index_in(values: pd.Series, universe, as_text: bool = False) -> np.ndarray:

@@ -18,7 +18,10 @@ Modules (each imports only those above it):
 ``writers``         ``write_*``: the official layouts, written atomically
 ``labels``          consensus labels, per-annotator labels, soft labels, speakers
 ``predictions``     the three prediction layouts (one validation path), system folders, readers
-``merge``           labels and predictions joined per task: ``merge``, ``load``, ``factorize``
+``merge``           labels and predictions joined per task: ``merge``, ``load_podcast``, ``factorize``
+``corpora``         any corpus read with a vocabulary: CSV files, audformat databases
+                    (``audformat_db``)
+``routes``          ``load``: MSP-Podcast's files to ``load_podcast``, any other corpus to ``corpora``
 ``submission``      ``validate_submission`` and lists of expected files
 ==================  ==========================================================================
 
@@ -43,7 +46,8 @@ from ser_diag.io.labels import (
     read_labels,
     soft_labels,
 )
-from ser_diag.io.merge import factorize, load, merge, task_of
+from ser_diag.io.merge import factorize, load_podcast, merge, task_of
+from ser_diag.io.routes import load
 from ser_diag.io.predictions import (
     ARGMAX_TOLERANCE,
     PROB_RANGE_TOLERANCE,

@@ -313,28 +313,19 @@ def factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(names)
 
 
-def load(labels_path: str | os.PathLike, predictions_path: str | os.PathLike, split: str | None = "Development",
-         intersection: bool = False, vocabulary: Vocabulary | None = None, **corpus) -> dict:
-    """Read and validate labels and every system's predictions, and merge each task.
+def load_podcast(labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
+                 split: str | None = "Development", intersection: bool = False) -> dict:
+    """Read and validate MSP-Podcast labels and every system's predictions, and merge each task
+    (:func:`ser_diag.io.load`'s MSP-Podcast route).
 
     Returns ``dict(categorical=merged or None, attributes=merged or None, labels=labels,
-    vocabulary=vocabulary)`` (``None`` for a task no system submitted). An audformat database
-    (``labels_path`` a folder with ``db.yaml``) or a ``vocabulary`` other than MSP-Podcast's
-    takes the corpus route (:func:`ser_diag.io.corpora.load_corpus`, which takes ``corpus``:
-    ``target``, ``attributes``). On the MSP-Podcast route each merged frame equals
+    vocabulary=MSP_PODCAST)`` (``None`` for a task no system submitted); each merged frame equals
     ``merge(labels, read_systems(predictions_path), task, intersection)``. Everything is
     validated before it returns, so a command can fail before writing any output.
 
     Memory: each file's rows go to their final place in the merged frames as it is read (no frame
     of every system's predictions), so the peak is about the merged frames plus one file.
     """
-    from ser_diag.io import corpora   # reads through this module: imported on use, no circle
-
-    if corpora.is_audformat(labels_path) or (vocabulary is not None and vocabulary != MSP_PODCAST):
-        return corpora.load_corpus(labels_path, predictions_path, split=split, intersection=intersection,
-                                   vocabulary=vocabulary, **corpus)
-    if corpus:
-        raise TypeError(f"{', '.join(corpus)}: only for an audformat database or a corpus vocabulary")
     labels = read_labels(labels_path, split=split)
     path = Path(predictions_path)
     groups = _prediction_groups(path)

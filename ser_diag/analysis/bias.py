@@ -451,6 +451,9 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
         ia, ib = groups.index(pair[0]), groups.index(pair[1])
         gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
         gap_low, gap_high = resampling.percentile_interval(dist[:, :, ia] - dist[:, :, ib], level)
+        if unit == "speaker" and n_boot > 0:     # the percentile gap interval is liberal over few clusters
+            fewer = min(len(np.unique(clusters[masks[ia]])), len(np.unique(clusters[masks[ib]])))
+            gap_low, gap_high = resampling.widen_interval(gap, gap_low, gap_high, fewer, level)
         has_speakers = "SpkrID" in first.columns and first["SpkrID"].notna().any()
         if resolved.level == "speaker" and has_speakers:
             unit_ids, method = cluster_ids(first["SpkrID"]), "speaker permutation"
@@ -541,7 +544,11 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     2023: ``CCC(female) - CCC(male)``) with a paired bootstrap CI and a permutation p-value.
 
     CI: percentile interval of the gap over resamples of the unit of ``resampling``
-    (default: speakers when known) where both groups are evaluated on the same resample.
+    (default: speakers when known) where both groups are evaluated on the same resample; over
+    speakers, widened for few clusters (:func:`ser_diag.resampling.widen_interval` with G the
+    smaller group's speakers: ``t_{G-1}/z * sqrt(G/(G-1))``, 1.007 at 232 speakers a group,
+    1.04 at 50, 1.22 at 10): the plain percentile gap interval excluded 0 in 5.9 % of gap-free
+    worlds at 50 speakers a group (nominal 5 %), the widened one in 5.3 %.
     p-value: two-sided, ``(1 + #{|gap_perm| >= |gap|}) / (1 + n_permutations)``
     (:func:`ser_diag.resampling.permutation_p_value`), with group labels shuffled between
     speakers whenever speaker IDs exist and ``by`` is a speaker attribute, else between

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ser_diag.evaluation import TaskData
 from ser_diag.resampling.draws import _weight_chunks, cluster_ids
-from ser_diag.resampling.intervals import percentile_interval
+from ser_diag.resampling.intervals import FEW_SPEAKERS, few_speakers_note, percentile_interval  # noqa: F401 (docs)
 from ser_diag.resampling.scorers import _scorer
 from ser_diag.resampling.settings import CHUNK_ROWS, Resampling
 from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
@@ -68,6 +68,9 @@ def paired_test(merged: TaskData | pd.DataFrame, system_a: str, system_b: str, m
     patterns are enumerated (up to swapping every unit, which only flips the sign) and
     ``p = #{|d_perm| >= |d_obs|} / 2^(units - 1)``, the exact p-value of all 2^units patterns;
     ``exact`` says which (False for the bootstrap); see :func:`permutation_p_value`.
+    ``note``: below :data:`FEW_SPEAKERS` resampled speakers, the line saying the interval (and
+    the bootstrap p-value, liberal there: ``bench/bench_calibration.py --speakers``) cannot be
+    trusted and what to read instead; else None.
     """
     settings = Resampling.of(resampling, **legacy)
     n_boot, level, seed = settings.n_boot, settings.level, settings.seed
@@ -113,8 +116,17 @@ def paired_test(merged: TaskData | pd.DataFrame, system_a: str, system_b: str, m
             values = scorer.finish(np.concatenate([a_sums, b_sums], axis=1))[metric]
             perm.append(values[:, 0] - values[:, 1])
         p_value = permutation_p_value(np.concatenate(perm) if perm else np.empty(0), observed, exact)
+    note = None
+    if unit == "speaker" and n_boot > 0:
+        n_speakers = int(np.unique(cluster_ids(groups, n)).size)
+        note = few_speakers_note(
+            n_speakers, level, f"{metric}, {system_a} vs {system_b}: the interval"
+            + (" and the bootstrap p-value" if method == "bootstrap" else ""),
+            "the paired bootstrap p-value rejected a true null in 8-10% at 10-20 speakers; read "
+            "paired_test(method='permutation')" + (" (exact here)" if 2 ** max(n_speakers - 1, 0) <= n_boot else "")
+            if method == "bootstrap" else "its permutation p-value holds its size at any number of speakers")
     return dict(metric=metric, system_a=system_a, system_b=system_b, estimate_a=est_a,
                 estimate_b=est_b, diff=observed, ci_low=float(lo), ci_high=float(hi),
                 p_value=p_value, method=method, exact=exact, level=level, unit=unit,
-                n_boot=n_boot)
+                n_boot=n_boot, note=note)
 

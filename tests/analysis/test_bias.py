@@ -357,9 +357,13 @@ def _reference_gaps(merged, task, n_boot, n_permutations, by_speaker, seed, ddof
             values = np.array(values)
             gap = boot.at[f"gap {k}", "estimate"]
             p = (1 + np.sum(np.abs(values) >= abs(gap) - 1e-12)) / (1 + values.size)
+            gap_low, gap_high = boot.at[f"gap {k}", "ci_low"], boot.at[f"gap {k}", "ci_high"]
+            if by_speaker:   # speaker gap intervals: widened for the smaller group's speakers
+                fewer = min(np.unique(groups[female > 0]).size, np.unique(groups[male > 0]).size)
+                gap_low, gap_high = resampling.widen_interval(gap, gap_low, gap_high, fewer)
             rows.append(dict(system=system, metric=k, estimate_a=boot.at[f"F {k}", "estimate"],
                              estimate_b=boot.at[f"M {k}", "estimate"], gap=gap,
-                             ci_low=boot.at[f"gap {k}", "ci_low"], ci_high=boot.at[f"gap {k}", "ci_high"],
+                             ci_low=gap_low, ci_high=gap_high,
                              p_value=p, F_low=boot.at[f"F {k}", "ci_low"], F_high=boot.at[f"F {k}", "ci_high"]))
     return pd.DataFrame(rows)
 

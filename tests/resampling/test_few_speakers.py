@@ -140,3 +140,55 @@ def test_widen_interval_is_the_t_and_cluster_factor():
     c = stats.t.ppf(0.975, 9) / stats.norm.ppf(0.975) * np.sqrt(10 / 9)
     assert (lo, hi) == pytest.approx((0.5 - 0.1 * c, 0.5 + 0.2 * c))
     assert np.isnan(widen_interval(0.5, 0.4, 0.7, 1)[0])
+
+
+def test_gap_interval_is_the_percentile_interval_widened_by_the_smaller_group():
+    """The speaker gap interval = the plain percentile interval of the bootstrap gaps (same
+    draws: the utterance-free recomputation below), stretched about the gap by widen_interval
+    at G = the smaller group's speakers; an utterance interval is not stretched."""
+    from ser_diag.resampling import cluster_scorer, percentile_interval
+    from ser_diag.resampling.draws import _weight_chunks
+    from ser_diag.analysis import bias
+
+    data = small_world(12)["attributes"]
+    settings = Resampling(n_boot=200, seed=4)
+    gaps = group_gaps(data, resampling=settings, n_permutations=10).set_index("metric")
+    frame = bias.system_frames(data)["sys"]
+    labels = bias.resolve_groups(frame, "Gender").labels
+    groups = sorted(labels.dropna().unique().tolist())
+    group = bias._group_index(labels, groups)
+    sums = bias._GroupedSums([frame], "attributes", 0)
+    statistic = bias._GroupStatistic(sums, group, len(groups))
+    clusters, unit = settings.groups(frame)
+    assert unit == "speaker"
+    scorer, per_cluster = cluster_scorer(statistic, clusters, len(frame))
+    dist = np.concatenate([scorer(w) for w in _weight_chunks(len(frame), 200, clusters, 4, dtype=sums.weight_dtype,
+                                                              reuse=True, clusters=per_cluster)])
+    ia, ib = groups.index("Female"), groups.index("Male")
+    names = bias.task_metric_names("attributes")
+    j = names.index("ccc_mean")
+    lo, hi = percentile_interval(dist[:, 0, ia, j] - dist[:, 0, ib, j], 0.95)
+    fewer = min(np.unique(clusters[group == ia]).size, np.unique(clusters[group == ib]).size)
+    gap = gaps.at["ccc_mean", "gap"]
+    assert (gaps.at["ccc_mean", "ci_low"], gaps.at["ccc_mean", "ci_high"]) == pytest.approx(
+        widen_interval(gap, lo, hi, fewer), abs=1e-9)
+    assert gaps.at["ccc_mean", "ci_high"] - gaps.at["ccc_mean", "ci_low"] > hi - lo   # wider, not moved
+    by_utterance = group_gaps(data, resampling=Resampling(n_boot=200, seed=4, unit="utterance"),
+                              n_permutations=10).set_index("metric")
+    assert by_utterance.at["ccc_mean", "unit"] == "utterance"
+
+
+def test_paired_bootstrap_p_at_few_speakers_carries_a_note_naming_the_permutation_test():
+    data = small_world(10)["categorical"]
+    other = data.assign(system="b", EmoClass_pred=np.roll(data["EmoClass_pred"].to_numpy(), 3))
+    merged = pd.concat([data.assign(system="a"), other], ignore_index=True)
+    merged.attrs = dict(data.attrs)
+    boot = paired_test(merged, "a", "b", "macro_f1", Resampling(n_boot=600), method="bootstrap")
+    assert "rest on 10 speakers" in boot["note"] and "method='permutation') (exact here)" in boot["note"]
+    perm = paired_test(merged, "a", "b", "macro_f1", Resampling(n_boot=600), method="permutation")
+    assert "holds its size" in perm["note"]
+    many = small_world(200)["categorical"]
+    merged = pd.concat([many.assign(system="a"), many.assign(system="b")], ignore_index=True)
+    merged.attrs = dict(many.attrs)
+    assert paired_test(merged, "a", "b", "macro_f1", Resampling(n_boot=20))["note"] is None
+    assert paired_test(merged, "a", "b", "macro_f1", Resampling(n_boot=20, unit="utterance"))["note"] is None

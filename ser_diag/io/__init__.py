@@ -19,10 +19,12 @@ Modules (each imports only those above it):
 ``labels``          consensus labels, per-annotator labels, soft labels, speakers
 ``predictions``     the three prediction layouts (one validation path), system folders, readers
 ``merge``           labels and predictions joined per task: ``merge``, ``load_podcast``, ``factorize``
-``corpora``         any corpus read with a vocabulary: CSV files, audformat databases
-                    (``audformat_db``)
+``audformat_db``    an audformat database (``db.yaml``, read by the ``audformat`` library) into the
+                    labels frame and its vocabulary
+``corpora``         any corpus read with a vocabulary: a labels CSV, corpus-named prediction files,
+                    audformat databases (``audformat_db``); ``load_corpus`` merges each task
 ``routes``          ``load``: MSP-Podcast's files to ``load_podcast``, any other corpus to ``corpora``
-``submission``      ``validate_submission`` and lists of expected files
+``submission``      ``validate_submission`` and lists of expected files (any corpus)
 ==================  ==========================================================================
 
 Everything is re-exported here (``io.load``, ``io.read_labels``, ...). A test that patches a
@@ -47,6 +49,8 @@ from ser_diag.io.labels import (
     soft_labels,
 )
 from ser_diag.io.merge import factorize, load_podcast, merge, task_of
+from ser_diag.io.audformat_db import read_database
+from ser_diag.io.corpora import is_audformat, load_corpus, read_corpus_labels, read_corpus_predictions
 from ser_diag.io.routes import load
 from ser_diag.io.predictions import (
     ARGMAX_TOLERANCE,
@@ -86,4 +90,9 @@ __all__ = [
     "corpus_files",
     "detailed_labels_file",
     "submitted",
+    "is_audformat",
+    "load_corpus",
+    "read_corpus_labels",
+    "read_corpus_predictions",
+    "read_database",
 ]

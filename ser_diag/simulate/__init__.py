@@ -66,7 +66,9 @@ The package, one module per concern (imports go down this list, never up; ``labe
 - :mod:`~ser_diag.simulate.challenge`: the challenge folder and ``simulation_truth.json``
   (:func:`simulate_challenge`);
 - :mod:`~ser_diag.simulate.calibration`: a null world for calibration checks
-  (:func:`speaker_null_frames`).
+  (:func:`speaker_null_frames`);
+- :mod:`~ser_diag.simulate.corpora`: a synthetic corpus in another preset vocabulary (IEMOCAP,
+  CREMA-D, EmoDB, MSP-Podcast) as an audformat database and as CSVs (:func:`simulate_corpus`).
 """
 
 from ser_diag.simulate.labels import (
@@ -92,9 +94,11 @@ from ser_diag.simulate.structure import STRUCTURE_DEFAULTS, plant_structure, vot
 from ser_diag.simulate.predictions import simulate_systems
 from ser_diag.simulate.challenge import simulate_challenge
 from ser_diag.simulate.calibration import speaker_null_frames
+from ser_diag.simulate.corpora import CORPORA, simulate_corpus
 
 __all__ = [
     "CLASS_PROFILES",
+    "CORPORA",
     "DEFAULT_ERROR_CORRELATION",
     "DEFAULT_N",
     "DEFAULT_RANGE",
@@ -111,6 +115,7 @@ __all__ = [
     "podcast_of",
     "rho_for_ccc",
     "simulate_challenge",
+    "simulate_corpus",
     "simulate_labels",
     "simulate_systems",
     "speaker_null_frames",

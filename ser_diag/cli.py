@@ -18,6 +18,9 @@ from pathlib import Path
 from ser_diag.errors import InputError
 from ser_diag.schema import SPLITS
 
+#: The split scored on MSP-Podcast when none is given (other corpora: every file).
+DEFAULT_MSP_SPLIT = "Development"
+
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -71,17 +74,37 @@ class _Parser(argparse.ArgumentParser):
 
 # ----------------------------------------------------------------------------- parser
 
-def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = "Development") -> None:
+def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, type=Path,
-                   help="MSP-Podcast root (with Labels/) or Labels/labels_consensus.csv")
+                   help="MSP-Podcast root (with Labels/) or Labels/labels_consensus.csv; a corpus' labels CSV "
+                        "(with --vocabulary); or an audformat database (the folder holding db.yaml)")
     p.add_argument("--predictions", required=True, type=Path,
                    help="one system's prediction file, or a directory with one sub-folder per "
                         "system (categorical.csv and/or attributes.csv)")
-    p.add_argument("--split", default=split_default, choices=SPLITS,
-                   help="the labels' Split_Set to score")
+    _add_split_arg(p)
     p.add_argument("--intersection", action="store_true",
                    help="score only files present in both labels and predictions "
                         "(default: every labelled file of the split must be predicted)")
+    _add_corpus_args(p)
+
+
+def _add_split_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default=None, metavar="SPLIT",
+                   help="the split to score, one of the corpus' splits (MSP-Podcast: Train, Development, "
+                        "Test1, Test2, Test3; an audformat database: its split ids); default: Development "
+                        "for MSP-Podcast, every file for other corpora")
+
+
+def _add_corpus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vocabulary", default=None, metavar="NAME|FILE",
+                   help="the corpus' vocabulary: a preset (msp-podcast, iemocap, crema-d, emodb, msp-improv) "
+                        "or a JSON/YAML vocabulary file; default: MSP-Podcast, or built from an audformat "
+                        "database's schemes")
+    p.add_argument("--target", default=None, metavar="SCHEME",
+                   help="the categorical truth: an audformat scheme (default: emotion) or a labels CSV column")
+    p.add_argument("--attributes", nargs="+", default=None, metavar="A",
+                   help="the attributes scored (audformat schemes or vocabulary attributes; default: "
+                        "arousal/valence/dominance schemes, or the vocabulary's)")
 
 
 def _add_resampling_args(p: argparse.ArgumentParser) -> None:
@@ -134,14 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-reference-predictions", action="store_true",
                    help="overwrite the committed reference predictions with this run's fresh ones")
 
-    p = command("simulate", "write a seeded synthetic challenge in the official layouts")
+    p = command("simulate", "write a seeded synthetic challenge in the official layouts, or (--corpus) a "
+                            "synthetic corpus in another vocabulary as an audformat database and as CSVs")
     p.add_argument("--out", type=Path, required=True, help="folder to write (all or nothing)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--systems", type=_positive_int, default=8, help="number of simulated systems")
-    p.add_argument("--split", default="Development", choices=("Development", "Test3"),
-                   help="split to simulate (sets the class mix and file names)")
+    p.add_argument("--systems", type=_positive_int, default=None,
+                   help="number of simulated systems (default: 8 for the challenge, 3 for --corpus)")
+    p.add_argument("--split", default=None, choices=("Development", "Test3"),
+                   help="split of the challenge to simulate (sets the class mix and file names; default: Development)")
     p.add_argument("--n", type=_positive_int, default=None,
-                   help="number of files (default: the split's size)")
+                   help="number of files of the challenge (default: the split's size)")
+    p.add_argument("--corpus", default=None, choices=("iemocap", "crema-d", "emodb", "msp-podcast"),
+                   help="write a synthetic corpus with this preset vocabulary instead of the challenge: "
+                        "OUT/audformat (db.yaml), OUT/audformat_predictions, OUT/csv (labels.csv, vocabulary.json, "
+                        "predictions)")
+    p.add_argument("--speakers", type=_whole_number(2, "is below 2 speakers"), default=None, metavar="N",
+                   help="speakers of the --corpus (default: the corpus' own count: IEMOCAP 10, EmoDB 10, "
+                        "CREMA-D 91, MSP-Podcast 50)")
 
     p = command("evaluate", "challenge metrics with bootstrap confidence intervals")
     _add_data_args(p)
@@ -149,13 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     p = command("validate", "check a submission file before sending it")
-    p.add_argument("--predictions", required=True, type=Path, help="the prediction file to check")
+    p.add_argument("--predictions", required=True, type=Path, help="the prediction file (or a system's folder) to check")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--labels", type=Path, help="MSP-Podcast root or labels_consensus.csv")
+    g.add_argument("--labels", type=Path, help="MSP-Podcast root or labels_consensus.csv; a corpus' labels CSV "
+                                               "(with --vocabulary); or an audformat database folder")
     g.add_argument("--file-list", type=Path, help="text file with one expected FileName per line")
-    p.add_argument("--split", default="Development", choices=SPLITS, help="split the file is for")
+    _add_split_arg(p)
     p.add_argument("--strict", action="store_true",
-                   help="treat warnings (e.g. attribute predictions outside 1-7) as errors")
+                   help="treat warnings (e.g. attribute predictions outside the scale) as errors")
+    _add_corpus_args(p)
 
     for name, help_text in (("figures", "the paper figure set (PDF + PNG), tables/*.csv and summary.md"),
                             ("report", "a self-contained HTML report")):
@@ -201,6 +235,66 @@ def _wrote(out: Path) -> None:
     print(f"wrote {count} files to {out}", file=sys.stderr)
 
 
+def _vocabulary(text: str | None):
+    """``--vocabulary``: a preset's name or a JSON/YAML file (None: not given)."""
+    if text is None:
+        return None
+    from ser_diag.vocabulary import PRESETS, Vocabulary, preset
+
+    try:
+        return preset(text)
+    except ValueError:
+        pass
+    if Path(text).is_file():
+        return Vocabulary.from_file(text)   # a bad file: VocabularyFileError, one line
+    raise InputError(text, None, f"--vocabulary: neither a preset ({', '.join(PRESETS)}) nor a vocabulary file")
+
+
+def _corpus(args: argparse.Namespace, labels: Path | None) -> tuple[str | None, dict]:
+    """The split to score and the corpus keywords (``vocabulary``, ``target``, ``attributes``:
+    only those given) of a data command. MSP-Podcast (no vocabulary, or its preset, and no
+    audformat database): the split defaults to Development and must be one of its splits;
+    other corpora: every file unless ``--split`` names one of theirs (checked when read)."""
+    from ser_diag.io import is_audformat
+    from ser_diag.vocabulary import MSP_PODCAST
+
+    vocabulary = _vocabulary(args.vocabulary)
+    corpus = {key: value for key, value in (("vocabulary", vocabulary), ("target", args.target),
+                                            ("attributes", args.attributes)) if value is not None}
+    msp = (vocabulary is None or vocabulary == MSP_PODCAST) and not (labels is not None and is_audformat(labels))
+    if not msp:
+        return args.split, corpus
+    where = labels if labels is not None else "--split"
+    for option in ("target", "attributes"):
+        if option in corpus:
+            raise InputError(where, None, f"--{option} is for an audformat database or a corpus vocabulary "
+                             "(--vocabulary); MSP-Podcast's labels have fixed columns")
+    corpus.pop("vocabulary", None)
+    split = args.split if args.split is not None else DEFAULT_MSP_SPLIT
+    if split not in SPLITS:
+        raise InputError(where, "Split_Set", f"--split {split!r} is not an MSP-Podcast split; "
+                         f"choose one of {', '.join(SPLITS)}")
+    return split, corpus
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    if args.corpus is None:
+        if args.speakers is not None:
+            raise InputError("--speakers", None, "only with --corpus (the challenge's speakers follow --n)")
+        from ser_diag.simulate import simulate_challenge
+        simulate_challenge(args.out, seed=args.seed, n_systems=args.systems if args.systems is not None else 8,
+                           split=args.split if args.split is not None else "Development", n=args.n)
+    else:
+        for option in ("split", "n"):
+            if getattr(args, option) is not None:
+                raise InputError(f"--{option}", None, "only for the challenge, not with --corpus "
+                                 "(a corpus' size is --speakers)")
+        from ser_diag.simulate import simulate_corpus
+        simulate_corpus(args.out, corpus=args.corpus, seed=args.seed, n_speakers=args.speakers,
+                        n_systems=args.systems if args.systems is not None else 3)
+    _wrote(args.out)
+
+
 def _run(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "demo":
@@ -209,29 +303,29 @@ def _run(args: argparse.Namespace) -> int:
                  skip_models=args.skip_models, reference_predictions=args.reference_predictions,
                  refresh_reference_predictions=args.refresh_reference_predictions)
     elif cmd == "simulate":
-        from ser_diag.simulate import simulate_challenge
-        simulate_challenge(args.out, seed=args.seed, n_systems=args.systems,
-                           split=args.split, n=args.n)
-        _wrote(args.out)
+        _simulate(args)
     elif cmd == "evaluate":
+        split, corpus = _corpus(args, args.labels)
         from ser_diag.evaluate import evaluate_paths, format_text
-        result = evaluate_paths(args.labels, args.predictions, split=args.split,
-                                resampling=_resampling(args), intersection=args.intersection)
+        result = evaluate_paths(args.labels, args.predictions, split=split,
+                                resampling=_resampling(args), intersection=args.intersection, **corpus)
         from ser_diag.precision import dumps_json
         print(dumps_json(result, indent=2) if args.json else format_text(result))
     elif cmd == "validate":
+        split, corpus = _corpus(args, args.labels)
         from ser_diag.io import validate_submission
         print(validate_submission(args.predictions, labels=args.labels, file_list=args.file_list,
-                                  split=args.split, strict=args.strict))
+                                  split=split, strict=args.strict, **corpus))
     elif cmd in ("figures", "report"):
+        split, corpus = _corpus(args, args.labels)
         if cmd == "figures":
             from ser_diag.figures import write_paper_figures as write
         else:
             from ser_diag.report import write_report as write
         from ser_diag.parallel import worker_limit
         with worker_limit(args.workers):
-            write(args.labels, args.predictions, args.out, split=args.split, resampling=_resampling(args),
-                  intersection=args.intersection, baseline=args.baseline)
+            write(args.labels, args.predictions, args.out, split=split, resampling=_resampling(args),
+                  intersection=args.intersection, baseline=args.baseline, **corpus)
         _wrote(args.out)
     elif cmd == "make-corpus":
         from ser_diag.models.corpus import make_corpus

@@ -181,9 +181,11 @@ def _select_split(frame: pd.DataFrame, table: pd.DataFrame, file: Path, voc: Voc
 
 # --------------------------------------------------------------------------- predictions (both routes)
 
-def _prediction_file(file: Path, voc: Vocabulary, known: pd.Index | None, scope: str, intersection: bool
+def _prediction_file(file: Path, voc: Vocabulary, known: pd.Index | None, scope: str, intersection: bool,
+                     hint: str = "; use --intersection (intersection=True) to score only the files both have"
                      ) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """One prediction CSV in the corpus' names -> (frame in internal names, its tasks)."""
+    """One prediction CSV in the corpus' names -> (frame in internal names, its tasks); a file
+    not in ``known`` (unless ``intersection``) is an InputError ending with ``hint``."""
     table = _read_table(file)
     columns = set(table.columns)
     has_class = voc.class_column in columns
@@ -202,8 +204,7 @@ def _prediction_file(file: Path, voc: Vocabulary, known: pd.Index | None, scope:
         if unknown.any():
             line, count = _first_bad(table, unknown)
             raise InputError(file, voc.file_column, f"{quoted(table.at[line, voc.file_column])} is not in the "
-                             f"{scope}{_more(count)}; use --intersection (intersection=True) to score only "
-                             "the files both have", row=line)
+                             f"{scope}{_more(count)}{hint}", row=line)
     out = {"FileName": names.array}
     tasks = []
     if has_class:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from ser_diag.errors import InputError, InputWarning, quoted, warn
+from ser_diag.io.corpora import _prediction_file, is_audformat, read_corpus_labels, with_columns
+from ser_diag.io.audformat_db import read_database
 from ser_diag.io.labels import read_labels
 from ser_diag.io.predictions import _csv_files, _read_prediction_file, out_of_range
 from ser_diag.io.reading import (
@@ -22,6 +24,7 @@ from ser_diag.io.reading import (
     _row_of,
 )
 from ser_diag.schema import CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 
 def _is_in(names: pd.Series, allowed) -> pd.Series:
@@ -42,7 +45,8 @@ def _read_file_list(path: Path) -> dict[str, int]:
 
 
 def validate_submission(predictions_path: str | os.PathLike, labels=None, file_list=None,
-                        split: str | None = "Development", strict: bool = False) -> str:
+                        split: str | None = "Development", strict: bool = False,
+                        vocabulary: Vocabulary | None = None, target: str | None = None, attributes=None) -> str:
     """Check a submission before sending it; return a one-line ``"OK: ..."`` or raise InputError.
 
     Checks the format (layout by header), one row per expected file, no duplicates, no files
@@ -54,13 +58,28 @@ def validate_submission(predictions_path: str | os.PathLike, labels=None, file_l
     Attribute predictions outside [1, 7] (model output the challenge scores as given) and an
     ``EmoClass`` that is not the argmax of ``P_*`` are :class:`~ser_diag.errors.InputWarning` s;
     ``strict=True`` makes every such warning an InputError.
+
+    Another corpus (a ``vocabulary`` other than MSP-Podcast's, or ``labels`` an audformat
+    database; ``target``/``attributes`` as for :func:`ser_diag.io.load_corpus`): the files use
+    the corpus' own column names and are checked by :func:`_validate_corpus`.
     """
+    corpus = (vocabulary is not None and vocabulary != MSP_PODCAST) or (
+        labels is not None and not isinstance(labels, pd.DataFrame) and is_audformat(labels))
+    if corpus:
+        def check():
+            return _validate_corpus(predictions_path, labels, file_list, split, vocabulary, target, attributes)
+    else:
+        if target is not None or attributes is not None:
+            raise TypeError("target, attributes: only for an audformat database or a corpus vocabulary")
+
+        def check():
+            return _validate_submission(predictions_path, labels, file_list, split)
     if not strict:
-        return _validate_submission(predictions_path, labels, file_list, split)
+        return check()
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         try:
-            return _validate_submission(predictions_path, labels, file_list, split)
+            return check()
         except InputWarning as warning:
             raise warning.as_error(" (an error with --strict)") from None
 
@@ -121,3 +140,57 @@ def _validate_submission(predictions_path, labels, file_list, split) -> str:
         reports.append(f"{file}: {len(frame)} rows, task {' + '.join(tasks)}")
     status = "all expected files present" if expected is not None else "format only (no expected files given)"
     return f"OK: {'; '.join(reports)}, {status}"
+
+
+def _validate_corpus(predictions_path, labels, file_list, split, vocabulary, target, attributes) -> str:
+    """:func:`validate_submission` for another corpus: the vocabulary's column names (an
+    audformat database's: ``file``, the schemes), class codes and scales."""
+    if labels is not None and file_list is not None:
+        raise ValueError("give labels or file_list, not both")
+    path = Path(predictions_path)
+    files = _csv_files(path) if path.is_dir() else [path]
+    if not files:
+        raise InputError(path, None, "no *.csv prediction files in this folder")
+    expected = None
+    if labels is not None and is_audformat(labels):
+        frame, voc = read_database(labels, split=split, vocabulary=vocabulary, target=target, attributes=attributes)
+    elif labels is not None:
+        voc = with_columns(vocabulary, target, attributes)
+        frame = read_corpus_labels(labels, voc, split=split)
+    else:
+        voc, frame = with_columns(vocabulary, target, attributes), None
+    if frame is not None:
+        split = frame.attrs.get("split")
+        source = frame.attrs.get("source", "labels")
+        expected = {TASK_ATTRIBUTES: pd.Index(frame["FileName"]).sort_values(),
+                    TASK_CATEGORICAL: pd.Index(frame.loc[frame["EmoClass"].isin(voc.classes), "FileName"]).sort_values()}
+        scope = f"labels of split {split} ({source})" if split else f"labels ({source})"
+    elif file_list is not None:
+        listed = _read_file_list(Path(file_list))
+        expected = dict.fromkeys(TASKS, pd.Index(sorted(listed)))
+        scope = f"file list {file_list}"
+    known = expected[TASK_ATTRIBUTES] if expected is not None else None
+    reports, seen = [], {}
+    for file in files:
+        frame, tasks = _prediction_file(file, voc, known, scope, intersection=False, hint="")
+        if TASK_ATTRIBUTES in tasks:
+            ranges = [voc.attribute_ranges[a] for a in voc.attribute_names]
+            found = out_of_range(frame, list(voc.attribute_names), ranges)
+            if found is not None:
+                scale = ", ".join(f"{a} [{lo:g}, {hi:g}]" for a, (lo, hi) in zip(voc.attribute_names, ranges))
+                warn(InputWarning(file, found["column"], f"{found['count']} attribute predictions outside their "
+                                  f"scale ({scale}; min {found['min']:.4g}, max {found['max']:.4g}); allowed and "
+                                  "scored as given (validate --strict makes this an error)", row=int(found["row"])))
+        for task in tasks:
+            if task in seen:
+                raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
+            seen[task] = file
+            if expected is not None:
+                missing = expected[task].difference(frame["FileName"])
+                if len(missing):
+                    examples = ", ".join(quoted(f) for f in missing[:_N_EXAMPLES])
+                    raise InputError(file, voc.file_column, f"{len(missing)} of {len(expected[task])} expected "
+                                     f"files missing, e.g. {examples} ({scope})")
+        reports.append(f"{file}: {len(frame)} rows, task {' + '.join(tasks)}")
+    status = "all expected files present" if expected is not None else "format only (no expected files given)"
+    return f"OK: {'; '.join(reports)}, {status} (vocabulary {voc.name})"

@@ -240,7 +240,8 @@ def read_database(path: str | os.PathLike, split: str | None = None, vocabulary:
     found.update({a.name: _columns_of(db, a.name) for a in chosen})
     for name, places in found.items():
         if not places:
-            raise InputError(header, name, f"no filewise table has a column of scheme {name!r}")
+            raise InputError(header, name, f"no filewise table has a column of scheme {name!r} "
+                             "(segmented tables are not read)")
     values = {name: _values(db, places, name) for name, places in found.items()}
     files = pd.Index(sorted(set().union(*(v.index for v in values.values()))), dtype=object)
     for name, series in values.items():
@@ -268,10 +269,10 @@ def read_database(path: str | os.PathLike, split: str | None = None, vocabulary:
         if split in db.splits:
             frame = frame.loc[(frame["Split_Set"] == split).to_numpy()].reset_index(drop=True)
             if frame.empty:
-                raise InputError(header, split, f"split {split!r} holds none of the labelled files "
+                raise InputError(header, "split_id", f"split {split!r} holds none of the labelled files "
                                  f"(no table with split_id {split!r} has a {target!r} column)")
         elif split != DEFAULT_SPLIT:
-            raise InputError(header, split, f"no split {split!r} in the database; its splits are "
+            raise InputError(header, "split_id", f"no split {split!r} in the database; its splits are "
                              f"{', '.join(db.splits) or 'none (leave --split out to score every file)'}")
         else:
             split = None

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser_diag.errors import InputError, quoted
+from ser_diag.errors import InputError, InputWarning, quoted, warn
 from ser_diag.io.audformat_db import DEFAULT_SPLIT, GENDER_WORDS, read_database
 from ser_diag.io.corpus import is_synthetic
 from ser_diag.io.predictions import (
+    ARGMAX_TOLERANCE,
     PROB_RANGE_TOLERANCE,
     PROB_SUM_TOLERANCE,
     _not_a_file,
@@ -222,6 +223,7 @@ def _prediction_file(file: Path, voc: Vocabulary, known: pd.Index | None, scope:
                 line, count = _first_bad(table, off)
                 raise InputError(file, f"{voc.prob_columns[0]}..{voc.prob_columns[-1]}",
                                  f"probabilities sum to {total[np.argmax(off)]:.6g}, not 1{_more(count)}", row=line)
+            _check_argmax(table, file, voc, out)
         tasks.append(TASK_CATEGORICAL)
     if has_attributes:
         _require_columns(table, file, voc.attribute_names)
@@ -229,6 +231,20 @@ def _prediction_file(file: Path, voc: Vocabulary, known: pd.Index | None, scope:
             out[attribute] = _numbers(table, file, attribute, -np.inf, np.inf).to_numpy()
         tasks.append(TASK_ATTRIBUTES)
     return pd.DataFrame(out, index=table.index, copy=False), tuple(tasks)
+
+
+def _check_argmax(table: pd.DataFrame, file: Path, voc: Vocabulary, out: dict) -> None:
+    """Warn when the class column is not the most probable ``P_<code>`` (ties agree): a file
+    whose label column and probabilities disagree usually has a bug; the class is scored."""
+    probs = np.column_stack([out[c] for c in voc.prob_columns])
+    chosen = probs[np.arange(len(probs)), pd.Index(voc.classes).get_indexer(out["EmoClass"])]
+    differs = chosen < probs.max(axis=1) - ARGMAX_TOLERANCE
+    if differs.any():
+        line, count = _first_bad(table, differs)
+        top = voc.classes[int(probs[np.argmax(differs)].argmax())]
+        warn(InputWarning(file, voc.class_column, f"{voc.class_column} is not the most probable class of "
+                          f"{voc.prob_columns[0]}..{voc.prob_columns[-1]} in {count} of {len(probs)} rows (here "
+                          f"{quoted(table.at[line, voc.class_column])}, highest P_{top}); scored as given", row=line))
 
 
 def read_corpus_predictions(path: str | os.PathLike, vocabulary: Vocabulary, known=None,

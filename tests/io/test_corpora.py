@@ -263,3 +263,14 @@ def test_msp_vocabulary_file_names_match_its_layout(corpora):
     assert msp["labels"]["SpkrID"].dtype == "Int64"            # the MSP-Podcast route, unchanged
     assert np.isclose(msp["attributes"]["EmoAct_pred"].mean(),
                       _load(out, MSP_PODCAST)["attributes"]["EmoAct_pred"].mean())
+
+
+def test_class_column_disagreeing_with_probabilities_is_warned(tmp_path):
+    text = CATEGORICAL.replace("file,emotion", "file,emotion,P_neutral,P_happy,P_sad,P_angry")
+    rows = text.splitlines()
+    text = "\n".join([rows[0]] + [r + ",0.1,0.1,0.1,0.7" for r in rows[1:]]) + "\n"
+    labels, predictions = _corpus(tmp_path, categorical=text, attributes=None)
+    with pytest.warns(InputWarning, match=r"not the most probable class .* in 5 of 6 rows") as caught:
+        loaded = io.load(labels, predictions, split=None, vocabulary=IEMOCAP)
+    assert caught[0].message.row == 3 and caught[0].message.column == "emotion"
+    assert loaded["categorical"]["P_angry"].eq(0.7).all()

@@ -119,7 +119,7 @@ def _systems(rng, voc: Vocabulary, labels: pd.DataFrame, n_systems: int, speaker
     resolved = [voc.resolve(c) for c in labels["code"]]
     true_index = np.array([voc.classes.index(c) if c is not None else rng.integers(len(voc.classes))
                            for c in resolved])
-    skills = np.linspace(1.0, 2.6, n_systems) if n_systems > 1 else np.array([2.0])
+    skills = np.linspace(0.8, 1.8, n_systems) if n_systems > 1 else np.array([1.3])
     shrink = np.linspace(0.55, 0.85, n_systems) if n_systems > 1 else np.array([0.7])
     systems = {}
     for k in range(n_systems):
@@ -134,7 +134,8 @@ def _systems(rng, voc: Vocabulary, labels: pd.DataFrame, n_systems: int, speaker
         for i, a in enumerate(voc.attributes):
             truth = labels[a.name].to_numpy()
             mean, half = truth.mean(), (a.high - a.low) / 2
-            error = (rng.normal(0.0, 0.2 * half / (1 + k), size=n) * np.sqrt(noise_sd)
+            error_sd = half * max(0.3 - 0.1 * k / max(n_systems - 1, 1), 0.1)
+            error = (rng.normal(0.0, error_sd, size=n) * np.sqrt(noise_sd)
                      + half * 0.15 * bias[labels["spk"], i])
             value = mean + shrink[k] * (truth - mean) + error
             if k == 0:   # model output outside the scale: scored as given, warned about

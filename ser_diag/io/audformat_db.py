@@ -119,14 +119,13 @@ def _attribute_schemes(db, header: Path, attributes, vocabulary: Vocabulary | No
     if attributes is not None:
         names = list(attributes)
     elif vocabulary is not None:
-        names = []
+        names, missing = [], []
         for a in vocabulary.attributes:
             match = next((n for n in (a.name, a.display) if n in db.schemes), None)
-            if match is None:
-                warn(InputWarning(header, a.name, f"no scheme for attribute {a.name!r} of vocabulary "
-                                  f"{vocabulary.name}; not scored"))
-            else:
-                names.append(match)
+            (missing.append(a.display) if match is None else names.append(match))
+        if missing:
+            warn(InputWarning(header, None, f"no scheme for the attributes {', '.join(missing)} of vocabulary "
+                              f"{vocabulary.name}; {'they are' if len(missing) > 1 else 'it is'} not scored"))
     else:
         names = [n for n in DEFAULT_ATTRIBUTES if n in db.schemes and db.schemes[n].dtype in _NUMERIC][:3]
     out = []

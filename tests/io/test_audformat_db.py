@@ -208,3 +208,12 @@ def test_import_ser_diag_does_not_import_audformat():
     code = "import sys, ser_diag, ser_diag.io, ser_diag.simulate; print('audformat' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_vocabulary_attributes_without_schemes_are_one_warning(tmp_path):
+    out = simulate_corpus(tmp_path / "crema", corpus="crema-d", n_speakers=2, files_per_speaker=4)
+    voc = CREMA_D.__class__.from_dict({**CREMA_D.to_dict(), "name": "crema-dim",
+                                       "attributes": [{"name": "arousal", "low": 1, "high": 5}]})
+    with pytest.warns(InputWarning, match="no scheme for the attributes arousal of vocabulary crema-dim") as caught:
+        labels, read = read_database(out / "audformat", vocabulary=voc)
+    assert len(caught) == 1 and read.attributes == () and "arousal" not in labels

@@ -30,6 +30,7 @@ import pandas as pd
 from ser_diag.errors import InputError, InputWarning, quoted, warn
 from ser_diag.io.audformat_db import DEFAULT_SPLIT, GENDER_WORDS, read_database
 from ser_diag.io.corpus import is_synthetic
+from ser_diag.io.merge import merge
 from ser_diag.io.predictions import (
     ARGMAX_TOLERANCE,
     PROB_RANGE_TOLERANCE,
@@ -304,10 +305,8 @@ def load_corpus(labels_path, predictions_path, split: str | None = None, interse
     column / scheme; ``attributes``: the attributes scored (default: the vocabulary's, or the
     database's arousal/valence/dominance schemes). ``split``: a split name (None: every file;
     MSP-Podcast's default ``"Development"`` also means every file for a corpus without it).
-    Each task is :func:`ser_diag.io.merge` d under the vocabulary (``attrs["vocabulary"]``).
+    Each task is merged (:func:`ser_diag.io.merge`) under the vocabulary (``attrs["vocabulary"]``).
     """
-    from ser_diag import io   # the package's face: merge lives beside the module that imports this one
-
     if is_audformat(labels_path):
         labels, voc = read_database(labels_path, split=split, vocabulary=vocabulary, target=target,
                                     attributes=attributes)
@@ -324,7 +323,7 @@ def load_corpus(labels_path, predictions_path, split: str | None = None, interse
                                           intersection=intersection)
     result = {}
     for task in TASKS:
-        result[task] = (io.merge(labels, predictions, task, intersection, vocabulary=voc)
+        result[task] = (merge(labels, predictions, task, intersection, vocabulary=voc)
                         if submitted(predictions, task, voc).any() else None)
     result["labels"] = labels
     result["vocabulary"] = voc

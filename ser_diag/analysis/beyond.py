@@ -91,7 +91,8 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
         labels = pd.DataFrame(columns=["FileName", "EmoClass", "SpkrID"])
         detailed = None
         audio_root = None if isinstance(audio_root, str) else audio_root
-        notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
+        if not notes:           # a corpus other than MSP-Podcast's said why already
+            notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
     elif isinstance(detailed, str) or isinstance(audio_root, str):
         found_detailed, found_audio, found_notes = corpus_extras(labels)
         if isinstance(detailed, str):

@@ -164,6 +164,8 @@ def metric_frame(merged: pd.DataFrame, system: str | None = None, by: str = "Gen
         if len(frames) != 1:
             raise ValueError(f"several systems in the frame, name one of {list(frames)}")
         system = next(iter(frames))
+    if not resolve_groups(frames[system], by).labels.notna().any():
+        raise ValueError(f"no {by} is known for any file of {system!r}: no MetricFrame by {by}")
     return _metric_frame(frames[system], task_of(merged), by, ddof, vocabulary_of(merged))
 
 

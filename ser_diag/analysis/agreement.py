@@ -180,13 +180,35 @@ def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dty
     return rows
 
 
-def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None, **legacy) -> pd.DataFrame:
+def _msp_only(vocabulary: Vocabulary | None, what: str, columns: list[str]) -> pd.DataFrame | None:
+    """An empty table with one note when ``vocabulary`` is another corpus' (these analyses read
+    MSP-Podcast's per-annotator labels and its 8 classes), else None."""
+    if vocabulary is None or vocabulary == MSP_PODCAST:
+        return None
+    table = pd.DataFrame(columns=columns)
+    table.attrs["notes"] = [f"{vocabulary.name}: {what} read MSP-Podcast's per-annotator labels "
+                            "(labels_detailed.csv): skipped"]
+    return table
+
+
+HUMAN_CEILING_COLUMNS = ["task", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n_files",
+                         "n_judgements", "n_skipped", "estimator", "bias"]
+SOFT_LABEL_COLUMNS = ["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]
+
+
+def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
+                  vocabulary: Vocabulary | None = None, **legacy) -> pd.DataFrame:
     """Leave-one-annotator-out agreement (module docstring) with bootstrap CIs.
 
     Returns ``task, metric, estimate, ci_low, ci_high, level, unit, n_boot, n_files,
     n_judgements, n_skipped, estimator, bias``: ``macro_f1, accuracy`` (categorical) and
-    ``ccc_<attr>, ccc_mean`` (attributes).
+    ``ccc_<attr>, ccc_mean`` (attributes). ``vocabulary``: the corpus' (default MSP-Podcast's);
+    another corpus' gives an empty table with one note (the estimator reads MSP-Podcast's
+    per-annotator labels).
     """
+    skipped = _msp_only(vocabulary, "the human ceiling", HUMAN_CEILING_COLUMNS)
+    if skipped is not None:
+        return skipped
     s = resampling_settings(resampling, **legacy)
     out = []
     k = len(CLASS_CODES)
@@ -269,6 +291,9 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
     ci_low, ci_high, level, unit, n_boot, n``."""
     if task_of(merged) != TASK_CATEGORICAL:
         raise ValueError("soft-label scores need the categorical task")
+    skipped = _msp_only(vocabulary_of(merged), "soft-label scores", SOFT_LABEL_COLUMNS)
+    if skipped is not None:
+        return skipped
     s = resampling_settings(resampling, **legacy)
     soft = soft_labels(detailed)
     data = aligned(merged)

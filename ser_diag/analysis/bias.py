@@ -453,7 +453,9 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     conflicting speakers: :func:`resolve_groups` (``n_excluded``, ``n_conflicting_speakers``).
 
     ``.attrs["notes"]`` (also of :func:`group_metrics` and :func:`group_audit`): a line when a
-    group has too few speakers for its intervals (:func:`ser_diag.resampling.group_speakers_notes`).
+    group has too few speakers for its intervals (:func:`ser_diag.resampling.group_speakers_notes`),
+    or when no file has a ``by`` label at all (a corpus without gender): the tables are then empty
+    (columns :data:`GROUP_GAP_COLUMNS`, :data:`GROUP_METRIC_COLUMNS`).
 
     Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
     ci_high, level, unit, n_boot, p_value, method, n_permutations, n_excluded,

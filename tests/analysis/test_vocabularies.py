@@ -387,3 +387,14 @@ def test_msp_frames_without_attrs_stay_msp():
     expected = f1_score(frame["EmoClass_true"], frame["EmoClass_pred"], average="macro",
                         labels=list(MSP_PODCAST.classes), zero_division=0)
     assert _estimate(bootstrap_metrics(frame, NONE), "s", "macro_f1") == pytest.approx(expected, abs=1e-12)
+
+
+def test_human_ceiling_and_soft_labels_are_msp_only():
+    data = _frames(IEMOCAP)
+    detailed = pd.DataFrame({"FileName": ["x"], "EmoClass": ["A"], "EmoAct": [1.0], "EmoVal": [1.0],
+                             "EmoDom": [1.0]})
+    soft = agreement.soft_label_scores(data["categorical"], detailed, resampling=FEW)
+    assert soft.empty and list(soft.columns) == agreement.SOFT_LABEL_COLUMNS and len(soft.attrs["notes"]) == 1
+    labels = pd.DataFrame({"FileName": ["x"], "EmoClass": ["angry"], "SpkrID": ["spk00"]})
+    ceiling = agreement.human_ceiling(detailed, labels, resampling=FEW, vocabulary=IEMOCAP)
+    assert ceiling.empty and "iemocap" in ceiling.attrs["notes"][0]

@@ -79,6 +79,8 @@ def system_frames(merged) -> dict[str, pd.DataFrame]:
 
 
 cluster_ids = resampling.cluster_ids
+#: The older private names of the sums (now in :mod:`ser_diag.analysis.grouped_sums`).
+_GroupedSums, _GroupStatistic, _stack = GroupedSums, GroupStatistic, stack_metrics
 
 
 #: Columns of :func:`group_metrics` and :func:`group_gaps` (also when they are empty).
@@ -287,6 +289,12 @@ def _permutation_null(sums: GroupedSums, unit_ids, labels, a, b, n_permutations,
     return null, exact
 
 
+def _n_clusters(speakers: pd.Series) -> int:
+    """Distinct speakers, the unknown ones counted once (``np.unique``'s count for MSP-Podcast's
+    ``Int64``, also for string IDs, which ``np.unique`` cannot sort beside a missing one)."""
+    return int(speakers.dropna().nunique()) + int(speakers.isna().any())
+
+
 def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings: resampling.Resampling,
            n_permutations: int):
     """Group metrics and (``pair``) gaps of every system from one bootstrap of all systems and
@@ -346,7 +354,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
         gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
         gap_low, gap_high = resampling.percentile_interval(dist[:, :, ia] - dist[:, :, ib], level)
         if unit == "speaker" and n_boot > 0:     # the percentile gap interval is liberal over few clusters
-            fewer = min(len(np.unique(clusters[masks[ia]])), len(np.unique(clusters[masks[ib]])))
+            fewer = min(_n_clusters(clusters[masks[ia]]), _n_clusters(clusters[masks[ib]]))
             gap_low, gap_high = resampling.widen_interval(gap, gap_low, gap_high, fewer, level)
         has_speakers = "SpkrID" in first.columns and first["SpkrID"].notna().any()
         if resolved.level == "speaker" and has_speakers:

@@ -398,3 +398,12 @@ def test_human_ceiling_and_soft_labels_are_msp_only():
     labels = pd.DataFrame({"FileName": ["x"], "EmoClass": ["angry"], "SpkrID": ["spk00"]})
     ceiling = agreement.human_ceiling(detailed, labels, resampling=FEW, vocabulary=IEMOCAP)
     assert ceiling.empty and "iemocap" in ceiling.attrs["notes"][0]
+
+
+def test_gender_gap_with_some_string_speakers_unknown():
+    frame = _frames(IEMOCAP)["categorical"]
+    unknown = frame["SpkrID"].isin(["spk00"]) & (frame["FileName"].str.slice(-6, -4).astype(int) % 2 == 0)
+    frame = frame.assign(SpkrID=frame["SpkrID"].where(~unknown))
+    frame.attrs["vocabulary"] = IEMOCAP
+    by_group, gaps = bias.group_audit(frame, resampling=FEW, n_permutations=20)
+    assert gaps["ci_low"].notna().all() and set(gaps["unit"]) == {"speaker"}

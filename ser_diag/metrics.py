@@ -2,7 +2,9 @@
 
 Task 1 is scored by macro-F1 over the 8 class codes (scikit-learn ``f1_score(average="macro")``),
 Task 2 by Lin's concordance correlation coefficient (CCC) with population variances, averaged
-over arousal, valence and dominance. Toolkits disagree on the CCC variance denominator
+over arousal, valence and dominance. The class functions take the classes as ``labels``
+(default MSP-Podcast's :data:`~ser_diag.schema.CLASS_CODES`; the analyses pass the data's
+vocabulary's ``classes``), and the weighted confusion its size ``k``. Toolkits disagree on the CCC variance denominator
 (audmetric and the challenge baseline divide by ``N``, torchmetrics by ``N - 1``), so every CCC
 function takes an explicit ``ddof`` (default 0, the challenge convention).
 

@@ -1,5 +1,6 @@
 """How far systems are from the annotators: per-file agreement, headline metrics by agreement,
-the human ceiling and soft-label scores. Needs ``Labels/labels_detailed.csv``
+the human ceiling and soft-label scores: MSP-Podcast's (its 8 classes and attributes). Needs
+``Labels/labels_detailed.csv``
 (:func:`ser_diag.io.read_detailed_labels`); :func:`agreement_tables` returns nothing, with a
 note, when it is absent.
 
@@ -43,10 +44,11 @@ import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
 from ser_diag.analysis.ranks import SYSTEM_BLOCK, resampling_settings
 from ser_diag.analysis.where import grouped_metrics
-from ser_diag.evaluation import aligned, column_at, rows_at, task_of
+from ser_diag.evaluation import aligned, column_at, rows_at, task_of, vocabulary_of
 from ser_diag.io import class_index, index_in, soft_labels
 from ser_diag.metrics import ccc_from_moments, moments_from_sums
 from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = [
     "AGREEMENT_BINS",
@@ -178,13 +180,35 @@ def _bootstrap_rows(statistic, estimate: dict, n: int, s, groups, unit: str, dty
     return rows
 
 
-def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None, **legacy) -> pd.DataFrame:
+def _msp_only(vocabulary: Vocabulary | None, what: str, columns: list[str]) -> pd.DataFrame | None:
+    """An empty table with one note when ``vocabulary`` is another corpus' (these analyses read
+    MSP-Podcast's per-annotator labels and its 8 classes), else None."""
+    if vocabulary is None or vocabulary == MSP_PODCAST:
+        return None
+    table = pd.DataFrame(columns=columns)
+    table.attrs["notes"] = [f"{vocabulary.name}: {what} read MSP-Podcast's per-annotator labels "
+                            "(labels_detailed.csv): skipped"]
+    return table
+
+
+HUMAN_CEILING_COLUMNS = ["task", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n_files",
+                         "n_judgements", "n_skipped", "estimator", "bias"]
+SOFT_LABEL_COLUMNS = ["system", "metric", "estimate", "ci_low", "ci_high", "level", "unit", "n_boot", "n"]
+
+
+def human_ceiling(detailed: pd.DataFrame, labels: pd.DataFrame, resampling=None,
+                  vocabulary: Vocabulary | None = None, **legacy) -> pd.DataFrame:
     """Leave-one-annotator-out agreement (module docstring) with bootstrap CIs.
 
     Returns ``task, metric, estimate, ci_low, ci_high, level, unit, n_boot, n_files,
     n_judgements, n_skipped, estimator, bias``: ``macro_f1, accuracy`` (categorical) and
-    ``ccc_<attr>, ccc_mean`` (attributes).
+    ``ccc_<attr>, ccc_mean`` (attributes). ``vocabulary``: the corpus' (default MSP-Podcast's);
+    another corpus' gives an empty table with one note (the estimator reads MSP-Podcast's
+    per-annotator labels).
     """
+    skipped = _msp_only(vocabulary, "the human ceiling", HUMAN_CEILING_COLUMNS)
+    if skipped is not None:
+        return skipped
     s = resampling_settings(resampling, **legacy)
     out = []
     k = len(CLASS_CODES)
@@ -267,6 +291,9 @@ def soft_label_scores(merged: pd.DataFrame, detailed: pd.DataFrame, resampling=N
     ci_low, ci_high, level, unit, n_boot, n``."""
     if task_of(merged) != TASK_CATEGORICAL:
         raise ValueError("soft-label scores need the categorical task")
+    skipped = _msp_only(vocabulary_of(merged), "soft-label scores", SOFT_LABEL_COLUMNS)
+    if skipped is not None:
+        return skipped
     s = resampling_settings(resampling, **legacy)
     soft = soft_labels(detailed)
     data = aligned(merged)
@@ -358,11 +385,16 @@ def canonical_order(labels: pd.DataFrame, detailed: pd.DataFrame | None = None):
 
 
 def agreement_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None, labels: pd.DataFrame,
-                     detailed: pd.DataFrame | None, resampling=None, **legacy) -> dict[str, pd.DataFrame]:
+                     detailed: pd.DataFrame | None, resampling=None, vocabulary: Vocabulary | None = None,
+                     **legacy) -> dict[str, pd.DataFrame]:
     """``annotator_agreement`` (per file), ``annotator_agreement_bins`` (by agreement bin, both
     tasks), ``annotator_agreement_soft`` and ``human_ceiling``; ``{}`` when ``detailed`` is
-    None (the caller notes that ``labels_detailed.csv`` is absent)."""
-    if detailed is None:
+    None (the caller notes that ``labels_detailed.csv`` is absent) or the data's vocabulary
+    (``vocabulary``, default the frames') is not MSP-Podcast's: the per-annotator labels are
+    MSP-Podcast's ``labels_detailed.csv`` (:func:`ser_diag.analysis.beyond.beyond_tables` says so)."""
+    if vocabulary is None:
+        vocabulary = next((vocabulary_of(m) for m in (categorical, attributes) if m is not None), MSP_PODCAST)
+    if detailed is None or vocabulary != MSP_PODCAST:
         return {}
     labels, detailed = canonical_order(labels, detailed)
     agreement = file_agreement(detailed, labels)

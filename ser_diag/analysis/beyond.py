@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from ser_diag.analysis.agreement import agreement_tables
-from ser_diag.analysis.ranks import HEADLINE_METRICS, rank_tables, resampling_settings
+from ser_diag.analysis.ranks import headline_metrics, rank_tables, resampling_settings
 from ser_diag.analysis.where import where_tables
-from ser_diag.evaluation import aligned
+from ser_diag.evaluation import aligned, vocabulary_of
 from ser_diag.schema import ATTRIBUTES
 from ser_diag.memory import release_free_memory
+from ser_diag.vocabulary import MSP_PODCAST
 
 __all__ = ["beyond_tables", "corpus_extras"]
 
@@ -50,7 +51,7 @@ def _leaders(merged: pd.DataFrame | None, board: pd.DataFrame, max_systems: int,
     if len(merged.systems) <= max_systems:
         return merged
     task = merged.task
-    metric = HEADLINE_METRICS[task][-1]                      # macro_f1; ccc_mean
+    metric = headline_metrics(task, merged.vocabulary)[-1]   # macro_f1; ccc_mean
     ranked = board[(board["task"] == task) & (board["metric"] == metric)].sort_values(["rank", "system"], kind="stable")
     keep = ranked["system"].head(max_systems).tolist()
     notes.append(f"{task}: agreement, soft-label, podcast and duration tables show the {max_systems} best of "
@@ -81,11 +82,17 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     """
     settings = resampling_settings(resampling, **legacy)
     notes = []
+    voc = next((vocabulary_of(m) for m in (categorical, attributes) if m is not None), MSP_PODCAST)
+    if voc != MSP_PODCAST and detailed is not None:
+        detailed = None              # per-annotator labels are MSP-Podcast's labels_detailed.csv
+        notes.append(f"{voc.name}: annotator agreement, human ceiling and soft-label scores read MSP-Podcast's "
+                     "per-annotator labels (labels_detailed.csv): skipped")
     if labels is None or labels.empty:
         labels = pd.DataFrame(columns=["FileName", "EmoClass", "SpkrID"])
         detailed = None
         audio_root = None if isinstance(audio_root, str) else audio_root
-        notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
+        if not notes:           # a corpus other than MSP-Podcast's said why already
+            notes.append("no consensus labels given: annotator agreement and human ceiling skipped")
     elif isinstance(detailed, str) or isinstance(audio_root, str):
         found_detailed, found_audio, found_notes = corpus_extras(labels)
         if isinstance(detailed, str):
@@ -104,13 +111,16 @@ def beyond_tables(categorical: pd.DataFrame | None, attributes: pd.DataFrame | N
     if detailed is not None:   # what the agreement tables read: not the worker ids and secondary labels
         detailed = detailed.loc[:, ["FileName", "EmoClass", *ATTRIBUTES]]
         release_free_memory()
-    tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings))
+    tables.update(agreement_tables(categorical, attributes, labels, detailed, resampling=settings, vocabulary=voc))
     if detailed is not None:   # 2.6M judgements hold ~0.5 GB: not needed past here
         detailed = None
         release_free_memory()
     tables.update(where_tables(categorical, attributes, audio_root=audio_root, resampling=settings,
                                min_podcast_files=min_podcast_files))
-    if "podcast_metrics" not in tables:
+    if "podcast_metrics" not in tables and voc != MSP_PODCAST:
+        notes.append(f"{voc.name}: per-podcast metrics need MSP-Podcast file names "
+                     "(MSP-PODCAST_<podcast>_<segment>.wav): skipped")
+    elif "podcast_metrics" not in tables:
         notes.append("no file name carries a podcast (MSP-PODCAST_<podcast>_<segment>.wav) with enough files: "
                      "per-podcast metrics skipped")
     if "gender_gap_by_podcast" not in tables and "podcast_metrics" in tables:

@@ -23,12 +23,16 @@ calls are too slow inside a bootstrap) and add what MetricFrame lacks:
   falls back to shuffling utterances; the ``method`` column says which was used.
 
 Rows whose group label is missing (e.g. ``Gender`` unknown) belong to no group; they are still
-part of each resample, so they do not change the groups' results.
+part of each resample, so they do not change the groups' results. A corpus whose labels hold no
+group at all (no gender known) gets empty tables with one line in ``.attrs["notes"]``.
+
+Classes and attributes are the data's vocabulary's (:func:`ser_diag.evaluation.vocabulary_of`;
+MSP-Podcast's by default); speaker IDs keep their type (MSP-Podcast's ``Int64``, other corpora's
+strings).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import math
@@ -41,8 +45,10 @@ from fairlearn.metrics import MetricFrame
 
 from ser_diag import metrics, resampling
 from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
-from ser_diag.evaluation import aligned, frame_of, task_of
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.analysis.grouped_sums import GroupedSums, GroupStatistic, stack_metrics, task_metric_names
+from ser_diag.evaluation import aligned, frame_of, task_of, vocabulary_of
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = [
     "cluster_ids",
@@ -73,109 +79,24 @@ def system_frames(merged) -> dict[str, pd.DataFrame]:
 
 
 cluster_ids = resampling.cluster_ids
+#: The older private names of the sums (now in :mod:`ser_diag.analysis.grouped_sums`).
+_GroupedSums, _GroupStatistic, _stack = GroupedSums, GroupStatistic, stack_metrics
 
 
-def task_metric_names(task: str) -> list[str]:
-    """Metric names reported by the bias audit for a task."""
-    if task == TASK_CATEGORICAL:
-        return ["macro_f1", "accuracy", "uar"] + [f"recall_{c}" for c in CLASS_CODES]
-    return ([f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
-            + [f"bias_{a}" for a in ATTRIBUTES] + [f"shrinkage_{a}" for a in ATTRIBUTES])
+#: Columns of :func:`group_metrics` and :func:`group_gaps` (also when they are empty).
+GROUP_METRIC_COLUMNS = ["system", "by", "group", "metric", "estimate", "ci_low", "ci_high", "level", "unit",
+                        "n_boot", "n", "n_speakers", "n_excluded"]
+GROUP_GAP_COLUMNS = ["system", "by", "group_a", "group_b", "metric", "estimate_a", "estimate_b", "gap", "ci_low",
+                     "ci_high", "level", "unit", "n_boot", "p_value", "method", "n_permutations", "n_excluded",
+                     "n_conflicting_speakers"]
 
 
-class _GroupedSums:
-    """Every system's sums over one file list, linear in row weights: ``sums = w @ design``
-    (``(n, C)``: sparse one-hot confusion cells for the categorical task, dense moment columns
-    for attributes), and :meth:`finish` turning the sums ``(..., G, C)`` of G row sets into
-    every task metric ``{metric: (..., S, G)}``.
-
-    Linearity makes the audit cheap: all systems and groups of a bootstrap resample come from
-    one product ``W @ [design * mask_g]_g``, and a permuted group split is a sum of precomputed
-    per-unit (speaker) sums.
-    """
-
-    def __init__(self, frames: list[pd.DataFrame], task: str, ddof: int):
-        self.task, self.ddof, self.s, self.n = task, ddof, len(frames), len(frames[0])
-        if task == TASK_CATEGORICAL:
-            k = self.k = len(CLASS_CODES)
-            t = metrics.label_indices(frames[0]["EmoClass_true"])
-            p = np.stack([metrics.label_indices(f["EmoClass_pred"]) for f in frames])
-            self.cells = (t[None, :] * k + p + (np.arange(self.s) * k * k)[:, None]).T   # (n, S)
-            self.width, self.weight_dtype = self.s * k * k, np.float32  # counts: exact in float32
-        else:
-            x = frames[0][[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)        # (n, A)
-            y = np.empty((self.n, self.s, len(ATTRIBUTES)))       # (n, S, A): shifted in place, no copy
-            for i, f in enumerate(frames):
-                y[:, i] = f[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
-            self.moments = metrics.MomentDesign(x, y.transpose(1, 0, 2), consume=True)
-            self.width, self.weight_dtype = self.moments.width, np.float64
-
-    def _onehot(self, unit: np.ndarray, n_units: int, block: np.ndarray | None = None,
-                n_blocks: int = 1) -> scipy.sparse.csr_matrix:
-        """Sparse ``(n_units, n_blocks * C)`` counts of the rows' confusion cells per unit (row ->
-        unit, -1: left out), in column block ``block`` of each row (default 0)."""
-        keep = unit >= 0
-        cols = self.cells[keep] + (0 if block is None else block[keep, None] * self.width)
-        rows = np.repeat(unit[keep], self.s)
-        return scipy.sparse.csr_matrix((np.ones(rows.size, np.float32), (rows, cols.ravel())),
-                                       shape=(n_units, n_blocks * self.width))
-
-    def grouped_design(self, group: np.ndarray, n_groups: int):
-        """What :meth:`product` multiplies for the sums of every group: a sparse ``(n, G * C)``
-        design whose column block g holds the rows of group g (categorical), or the group
-        index itself (attributes: the moment sums of each group are taken on the fly,
-        ``MomentDesign.product(W * mask_g)``, without an ``n x G C`` matrix)."""
-        if self.task == TASK_CATEGORICAL:
-            return self._onehot(np.where(group >= 0, np.arange(self.n), -1), self.n, group, n_groups)
-        return (group, n_groups)
-
-    def unit_sums(self, unit: np.ndarray, n_units: int):
-        """``(n_units, C)`` sums of each unit's rows (row -> unit, -1: left out)."""
-        if self.task == TASK_CATEGORICAL:
-            return self._onehot(unit, n_units)
-        keep = unit >= 0
-        member = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (unit[keep], np.flatnonzero(keep))),
-                                         shape=(n_units, self.n))
-        return self.moments.product(member)
-
-    def product(self, weights: np.ndarray, design) -> np.ndarray:
-        """``weights @ design`` in float64 for a sparse (float32 counts) or dense design, or the
-        grouped moment sums ``(B, G * C)`` for an attribute :meth:`grouped_design`."""
-        if scipy.sparse.issparse(design):
-            return np.asarray(design.T @ np.asarray(weights, np.float32).T, dtype=np.float64).T
-        if isinstance(design, tuple):
-            group, n_groups = design
-            w = np.atleast_2d(np.asarray(weights, np.float64))
-            return np.concatenate([self.moments.product(w * (group == g)) for g in range(n_groups)], axis=1)
-        return np.asarray(weights, np.float64) @ design
-
-    def finish(self, sums: np.ndarray) -> dict[str, np.ndarray]:
-        """Sums ``(..., G, C)`` -> ``{metric: (..., S, G)}`` in :func:`task_metric_names` order.
-
-        Categorical: :func:`ser_diag.resampling.confusion_statistics` of each system's weighted
-        confusion matrix. Attributes: ``ccc_<attr>``, ``ccc_mean``, ``bias_<attr>`` (mean pred
-        - mean true) and ``shrinkage_<attr>`` (sd pred / sd true) from
-        :func:`ser_diag.metrics.moments_from_sums`.
-        """
-        lead = sums.shape[:-1]
-        if self.task == TASK_CATEGORICAL:
-            values = resampling.confusion_statistics(sums.reshape(lead + (self.s, self.k, self.k)))
-            return {name: np.moveaxis(values[name], -1, -2) for name in task_metric_names(self.task)}
-        moments = self.moments.moments(sums, self.ddof)                             # (..., G, S, A, 6)
-        ccc = metrics.ccc_from_moments(moments)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shrinkage = np.where(moments[..., 3] > 0, np.sqrt(moments[..., 4] / moments[..., 3]), np.nan)
-        bias = moments[..., 2] - moments[..., 1]
-        out = {f"ccc_{attr}": ccc[..., j] for j, attr in enumerate(ATTRIBUTES)}
-        out["ccc_mean"] = ccc.mean(axis=-1)
-        out.update({f"bias_{attr}": bias[..., j] for j, attr in enumerate(ATTRIBUTES)})
-        out.update({f"shrinkage_{attr}": shrinkage[..., j] for j, attr in enumerate(ATTRIBUTES)})
-        return {name: np.moveaxis(out[name], -1, -2) for name in task_metric_names(self.task)}
-
-
-def _stack(values: dict[str, np.ndarray]) -> np.ndarray:
-    """``{metric: (..., S, G)}`` -> ``(..., S, G, M)`` in the dict's order."""
-    return np.stack(list(values.values()), axis=-1)
+def _speaker_ids(values: pd.Series, like: pd.Series) -> pd.Series:
+    """Speaker IDs as the corpus has them (``like``: its ``SpkrID`` column): numbers as
+    ``Int64`` (MSP-Podcast), anything else (other corpora's strings) in the column's own type."""
+    if like.dtype.kind in "iuf" or str(like.dtype) == "Int64":
+        return values.astype("Int64")
+    return values.astype(like.dtype)
 
 
 def _group_values(merged: pd.DataFrame, by: str) -> pd.Series:
@@ -206,24 +127,26 @@ def _shrinkage(y_true, y_pred) -> float:
     return d["sd_pred"] / d["sd_true"] if d["sd_true"] > 0 else float("nan")
 
 
-def _metric_frame(frame: pd.DataFrame, task: str, by: str, ddof: int) -> MetricFrame:
+def _metric_frame(frame: pd.DataFrame, task: str, by: str, ddof: int,
+                  vocabulary: Vocabulary = MSP_PODCAST) -> MetricFrame:
     labels = resolve_groups(frame, by).labels
     frame = frame.assign(**{by: labels.to_numpy(object)})[labels.notna().to_numpy()]
+    classes, attributes = vocabulary.classes, vocabulary.attribute_names
     if task == TASK_CATEGORICAL:
         y_true, y_pred = frame["EmoClass_true"].to_numpy(str), frame["EmoClass_pred"].to_numpy(str)
-        funcs = {"macro_f1": metrics.macro_f1, "accuracy": metrics.accuracy,
-                 "uar": metrics.unweighted_average_recall}
-        for code in CLASS_CODES:
+        funcs = {"macro_f1": lambda t, p: metrics.macro_f1(t, p, classes), "accuracy": metrics.accuracy,
+                 "uar": lambda t, p: metrics.unweighted_average_recall(t, p, classes)}
+        for code in classes:
             funcs[f"recall_{code}"] = (lambda t, p, c=code:
-                                       float(metrics.per_class_scores(t, p).loc[c, "recall"]))
+                                       float(metrics.per_class_scores(t, p, classes).loc[c, "recall"]))
     else:
-        y_true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
-        y_pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+        y_true = frame[[f"{a}_true" for a in attributes]].to_numpy(np.float64)
+        y_pred = frame[[f"{a}_pred" for a in attributes]].to_numpy(np.float64)
         funcs = {f"ccc_{a}": (lambda t, p, j=j: metrics.ccc(t[:, j], p[:, j], ddof=ddof))
-                 for j, a in enumerate(ATTRIBUTES)}
+                 for j, a in enumerate(attributes)}
         funcs["ccc_mean"] = lambda t, p: float(np.mean([metrics.ccc(t[:, j], p[:, j], ddof=ddof)
-                                                        for j in range(len(ATTRIBUTES))]))
-        for j, a in enumerate(ATTRIBUTES):
+                                                        for j in range(len(attributes))]))
+        for j, a in enumerate(attributes):
             funcs[f"bias_{a}"] = lambda t, p, j=j: float(p[:, j].mean() - t[:, j].mean())
             funcs[f"shrinkage_{a}"] = lambda t, p, j=j: _shrinkage(t[:, j], p[:, j])
     return MetricFrame(metrics=funcs, y_true=y_true, y_pred=y_pred,
@@ -243,7 +166,9 @@ def metric_frame(merged: pd.DataFrame, system: str | None = None, by: str = "Gen
         if len(frames) != 1:
             raise ValueError(f"several systems in the frame, name one of {list(frames)}")
         system = next(iter(frames))
-    return _metric_frame(frames[system], task_of(merged), by, ddof)
+    if not resolve_groups(frames[system], by).labels.notna().any():
+        raise ValueError(f"no {by} is known for any file of {system!r}: no MetricFrame by {by}")
+    return _metric_frame(frames[system], task_of(merged), by, ddof, vocabulary_of(merged))
 
 
 def _group_index(labels: pd.Series, groups: list) -> np.ndarray:
@@ -319,7 +244,7 @@ def resolve_groups(frame: pd.DataFrame, by: str) -> GroupLabels:
     return GroupLabels(labels, level, n_excluded, conflicting)
 
 
-def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations, seed,
+def _permutation_null(sums: GroupedSums, unit_ids, labels, a, b, n_permutations, seed,
                       batch=resampling.CHUNK_ROWS) -> np.ndarray:
     """Gap ``stat(a) - stat(b)`` of every system and metric, ``(n_permutations, S, M)``, under
     shuffles of the group labels among the units (speakers) of groups a and b.
@@ -358,44 +283,16 @@ def _permutation_null(sums: _GroupedSums, unit_ids, labels, a, b, n_permutations
         shuffled = (every[start:start + size] if exact
                     else np.stack([rng.permutation(is_a) for _ in range(size)]))  # (P, U)
         sum_a = sums.product(shuffled, per_unit)
-        values_ = _stack(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))   # (P, S, 2, M)
+        values_ = stack_metrics(sums.finish(np.stack([sum_a, total - sum_a], axis=1)))   # (P, S, 2, M)
         out.append(values_[:, :, 0] - values_[:, :, 1])
-    null = np.concatenate(out) if out else np.empty((0, sums.s, len(task_metric_names(sums.task))))
+    null = np.concatenate(out) if out else np.empty((0, sums.s, len(sums.names)))
     return null, exact
 
 
-class _GroupStatistic:
-    """``(B, S, G, M)`` metrics of every system in every group from row weights (one product
-    with :meth:`_GroupedSums.grouped_design`), or from cluster weights after :meth:`clustered`."""
-
-    def __init__(self, sums: "_GroupedSums", group: np.ndarray, n_groups: int):
-        self.sums, self.group, self.n_groups = sums, group, n_groups
-        self.design = sums.grouped_design(group, n_groups)
-        self.pairs = None
-
-    def clustered(self, mapping: np.ndarray, m: int) -> "_GroupStatistic":
-        """The same sums from the weights of ``m`` clusters (row ``i`` in ``mapping[i]``): the
-        rows of each (group, cluster) summed once (classes: the same counts; attributes: the
-        same moment sums up to rounding)."""
-        out = copy.copy(self)
-        if self.sums.task == TASK_CATEGORICAL:
-            out.design = (resampling._membership(mapping, m, np.float32) @ self.design).tocsr()
-            return out
-        rows = np.flatnonzero(self.group >= 0)
-        pairs, inverse = np.unique(self.group[rows] * m + mapping[rows], return_inverse=True)
-        member = scipy.sparse.csr_matrix((np.ones(rows.size), (inverse, rows)), shape=(len(pairs), self.sums.n))
-        out.pairs = (self.sums.moments.product(member), pairs // m, pairs % m)   # (pairs, C), group, cluster
-        return out
-
-    def __call__(self, weights: np.ndarray) -> np.ndarray:
-        if self.pairs is None:
-            raw = self.sums.product(weights, self.design)
-        else:
-            sums, pair_group, pair_cluster = self.pairs
-            w = np.atleast_2d(np.asarray(weights, np.float64))
-            raw = np.concatenate([w[:, pair_cluster[pair_group == g]] @ sums[pair_group == g]
-                                  for g in range(self.n_groups)], axis=1)
-        return _stack(self.sums.finish(raw.reshape(len(raw), self.n_groups, self.sums.width)))
+def _n_clusters(speakers: pd.Series) -> int:
+    """Distinct speakers, the unknown ones counted once (``np.unique``'s count for MSP-Podcast's
+    ``Int64``, also for string IDs, which ``np.unique`` cannot sort beside a missing one)."""
+    return int(speakers.dropna().nunique()) + int(speakers.isna().any())
 
 
 def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings: resampling.Resampling,
@@ -404,9 +301,10 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
     groups at once: ``(metrics_rows, gap_rows, notes)`` keyed by system; ``notes``: the
     lines of :func:`ser_diag.resampling.group_speakers_notes`."""
     n_boot, level, seed, ddof = settings.n_boot, settings.level, settings.seed, settings.ddof
-    task = task_of(merged)
-    names = task_metric_names(task)
-    frames = system_frames(merged)
+    data = aligned(merged)
+    task, voc = data.task, data.vocabulary
+    names = task_metric_names(task, voc)
+    frames = data.system_frames()
     metric_rows: dict[str, list] = {}
     gap_rows: dict[str, list] = {}
     notes: list[str] = []
@@ -415,6 +313,10 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
         resolved = resolve_groups(first, by)
         labels = resolved.labels
         groups = sorted(pd.Series(labels).dropna().unique().tolist(), key=str)
+        if not groups:       # e.g. a corpus without gender: no breakdown, one stated line
+            notes.append(f"{task}: no {by} is known for any file of {', '.join(block)}: "
+                         f"the {by} breakdown is empty")
+            continue
         if pair is not None:
             observed = set(labels.dropna().tolist())
             for g in pair:
@@ -422,8 +324,8 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
                     raise ValueError(f"group {g!r} not found in column {by!r} "
                                      f"(values: {sorted(map(str, observed))})")
         group = _group_index(labels, groups)
-        sums = _GroupedSums([frames[s] for s in block], task, ddof)
-        statistic = _GroupStatistic(sums, group, len(groups))
+        sums = GroupedSums([frames[s] for s in block], task, ddof, voc)
+        statistic = GroupStatistic(sums, group, len(groups))
         n = len(first)
         estimate = statistic(np.ones((1, n), dtype=np.float32))[0]                   # (S, G, M)
         clusters, unit = settings.groups(first)
@@ -436,7 +338,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
         low, high = resampling.percentile_interval(dist, level)
         masks = [group == g for g in range(len(groups))]
         sizes = [int(m.sum()) for m in masks]
-        speakers = [int(first.loc[m, "SpkrID"].nunique()) for m in masks]
+        speakers = [int(first.loc[m, "SpkrID"].nunique()) if "SpkrID" in first.columns else 0 for m in masks]
         for i, system in enumerate(block):
             metric_rows[system] = [
                 dict(system=system, by=by, group=value, metric=name, estimate=float(estimate[i, g, j]),
@@ -452,7 +354,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
         gap = estimate[:, ia] - estimate[:, ib]                                       # (S, M)
         gap_low, gap_high = resampling.percentile_interval(dist[:, :, ia] - dist[:, :, ib], level)
         if unit == "speaker" and n_boot > 0:     # the percentile gap interval is liberal over few clusters
-            fewer = min(len(np.unique(clusters[masks[ia]])), len(np.unique(clusters[masks[ib]])))
+            fewer = min(_n_clusters(clusters[masks[ia]]), _n_clusters(clusters[masks[ib]]))
             gap_low, gap_high = resampling.widen_interval(gap, gap_low, gap_high, fewer, level)
         has_speakers = "SpkrID" in first.columns and first["SpkrID"].notna().any()
         if resolved.level == "speaker" and has_speakers:
@@ -479,7 +381,7 @@ def _audit(merged: pd.DataFrame, by: str, pair: tuple[str, str] | None, settings
                                  n_excluded=resolved.n_excluded,
                                  n_conflicting_speakers=len(resolved.conflicting)))
     order = list(frames)
-    return ([r for s in order for r in metric_rows[s]], [r for s in order for r in gap_rows.get(s, [])],
+    return ([r for s in order for r in metric_rows.get(s, [])], [r for s in order for r in gap_rows.get(s, [])],
             list(dict.fromkeys(notes)))
 
 
@@ -502,7 +404,7 @@ def group_metrics(merged: pd.DataFrame, by: str = "Gender", resampling: resampli
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
     rows, _, notes = _audit(merged, by, None, settings, 0)
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=GROUP_METRIC_COLUMNS)
     out.attrs["notes"] = notes
     return out
 
@@ -559,7 +461,9 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     conflicting speakers: :func:`resolve_groups` (``n_excluded``, ``n_conflicting_speakers``).
 
     ``.attrs["notes"]`` (also of :func:`group_metrics` and :func:`group_audit`): a line when a
-    group has too few speakers for its intervals (:func:`ser_diag.resampling.group_speakers_notes`).
+    group has too few speakers for its intervals (:func:`ser_diag.resampling.group_speakers_notes`),
+    or when no file has a ``by`` label at all (a corpus without gender): the tables are then empty
+    (columns :data:`GROUP_GAP_COLUMNS`, :data:`GROUP_METRIC_COLUMNS`).
 
     Returns ``system, by, group_a, group_b, metric, estimate_a, estimate_b, gap, ci_low,
     ci_high, level, unit, n_boot, p_value, method, n_permutations, n_excluded,
@@ -567,7 +471,7 @@ def group_gaps(merged: pd.DataFrame, by: str = "Gender", a: str = "Female", b: s
     """
     settings = resampling_.Resampling.of(resampling, **legacy)
     _, rows, notes = _audit(merged, by, (a, b), settings, n_permutations)
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=GROUP_GAP_COLUMNS)
     out.attrs["notes"] = notes
     return out
 
@@ -580,11 +484,11 @@ def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Femal
     settings = resampling_.Resampling.of(resampling, **legacy)
     pair = None if a is None or b is None else (a, b)
     rows, gap_rows, notes = _audit(merged, by, pair, settings, n_permutations)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=GROUP_METRIC_COLUMNS)
     table.attrs["notes"] = notes
     if pair is None:
         return table, None
-    gaps = pd.DataFrame(gap_rows)
+    gaps = pd.DataFrame(gap_rows, columns=GROUP_GAP_COLUMNS)
     gaps.attrs["notes"] = list(notes)
     return table, gaps
 
@@ -592,29 +496,30 @@ def group_audit(merged: pd.DataFrame, by: str = "Gender", a: str | None = "Femal
 # --------------------------------------------------------------------------- speakers
 
 def _speaker_scores(frame: pd.DataFrame, task: str, speaker: np.ndarray, n_speakers: int,
-                    ddof: int) -> dict[str, np.ndarray]:
+                    ddof: int, vocabulary: Vocabulary = MSP_PODCAST) -> dict[str, np.ndarray]:
     """Every speaker's scores at once: ``{metric: (n_speakers,)}``; ``speaker`` holds each row's
     speaker position (-1: not scored)."""
     keep = speaker >= 0
+    attributes = vocabulary.attribute_names
     if task == TASK_CATEGORICAL:
-        k = len(CLASS_CODES)
-        t = metrics.label_indices(frame["EmoClass_true"])[keep]
-        p = metrics.label_indices(frame["EmoClass_pred"])[keep]
+        k = len(vocabulary.classes)
+        t = metrics.label_indices(frame["EmoClass_true"], vocabulary.classes)[keep]
+        p = metrics.label_indices(frame["EmoClass_pred"], vocabulary.classes)[keep]
         cm = np.bincount((speaker[keep] * k + t) * k + p, minlength=n_speakers * k * k)
         cm = cm.reshape(n_speakers, k, k)                                       # per-speaker confusion
         f1 = metrics.precision_recall_f1_from_confusion(cm)[2]
         present = (cm.sum(axis=1) + cm.sum(axis=2)) > 0                         # true or predicted
         return {"accuracy": np.trace(cm, axis1=1, axis2=2) / cm.sum(axis=(1, 2)),
                 "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
-    true = frame[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)[keep]
-    pred = frame[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)[keep]
+    true = frame[[f"{a}_true" for a in attributes]].to_numpy(np.float64)[keep]
+    pred = frame[[f"{a}_pred" for a in attributes]].to_numpy(np.float64)[keep]
     membership = scipy.sparse.csr_matrix((np.ones(int(keep.sum())), (speaker[keep], np.arange(int(keep.sum())))),
                                          shape=(n_speakers, int(keep.sum())))
     design = metrics.MomentDesign(true, pred)
     moments = design.moments(design.product(membership), ddof)[:, 0]       # (speakers, A, 6)
     ccc = metrics.ccc_from_moments(moments)
     out = {}
-    for j, attr in enumerate(ATTRIBUTES):
+    for j, attr in enumerate(attributes):
         out[f"ccc_{attr}"], out[f"bias_{attr}"] = ccc[:, j], moments[:, j, 2] - moments[:, j, 1]
     out["ccc_mean"] = ccc.mean(axis=1)
     return out
@@ -630,11 +535,20 @@ def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "G
     the predictions (scikit-learn's default label set; absent classes would otherwise count 0).
     Attributes: ``ccc_<attr>``, ``ccc_mean`` and ``bias_<attr>`` (mean pred - mean true) within
     the speaker, as in Wagner et al.'s per-speaker CCC. ``.attrs["min_utterances"]`` keeps the
-    threshold.
+    threshold. ``SpkrID`` keeps the corpus' type (MSP-Podcast ``Int64``, strings otherwise); a
+    corpus without speakers (no ``SpkrID`` or every one unknown) gives an empty table with one
+    line in ``.attrs["notes"]``.
     """
-    task = task_of(merged)
+    data = aligned(merged)
+    task, voc = data.task, data.vocabulary
+    columns = ["system", "SpkrID", by, "n_utterances", "metric", "estimate"]
+    if "SpkrID" not in data.columns or not data.frame["SpkrID"].notna().any():
+        out = pd.DataFrame(columns=columns)
+        out.attrs.update(min_utterances=min_utterances,
+                         notes=[f"{task}: no speaker is known: per-speaker metrics skipped"])
+        return out
     parts, previous = [], None
-    for system, frame in system_frames(merged).items():
+    for system, frame in data.system_frames().items():
         _group_values(frame, by)
         same = (previous is not None and frame["SpkrID"].equals(previous[0]["SpkrID"])
                 and frame[by].equals(previous[0][by]))
@@ -648,16 +562,16 @@ def speaker_metrics(merged: pd.DataFrame, min_utterances: int = 10, by: str = "G
                      .drop_duplicates("SpkrID").set_index("SpkrID")[by].reindex(scored.index))
             previous = (frame, scored, speaker, group)
         _, scored, speaker, group = previous
-        scores = _speaker_scores(frame, task, speaker, len(scored), ddof)
+        scores = _speaker_scores(frame, task, speaker, len(scored), ddof, voc)
         blocks = [pd.DataFrame({"system": system, "SpkrID": scored.index.to_numpy(), by: group.to_numpy(),
                                 "n_utterances": scored.to_numpy(), "metric": name,
                                 "estimate": np.asarray(values, np.float64)})
                   for name, values in scores.items()]
         parts.append(pd.concat(blocks, ignore_index=True).sort_values("SpkrID", kind="stable"))
-    columns = ["system", "SpkrID", by, "n_utterances", "metric", "estimate"]
     out = pd.concat(parts, ignore_index=True)[columns]
-    out["SpkrID"] = out["SpkrID"].astype("Int64")
+    out["SpkrID"] = _speaker_ids(out["SpkrID"], data.frame["SpkrID"])
     out.attrs["min_utterances"] = min_utterances
+    out.attrs["notes"] = []
     return out
 
 

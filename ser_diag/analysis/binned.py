@@ -4,13 +4,17 @@ Both the true and the predicted value of a file are put into the same bins and c
 confusion matrix; row-normalised, a system without regression to the mean shows a diagonal.
 Bin schemes (the paper does not publish its edges, so they are a parameter):
 
-``"unit"``      edges 1, 2, ..., 7: bins [1, 2), [2, 3), ..., [6, 7] (last bin closed).
+``"unit"``      unit steps over the attribute's scale (:func:`scale_edges`): MSP-Podcast's 1-7 gives
+                edges 1, 2, ..., 7, bins [1, 2), [2, 3), ..., [6, 7] (last bin closed); a 1-5
+                scale 4 bins; a scale not 3 to 10 whole units wide (-1 to 1, 0 to 1) 4 equal bins.
 ``"quantile"``  bottom 25 % / middle 50 % / top 25 % of the *true* values (Odyssey 2024
                 analysis): edges min, q25, q75, max of the labels of the files scored.
 explicit        ``edges=[e0, e1, ..., ek]``, strictly increasing: bins [e0, e1), ..., [ek-1, ek].
 
-Values outside the outer edges (predictions below 1 or above 7, or beyond explicit edges) are
-counted in the first or last bin, so every file is counted once.
+Values outside the outer edges (predictions below 1 or above 7 on MSP-Podcast's scale, beyond
+the corpus' scale, or beyond explicit edges) are counted in the first or last bin, so every file
+is counted once; :func:`out_of_range` counts them by the scale. The attributes and their scales
+are the data's vocabulary's (:func:`ser_diag.evaluation.vocabulary_of`), MSP-Podcast's by default.
 """
 
 from __future__ import annotations
@@ -22,19 +26,43 @@ import pandas as pd
 
 from ser_diag import metrics
 from ser_diag.analysis.confusion import normalize_counts, systems_of
-from ser_diag.evaluation import aligned, rows_at
-from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN, ATTRIBUTES
+from ser_diag.evaluation import aligned, frame_of, rows_at, vocabulary_of
+from ser_diag.schema import ATTRIBUTE_MAX, ATTRIBUTE_MIN
+from ser_diag.vocabulary import Vocabulary
 
 SCHEMES = ("unit", "quantile")
 QUANTILE_LEVELS = (0.25, 0.75)
 QUANTILE_NAMES = ("bottom 25%", "middle 50%", "top 25%")
 
 
-def bin_edges(y_true, scheme: str = "unit", edges: Sequence[float] | None = None) -> np.ndarray:
-    """Bin edges for one attribute: explicit ``edges`` if given, else those of ``scheme``.
+#: Bins of a scale that is not 3 to 10 whole units wide (e.g. -1 to 1): equal widths.
+EQUAL_BINS = 4
+
+
+def scale_edges(low: float = ATTRIBUTE_MIN, high: float = ATTRIBUTE_MAX) -> np.ndarray:
+    """The ``"unit"`` edges of a scale ``low``-``high``: unit steps when it is 3 to 10 whole
+    units wide (MSP-Podcast's 1-7, IEMOCAP's 1-5), else :data:`EQUAL_BINS` equal bins.
+
+    >>> scale_edges(1, 5).tolist(), scale_edges(-1, 1).tolist()
+    ([1.0, 2.0, 3.0, 4.0, 5.0], [-1.0, -0.5, 0.0, 0.5, 1.0])
+    """
+    low, high = float(low), float(high)
+    span = high - low
+    if float(span).is_integer() and 3 <= span <= 10:
+        return np.arange(low, high + 1.0)
+    return np.linspace(low, high, EQUAL_BINS + 1)
+
+
+def bin_edges(y_true, scheme: str = "unit", edges: Sequence[float] | None = None,
+              scale: tuple[float, float] = (ATTRIBUTE_MIN, ATTRIBUTE_MAX)) -> np.ndarray:
+    """Bin edges for one attribute: explicit ``edges`` if given, else those of ``scheme``
+    (``"unit"``: :func:`scale_edges` of ``scale``, the attribute's ``(low, high)``, default
+    MSP-Podcast's 1-7).
 
     >>> bin_edges([1.0, 7.0]).tolist()
     [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    >>> bin_edges([0.0], scale=(1, 5)).tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0]
     >>> bin_edges([1, 2, 3, 4, 5, 6, 7, 8, 9], scheme="quantile").tolist()
     [1.0, 3.0, 7.0, 9.0]
     """
@@ -44,7 +72,7 @@ def bin_edges(y_true, scheme: str = "unit", edges: Sequence[float] | None = None
             raise ValueError(f"edges must be at least two strictly increasing numbers, not {edges!r}")
         return out
     if scheme == "unit":
-        return np.arange(ATTRIBUTE_MIN, ATTRIBUTE_MAX + 1.0)
+        return scale_edges(*scale)
     if scheme == "quantile":
         values = np.asarray(y_true, dtype=float)
         values = values[~np.isnan(values)]
@@ -103,18 +131,44 @@ def assign_bins(values, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.asarray(edges, dtype=float)[1:-1], np.asarray(values, dtype=float), side="right")
 
 
-def attributes_of(merged: pd.DataFrame, attribute=None) -> list[str]:
-    """Attribute codes to analyse: the given one(s), or every attribute with predictions."""
+def attributes_of(merged: pd.DataFrame, attribute=None, vocabulary: Vocabulary | None = None) -> list[str]:
+    """Attribute codes to analyse: the given one(s), or every attribute of the vocabulary
+    (default: the data's, :func:`~ser_diag.evaluation.vocabulary_of`) with predictions."""
+    names = (vocabulary if vocabulary is not None else vocabulary_of(merged)).attribute_names
     if attribute is None:
-        found = [a for a in ATTRIBUTES if f"{a}_pred" in merged and merged[f"{a}_pred"].notna().any()]
+        found = [a for a in names if f"{a}_pred" in merged and merged[f"{a}_pred"].notna().any()]
         if not found:
             raise ValueError("merged holds no attribute predictions (is it the attributes task?)")
         return found
     wanted = [attribute] if isinstance(attribute, str) else list(attribute)
     for a in wanted:
-        if a not in ATTRIBUTES or f"{a}_true" not in merged or f"{a}_pred" not in merged:
-            raise ValueError(f"attribute {a!r} not in merged (attributes: {ATTRIBUTES})")
+        if a not in names or f"{a}_true" not in merged or f"{a}_pred" not in merged:
+            raise ValueError(f"attribute {a!r} not in merged (attributes: {names})")
     return wanted
+
+
+def out_of_range(merged, vocabulary: Vocabulary | None = None) -> pd.DataFrame:
+    """Predictions outside each attribute's scale, per system: ``system, attribute, low, high,
+    n, n_below, n_above, share_outside`` (they count in the outer bins of every binned table).
+
+    >>> frame = pd.DataFrame({"system": "s", "FileName": ["a", "b", "c"], "EmoAct_true": [1.0, 4, 7],
+    ...                       "EmoAct_pred": [0.5, 4, 7.5], "EmoVal_true": 4.0, "EmoVal_pred": 4.0,
+    ...                       "EmoDom_true": 4.0, "EmoDom_pred": 4.0})
+    >>> out_of_range(frame).loc[0, ["n_below", "n_above"]].tolist()
+    [1, 1]
+    """
+    data = aligned(merged, vocabulary=vocabulary)
+    voc = data.vocabulary
+    records = []
+    for attr in attributes_of(data, None, voc):
+        low, high = voc.attribute_ranges[attr]
+        for name, _, _, _, pred in attribute_pairs(data, attr):
+            below, above = int((pred < low).sum()), int((pred > high).sum())
+            records.append({"system": name, "attribute": attr, "low": low, "high": high, "n": len(pred),
+                            "n_below": below, "n_above": above,
+                            "share_outside": (below + above) / len(pred) if len(pred) else np.nan})
+    return pd.DataFrame(records, columns=["system", "attribute", "low", "high", "n", "n_below", "n_above",
+                                          "share_outside"])
 
 
 def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
@@ -125,7 +179,7 @@ def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
     an attribute (all predictions missing) is skipped.
     """
     data = aligned(merged)
-    attributes = attributes_of(data.frame, attribute)
+    attributes = attributes_of(data, attribute)
     for name in systems_of(data, system):
         rows_all = rows_at(data.frame, data.positions[name])
         for attr in attributes:
@@ -138,11 +192,16 @@ def attribute_pairs(merged: pd.DataFrame, attribute=None, system=None
                 yield name, attr, rows_all.loc[keep], true[keep], pred[keep]
 
 
-def attribute_edges(merged: pd.DataFrame, attribute: str, scheme: str = "unit", edges=None) -> np.ndarray:
-    """Edges for ``attribute`` from the true values of the files in ``merged`` (each file once)."""
+def attribute_edges(merged: pd.DataFrame, attribute: str, scheme: str = "unit", edges=None,
+                    vocabulary: Vocabulary | None = None) -> np.ndarray:
+    """Edges for ``attribute`` from the true values of the files in ``merged`` (each file once),
+    ``"unit"`` bins over its scale in the vocabulary (default: the data's)."""
     if edges is not None or scheme != "quantile":
-        return bin_edges(None, scheme, edges)
-    files = merged.drop_duplicates("FileName")
+        voc = vocabulary if vocabulary is not None else vocabulary_of(merged)
+        ranges = voc.attribute_ranges
+        scale = ranges[attribute] if attribute in ranges else (ATTRIBUTE_MIN, ATTRIBUTE_MAX)
+        return bin_edges(None, scheme, edges, scale)
+    files = frame_of(merged).drop_duplicates("FileName")
     return bin_edges(files[f"{attribute}_true"].to_numpy(dtype=float, na_value=np.nan), scheme)
 
 
@@ -163,8 +222,8 @@ def binned_matrix(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
     frames = []
     data = aligned(merged)
     merged = data.frame
-    for attr in attributes_of(merged, attribute):
-        bins = attribute_edges(merged, attr, scheme, edges)
+    for attr in attributes_of(data, attribute):
+        bins = attribute_edges(merged, attr, scheme, edges, data.vocabulary)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         k = len(labels)
         for name, _, _, true, pred in attribute_pairs(data, attr):
@@ -199,8 +258,8 @@ def per_bin_table(merged: pd.DataFrame, attribute=None, scheme: str = "unit", ed
     records = []
     data = aligned(merged)
     merged = data.frame
-    for attr in attributes_of(merged, attribute):
-        bins = attribute_edges(merged, attr, scheme, edges)
+    for attr in attributes_of(data, attribute):
+        bins = attribute_edges(merged, attr, scheme, edges, data.vocabulary)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         for name, _, _, true, pred in attribute_pairs(data, attr):
             idx = assign_bins(true, bins)

@@ -37,7 +37,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from ser_diag import metrics, resampling
 from ser_diag import resampling as resampling_  # the module, where a parameter is named resampling
 from ser_diag.analysis.bias import cluster_ids, system_frames, task_of
-from ser_diag.evaluation import aligned, class_codes
+from ser_diag.evaluation import aligned, class_codes, vocabulary_of
 from ser_diag.schema import (
     ATTRIBUTES,
     CLASS_CODES,
@@ -46,6 +46,7 @@ from ser_diag.schema import (
     TASK_ATTRIBUTES,
     TASK_CATEGORICAL,
 )
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = [
     "StackingResult",
@@ -65,9 +66,16 @@ __all__ = [
 TASK_SCORES = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
 #: Fused systems scored together in the top-K curve (bounds the rows held at once).
 FUSED_BLOCK = 8
-#: Metrics on the curve by default (paper Figure 4: F1, arousal, valence, dominance).
+#: Metrics on the curve by default (paper Figure 4: F1, arousal, valence, dominance);
+#: :func:`curve_metrics_of` for any vocabulary.
 CURVE_METRICS = {TASK_CATEGORICAL: ("macro_f1",),
                  TASK_ATTRIBUTES: tuple(f"ccc_{a}" for a in ATTRIBUTES)}
+
+
+def curve_metrics_of(vocabulary: Vocabulary = MSP_PODCAST) -> dict[str, tuple[str, ...]]:
+    """:data:`CURVE_METRICS` of a vocabulary: macro-F1; the CCC of each of its attributes."""
+    return {TASK_CATEGORICAL: ("macro_f1",),
+            TASK_ATTRIBUTES: tuple(f"ccc_{a}" for a in vocabulary.attribute_names)}
 
 
 # --------------------------------------------------------------------------- fusion rules
@@ -124,8 +132,8 @@ def probability_average(probabilities, labels: Sequence[str] = CLASS_CODES) -> t
     return np.asarray(labels)[np.argmax(candidates, axis=1)], mean
 
 
-def _has_probabilities(frame: pd.DataFrame) -> bool:
-    return all(c in frame for c in PROB_COLUMNS) and bool(frame[list(PROB_COLUMNS)].notna().all(axis=None))
+def _has_probabilities(frame: pd.DataFrame, columns: Sequence[str] = PROB_COLUMNS) -> bool:
+    return all(c in frame for c in columns) and bool(frame[list(columns)].notna().all(axis=None))
 
 
 def fuse(merged: pd.DataFrame, systems: Sequence[str], method: str | None = None,
@@ -138,6 +146,8 @@ def fuse(merged: pd.DataFrame, systems: Sequence[str], method: str | None = None
     ``"mean"`` (attributes).
     """
     task = task_of(merged)
+    voc = vocabulary_of(merged)
+    prob_columns = list(voc.prob_columns)
     frames = system_frames(merged)
     missing = [s for s in systems if s not in frames]
     if missing or not systems:
@@ -151,24 +161,25 @@ def fuse(merged: pd.DataFrame, systems: Sequence[str], method: str | None = None
     base = chosen[0].copy()
     base["system"] = name or f"fusion({', '.join(systems)})"
     if task == TASK_CATEGORICAL:
-        base = base.drop(columns=[c for c in PROB_COLUMNS if c in base])
+        base = base.drop(columns=[c for c in prob_columns if c in base])
         if method == "plurality":
             base["EmoClass_pred"] = plurality_vote(np.column_stack(
-                [f["EmoClass_pred"].to_numpy(str) for f in chosen]))
+                [f["EmoClass_pred"].to_numpy(str) for f in chosen]), voc.classes)
         elif method == "prob_average":
-            lacking = [s for s, f in zip(systems, chosen) if not _has_probabilities(f)]
+            lacking = [s for s, f in zip(systems, chosen) if not _has_probabilities(f, prob_columns)]
             if lacking:
-                raise ValueError(f"prob_average needs P_A..P_N from every system; missing for {lacking}")
+                raise ValueError(f"prob_average needs {prob_columns[0]}..{prob_columns[-1]} from every system; "
+                                 f"missing for {lacking}")
             codes, mean = probability_average(np.stack(
-                [f[list(PROB_COLUMNS)].to_numpy(np.float64) for f in chosen], axis=1))
+                [f[prob_columns].to_numpy(np.float64) for f in chosen], axis=1), voc.classes)
             base["EmoClass_pred"] = codes
-            base[list(PROB_COLUMNS)] = mean
+            base[prob_columns] = mean
         else:
             raise ValueError(f"categorical fusion method must be 'plurality' or 'prob_average', not {method!r}")
     else:
         if method != "mean":
             raise ValueError(f"attribute fusion method must be 'mean', not {method!r}")
-        for a in ATTRIBUTES:
+        for a in voc.attribute_names:
             base[f"{a}_pred"] = np.mean([f[f"{a}_pred"].to_numpy(np.float64) for f in chosen], axis=0)
     base.attrs = dict(merged.attrs)
     return base
@@ -200,14 +211,15 @@ def rank_systems(merged: pd.DataFrame, metric: str | None = None,
 
 
 def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | None = None,
-                speakers=None) -> tuple[np.ndarray, np.ndarray]:
+                speakers=None, splits: Sequence[str] = SPLITS) -> tuple[np.ndarray, np.ndarray]:
     """``(selection_files, scoring_files)`` from the FileNames ``files``.
 
     ``"half"``: a seeded random half (floor(n/2) files) for selection, the rest for scoring;
     with ``speakers`` (the files' ``SpkrID``, aligned with ``files``) a seeded random half of
     the speakers instead, so no speaker is in both parts (files of unknown speaker are
     speakers of their own);
-    a ``Split_Set`` name (needs ``split_of``, a Series FileName -> split): that split for
+    a ``Split_Set`` name (one of ``splits``, the vocabulary's split names, default
+    MSP-Podcast's; needs ``split_of``, a Series FileName -> split): that split for
     selection; a list of FileNames: those files for selection. Both parts must be non-empty.
 
     >>> sel, score = split_files([f"f{i}" for i in range(5)], seed=0)
@@ -225,12 +237,12 @@ def split_files(files, selection="half", seed: int = 0, split_of: pd.Series | No
         order = np.random.default_rng(seed).permutation(files.size)
         chosen = np.zeros(files.size, bool)
         chosen[order[: files.size // 2]] = True
-    elif isinstance(selection, str) and selection in SPLITS:
+    elif isinstance(selection, str) and selection in splits:
         if split_of is None:
             raise ValueError("selecting by split needs the files' Split_Set")
         chosen = split_of.reindex(files).to_numpy(object) == selection
     elif isinstance(selection, str):
-        raise ValueError(f"selection must be 'half', a split name {SPLITS} or a list of FileNames")
+        raise ValueError(f"selection must be 'half', a split name {tuple(splits)} or a list of FileNames")
     else:
         chosen = np.isin(files, np.asarray(list(selection), dtype=str))
     if not chosen.any() or chosen.all():
@@ -251,7 +263,8 @@ def default_baseline(systems) -> str | None:
     return next((str(s) for s in systems if "baseline" in str(s).lower()), None)
 
 
-def _running_fusions(frames: dict, order: list[str], task: str, methods: list[str], rows=None):
+def _running_fusions(frames: dict, order: list[str], task: str, methods: list[str], rows=None,
+                     vocabulary: Vocabulary = MSP_PODCAST):
     """Yield ``(key, (k, systems, method), prediction)`` for the top-K fusions K = 1..N in the
     order of :func:`fuse`'s callers, built incrementally: one pass over the systems keeps vote
     counts, the rank of each class's first vote and probability / attribute sums, so the
@@ -262,8 +275,9 @@ def _running_fusions(frames: dict, order: list[str], task: str, methods: list[st
     :func:`probability_average` (the earlier systems' P_* are read again for the tied rows
     only, so no system's probabilities are kept). ``rows``: the row positions (the same in
     every system's frame) to fuse, default all; ``prediction``: class indices (categorical)
-    or ``(n, A)``."""
+    or ``(n, A)``; classes, ``P_<code>`` columns and attributes of ``vocabulary``."""
     rows = np.arange(len(frames[order[0]])) if rows is None else np.asarray(rows)
+    prob_columns = vocabulary.prob_columns
     n = len(rows)
 
     def values(name, columns, at=None):          # (len(at), columns) at positions of `rows`
@@ -272,20 +286,20 @@ def _running_fusions(frames: dict, order: list[str], task: str, methods: list[st
         return np.column_stack([frame[c].to_numpy(np.float64)[picked] for c in columns])
 
     if task == TASK_CATEGORICAL:
-        k_classes = len(CLASS_CODES)
+        k_classes = len(vocabulary.classes)
         counts = np.zeros((n, k_classes), dtype=np.int64)
         first_vote = np.full((n, k_classes), len(order), dtype=np.int64)
         prob_sum, with_p, positions = None, [], np.arange(n)
         with_probs = "prob_average" in methods
         for k, name in enumerate(order):
-            code = class_codes(frames[name], "EmoClass_pred", rows)
+            code = class_codes(frames[name], "EmoClass_pred", rows, vocabulary.classes)
             counts[positions, code] += 1
             first_vote[positions, code] = np.minimum(first_vote[positions, code], k)
             top = counts == counts.max(axis=1, keepdims=True)
             vote = np.argmin(np.where(top, first_vote, len(order)), axis=1)
             described = (k + 1, " + ".join(order[:k + 1]))
             yield f"plurality|{k + 1}", described + ("plurality",), vote
-            p = values(name, PROB_COLUMNS) if with_probs and all(c in frames[name] for c in PROB_COLUMNS) else None
+            p = values(name, prob_columns) if with_probs and all(c in frames[name] for c in prob_columns) else None
             if p is not None and not np.isnan(p).any():
                 with_p.append(name)
                 prob_sum = p if prob_sum is None else prob_sum + p
@@ -296,14 +310,14 @@ def _running_fusions(frames: dict, order: list[str], task: str, methods: list[st
                 for system in with_p:
                     if not tied.size:
                         break
-                    rated = np.where(candidates[tied], values(system, PROB_COLUMNS, tied), -np.inf)
+                    rated = np.where(candidates[tied], values(system, prob_columns, tied), -np.inf)
                     candidates[tied] &= rated >= rated.max(axis=1, keepdims=True)
                     tied = tied[candidates[tied].sum(axis=1) > 1]
                 yield f"prob_average|{k + 1}", described + ("prob_average",), np.argmax(candidates, axis=1)
             else:
                 with_probs = False                       # every larger K holds a system without P_*
     else:
-        columns = [f"{a}_pred" for a in ATTRIBUTES]
+        columns = [f"{a}_pred" for a in vocabulary.attribute_names]
         total = None
         for k, name in enumerate(order):
             y = values(name, columns)
@@ -332,19 +346,21 @@ def _task_curve(merged, task, selection_files, scoring_files, metrics_, baseline
             raise ValueError(f"system {name!r} is not scored on the same files as {order[0]!r}")
     methods = ["plurality", "prob_average"] if task == TASK_CATEGORICAL else ["mean"]
     groups, unit = settings.groups(first, rows)
+    voc = merged.vocabulary
+    attributes = list(voc.attribute_names)
     if task == TASK_CATEGORICAL:
-        truth = class_codes(first, "EmoClass_true", rows)
-        make_scorer = lambda preds: resampling._CategoricalScorer(truth, np.stack(preds))  # noqa: E731
-        baseline_prediction = (class_codes(frames[base_name], "EmoClass_pred", rows)
+        truth = class_codes(first, "EmoClass_true", rows, voc.classes)
+        make_scorer = lambda preds: resampling._CategoricalScorer(truth, np.stack(preds), voc.classes)  # noqa: E731
+        baseline_prediction = (class_codes(frames[base_name], "EmoClass_pred", rows, voc.classes)
                                if base_name is not None else None)
     else:
         # C order, as bootstrap_metrics' row selection gives: the truth's mean (the design's shift)
         # then adds in the same order
-        truth = first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)[rows]
-        make_scorer = lambda preds: resampling._AttributeScorer(truth, np.stack(preds), ddof)  # noqa: E731
-        baseline_prediction = (frames[base_name][[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)[rows]
+        truth = first[[f"{a}_true" for a in attributes]].to_numpy(np.float64)[rows]
+        make_scorer = lambda preds: resampling._AttributeScorer(truth, np.stack(preds), ddof, attributes)  # noqa: E731
+        baseline_prediction = (frames[base_name][[f"{a}_pred" for a in attributes]].to_numpy(np.float64)[rows]
                                if base_name is not None else None)
-    fusions = _running_fusions(frames, order, task, methods, rows)
+    fusions = _running_fusions(frames, order, task, methods, rows, voc)
     if base_name is not None:
         fusions = itertools.chain(fusions, [("baseline|", (order.index(base_name) + 1, base_name, "baseline"),
                                              baseline_prediction)])
@@ -398,7 +414,8 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
     if not tasks:
         raise ValueError("give categorical and/or attributes merged frames")
     settings = resampling_.Resampling.of(resampling, **legacy)
-    wanted = dict(CURVE_METRICS, **(curve_metrics or {}))
+    voc = next(iter(tasks.values())).vocabulary
+    wanted = dict(curve_metrics_of(voc), **(curve_metrics or {}))
     columns = ["FileName", "Split_Set"] + (["SpkrID"] if all("SpkrID" in m for m in tasks.values()) else [])
     # each file's first row of each task (not every system's rows: 0.7 GB at 400k files x 20 systems)
     everything = pd.concat([m.frame.iloc[m.first_rows][columns] for m in tasks.values()]) \
@@ -408,7 +425,7 @@ def topk_fusion_curve(categorical: pd.DataFrame | None = None, attributes: pd.Da
     selection_files, scoring_files = split_files(
         everything["FileName"], selection, settings.seed,
         split_of=everything.set_index("FileName")["Split_Set"],
-        speakers=speakers.to_numpy(object) if by_speaker else None)
+        speakers=speakers.to_numpy(object) if by_speaker else None, splits=voc.splits)
     curves, rankings, baselines = [], [], {}
     for task, merged in tasks.items():
         if task_of(merged) != task:
@@ -461,7 +478,7 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
         if not np.array_equal(file_codes[at[b]], files):
             raise ValueError(f"systems {names[0]!r} and {b!r} are not scored on the same files")
     if task == TASK_CATEGORICAL:  # integer codes of every system's predicted classes, compared at once
-        codes = np.stack([class_codes(frames[s], "EmoClass_pred") for s in names])
+        codes = np.stack([class_codes(frames[s], "EmoClass_pred", classes=data.classes) for s in names])
         # agreeing files of every pair at once: sum over classes of one-hot products (counts are
         # exact in float32 below 2^24 files; the same shares as comparing each pair)
         same = np.zeros((len(names), len(names)))
@@ -474,7 +491,7 @@ def pairwise_disagreement(merged: pd.DataFrame) -> pd.DataFrame:
     else:
         matrices = {f"pearson_{attr}": _pearson_matrix(np.stack([frames[s][f"{attr}_pred"].to_numpy(np.float64)
                                                                  for s in names]))
-                    for attr in ATTRIBUTES}
+                    for attr in data.attribute_names}
     rows = []
     for i, a in enumerate(names):
         for j, b in enumerate(names):
@@ -529,22 +546,24 @@ def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model=
     """
     if task_of(categorical) != TASK_CATEGORICAL:
         raise ValueError("stacking needs the categorical merged frame")
+    voc = vocabulary_of(categorical)
+    classes, prob_columns = list(voc.classes), list(voc.prob_columns)
     frames = system_frames(categorical)
     names = list(frames)
     first = frames[names[0]]
     for s in names[1:]:
         if not np.array_equal(frames[s]["FileName"].to_numpy(str), first["FileName"].to_numpy(str)):
             raise ValueError(f"system {s!r} is not scored on the same files as {names[0]!r}")
-    all_probs = all(_has_probabilities(f) for f in frames.values())
+    all_probs = all(_has_probabilities(f, prob_columns) for f in frames.values())
     if features == "auto":
         features = "probabilities" if all_probs else "onehot"
     if features == "probabilities":
         if not all_probs:
-            raise ValueError("features='probabilities' needs P_A..P_N from every system")
-        x = np.hstack([f[list(PROB_COLUMNS)].to_numpy(np.float64) for f in frames.values()])
+            raise ValueError(f"features='probabilities' needs {prob_columns[0]}..{prob_columns[-1]} from every system")
+        x = np.hstack([f[prob_columns].to_numpy(np.float64) for f in frames.values()])
     elif features == "onehot":
-        eye = np.eye(len(CLASS_CODES))
-        x = np.hstack([eye[metrics.label_indices(f["EmoClass_pred"].to_numpy(str))]
+        eye = np.eye(len(classes))
+        x = np.hstack([eye[metrics.label_indices(f["EmoClass_pred"].to_numpy(str), classes)]
                        for f in frames.values()])
     else:
         raise ValueError(f"features must be 'auto', 'probabilities' or 'onehot', not {features!r}")
@@ -556,25 +575,27 @@ def stacking(categorical: pd.DataFrame, n_splits: int = 5, seed: int = 0, model=
         splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(x, y)
     template = _meta_model(model, seed, class_weight)
     pred = np.empty(len(y), dtype=object)
-    proba = np.full((len(y), len(CLASS_CODES)), np.nan)
+    proba = np.full((len(y), len(classes)), np.nan)
     fold = np.full(len(y), -1)
     for i, (train, test) in enumerate(splits):
         estimator = clone(template).fit(x[train], y[train])
         pred[test] = estimator.predict(x[test])
         if hasattr(estimator, "predict_proba"):
-            columns = [CLASS_CODES.index(str(c)) for c in estimator.classes_]
-            p = np.zeros((test.size, len(CLASS_CODES)))
+            columns = [classes.index(str(c)) for c in estimator.classes_]
+            p = np.zeros((test.size, len(classes)))
             p[:, columns] = estimator.predict_proba(x[test])
             proba[test] = p
         fold[test] = i
-    stacked = first.drop(columns=[c for c in PROB_COLUMNS if c in first]).copy()
+    stacked = first.drop(columns=[c for c in prob_columns if c in first]).copy()
     stacked["system"] = name
     stacked["EmoClass_pred"] = pred.astype(str)
     if not np.isnan(proba).any():
-        stacked[list(PROB_COLUMNS)] = proba
+        stacked[prob_columns] = proba
     stacked.attrs = dict(categorical.attrs)
+    if voc != MSP_PODCAST:
+        stacked.attrs["vocabulary"] = voc
     together = pd.concat([stacked] + [frames[s] for s in names], ignore_index=True)
-    together.attrs = dict(categorical.attrs, task=TASK_CATEGORICAL)
+    together.attrs = dict(stacked.attrs, task=TASK_CATEGORICAL)
     legacy.setdefault("seed", seed)
     scores = resampling_.bootstrap_metrics(together, resampling_.Resampling.of(resampling, **legacy))
     folds = pd.DataFrame({"FileName": first["FileName"].to_numpy(), "fold": fold})
@@ -597,17 +618,18 @@ def disagreement_by_true(merged: pd.DataFrame, system_a: str, system_b: str, tas
     """
     from ser_diag.analysis import binned, confusion
 
+    voc = vocabulary_of(merged)
     rows_a = confusion.system_rows(merged, system_a).reset_index(drop=True)
     rows_b = confusion.system_rows(merged, system_b).reset_index(drop=True)
     if not np.array_equal(rows_a["FileName"].to_numpy(str), rows_b["FileName"].to_numpy(str)):
         raise ValueError(f"{system_a!r} and {system_b!r} are not scored on the same files")
     parts = []
     if task == TASK_CATEGORICAL:
-        parts.append((None, list(CLASS_CODES), rows_a["EmoClass_true"].to_numpy(str),
+        parts.append((None, list(voc.classes), rows_a["EmoClass_true"].to_numpy(str),
                       rows_a["EmoClass_pred"].to_numpy(str), rows_b["EmoClass_pred"].to_numpy(str)))
     else:
-        for attr in binned.attributes_of(merged):
-            edges = binned.attribute_edges(merged, attr, bins)
+        for attr in binned.attributes_of(merged, vocabulary=voc):
+            edges = binned.attribute_edges(merged, attr, bins, vocabulary=voc)
             labels = np.asarray(binned.bin_labels(edges, bins), dtype=object)
             parts.append((attr, list(labels),
                           labels[binned.assign_bins(rows_a[f"{attr}_true"].to_numpy(float), edges)],

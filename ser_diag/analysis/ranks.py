@@ -43,14 +43,16 @@ from scipy.stats import rankdata
 
 import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
-from ser_diag.evaluation import aligned, column_at, task_of
+from ser_diag.evaluation import aligned, column_at, task_of, vocabulary_of
 from ser_diag.io import class_index
 from ser_diag.schema import ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = [
     "HEADLINE_METRICS",
     "SYSTEM_BLOCK",
     "headline_distribution",
+    "headline_metrics",
     "holm",
     "leaderboard_ranks",
     "rank_tables",
@@ -58,9 +60,22 @@ __all__ = [
     "resampling_settings",
 ]
 
-#: Headline metrics ranked per task.
+#: Headline metrics ranked per task (MSP-Podcast's; :func:`headline_metrics` for any vocabulary).
 HEADLINE_METRICS = {TASK_CATEGORICAL: ["macro_f1"],
                     TASK_ATTRIBUTES: [f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]}
+
+
+def headline_metrics(task: str, vocabulary: Vocabulary = MSP_PODCAST) -> list[str]:
+    """The headline metrics of ``task`` for a vocabulary: macro-F1; CCC of each of its
+    attributes and their mean.
+
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> headline_metrics("attributes", IEMOCAP)
+    ['ccc_activation', 'ccc_valence', 'ccc_dominance', 'ccc_mean']
+    """
+    if task == TASK_CATEGORICAL:
+        return ["macro_f1"]
+    return [f"ccc_{a}" for a in vocabulary.attribute_names] + ["ccc_mean"]
 #: Systems scored per pass over the resamples (bounds the attribute design to ~100 MB at 32k files).
 SYSTEM_BLOCK = 32
 
@@ -99,7 +114,7 @@ def headline_distribution(merged: pd.DataFrame, metrics: Iterable[str] | None = 
     s = resampling_settings(resampling, **legacy)
     data = aligned(merged)
     task = data.task
-    metrics = list(metrics) if metrics is not None else HEADLINE_METRICS[task]
+    metrics = list(metrics) if metrics is not None else headline_metrics(task, data.vocabulary)
     names, positions = _single_block(data)
     groups, unit = s.groups(data.frame, positions[0])
     n = len(positions[0])
@@ -149,13 +164,14 @@ def unique_systems(merged: pd.DataFrame, positions: list) -> tuple[list[int], np
 
 def _predictions_key(merged: pd.DataFrame, rows) -> bytes:
     """The predictions of one system's ``rows`` as bytes (equal bytes <=> equal predictions)."""
+    voc = vocabulary_of(merged)
     if task_of(merged) == TASK_CATEGORICAL:
         column = column_at(merged, "EmoClass_pred", rows)
-        codes = class_index(column)
+        codes = class_index(column, voc.classes)
         odd = codes < 0                                   # missing, or no class code: the values themselves
         return codes.tobytes() + (pd.util.hash_pandas_object(column[odd], index=False).to_numpy().tobytes()
                                   if odd.any() else b"")
-    return np.column_stack([merged[f"{a}_pred"].to_numpy()[rows] for a in ATTRIBUTES]).tobytes()
+    return np.column_stack([merged[f"{a}_pred"].to_numpy()[rows] for a in voc.attribute_names]).tobytes()
 
 
 # --------------------------------------------------------------------------- statistics
@@ -285,7 +301,7 @@ def leaderboard_ranks(merged: pd.DataFrame, resampling=None, metrics: Iterable[s
     """
     settings = resampling_settings(resampling, **legacy)
     task = task_of(merged)
-    wanted = list(metrics) if metrics is not None else HEADLINE_METRICS[task]
+    wanted = list(metrics) if metrics is not None else headline_metrics(task, vocabulary_of(merged))
     if _reusable(distributions, settings, task, wanted):
         hd = dict(distributions, metrics=wanted)
     else:

@@ -8,7 +8,8 @@ under-predicts high ones. This module measures it four ways, each a tidy frame:
   truth, :math:`\beta = \mathrm{cov}/s_{true}^2 = \rho v`), the variance ratio
   :math:`v = s_{pred}/s_{true}`, and Lin's decomposition of how much CCC is lost to
   correlation, scale and location.
-* :func:`extreme_bin_recall` - how often the lowest / highest true bin is predicted as such.
+* :func:`extreme_bin_recall` - how often the lowest / highest true bin is predicted as such
+  (bins over the corpus' scale in its vocabulary: the extremes of 1-7, 1-5, -1..1, ...).
 * :func:`recalibration_whatif` - CCC after a variance-matching affine map fitted on other files.
 
 Lin's factorisation :math:`\mathrm{CCC} = \rho\,C_b` with
@@ -253,8 +254,8 @@ def bin_means(merged: pd.DataFrame, attribute=None, scheme: str = "unit", edges=
     records = []
     data = aligned(merged)
     merged = data.frame
-    for attr in attributes_of(merged, attribute):
-        bins = attribute_edges(merged, attr, scheme, edges)
+    for attr in attributes_of(data, attribute):
+        bins = attribute_edges(merged, attr, scheme, edges, data.vocabulary)
         labels = attribute_bin_labels(merged, attr, bins, scheme, edges)
         pairs = _light_pairs(data, attr)
         found = {}

@@ -37,11 +37,11 @@ from threadpoolctl import threadpool_limits
 
 import ser_diag.resampling as rs
 from ser_diag.resampling import percentile_interval
-from ser_diag.analysis.ranks import HEADLINE_METRICS, SYSTEM_BLOCK, resampling_settings, unique_systems
-from ser_diag.evaluation import aligned, class_codes, rows_at, task_of
+from ser_diag.analysis.ranks import SYSTEM_BLOCK, headline_metrics, resampling_settings, unique_systems
+from ser_diag.evaluation import aligned, class_codes, rows_at, task_of, vocabulary_of
 from ser_diag.memory import release_free_memory
 from ser_diag.metrics import ccc_from_sums
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_CATEGORICAL
+from ser_diag.schema import TASK_CATEGORICAL
 
 __all__ = [
     "DURATION_EDGES",
@@ -82,12 +82,13 @@ class _GroupSums:
 
     def __init__(self, merged: pd.DataFrame, positions: list, code: np.ndarray, n_groups: int, ddof: int):
         self.task, self.ddof, self.s, self.g = task_of(merged), ddof, len(positions), n_groups
+        self.attributes = merged.attribute_names
         first = rows_at(merged.frame, positions[0])
         if self.task == TASK_CATEGORICAL:
             # macro-F1 needs per class only true, predicted and correct counts: columns
             # [true (G, K)] + [predicted, correct (G, S, 2, K)], a sparse one-hot of the rows
-            k = self.k = len(CLASS_CODES)
-            t = class_codes(first, "EmoClass_true")
+            k = self.k = len(merged.classes)
+            t = class_codes(first, "EmoClass_true", classes=merged.classes)
             pred = merged.class_codes("EmoClass_pred", positions)
             keep = np.flatnonzero(code >= 0)
             g, t, pred = code[keep], t[keep], pred[:, keep]
@@ -103,8 +104,8 @@ class _GroupSums:
             key = np.where(code >= 0, code, n_groups)
             self.perm = np.argsort(key, kind="stable")
             self.bounds = np.searchsorted(key[self.perm], np.arange(n_groups + 1))
-            x = first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
-            values = [merged[f"{a}_pred"].to_numpy(np.float64) for a in ATTRIBUTES]     # views, not a copy
+            x = first[[f"{a}_true" for a in self.attributes]].to_numpy(np.float64)
+            values = [merged[f"{a}_pred"].to_numpy(np.float64) for a in self.attributes]  # views, not a copy
             y = np.stack([np.column_stack([v[p] for v in values]) for p in positions])  # (S, n, A)
             shift = x.mean(axis=0)
             x, y = x - shift, y - shift
@@ -139,7 +140,7 @@ class _GroupSums:
             true = counts[:, :g * k].reshape(b, g, 1, k).astype(np.float64)
             rest = counts[:, g * k:].reshape(b, g, self.s, 2, k).astype(np.float64)
             return _macro_f1_from_counts(true, rest[..., 0, :], rest[..., 1, :])[..., None]
-        a, s = len(ATTRIBUTES), self.s
+        a, s = len(self.attributes), self.s
         ws = np.asarray(w, np.float64)[:, self.perm[:self.bounds[-1]]]
         sums = np.empty((b, self.g, self.design.shape[1]))
         with threadpool_limits(1, user_api="blas"):  # many small products: threads only cost (20x when loaded)
@@ -194,7 +195,7 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
     order = sorted(kept.index.tolist(), key=lambda v: (str(type(v)), v))
     code = pd.Index(order).get_indexer(labels.where(labels.isin(order))) if order else np.full(len(first), -1)
     code = np.asarray(code, dtype=np.int64)
-    metrics = HEADLINE_METRICS[task]
+    metrics = headline_metrics(task, merged.vocabulary)
     clusters, unit = s.groups(first)
     n = len(first)
     unique, inverse = unique_systems(merged, positions)
@@ -204,7 +205,7 @@ def grouped_metrics(merged: pd.DataFrame, group, by: str = "group", resampling=N
         # systems per pass: at most SYSTEM_BLOCK, and the (B, G, block, M) resample array under ~128 MB
         block = int(max(1, min(SYSTEM_BLOCK, GROUPED_BYTES // max(1, 8 * s.n_boot * len(order) * len(metrics)))))
         if task != TASK_CATEGORICAL:   # and the (n, 3 S A) design of the attribute sums under DESIGN_BYTES
-            block = int(max(1, min(block, DESIGN_BYTES // max(1, 8 * n * 3 * len(ATTRIBUTES)))))
+            block = int(max(1, min(block, DESIGN_BYTES // max(1, 8 * n * 3 * len(merged.attribute_names)))))
         else:   # and the one-hot counts (about 2 S + 1 entries a row, ~32 bytes each while built) too
             block = int(max(1, min(block, (DESIGN_BYTES // max(1, 32 * n) - 1) // 2)))
         for start in range(0, len(unique), block):
@@ -311,8 +312,9 @@ def _file_error(merged: pd.DataFrame, positions: list) -> tuple[np.ndarray, str]
         t = merged["EmoClass_true"].to_numpy()
         p = merged["EmoClass_pred"].to_numpy()
         return np.stack([(t[r] != p[r]).astype(np.float64) for r in positions], axis=1), "error_rate"
-    t = merged[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(np.float64)
-    p = merged[[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(np.float64)
+    attributes = vocabulary_of(merged).attribute_names
+    t = merged.frame[[f"{a}_true" for a in attributes]].to_numpy(np.float64)
+    p = merged.frame[[f"{a}_pred" for a in attributes]].to_numpy(np.float64)
     return np.stack([((p[r] - t[r]) ** 2).mean(axis=1) for r in positions], axis=1), "mse_mean"
 
 

@@ -32,7 +32,8 @@ from ser_diag.resampling.scorers import (_AttributeScorer, _CategoricalScorer, _
                                          LinearStatistic, attribute_statistics, categorical_statistics,
                                          cluster_scorer, confusion_statistics)
 from ser_diag.resampling.intervals import (FEW_SPEAKERS, bootstrap, bootstrap_distribution, bootstrap_metrics,
-                                           few_speakers_note, group_speakers_notes, percentile_interval,
+                                           few_speakers_note, group_speakers_notes, no_speakers_note,
+                                           percentile_interval,
                                            scorer_metrics, widen_interval)
 from ser_diag.resampling.paired import paired_test, permutation_p_value
 
@@ -45,6 +46,7 @@ __all__ = [
     "cluster_ids",
     "few_speakers_note",
     "group_speakers_notes",
+    "no_speakers_note",
     "permutation_p_value",
     "bootstrap",
     "bootstrap_distribution",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ser_diag.evaluation import TaskData
+from ser_diag.evaluation import TaskData, column_at
 from ser_diag.resampling.draws import _weight_chunks, cluster_ids
 from ser_diag.resampling.scorers import _scorer, cluster_scorer
 from ser_diag.resampling.settings import Resampling, Statistic
@@ -102,6 +102,22 @@ def group_speakers_notes(what: str, clusters, masks: dict, level: float, method:
     note = few_speakers_note(min(counts.values()), level, f"{what} ({shown} speakers): the group and gap intervals",
                              instead)
     return [note] if note else []
+
+
+def no_speakers_note(frame: pd.DataFrame, rows=None, what: str = "the intervals") -> str | None:
+    """The note for rows that carry a ``SpkrID`` column whose speakers are all unknown (a corpus
+    without speaker metadata): its intervals resample utterances, which is too narrow where one
+    speaker's utterances err together; None when some speaker is known or there is no column.
+
+    >>> print(no_speakers_note(pd.DataFrame({"SpkrID": pd.array([None, None], dtype="str")}), what="x"))
+    x: no speaker is known, so the intervals resample utterances (too narrow where one speaker's utterances err together)
+    """
+    if "SpkrID" not in frame.columns:
+        return None
+    if column_at(frame, "SpkrID", rows).notna().any():
+        return None
+    return (f"{what}: no speaker is known, so the intervals resample utterances "
+            "(too narrow where one speaker's utterances err together)")
 
 
 def widen_interval(estimate, low, high, n_clusters: int, level: float = 0.95):
@@ -258,6 +274,10 @@ def bootstrap_metrics(merged: TaskData | pd.DataFrame, resampling: Resampling | 
                                      "to compare two systems read resampling.paired_test(method='permutation'), "
                                      + ("exact at this size (all sign patterns of the speakers)" if exact else
                                         "valid at any number of speakers"))
+            if note and note not in notes:
+                notes.append(note)
+        elif unit == "utterance" and settings.unit != "utterance" and settings.n_boot > 0:
+            note = no_speakers_note(data.frame, positions[0], task)
             if note and note not in notes:
                 notes.append(note)
         keep = {} if distributions is not None and len(blocks) == 1 else None

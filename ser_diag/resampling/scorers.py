@@ -198,16 +198,17 @@ def categorical_statistics(true_idx, pred_idx, labels: Sequence[str] = CLASS_COD
     return _single(_CategoricalScorer(true_idx, pred_idx, labels))
 
 
-def attribute_statistics(y_true, y_pred, ddof: int = 0) -> Statistic:
+def attribute_statistics(y_true, y_pred, ddof: int = 0, attributes: Sequence[str] = ATTRIBUTES) -> Statistic:
     """Statistic for :func:`bootstrap`: ``ccc_<attr>``, ``ccc_mean``, ``pearson_<attr>`` of one
-    system from ``(n, 3)`` true and predicted EmoAct/EmoVal/EmoDom.
+    system from ``(n, A)`` true and predicted values of ``attributes`` (default MSP-Podcast's
+    EmoAct/EmoVal/EmoDom; a vocabulary's ``attribute_names``).
 
     >>> x = np.array([[1.0, 2, 3], [2, 3, 1], [3, 1, 2], [4, 4, 4]])
     >>> stat = attribute_statistics(x, x)
     >>> [round(float(stat(np.ones((1, 4)))[k][0]), 9) for k in ("ccc_EmoAct", "ccc_mean")]
     [1.0, 1.0]
     """
-    return _single(_AttributeScorer(y_true, y_pred, ddof))
+    return _single(_AttributeScorer(y_true, y_pred, ddof, attributes))
 
 
 def cluster_scorer(scorer, groups, n: int):
@@ -226,9 +227,10 @@ def cluster_scorer(scorer, groups, n: int):
 def _scorer(data, rows: list, ddof: int):
     """The scorer of a block of systems (``rows``: each system's row positions, same file order)
     of a :class:`~ser_diag.evaluation.TaskData`: class codes or attribute values as systems x files
-    arrays (only these rows, a column at a time: no copy of whole columns)."""
+    arrays (only these rows, a column at a time: no copy of whole columns), scored over the data's
+    vocabulary (its classes in macro-F1 order; its attributes)."""
     if data.task == TASK_CATEGORICAL:
         return _CategoricalScorer(data.class_codes("EmoClass_true", rows[0]),
-                                  data.class_codes("EmoClass_pred", rows))
+                                  data.class_codes("EmoClass_pred", rows), data.classes)
     return _AttributeScorer(data.attribute_values("true", rows[0]), data.attribute_values("pred", rows), ddof,
-                            consume=True)
+                            attributes=data.attribute_names, consume=True)

@@ -95,8 +95,9 @@ class MultiTaskOutputs(nn.Module):
         self.gender = nn.Linear(dim, 2) if gender else None
 
     def forward(self, h: torch.Tensor) -> dict:
+        logits = self.classes(h)     # before the attributes: the order autograd sums the gradients in
         attributes = self.attributes(h) if self.attributes is not None else h.new_zeros(h.shape[0], 0)
-        out = {"logits": self.classes(h), "attributes": attributes}
+        out = {"logits": logits, "attributes": attributes}
         if self.gender is not None:
             out["gender"] = self.gender(h)
         return out

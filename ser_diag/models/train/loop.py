@@ -50,7 +50,15 @@ from ser_diag.models.train.data import (_collate, _Data, _is_audio, _labels_fram
 from ser_diag.models.train.distributed import (_device, _Dist, _gather_rows, _init_distributed,
                                                _process_seed, _seed_everything)
 from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
-from ser_diag.vocabulary import Vocabulary
+from ser_diag.vocabulary import Vocabulary, preset
+
+
+def preset_or_none(name: str) -> Vocabulary | None:
+    """The preset vocabulary called ``name``, or None."""
+    try:
+        return preset(name)
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- mixup
@@ -290,8 +298,11 @@ class _Run:
 def _setup(config: TrainConfig, ctx: _Dist, features, views, labels, soft_labels, detailed_labels) -> _Run:
     """Data, model, optimizer, schedule; restored from ``last.pt`` when ``config.resume``."""
     vocabulary = config.corpus_vocabulary
+    # a preset stays its name; a file or data becomes the value (config.json records it whole)
+    named = config.vocabulary is None or (isinstance(config.vocabulary, str) and vocabulary is preset_or_none(
+        config.vocabulary))
     config = dataclasses.replace(config, tasks=effective_tasks(config.tasks, vocabulary),
-                                 vocabulary=config.vocabulary if config.vocabulary is None else vocabulary)
+                                 vocabulary=config.vocabulary if named else vocabulary)
     device = _device(config, ctx)
     labels = _labels_frame(config, labels)
     mixup, drop_fraction, waveform = _augment_settings(config.augment)

@@ -1,14 +1,17 @@
 """Prediction files of any corpus: written and read back with the corpus' vocabulary.
 
 MSP-Podcast (the default) goes through :mod:`ser_diag.io`'s writers and reader unchanged, so its
-files stay the challenge's. Any other :class:`~ser_diag.vocabulary.Vocabulary` writes the
-internal layout with the corpus' own codes and names, one file per task in a system's folder::
+files stay the challenge's. Any other :class:`~ser_diag.vocabulary.Vocabulary` writes its
+corpus' own codes and column names (as the corpus route of :mod:`ser_diag.io.corpora` reads
+prediction files, and as MSP-Podcast's ``FileName,EmoClass`` are its own), one file per task
+in a system's folder::
 
-    categorical.csv   FileName,EmoClass,P_<code>...     (EmoClass: one of vocabulary.classes)
-    attributes.csv    FileName,<attribute>...           (the vocabulary's attribute names)
+    categorical.csv   <file_column>,<class_column>,P_<code>...   (IEMOCAP: file,emotion,P_neutral,...)
+    attributes.csv    <file_column>,<attribute>...               (IEMOCAP: file,activation,valence,dominance)
 
-numbers at :data:`~ser_diag.precision.PREDICTION_FLOAT_FORMAT`, written atomically.
-:func:`read_predictions` reads such a folder (or file) back into the tidy predictions frame
+(``columns="internal"``: ``FileName``/``EmoClass`` instead), numbers at
+:data:`~ser_diag.precision.PREDICTION_FLOAT_FORMAT`, written atomically. :func:`read_predictions`
+reads such a folder (or file; either header) back into the tidy internal predictions frame
 (``system, FileName, EmoClass, P_<code>..., <attribute>...``) that
 ``ser_diag.io.merge(labels, predictions, task, vocabulary=vocabulary)`` joins; a class code
 outside the vocabulary, a missing or unknown column, a duplicate file or a number that is not
@@ -56,10 +59,14 @@ def prediction_frame(names, probs: np.ndarray | None, attrs: np.ndarray | None,
 
 
 def write_predictions(frame: pd.DataFrame, folder: str | os.PathLike,
-                      vocabulary: Vocabulary = MSP_PODCAST) -> dict:
+                      vocabulary: Vocabulary = MSP_PODCAST, columns: str = "corpus") -> dict:
     """Write one system's predictions (``frame``: :func:`prediction_frame`'s columns, any
     subset of tasks) into ``folder``; returns ``{task: file}``. Rows without a prediction for
-    a task are left out of that task's file."""
+    a task are left out of that task's file. ``columns``: ``"corpus"`` (the vocabulary's file
+    and class column names) or ``"internal"`` (``FileName``, ``EmoClass``)."""
+    if columns not in ("corpus", "internal"):
+        raise ValueError(f"columns must be 'corpus' or 'internal', not {columns!r}")
+    names = {"FileName": vocabulary.file_column, "EmoClass": vocabulary.class_column} if columns == "corpus" else {}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -71,16 +78,17 @@ def write_predictions(frame: pd.DataFrame, folder: str | os.PathLike,
             from ser_diag.io import write_categorical_predictions
             written[TASK_CATEGORICAL] = write_categorical_predictions(cat.loc[:, ["FileName", "EmoClass"] + probs], path)
         else:
-            written[TASK_CATEGORICAL] = _write_csv(cat.loc[:, ["FileName", "EmoClass"] + probs], path)
-    names = list(vocabulary.attribute_names)
-    if names and all(a in frame for a in names) and frame[names].notna().all(axis=1).any():
-        att = frame[frame[names].notna().all(axis=1)]
+            written[TASK_CATEGORICAL] = _write_csv(cat.loc[:, ["FileName", "EmoClass"] + probs].rename(
+                columns=names), path)
+    attributes = list(vocabulary.attribute_names)
+    if attributes and all(a in frame for a in attributes) and frame[attributes].notna().all(axis=1).any():
+        att = frame[frame[attributes].notna().all(axis=1)]
         path = folder / TASK_FILES[TASK_ATTRIBUTES]
         if vocabulary == MSP_PODCAST:
             from ser_diag.io import write_attribute_predictions
             written[TASK_ATTRIBUTES] = write_attribute_predictions(att, path)
         else:
-            written[TASK_ATTRIBUTES] = _write_csv(att.loc[:, ["FileName"] + names], path)
+            written[TASK_ATTRIBUTES] = _write_csv(att.loc[:, ["FileName"] + attributes].rename(columns=names), path)
     return written
 
 
@@ -139,9 +147,21 @@ def _read_file(file: Path, vocabulary: Vocabulary) -> tuple[str, pd.DataFrame]:
         raise InputError(file, None, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.apply(lambda column: column.str.strip())
+    header = list(frame.columns)
+    internal = {vocabulary.file_column: "FileName", vocabulary.class_column: "EmoClass"}
+    if "FileName" not in header and "EmoClass" not in header:       # the corpus' names
+        frame = frame.rename(columns=internal)
     columns = list(frame.columns)
+    shown = {v: k for k, v in internal.items()} if columns != header else {}
+
+    def _error(column, message, row):
+        return InputError(file, shown.get(column, column), message, row=row)
+
+    def named(column):
+        return shown.get(column, column)
+
     if "FileName" not in columns:
-        raise InputError(file, "FileName", "missing column (a prediction file starts FileName,...)", row=1)
+        raise _error("FileName", f"missing column (a prediction file starts {named('FileName')},...)", row=1)
     attributes = list(vocabulary.attribute_names)
     if "EmoClass" in columns:
         task, allowed = TASK_CATEGORICAL, ["FileName", "EmoClass"] + list(vocabulary.prob_columns)
@@ -149,41 +169,40 @@ def _read_file(file: Path, vocabulary: Vocabulary) -> tuple[str, pd.DataFrame]:
         task, allowed = TASK_ATTRIBUTES, ["FileName"] + attributes
         missing = [a for a in attributes if a not in columns]
         if missing:
-            raise InputError(file, missing[0], f"missing attribute column (vocabulary {vocabulary.name} has "
-                                               f"{', '.join(attributes)})", row=1)
+            raise _error(missing[0], f"missing attribute column (vocabulary {vocabulary.name} has "
+                                     f"{', '.join(attributes)})", row=1)
     else:
-        wanted = "EmoClass" + (f" or {', '.join(attributes)}" if attributes else "")
-        raise InputError(file, None, f"neither a categorical nor an attribute prediction file: no column {wanted}",
-                         row=1)
+        wanted = f"{vocabulary.class_column}/EmoClass" + (f" or {', '.join(attributes)}" if attributes else "")
+        raise _error(None, f"neither a categorical nor an attribute prediction file: no column {wanted}", row=1)
     unknown = [c for c in columns if c not in allowed]
     if unknown:
-        raise InputError(file, unknown[0], f"unknown column; a {task} file of vocabulary {vocabulary.name} "
-                                           f"has {', '.join(allowed)}", row=1)
+        raise _error(unknown[0], f"unknown column; a {task} file of vocabulary {vocabulary.name} has "
+                                 f"{', '.join(named(c) for c in allowed)}", row=1)
     empty = frame["FileName"] == ""
     if empty.any():
-        raise InputError(file, "FileName", "empty file name", row=int(np.flatnonzero(empty)[0]) + 2)
+        raise _error("FileName", "empty file name", row=int(np.flatnonzero(empty)[0]) + 2)
     repeated = frame["FileName"].duplicated()
     if repeated.any():
-        raise InputError(file, "FileName", f"duplicate FileName {quoted(frame['FileName'][repeated].iloc[0])}",
-                         row=int(np.flatnonzero(repeated)[0]) + 2)
+        raise _error("FileName", f"duplicate file {quoted(frame['FileName'][repeated].iloc[0])}",
+                     row=int(np.flatnonzero(repeated)[0]) + 2)
     out = frame[["FileName"]].copy()
     if task == TASK_CATEGORICAL:
         bad = ~frame["EmoClass"].isin(vocabulary.classes)
         if bad.any():
-            raise InputError(file, "EmoClass", f"class {quoted(frame['EmoClass'][bad].iloc[0])} is not one of the "
-                                               f"classes of {vocabulary.name} ({' '.join(vocabulary.classes)})",
-                             row=int(np.flatnonzero(bad)[0]) + 2)
+            raise _error("EmoClass", f"class {quoted(frame['EmoClass'][bad].iloc[0])} is not one of the "
+                                     f"classes of {vocabulary.name} ({' '.join(vocabulary.classes)})",
+                         row=int(np.flatnonzero(bad)[0]) + 2)
         out["EmoClass"] = frame["EmoClass"].astype(object)
     numbers = [c for c in columns if c not in ("FileName", "EmoClass")]
     for column in numbers:
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
-            raise InputError(file, column, f"{quoted(frame[column].iloc[np.flatnonzero(bad)[0]])} is not a number",
-                             row=int(np.flatnonzero(bad)[0]) + 2)
+            raise _error(column, f"{quoted(frame[column].iloc[np.flatnonzero(bad)[0]])} is not a number",
+                         row=int(np.flatnonzero(bad)[0]) + 2)
         if column.startswith("P_") and ((values < 0) | (values > 1)).any():
             row = int(np.flatnonzero((values < 0) | (values > 1))[0])
-            raise InputError(file, column, f"probability {values[row]:g} outside [0, 1]", row=row + 2)
+            raise _error(column, f"probability {values[row]:g} outside [0, 1]", row=row + 2)
         out[column] = values
     probs = [c for c in numbers if c.startswith("P_")]
     if probs:
@@ -191,5 +210,5 @@ def _read_file(file: Path, vocabulary: Vocabulary) -> tuple[str, pd.DataFrame]:
         off = np.abs(total - 1.0) > _PROB_TOLERANCE * max(1, len(probs))
         if len(probs) == len(vocabulary.classes) and off.any():
             row = int(np.flatnonzero(off)[0])
-            raise InputError(file, None, f"class probabilities sum to {total[row]:.6g}, not 1", row=row + 2)
+            raise _error(None, f"class probabilities sum to {total[row]:.6g}, not 1", row=row + 2)
     return task, out

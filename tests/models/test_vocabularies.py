@@ -89,9 +89,9 @@ def test_loso_predictions_are_written_with_the_corpus_codes_and_read_back(iemoca
     labels, _, result = iemocap_loso
     folder = result.predictions_dir
     assert folder.name == "fusion" and folder.parent.name == "predictions_loso"
-    assert (folder / "categorical.csv").read_text().splitlines()[0] == \
-        "FileName,EmoClass,P_neutral,P_happy,P_sad,P_angry"
-    assert (folder / "attributes.csv").read_text().splitlines()[0] == "FileName,activation,valence,dominance"
+    # the corpus' own names on disk (io.corpora reads them so), the internal ones in memory
+    assert (folder / "categorical.csv").read_text().splitlines()[0] == "file,emotion,P_neutral,P_happy,P_sad,P_angry"
+    assert (folder / "attributes.csv").read_text().splitlines()[0] == "file,activation,valence,dominance"
     back = read_predictions(folder, IEMOCAP)
     assert list(back.columns) == ["system", "FileName", "EmoClass", *IEMOCAP.prob_columns,
                                   *IEMOCAP.attribute_names]
@@ -200,15 +200,23 @@ def test_prediction_files_refuse_what_the_vocabulary_does_not_have(tmp_path):
                             np.array([[1.5, 2, 3], [4, 5, 5]]), IEMOCAP)
     write_predictions(good, tmp_path / "ok", IEMOCAP)
     assert read_predictions(tmp_path / "ok", IEMOCAP)["EmoClass"].tolist() == ["neutral", "angry"]
+    write_predictions(good, tmp_path / "internal", IEMOCAP, columns="internal")
+    assert (tmp_path / "internal" / "categorical.csv").read_text().startswith("FileName,EmoClass,P_neutral")
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "internal", IEMOCAP, system="ok"),
+                                  read_predictions(tmp_path / "ok", IEMOCAP), check_like=True)
     (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "categorical.csv").write_text("file,emotion\na.wav,neutral\nb.wav,excited\n")
+    with pytest.raises(InputError, match=r"row 3, column 'emotion': class 'excited' is not one of the classes"):
+        read_predictions(tmp_path / "bad", IEMOCAP)
     (tmp_path / "bad" / "categorical.csv").write_text("FileName,EmoClass\na.wav,neutral\nb.wav,excited\n")
     with pytest.raises(InputError, match=r"row 3, column 'EmoClass': class 'excited' is not one of the classes"):
         read_predictions(tmp_path / "bad", IEMOCAP)
-    (tmp_path / "bad" / "categorical.csv").write_text("FileName,activation,valence\na.wav,1,2\n")
+    (tmp_path / "bad" / "categorical.csv").write_text("file,activation,valence\na.wav,1,2\n")
     with pytest.raises(InputError, match="column 'dominance': missing attribute column"):
         read_predictions(tmp_path / "bad", IEMOCAP)
-    (tmp_path / "bad" / "categorical.csv").write_text("FileName,EmoClass,P_A\na.wav,neutral,1\n")
-    with pytest.raises(InputError, match="column 'P_A': unknown column"):
+    (tmp_path / "bad" / "categorical.csv").write_text("file,emotion,P_A\na.wav,neutral,1\n")
+    with pytest.raises(InputError, match="column 'P_A': unknown column; a categorical file of vocabulary iemocap "
+                                         "has file, emotion, P_neutral"):
         read_predictions(tmp_path / "bad", IEMOCAP)
 
 

@@ -82,15 +82,25 @@ class _Data:
 
 def _labels_frame(config: TrainConfig, labels) -> pd.DataFrame:
     if labels is not None:
-        return labels if isinstance(labels, pd.DataFrame) else _read_labels(labels)
+        return labels if isinstance(labels, pd.DataFrame) else _read_labels(labels, config.corpus_vocabulary)
     if config.corpus is None:
         raise ValueError("config.corpus (corpus root or labels file) is needed when no labels are passed")
-    return _read_labels(config.corpus)
+    return _read_labels(config.corpus, config.corpus_vocabulary)
 
 
-def _read_labels(path) -> pd.DataFrame:
-    from ser_diag.io import read_labels
-    return read_labels(path)
+def _read_labels(path, vocabulary: Vocabulary = MSP_PODCAST) -> pd.DataFrame:
+    """MSP-Podcast labels (:func:`ser_diag.io.read_labels`), or another corpus' labels CSV or
+    audformat database read into the internal layout by :mod:`ser_diag.io.corpora`."""
+    if vocabulary == MSP_PODCAST:
+        from ser_diag.io import read_labels
+        return read_labels(path)
+    from ser_diag.io import corpora
+    if corpora.is_audformat(path) and hasattr(corpora, "read_database"):
+        return corpora.read_database(path, vocabulary=vocabulary)[0]
+    if not corpora.is_audformat(path) and hasattr(corpora, "read_corpus_labels"):
+        return corpora.read_corpus_labels(path, vocabulary)
+    raise ValueError(f"{path}: pass the labels of corpus {vocabulary.name} as a frame (labels=...); "
+                     "this version of ser_diag.io cannot read them")
 
 
 def _read_soft_labels(path) -> pd.DataFrame:

@@ -86,7 +86,10 @@ def ensemble(config: dict, k: int | None = None, features: dict | None = None, l
     vocabulary = resolve_vocabulary(config.get("vocabulary"))
     folds = _folds_settings(config)
     if folds is not None and labels is None:
-        raise ValueError("an ensemble with folds needs the labels frame (its sessions)")
+        if config.get("corpus") is None:
+            raise ValueError("an ensemble with folds needs the labels (a frame, or the config's corpus)")
+        from ser_diag.models.train.data import _read_labels
+        labels = _read_labels(config["corpus"], vocabulary)
     summaries, stores = [], {}
     for entry in expand_systems(config, k):
         if "predictions" in entry:

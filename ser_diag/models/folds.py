@@ -29,8 +29,10 @@ import pandas as pd
 from ser_diag.models.prediction_files import read_predictions, write_predictions
 from ser_diag.models.train import TrainConfig, predictions_dir, train
 from ser_diag.models.train.config import effective_tasks
+from ser_diag.models.train.data import _labels_frame
 
-__all__ = ["Fold", "FoldsResult", "HELD_OUT", "LOSO_SPLIT", "session_folds", "speaker_folds", "train_folds"]
+__all__ = ["Fold", "FoldsResult", "HELD_OUT", "LOSO_SPLIT", "session_folds", "speaker_folds", "train_folds",
+           "train_folds_from_config"]
 
 #: The split name of a fold's held-out files in its labels (its ``predict_splits``).
 HELD_OUT = "Test"
@@ -70,7 +72,8 @@ class FoldsResult:
         """Per fold: held-out and development session, file counts, best epoch and score."""
         return [{"held_out": f.held_out, "development": f.development, "n_train": len(f.files("Train")),
                  "n_development": len(f.files("Development")), "n_test": len(f.files(HELD_OUT)),
-                 "best_epoch": r.best_epoch, "monitor": r.monitor, "best_score": r.best_score}
+                 "best_epoch": r.best_epoch, "monitor": r.monitor,      # no development files: the last epoch
+                 "best_score": r.best_score if np.isfinite(r.best_score) else None}
                 for f, r in zip(self.folds, self.results)]
 
 
@@ -137,7 +140,7 @@ def speaker_folds(labels: pd.DataFrame, k: int = 5, seed: int = 0, column: str =
     return out
 
 
-def train_folds(config: TrainConfig | dict, labels: pd.DataFrame, *, features: dict | None = None,
+def train_folds(config: TrainConfig | dict, labels: pd.DataFrame | None = None, *, features: dict | None = None,
                 soft_labels: pd.DataFrame | None = None, column: str = "Split_Set", sessions=None,
                 development: str | None = "next") -> FoldsResult:
     """Train one model per held-out session and pool their predictions (module docstring).
@@ -145,12 +148,15 @@ def train_folds(config: TrainConfig | dict, labels: pd.DataFrame, *, features: d
     ``config``: a :class:`~ser_diag.models.train.TrainConfig` (or its dict; its ``vocabulary``
     names the corpus, its ``out_dir`` holds the folds and the pooled predictions, its
     ``predict_splits`` are replaced by the held-out split); ``labels``: the internal labels
-    frame whose ``column`` holds each file's session; ``features``: ``modality ->`` feature
+    frame whose ``column`` holds each file's session (default: read from ``config.corpus``
+    with the vocabulary); ``features``: ``modality ->`` feature
     store shared by every fold (default: extracted from ``config.corpus``).
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     vocabulary = config.corpus_vocabulary
     config = dataclasses.replace(config, tasks=effective_tasks(config.tasks, vocabulary))  # warned once
+    if labels is None:
+        labels = _labels_frame(config, None)
     folds = session_folds(labels, column, sessions, development)
     results, parts = [], []
     for fold in folds:
@@ -176,3 +182,29 @@ def train_folds(config: TrainConfig | dict, labels: pd.DataFrame, *, features: d
     write_predictions(pooled.drop(columns="system"), folder, vocabulary)
     pooled.attrs.update(path=str(folder), sources={config.system_name: {}}, synthetic=False)
     return FoldsResult(config.system_name, pooled, folder, held_out, folds, results)
+
+
+def train_folds_from_config(path) -> FoldsResult:
+    """:func:`train_folds` from a JSON file: :class:`~ser_diag.models.train.TrainConfig` keys
+    (``corpus`` and ``vocabulary`` name the corpus) plus an optional ``"folds"``: ``{"column",
+    "sessions", "development"}`` (default: every session of ``Split_Set``, the next one as
+    development). Writes ``<out_dir>/folds.json`` (one summary per fold)."""
+    import json
+    import sys
+
+    from ser_diag.precision import dumps_json
+
+    data = json.loads(Path(path).read_text())
+    folds = data.pop("folds", None) or {}
+    if folds is True:
+        folds = {}
+    unknown = sorted(set(folds) - {"column", "sessions", "development"})
+    if unknown:
+        raise ValueError(f"folds takes 'column', 'sessions' and 'development', not {unknown}")
+    result = train_folds(TrainConfig.from_dict(data), **folds)
+    out = Path(result.predictions_dir).parents[1]
+    (out / "folds.json").write_text(dumps_json({"system_name": result.system_name,
+                                                "predictions_dir": str(result.predictions_dir),
+                                                "folds": result.summary()}, indent=2))
+    print(f"{result.system_name}: {len(result.folds)} folds pooled into {result.predictions_dir}", file=sys.stderr)
+    return result

@@ -232,3 +232,24 @@ def test_msp_podcast_is_the_default():
         TrainConfig.from_dict({"vocabulary": "ravdess"})
     head = build_model("late_fusion", {"audio": 5})
     assert head.outputs.classes.out_features == 8 and head.outputs.attributes.out_features == 3
+
+
+def test_folds_from_a_json_config_with_the_labels_in_the_corpus(tmp_path, monkeypatch):
+    """A JSON config (TrainConfig keys + "folds") whose labels come from config.corpus."""
+    from ser_diag.models import folds as folds_module
+    from ser_diag.models.train import data as train_data
+
+    labels, feats = make_corpus_task(IEMOCAP, n_speakers=6, n_sessions=3, files_per_speaker=10)
+    read = []
+    monkeypatch.setattr(train_data, "_read_labels", lambda path, vocabulary: read.append((path, vocabulary)) or labels)
+    real = folds_module.train_folds
+    monkeypatch.setattr(folds_module, "train_folds", lambda config, **kw: real(config, features=feats, **kw))
+    path = tmp_path / "loso.json"
+    path.write_text(json.dumps(config(tmp_path / "out", "iemocap", epochs=2, corpus="somewhere/labels.csv",
+                                      folds={"development": None})))
+    result = folds_module.train_folds_from_config(path)
+    assert read == [("somewhere/labels.csv", IEMOCAP)]
+    assert [f.development for f in result.folds] == [None] * 3 and len(result.predictions) == len(labels)
+    saved = json.loads((tmp_path / "out" / "folds.json").read_text())
+    assert [f["held_out"] for f in saved["folds"]] == ["Session1", "Session2", "Session3"]
+    assert all(f["best_score"] is None and f["n_development"] == 0 for f in saved["folds"])

@@ -76,7 +76,8 @@ def write_predictions(frame: pd.DataFrame, folder: str | os.PathLike,
         path = folder / TASK_FILES[TASK_CATEGORICAL]
         if vocabulary == MSP_PODCAST:
             from ser_diag.io import write_categorical_predictions
-            written[TASK_CATEGORICAL] = write_categorical_predictions(cat.loc[:, ["FileName", "EmoClass"] + probs], path)
+            written[TASK_CATEGORICAL] = write_categorical_predictions(
+                cat.loc[:, ["FileName", "EmoClass"] + probs], path)
         else:
             written[TASK_CATEGORICAL] = _write_csv(cat.loc[:, ["FileName", "EmoClass"] + probs].rename(
                 columns=names), path)

@@ -5,13 +5,13 @@ summary). Also the task losses, evaluation (:func:`predict`, :func:`development_
 learning-rate schedule and mixed precision.
 
 Recipe (challenge baseline): attribute targets scaled ``(y-1)/6``, outputs mapped back ``*6+1``
-and clipped to ``[1, 7]`` (any other corpus: its vocabulary's ``(y - low) / (high - low)``, mapped
-back and clipped to ``[low, high]``; class heads sized by its classes, see
-:class:`~ser_diag.models.train.config.TrainConfig`); AdamW, linear warm-up then cosine or exponential decay (per optimizer
-step), gradient accumulation, ``torch.autocast`` (bf16/fp16 on GPU by default, off on CPU unless
-``amp="bf16"``). torch runs on ``num_threads`` threads (default 1, as the reference pipeline:
-on a shared 2-core machine one thread was about 6x faster per cross-attention epoch than two
-competing for the cores, ``bench/bench_pipeline.py``).
+and clipped to ``[1, 7]`` (any other corpus: its vocabulary's ``(y - low) / (high - low)``,
+mapped back and clipped to ``[low, high]``; class heads sized by its classes, see
+:class:`~ser_diag.models.train.config.TrainConfig`); AdamW, linear warm-up then cosine or
+exponential decay (per optimizer step), gradient accumulation, ``torch.autocast`` (bf16/fp16
+on GPU by default, off on CPU unless ``amp="bf16"``). torch runs on ``num_threads`` threads
+(default 1, as the reference pipeline: on a shared 2-core machine one thread was about 6x faster
+per cross-attention epoch than two competing for the cores, ``bench/bench_pipeline.py``).
 
 Imports :mod:`.config`, :mod:`.distributed`, :mod:`.data` and :mod:`.checkpoints`.
 """
@@ -53,7 +53,7 @@ from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
 from ser_diag.vocabulary import Vocabulary, preset
 
 
-def preset_or_none(name: str) -> Vocabulary | None:
+def _preset_or_none(name: str) -> Vocabulary | None:
     """The preset vocabulary called ``name``, or None."""
     try:
         return preset(name)
@@ -299,7 +299,7 @@ def _setup(config: TrainConfig, ctx: _Dist, features, views, labels, soft_labels
     """Data, model, optimizer, schedule; restored from ``last.pt`` when ``config.resume``."""
     vocabulary = config.corpus_vocabulary
     # a preset stays its name; a file or data becomes the value (config.json records it whole)
-    named = config.vocabulary is None or (isinstance(config.vocabulary, str) and vocabulary is preset_or_none(
+    named = config.vocabulary is None or (isinstance(config.vocabulary, str) and vocabulary is _preset_or_none(
         config.vocabulary))
     config = dataclasses.replace(config, tasks=effective_tasks(config.tasks, vocabulary),
                                  vocabulary=config.vocabulary if named else vocabulary)

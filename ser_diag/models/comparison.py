@@ -26,7 +26,7 @@ import pandas as pd
 
 from ser_diag.io import merge, read_labels, read_predictions
 from ser_diag.resampling import Resampling, attribute_statistics, bootstrap, categorical_statistics
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 FUSION = "late_fusion"
 SINGLES = ("audio_egemaps", "text_minilm")
@@ -56,7 +56,20 @@ def seed_run_name(system: str, seed: int) -> str:
     return f"{system}@seed{seed}"
 
 
-def _statistics(merged: pd.DataFrame, task: str, runs: list[str]):
+def _metrics(vocabulary: Vocabulary) -> tuple[str, ...]:
+    """macro-F1 and the CCC of each of the vocabulary's attributes (MSP-Podcast: :data:`METRICS`)."""
+    return ("macro_f1",) + tuple(f"ccc_{a}" for a in vocabulary.attribute_names)
+
+
+def _attribute_statistics(true: np.ndarray, pred: np.ndarray, vocabulary: Vocabulary):
+    """:func:`ser_diag.resampling.attribute_statistics` keyed by the vocabulary's attribute names."""
+    if vocabulary.attribute_names == MSP_PODCAST.attribute_names:
+        return attribute_statistics(true, pred)
+    from ser_diag.resampling.scorers import _AttributeScorer, _single
+    return _single(_AttributeScorer(true, pred, 0, vocabulary.attribute_names))
+
+
+def _statistics(merged: pd.DataFrame, task: str, runs: list[str], vocabulary: Vocabulary = MSP_PODCAST):
     """One bootstrap statistic per run, all on the same file order (the merged frame's)."""
     parts = {run: part.sort_values("FileName", kind="stable") for run, part in merged.groupby("system")}
     missing = [run for run in runs if run not in parts]
@@ -67,31 +80,38 @@ def _statistics(merged: pd.DataFrame, task: str, runs: list[str]):
         if not np.array_equal(parts[run]["FileName"].to_numpy(), first["FileName"].to_numpy()):
             raise ValueError(f"{run} is not scored on the same files as {runs[0]}")
     if task == "categorical":
-        codes = list(CLASS_CODES)
+        codes = list(vocabulary.classes)
         true = first["EmoClass_true"].map(codes.index).to_numpy()
-        stats = {run: categorical_statistics(true, parts[run]["EmoClass_pred"].map(codes.index).to_numpy())
+        stats = {run: categorical_statistics(true, parts[run]["EmoClass_pred"].map(codes.index).to_numpy(),
+                                             vocabulary.classes)
                  for run in runs}
     else:
-        true = first[[f"{a}_true" for a in ATTRIBUTES]].to_numpy(dtype=float)
-        stats = {run: attribute_statistics(true, parts[run][[f"{a}_pred" for a in ATTRIBUTES]].to_numpy(dtype=float))
+        names = vocabulary.attribute_names
+        true = first[[f"{a}_true" for a in names]].to_numpy(dtype=float)
+        stats = {run: _attribute_statistics(true, parts[run][[f"{a}_pred" for a in names]].to_numpy(dtype=float),
+                                            vocabulary)
                  for run in runs}
     return stats, first["SpkrID"].reset_index(drop=True)
 
 
 def fusion_vs_single_modality(labels: pd.DataFrame, predictions: pd.DataFrame, seeds,
-                              fusion: str = FUSION, singles=SINGLES, metrics=METRICS,
-                              resampling: Resampling | None = None) -> pd.DataFrame:
+                              fusion: str = FUSION, singles=SINGLES, metrics=None,
+                              resampling: Resampling | None = None,
+                              vocabulary: Vocabulary = MSP_PODCAST) -> pd.DataFrame:
     """Seed-averaged paired differences fusion − single modality, speakers resampled.
 
     ``labels``: :func:`ser_diag.io.read_labels` of the evaluated split; ``predictions``:
     prediction rows (:func:`ser_diag.io.read_predictions` layout) of every run, whose
     ``system`` column is :func:`seed_run_name` ``(system, seed)``; ``seeds``: the seeds.
     ``resampling``: default 1000 resamples of speakers (its ``unit`` is always speaker).
+    ``vocabulary``: the corpus' (default MSP-Podcast); ``metrics`` default to macro-F1 and
+    ``ccc_<attribute>`` of each of its attributes (MSP-Podcast: :data:`METRICS`).
     One row per (single, metric): ``fusion, single, metric, estimate`` (Δ above),
     ``ci_low, ci_high, level, unit, n_boot, n_seeds, seeds_fusion_ahead, fusion_estimate,
     single_estimate`` (seed-averaged metrics), ``n`` (files), ``n_speakers``, ``verdict``.
     """
     settings = Resampling.of(resampling).replace(unit="speaker")
+    metrics = _metrics(vocabulary) if metrics is None else tuple(metrics)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds to compare")
@@ -100,9 +120,9 @@ def fusion_vs_single_modality(labels: pd.DataFrame, predictions: pd.DataFrame, s
         wanted = [m for m in metrics if (m == "macro_f1") == (task == "categorical")]
         if not wanted:
             continue
-        merged = merge(labels, predictions, task)
+        merged = merge(labels, predictions, task, vocabulary=vocabulary)
         runs = [seed_run_name(s, k) for s in (fusion, *singles) for k in seeds]
-        stats, speakers = _statistics(merged, task, runs)
+        stats, speakers = _statistics(merged, task, runs, vocabulary)
         if speakers.isna().any():
             raise ValueError("speaker-resampled comparison needs a SpkrID for every file")
 

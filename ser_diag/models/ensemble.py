@@ -12,6 +12,13 @@ The diagnostics' top-K fusion and stacking (:mod:`ser_diag.analysis.fusion`) the
 A system with ``"predictions"`` is collected (read with :func:`ser_diag.io.read_predictions`,
 so a malformed file fails early, and rewritten into the layout); every other system is trained
 with :func:`ser_diag.models.train.train` on features extracted once per modality spec.
+
+Any corpus: a top-level ``"vocabulary"`` (preset name, vocabulary file or its data; default
+MSP-Podcast) reaches every system (a training config key) and the collected files are read and
+written with it (:mod:`ser_diag.models.prediction_files`). A top-level ``"folds"`` (``true`` or
+``{"column": "Split_Set", "sessions": [...], "development": "next"}``) trains every system
+leave-one-session-out (:func:`ser_diag.models.folds.train_folds`, labels needed) and collects
+its pooled predictions, ``<out_dir>/predictions_loso/<system>/``.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ import json
 import os
 from pathlib import Path
 
+from ser_diag.models.prediction_files import read_predictions, write_predictions
 from ser_diag.models.train import TrainConfig, open_feature_store, train
+from ser_diag.models.train.config import resolve_vocabulary
 from ser_diag.precision import dumps_json
-from ser_diag.schema import ATTRIBUTES, PROB_COLUMNS
 
 
 def expand_systems(config: dict, k: int | None = None) -> list[dict]:
@@ -33,7 +41,7 @@ def expand_systems(config: dict, k: int | None = None) -> list[dict]:
     ...                 "systems": [{"system_name": "a"}, {"system_name": "b", "predictions": "x"}]})
     [{'epochs': 3, 'system_name': 'a_seed0', 'seed': 0}, {'epochs': 3, 'system_name': 'a_seed1', 'seed': 1}, {'system_name': 'b', 'predictions': 'x'}]
     """
-    defaults = {key: config[key] for key in ("out_dir", "corpus", "feature_cache") if key in config}
+    defaults = {key: config[key] for key in ("out_dir", "corpus", "feature_cache", "vocabulary") if key in config}
     defaults.update(config.get("defaults", {}))
     entries = []
     for system in config["systems"]:
@@ -47,17 +55,23 @@ def expand_systems(config: dict, k: int | None = None) -> list[dict]:
     return entries[:k] if k else entries
 
 
-def _collect(entry: dict, out_dir: Path) -> Path:
-    from ser_diag.io import read_predictions, write_attribute_predictions, write_categorical_predictions
-    pred = read_predictions(entry["predictions"], system=entry["system_name"])
+def _collect(entry: dict, out_dir: Path, vocabulary) -> Path:
+    pred = read_predictions(entry["predictions"], vocabulary, system=entry["system_name"])
     folder = out_dir / "predictions" / entry["system_name"]
-    if "EmoClass" in pred and pred["EmoClass"].notna().any():
-        cat = pred[pred["EmoClass"].notna()]
-        cols = ["FileName", "EmoClass"] + [c for c in PROB_COLUMNS if c in cat and cat[c].notna().all()]
-        write_categorical_predictions(cat.loc[:, cols], folder / "categorical.csv")
-    if all(a in pred for a in ATTRIBUTES) and pred[list(ATTRIBUTES)].notna().all(axis=1).any():
-        write_attribute_predictions(pred[pred[list(ATTRIBUTES)].notna().all(axis=1)], folder / "attributes.csv")
+    write_predictions(pred, folder, vocabulary)
     return folder
+
+
+def _folds_settings(config: dict) -> dict | None:
+    """``train_folds`` keyword arguments of an ensemble config's ``"folds"``, or None."""
+    folds = config.get("folds")
+    if not folds:
+        return None
+    folds = {} if folds is True else dict(folds)
+    unknown = sorted(set(folds) - {"column", "sessions", "development"})
+    if unknown:
+        raise ValueError(f"folds takes 'column', 'sessions' and 'development', not {unknown}")
+    return folds
 
 
 def ensemble(config: dict, k: int | None = None, features: dict | None = None, labels=None,
@@ -69,10 +83,17 @@ def ensemble(config: dict, k: int | None = None, features: dict | None = None, l
     ``<out_dir>/ensemble.json``.
     """
     out_dir = Path(config["out_dir"])
+    vocabulary = resolve_vocabulary(config.get("vocabulary"))
+    folds = _folds_settings(config)
+    if folds is not None and labels is None:
+        if config.get("corpus") is None:
+            raise ValueError("an ensemble with folds needs the labels (a frame, or the config's corpus)")
+        from ser_diag.models.train.data import _read_labels
+        labels = _read_labels(config["corpus"], vocabulary)
     summaries, stores = [], {}
     for entry in expand_systems(config, k):
         if "predictions" in entry:
-            folder = _collect(entry, out_dir)
+            folder = _collect(entry, out_dir, vocabulary)
             summaries.append({"system_name": entry["system_name"], "predictions_dir": str(folder),
                               "trained": False})
             continue
@@ -85,6 +106,14 @@ def ensemble(config: dict, k: int | None = None, features: dict | None = None, l
                 if key not in stores:
                     stores[key] = open_feature_store(cfg.corpus, spec, cache, cfg.progress)
             system_features = {m: stores[json.dumps(s, sort_keys=True)] for m, s in cfg.modalities.items()}
+        if folds is not None:
+            from ser_diag.models.folds import train_folds
+            pooled = train_folds(cfg, labels, features=system_features, soft_labels=soft_labels, **folds)
+            summaries.append({"system_name": cfg.system_name, "predictions_dir": str(pooled.predictions_dir),
+                              "trained": True, "modalities": sorted(cfg.modalities), "model": cfg.model.get("kind"),
+                              "seed": cfg.seed, "folds": pooled.summary(),
+                              "seconds": round(sum(r.seconds for r in pooled.results), 2)})
+            continue
         result = train(cfg, features=system_features, labels=labels, soft_labels=soft_labels)
         summaries.append({"system_name": cfg.system_name, "predictions_dir": str(result.predictions_dir),
                           "trained": True, "modalities": sorted(cfg.modalities), "model": cfg.model.get("kind"),

@@ -162,6 +162,9 @@ def build_finetune_model(config, data) -> FineTuneModel:
     kwargs = {k: v for k, v in config.model.items() if k != "kind"}
     if kind == "baseline":
         kwargs.setdefault("level", "frames")
+    vocabulary = config.corpus_vocabulary if data is None else data.vocabulary
+    kwargs.setdefault("n_classes", len(vocabulary.classes))       # the corpus' classes and attributes
+    kwargs.setdefault("n_attributes", len(vocabulary.attributes))
     head = build_model(kind, {m: e.width for m, e in encoders.items()}, gender=config.gender_head, **kwargs)
     model = FineTuneModel(encoders, head)
     model.frozen = frozen

@@ -4,8 +4,11 @@ Every model takes ``features``, a dict ``modality -> tensor`` with either pooled
 ``(B, D)`` or frame sequences ``(B, T, D)``, and optional ``masks``, a dict ``modality ->
 bool tensor (B, T)`` (``True`` = real frame, ``False`` = padding), and returns a dict:
 
-``logits``      ``(B, 8)`` class scores in :data:`ser_diag.schema.CLASS_CODES` order,
-``attributes``  ``(B, 3)`` arousal, valence, dominance on the scaled ``(y-1)/6`` range,
+``logits``      ``(B, K)`` class scores in the vocabulary's class order (default: the 8
+                MSP-Podcast codes of :data:`ser_diag.schema.CLASS_CODES`; ``n_classes=``),
+``attributes``  ``(B, A)`` the vocabulary's attributes on the scaled ``(y - low) / (high - low)``
+                range (default: MSP-Podcast's arousal, valence, dominance, ``(y-1)/6``;
+                ``n_attributes=``, 0 to 3; with 0 a ``(B, 0)`` tensor),
 ``gender``      ``(B, 2)`` Female/Male logits, only when built with ``gender=True`` (SAIL),
 ``attention``   dict of attention weights, for models that have them (inspection).
 """
@@ -79,17 +82,22 @@ class AttentiveStatisticsPooling(AttentivePooling):
 
 
 class MultiTaskOutputs(nn.Module):
-    """Output layers: 8 class logits, 3 attributes (scaled), optional 2-way gender head."""
+    """Output layers: ``n_classes`` class logits (default 8, MSP-Podcast), ``n_attributes``
+    attributes (scaled; default 3; 0: no layer, a ``(B, 0)`` output), optional 2-way gender head."""
 
     def __init__(self, dim: int, n_classes: int = len(CLASS_CODES),
                  n_attributes: int = len(ATTRIBUTES), gender: bool = False):
         super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"a class head needs at least 2 classes, not {n_classes}")
         self.classes = nn.Linear(dim, n_classes)
-        self.attributes = nn.Linear(dim, n_attributes)
+        self.attributes = nn.Linear(dim, n_attributes) if n_attributes else None
         self.gender = nn.Linear(dim, 2) if gender else None
 
     def forward(self, h: torch.Tensor) -> dict:
-        out = {"logits": self.classes(h), "attributes": self.attributes(h)}
+        logits = self.classes(h)     # before the attributes: the order autograd sums the gradients in
+        attributes = self.attributes(h) if self.attributes is not None else h.new_zeros(h.shape[0], 0)
+        out = {"logits": logits, "attributes": attributes}
         if self.gender is not None:
             out["gender"] = self.gender(h)
         return out

@@ -6,6 +6,8 @@ writes the system's predictions for the Development and Test3 files in the chall
 
     <out_dir>/predictions/<system_name>/categorical.csv   FileName,EmoClass,P_A..P_N  (Development)
     <out_dir>/predictions/<system_name>/attributes.csv    FileName,EmoAct,EmoVal,EmoDom
+    (any other corpus, ``TrainConfig.vocabulary``: its codes, P_<code> and attribute names,
+    :mod:`ser_diag.models.prediction_files`; leave-one-session-out: :mod:`ser_diag.models.folds`)
     <out_dir>/predictions_test3/<system_name>/...          the same for Test3 (any other split:
                                                           predictions_<split lower case>)
     <out_dir>/runs/<system_name>/config.json, metrics.jsonl, summary.json,
@@ -23,8 +25,9 @@ Two input paths share one loop (:func:`loop._setup`, :func:`loop._train_epoch`,
 
 Modules, each importing only those above it (no circle):
 
-* :mod:`.config`: :class:`TrainConfig` (keys, JSON parsing, ``augment`` validation) and
-  :class:`TrainResult`;
+* :mod:`.config`: :class:`TrainConfig` (keys, JSON parsing, ``augment`` validation, the
+  corpus' vocabulary: :func:`~.config.resolve_vocabulary`, :func:`~.config.effective_tasks`,
+  :func:`~.config.attribute_bounds`) and :class:`TrainResult`;
 * :mod:`.distributed`: process group under ``torchrun``, device per process, gathering rows
   and objects across processes, per-process seeding (the DDP recipe is described there);
 * :mod:`.data`: labels, feature stores and the feature cache, :class:`ArrayFeatures`,

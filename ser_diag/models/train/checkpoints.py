@@ -13,11 +13,11 @@ import random
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ser_diag.models.train.distributed import _gather_objects, _process_seed, _seed_everything
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, PROB_COLUMNS, TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 
 def _rng_state() -> dict:
@@ -110,15 +110,12 @@ def predictions_dir(out_dir, system_name: str, split: str = "Development") -> Pa
     return Path(out_dir) / folder / system_name
 
 
-def _write_predictions(path: Path, names: np.ndarray, probs: np.ndarray, attrs: np.ndarray, tasks) -> None:
-    from ser_diag.io import write_attribute_predictions, write_categorical_predictions
+def _write_predictions(path: Path, names: np.ndarray, probs: np.ndarray, attrs: np.ndarray, tasks,
+                       vocabulary: Vocabulary = MSP_PODCAST) -> None:
+    """``categorical.csv`` and ``attributes.csv`` of the tasks trained, with the vocabulary's
+    codes and names (:mod:`ser_diag.models.prediction_files`; MSP-Podcast: the challenge's)."""
+    from ser_diag.models.prediction_files import prediction_frame, write_predictions
     path.mkdir(parents=True, exist_ok=True)
-    if TASK_CATEGORICAL in tasks:
-        cat = pd.DataFrame(probs, columns=list(PROB_COLUMNS))
-        cat.insert(0, "EmoClass", np.asarray(CLASS_CODES)[probs.argmax(axis=1)])
-        cat.insert(0, "FileName", names)
-        write_categorical_predictions(cat, path / "categorical.csv")
-    if TASK_ATTRIBUTES in tasks:
-        att = pd.DataFrame(attrs, columns=list(ATTRIBUTES))
-        att.insert(0, "FileName", names)
-        write_attribute_predictions(att, path / "attributes.csv")
+    frame = prediction_frame(names, probs if TASK_CATEGORICAL in tasks else None,
+                             attrs if TASK_ATTRIBUTES in tasks else None, vocabulary)
+    write_predictions(frame, path, vocabulary)

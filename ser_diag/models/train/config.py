@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary, preset
 
 
 @dataclass
@@ -32,6 +36,18 @@ class TrainConfig:
     ``finetune`` (off by default, ``{}``): train the encoders themselves, see
     :mod:`ser_diag.models.finetune` for its keys.
     ``num_threads``: torch threads while training (``None``: leave torch's setting).
+
+    ``vocabulary`` (default ``None``: MSP-Podcast, today's recipe unchanged): the corpus'
+    :class:`~ser_diag.vocabulary.Vocabulary` as a preset name (``"iemocap"``), a vocabulary file
+    (JSON/YAML), its plain data (:meth:`Vocabulary.to_dict`) or the value itself. The class head
+    has one logit per scored class (``len(vocabulary.classes)``; merged codes count as their
+    class, excluded ones as unlabelled), the attribute head one output per attribute, each
+    attribute scaled ``(y - low) / (high - low)`` and mapped back and clipped to its scale
+    (MSP-Podcast: ``(y - 1) / 6``, ``[1, 7]``); a vocabulary without attributes drops the
+    attributes task with one warning. Prediction files carry the vocabulary's codes
+    (:mod:`ser_diag.models.prediction_files`). ``mean_penalty``'s ``centre`` and ``width`` are on
+    the attributes' scale (default: the scale's midpoint and a sixth of its length: 4 and 1 on
+    MSP-Podcast's 1-7).
 
     ``augment`` (off by default, ``{}``) takes any of
 
@@ -69,7 +85,7 @@ class TrainConfig:
     class_weighting: str = "inverse"
     focal_gamma: float = 2.0
     attribute_loss: str = "ccc"
-    mean_penalty: dict = field(default_factory=lambda: {"strength": 1.0, "centre": 4.0, "width": 1.0})
+    mean_penalty: dict = field(default_factory=lambda: {"strength": 1.0})
     gender_head: bool = False
     sampler: str = "shuffle"
     include_unlabeled: bool | None = None
@@ -98,6 +114,7 @@ class TrainConfig:
     progress: bool = True
     augment: dict = field(default_factory=dict)
     finetune: dict = field(default_factory=dict)
+    vocabulary: object = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -109,10 +126,20 @@ class TrainConfig:
         for key in ("tasks", "predict_splits"):
             if key in d:
                 d[key] = tuple([d[key]] if isinstance(d[key], str) else d[key])
-        return cls(**d)
+        config = cls(**d)
+        config.corpus_vocabulary  # a bad vocabulary fails here, before any work
+        return config
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        d = dataclasses.asdict(dataclasses.replace(self, vocabulary=None))
+        d["vocabulary"] = self.vocabulary.to_dict() if isinstance(self.vocabulary, Vocabulary) else self.vocabulary
+        return json.loads(json.dumps(d))
+
+    @property
+    def corpus_vocabulary(self) -> Vocabulary:
+        """The :class:`~ser_diag.vocabulary.Vocabulary` that ``vocabulary`` names
+        (:func:`resolve_vocabulary`)."""
+        return resolve_vocabulary(self.vocabulary)
 
 
 @dataclass
@@ -134,6 +161,53 @@ class TrainResult:
     model: nn.Module = field(repr=False)
     num_threads: int = 0
     n_trainable: int = 0
+
+
+# --------------------------------------------------------------------------- the corpus' vocabulary
+
+def resolve_vocabulary(value) -> Vocabulary:
+    """The vocabulary a training config names: ``None`` (MSP-Podcast), a
+    :class:`~ser_diag.vocabulary.Vocabulary`, its plain data, a preset name or a vocabulary
+    file path (a ``ValueError`` names both readings otherwise).
+
+    >>> resolve_vocabulary("IEMOCAP").classes, resolve_vocabulary(None).name
+    (('neutral', 'happy', 'sad', 'angry'), 'msp-podcast')
+    """
+    if value is None:
+        return MSP_PODCAST
+    if isinstance(value, Vocabulary):
+        return value
+    if isinstance(value, Mapping):
+        return Vocabulary.from_dict(value, name="vocabulary")
+    if not isinstance(value, str):
+        raise ValueError(f"vocabulary must be a preset name, a vocabulary file or its data, not {value!r}")
+    path = Path(value)
+    if path.suffix.lower() in (".json", ".yaml", ".yml"):
+        if not path.is_file():
+            raise ValueError(f"vocabulary file {value!r} does not exist")
+        return Vocabulary.from_file(path)
+    return preset(value)
+
+
+def effective_tasks(tasks, vocabulary: Vocabulary) -> tuple:
+    """``tasks`` a corpus can train: the attributes task only when the vocabulary has
+    attributes (dropped with one warning otherwise); at least one task must remain."""
+    tasks = tuple(tasks)
+    if TASK_ATTRIBUTES in tasks and not vocabulary.attributes:
+        warnings.warn(f"vocabulary {vocabulary.name} has no attributes: training the categorical task only",
+                      stacklevel=3)
+        tasks = tuple(t for t in tasks if t != TASK_ATTRIBUTES)
+    if not tasks:
+        raise ValueError(f"no task to train for vocabulary {vocabulary.name}")
+    return tasks
+
+
+def attribute_bounds(vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, span)`` arrays, one entry per attribute: targets are scaled ``(y - low) / span``
+    and outputs mapped back ``x * span + low`` (MSP-Podcast: 1 and 6)."""
+    low = np.array([a.low for a in vocabulary.attributes], dtype=np.float64)
+    high = np.array([a.high for a in vocabulary.attributes], dtype=np.float64)
+    return low, high - low
 
 
 # --------------------------------------------------------------------------- augmentation settings

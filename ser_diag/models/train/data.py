@@ -19,11 +19,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ser_diag.models.train.config import TrainConfig, TrainResult, _augment_settings
+from ser_diag.models.train.config import TrainConfig, TrainResult, _augment_settings, attribute_bounds
 from ser_diag.models.train.distributed import _Dist
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, GENDERS
+from ser_diag.schema import GENDERS
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
-_CODE_INDEX = {c: i for i, c in enumerate(CLASS_CODES)}
+
+def class_index(vocabulary: Vocabulary = MSP_PODCAST) -> dict:
+    """Label code -> class index ``0..K-1`` in the vocabulary's order (merged codes, e.g.
+    IEMOCAP's ``excited``, count as their class); any other code is unlabelled (-1)."""
+    index = {c: i for i, c in enumerate(vocabulary.classes)}
+    index.update({code: index[target] for code, target in vocabulary.merged.items()})
+    return index
 
 
 class ArrayFeatures:
@@ -58,13 +65,14 @@ class _Data:
     file_names: np.ndarray
     split: np.ndarray
     features: dict          # modality -> Tensor (N, D), list of Tensor (T_i, D), or RawInputs
-    y_class: np.ndarray     # (N,) int, -1 = O/X/unlabelled
-    y_attr: np.ndarray      # (N, 3) scaled (y-1)/6, NaN where missing
+    y_class: np.ndarray     # (N,) int, -1 = O/X/unlabelled (codes the vocabulary does not score)
+    y_attr: np.ndarray      # (N, A) scaled (y - low) / (high - low) (MSP: (y-1)/6), NaN where missing
     y_gender: np.ndarray    # (N,) int, -1 = unknown
-    y_soft: np.ndarray | None  # (N, 8) vote distributions, NaN rows where unknown
+    y_soft: np.ndarray | None  # (N, K) vote distributions, NaN rows where unknown
     views: dict = field(default_factory=dict)   # modality -> [view 1, view 2, ...] like features
     view_mix: list = field(default_factory=list)  # per view: (partner row (N,) or -1, weight of the row (N,))
     n_states: dict = field(default_factory=dict)  # modality -> stacked hidden states (1: one layer)
+    vocabulary: Vocabulary = MSP_PODCAST
 
     @property
     def dims(self) -> dict:
@@ -74,15 +82,25 @@ class _Data:
 
 def _labels_frame(config: TrainConfig, labels) -> pd.DataFrame:
     if labels is not None:
-        return labels if isinstance(labels, pd.DataFrame) else _read_labels(labels)
+        return labels if isinstance(labels, pd.DataFrame) else _read_labels(labels, config.corpus_vocabulary)
     if config.corpus is None:
         raise ValueError("config.corpus (corpus root or labels file) is needed when no labels are passed")
-    return _read_labels(config.corpus)
+    return _read_labels(config.corpus, config.corpus_vocabulary)
 
 
-def _read_labels(path) -> pd.DataFrame:
-    from ser_diag.io import read_labels
-    return read_labels(path)
+def _read_labels(path, vocabulary: Vocabulary = MSP_PODCAST) -> pd.DataFrame:
+    """MSP-Podcast labels (:func:`ser_diag.io.read_labels`), or another corpus' labels CSV or
+    audformat database read into the internal layout by :mod:`ser_diag.io.corpora`."""
+    if vocabulary == MSP_PODCAST:
+        from ser_diag.io import read_labels
+        return read_labels(path)
+    from ser_diag.io import corpora
+    if corpora.is_audformat(path) and hasattr(corpora, "read_database"):
+        return corpora.read_database(path, vocabulary=vocabulary)[0]
+    if not corpora.is_audformat(path) and hasattr(corpora, "read_corpus_labels"):
+        return corpora.read_corpus_labels(path, vocabulary)
+    raise ValueError(f"{path}: pass the labels of corpus {vocabulary.name} as a frame (labels=...); "
+                     "this version of ser_diag.io cannot read them")
 
 
 def _read_soft_labels(path) -> pd.DataFrame:
@@ -235,15 +253,23 @@ def _load_data(config: TrainConfig, features: dict, labels: pd.DataFrame, soft: 
                     if f in row_of and other in row_of:
                         partner[row_of[f]], weight[row_of[f]] = row_of[other], w_a
                 view_mix.append((partner, weight))
+    vocabulary = config.corpus_vocabulary
+    index = class_index(vocabulary)
     codes = labels["EmoClass"].astype(str).to_numpy()
-    y_class = np.array([_CODE_INDEX.get(c, -1) for c in codes], dtype=np.int64)
-    y_attr = ((labels.loc[:, list(ATTRIBUTES)].astype(float).to_numpy() - 1.0) / 6.0).astype(np.float32)
-    gender = labels["Gender"].astype(object).to_numpy()
+    y_class = np.array([index.get(c, -1) for c in codes], dtype=np.int64)
+    attributes = list(vocabulary.attribute_names)
+    missing = [a for a in attributes if a not in labels.columns]
+    if missing:
+        raise ValueError(f"labels have no column {missing[0]!r}, an attribute of vocabulary {vocabulary.name}")
+    low, span = attribute_bounds(vocabulary)
+    y_attr = ((labels.loc[:, attributes].astype(float).to_numpy() - low) / span).astype(np.float32)
+    gender = labels["Gender"].astype(object).to_numpy() if "Gender" in labels else np.full(len(labels), None)
     y_gender = np.array([GENDERS.index(g) if g in GENDERS else -1 for g in gender], dtype=np.int64)
     y_soft = None
     if soft is not None:
-        y_soft = soft.reindex(names).loc[:, list(CLASS_CODES)].to_numpy(dtype=np.float32)
-    return _Data(names, split, feats, y_class, y_attr, y_gender, y_soft, data_views, view_mix, n_states)
+        y_soft = soft.reindex(names).loc[:, list(vocabulary.classes)].to_numpy(dtype=np.float32)
+    return _Data(names, split, feats, y_class, y_attr, y_gender, y_soft, data_views, view_mix, n_states,
+                 vocabulary)
 
 
 def _average_frames(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -359,15 +385,17 @@ def _view_draw(seed: int, epoch: int, n_rows: int, n_views: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch), 0x71E]).integers(0, n_views + 1, n_rows)
 
 
-def epoch_soft_labels(detailed: pd.DataFrame, file_names, fraction: float, seed: int, epoch: int) -> np.ndarray:
-    """Soft-label targets ``(n, 8)`` of one epoch for ``file_names``: ``fraction`` of each file's
+def epoch_soft_labels(detailed: pd.DataFrame, file_names, fraction: float, seed: int, epoch: int,
+                      classes=None) -> np.ndarray:
+    """Soft-label targets ``(n, K)`` (``classes``, default MSP-Podcast's 8 codes) of one epoch for ``file_names``: ``fraction`` of each file's
     annotators dropped (:func:`ser_diag.models.augment.drop_annotators`) with a generator seeded
     by ``(seed, epoch)``; NaN rows for files without any class vote."""
     from ser_diag.models.augment import drop_annotators
 
     rng = np.random.default_rng([int(seed), int(epoch), 0xA7])
     soft = drop_annotators(detailed, fraction, rng)
-    return soft.reindex([str(f) for f in file_names]).loc[:, list(CLASS_CODES)].to_numpy(dtype=np.float32)
+    classes = MSP_PODCAST.classes if classes is None else classes
+    return soft.reindex([str(f) for f in file_names]).loc[:, list(classes)].to_numpy(dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- inspection

@@ -5,11 +5,13 @@ summary). Also the task losses, evaluation (:func:`predict`, :func:`development_
 learning-rate schedule and mixed precision.
 
 Recipe (challenge baseline): attribute targets scaled ``(y-1)/6``, outputs mapped back ``*6+1``
-and clipped to ``[1, 7]``; AdamW, linear warm-up then cosine or exponential decay (per optimizer
-step), gradient accumulation, ``torch.autocast`` (bf16/fp16 on GPU by default, off on CPU unless
-``amp="bf16"``). torch runs on ``num_threads`` threads (default 1, as the reference pipeline:
-on a shared 2-core machine one thread was about 6x faster per cross-attention epoch than two
-competing for the cores, ``bench/bench_pipeline.py``).
+and clipped to ``[1, 7]`` (any other corpus: its vocabulary's ``(y - low) / (high - low)``,
+mapped back and clipped to ``[low, high]``; class heads sized by its classes, see
+:class:`~ser_diag.models.train.config.TrainConfig`); AdamW, linear warm-up then cosine or
+exponential decay (per optimizer step), gradient accumulation, ``torch.autocast`` (bf16/fp16
+on GPU by default, off on CPU unless ``amp="bf16"``). torch runs on ``num_threads`` threads
+(default 1, as the reference pipeline: on a shared 2-core machine one thread was about 6x faster
+per cross-attention epoch than two competing for the cores, ``bench/bench_pipeline.py``).
 
 Imports :mod:`.config`, :mod:`.distributed`, :mod:`.data` and :mod:`.checkpoints`.
 """
@@ -40,13 +42,23 @@ from ser_diag.models.heads import LayerWeightedInputs, build_model
 from ser_diag.models.sampling import class_counts, class_weights, global_batches, make_sampler, shard
 from ser_diag.models.train.checkpoints import (_resume, _save_checkpoints, _write_predictions, load_checkpoint,
                                                predictions_dir)
-from ser_diag.models.train.config import TrainConfig, TrainResult, _augment_settings
+from ser_diag.models.train.config import (TrainConfig, TrainResult, _augment_settings, attribute_bounds,
+                                          effective_tasks)
 from ser_diag.models.train.data import (_collate, _Data, _is_audio, _labels_frame, _load_data, _normalize,
                                         _open_feature_stores, _partners, _read_soft_labels, _targets,
                                         _view_draw, epoch_soft_labels, open_augmented_views)
 from ser_diag.models.train.distributed import (_device, _Dist, _gather_rows, _init_distributed,
                                                _process_seed, _seed_everything)
-from ser_diag.schema import ATTRIBUTES, CLASS_CODES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import Vocabulary, preset
+
+
+def _preset_or_none(name: str) -> Vocabulary | None:
+    """The preset vocabulary called ``name``, or None."""
+    try:
+        return preset(name)
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- mixup
@@ -119,8 +131,8 @@ def _task_loss(out: dict, t: dict, config: TrainConfig, weight: torch.Tensor | N
             parts[TASK_ATTRIBUTES] = F.mse_loss(pred, target)
         elif name == "mean_penalty_mse":
             mp = config.mean_penalty
-            parts[TASK_ATTRIBUTES] = losses.mean_penalty_mse(
-                pred, target, mp.get("strength", 1.0), (mp.get("centre", 4.0) - 1) / 6, mp.get("width", 1.0) / 6)
+            centre, width = _mean_penalty_scaled(mp, config.corpus_vocabulary, pred)
+            parts[TASK_ATTRIBUTES] = losses.mean_penalty_mse(pred, target, mp.get("strength", 1.0), centre, width)
         else:
             raise ValueError(f"attribute_loss must be one of {losses.ATTRIBUTE_LOSSES}, not {name!r}")
     if "gender" in out:
@@ -131,12 +143,36 @@ def _task_loss(out: dict, t: dict, config: TrainConfig, weight: torch.Tensor | N
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
+def _mean_penalty_scaled(mp: dict, vocabulary: Vocabulary, pred: torch.Tensor):
+    """``mean_penalty``'s centre and width (on the attributes' scale; default the midpoint and
+    a sixth of the scale) on the scaled targets: numbers when every attribute has one scale
+    (MSP-Podcast: ``(4 - 1) / 6`` and ``1 / 6``), per-attribute tensors otherwise."""
+    low, span = attribute_bounds(vocabulary)
+    centre = np.asarray(mp.get("centre", np.nan), dtype=np.float64)
+    centre = np.where(np.isnan(centre), low + span / 2, centre)
+    width = np.asarray(mp.get("width", np.nan), dtype=np.float64)
+    width = np.where(np.isnan(width), span / 6, width)
+    centre, width = (centre - low) / span, width / span
+    if np.all(centre == centre[0]) and np.all(width == width[0]):
+        return float(centre[0]), float(width[0])
+    return (torch.as_tensor(centre, dtype=pred.dtype, device=pred.device),
+            torch.as_tensor(width, dtype=pred.dtype, device=pred.device))
+
+
+def _scale_back(attrs: np.ndarray, vocabulary: Vocabulary) -> np.ndarray:
+    """Model outputs on the vocabulary's attribute scales: ``x * span + low`` clipped to
+    ``[low, high]`` (float32 as the outputs; MSP-Podcast: ``x * 6 + 1`` in ``[1, 7]``)."""
+    low, span = (b.astype(np.float32) for b in attribute_bounds(vocabulary))
+    return np.clip(attrs * span + low, low, low + span)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
 def predict(model: nn.Module, data: _Data, rows: np.ndarray, device: torch.device,
             batch_size: int = 128, amp: contextlib.AbstractContextManager | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``(n, 8)`` and attributes on the 1-7 scale ``(n, 3)`` for ``rows``."""
+    """Class probabilities ``(n, K)`` and attributes on their scales ``(n, A)`` for ``rows``
+    (the vocabulary of ``data``; MSP-Podcast: 8 classes, 3 attributes on 1-7)."""
     model.eval()
     probs, attrs = [], []
     for i in range(0, len(rows), batch_size):
@@ -146,27 +182,34 @@ def predict(model: nn.Module, data: _Data, rows: np.ndarray, device: torch.devic
         probs.append(out["logits"].float().softmax(dim=1).cpu().numpy())
         attrs.append(out["attributes"].float().cpu().numpy())
     model.train()
+    vocabulary = data.vocabulary
     if not probs:
-        return np.zeros((0, len(CLASS_CODES))), np.zeros((0, len(ATTRIBUTES)))
-    return np.concatenate(probs), np.clip(np.concatenate(attrs) * 6.0 + 1.0, 1.0, 7.0)
+        return np.zeros((0, len(vocabulary.classes))), np.zeros((0, len(vocabulary.attributes)))
+    return np.concatenate(probs), _scale_back(np.concatenate(attrs), vocabulary)
 
 
 def development_metrics(data: _Data, rows: np.ndarray, probs: np.ndarray, attrs: np.ndarray,
                         tasks) -> dict:
-    """Development scores with :mod:`ser_diag.metrics` (categorical on A..N rows only); with
-    both tasks also ``score = (macro_f1 + ccc_mean) / 2``, a monitor for multi-task runs."""
+    """Development scores with :mod:`ser_diag.metrics` (categorical on the rows of scored
+    classes only, macro-F1 over the vocabulary's classes); with both tasks also ``score =
+    (macro_f1 + ccc_mean) / 2``, a monitor for multi-task runs."""
     out = {}
+    vocabulary = data.vocabulary
+    classes = np.asarray(vocabulary.classes)
     if TASK_CATEGORICAL in tasks:
         keep = data.y_class[rows] >= 0
-        true = np.asarray(CLASS_CODES)[data.y_class[rows][keep]]
-        pred = np.asarray(CLASS_CODES)[probs[keep].argmax(axis=1)]
-        out.update(macro_f1=metrics.macro_f1(true, pred), accuracy=metrics.accuracy(true, pred),
-                   uar=metrics.unweighted_average_recall(true, pred))
-    if TASK_ATTRIBUTES in tasks:
-        true = data.y_attr[rows] * 6.0 + 1.0
+        true = classes[data.y_class[rows][keep]]
+        pred = classes[probs[keep].argmax(axis=1)]
+        out.update(macro_f1=metrics.macro_f1(true, pred, labels=vocabulary.classes),
+                   accuracy=metrics.accuracy(true, pred),
+                   uar=metrics.unweighted_average_recall(true, pred, labels=vocabulary.classes))
+    if TASK_ATTRIBUTES in tasks and vocabulary.attributes:
+        low, span = (b.astype(np.float32) for b in attribute_bounds(vocabulary))
+        true = data.y_attr[rows] * span + low
         keep = np.isfinite(true).all(axis=1)
-        cccs = [metrics.ccc(true[keep, j], attrs[keep, j]) for j in range(len(ATTRIBUTES))]
-        out.update({f"ccc_{a}": c for a, c in zip(ATTRIBUTES, cccs)}, ccc_mean=float(np.mean(cccs)))
+        names = vocabulary.attribute_names
+        cccs = [metrics.ccc(true[keep, j], attrs[keep, j]) for j in range(len(names))]
+        out.update({f"ccc_{a}": c for a, c in zip(names, cccs)}, ccc_mean=float(np.mean(cccs)))
     if TASK_CATEGORICAL in tasks and TASK_ATTRIBUTES in tasks:
         out["score"] = (out["macro_f1"] + out["ccc_mean"]) / 2
     return {k: float(v) for k, v in out.items()}
@@ -254,6 +297,12 @@ class _Run:
 
 def _setup(config: TrainConfig, ctx: _Dist, features, views, labels, soft_labels, detailed_labels) -> _Run:
     """Data, model, optimizer, schedule; restored from ``last.pt`` when ``config.resume``."""
+    vocabulary = config.corpus_vocabulary
+    # a preset stays its name; a file or data becomes the value (config.json records it whole)
+    named = config.vocabulary is None or (isinstance(config.vocabulary, str) and vocabulary is _preset_or_none(
+        config.vocabulary))
+    config = dataclasses.replace(config, tasks=effective_tasks(config.tasks, vocabulary),
+                                 vocabulary=config.vocabulary if named else vocabulary)
     device = _device(config, ctx)
     labels = _labels_frame(config, labels)
     mixup, drop_fraction, waveform = _augment_settings(config.augment)
@@ -305,7 +354,8 @@ def _setup(config: TrainConfig, ctx: _Dist, features, views, labels, soft_labels
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_rows)} training rows make no optimizer step with batch_size "
                          f"{config.batch_size} x grad_accum_steps {config.grad_accum_steps}")
-    weight = torch.as_tensor(class_weights(class_counts(data.y_class[train_rows]), config.class_weighting),
+    counts = class_counts(data.y_class[train_rows], len(vocabulary.classes))
+    weight = torch.as_tensor(class_weights(counts, config.class_weighting),
                              dtype=torch.float32, device=device)
     monitor = config.monitor or ("macro_f1" if TASK_CATEGORICAL in config.tasks else "ccc_mean")
     if monitor not in ("macro_f1", "accuracy", "uar", "ccc_mean", "score") and not monitor.startswith("ccc_"):
@@ -354,6 +404,8 @@ def _build_head(config: TrainConfig, data: _Data) -> nn.Module:
         kwargs.setdefault("level", next(iter(config.modalities.values())).get("level", "pooled"))
     layers = {m: n for m, n in data.n_states.items() if config.modalities.get(m, {}).get("layer") == "weighted"}
     dims = {m: d // layers.get(m, 1) for m, d in data.dims.items()}
+    kwargs.setdefault("n_classes", len(data.vocabulary.classes))
+    kwargs.setdefault("n_attributes", len(data.vocabulary.attributes))
     head = build_model(kind, dims, gender=config.gender_head, **kwargs)
     return LayerWeightedInputs(head, layers) if layers else head
 
@@ -383,7 +435,8 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict:
     batches = global_batches(run.train_rows[run.sampler.indices(epoch)], config.batch_size, config.drop_last)
     batches = batches[: run.steps_per_epoch * config.grad_accum_steps]
     if run.drop_fraction is not None:
-        run.data.y_soft = epoch_soft_labels(run.detailed, run.data.file_names, run.drop_fraction, config.seed, epoch)
+        run.data.y_soft = epoch_soft_labels(run.detailed, run.data.file_names, run.drop_fraction, config.seed, epoch,
+                                            run.data.vocabulary.classes)
     run.net.train()
     sums, n_batches = {}, 0
     for i, (batch, rows, feats, masks) in enumerate(_epoch_inputs(run, epoch, batches)):
@@ -472,7 +525,8 @@ def _finish(run: _Run) -> TrainResult:
             if len(split_rows):
                 probs, attrs = predict(run.model, run.data, split_rows, run.device, config.eval_batch_size, run.amp)
                 written[split] = predictions_dir(config.out_dir, config.system_name, split)
-                _write_predictions(written[split], run.data.file_names[split_rows], probs, attrs, config.tasks)
+                _write_predictions(written[split], run.data.file_names[split_rows], probs, attrs, config.tasks,
+                                   run.data.vocabulary)
     best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})
     dev_best = {k[4:]: v for k, v in best.items() if k.startswith("dev_")}
     main_dir = written.get("Development", next(iter(written.values()), None))

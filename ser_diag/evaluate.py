@@ -243,8 +243,9 @@ def format_text(result: dict, vocabulary: Vocabulary | None = None) -> str:
     objects = list(result["systems"].values()) if "systems" in result else [result]
     codes = next((list(o["per_class_f1"]) for o in objects if o.get("per_class_f1")), list(CLASS_CODES))
     names = next((list(o["ccc"]) for o in objects if o.get("ccc")), None)
-    if names is None:
-        names = list(ATTRIBUTES) if vocabulary is None else list(vocabulary.attribute_names)
+    if names is None:       # no system gave attributes: MSP-Podcast's columns stay (as '-'), another corpus' too
+        msp = codes == list(CLASS_CODES) if vocabulary is None else vocabulary == MSP_PODCAST
+        names = list(ATTRIBUTES) if msp else [] if vocabulary is None else list(vocabulary.attribute_names)
     displays = dict(ATTRIBUTE_NAMES) if vocabulary is None else vocabulary.attribute_displays
     lines = []
     if any(o.get("synthetic") for o in objects):
@@ -254,7 +255,7 @@ def format_text(result: dict, vocabulary: Vocabulary | None = None) -> str:
         lines += [f"split: {', '.join(splits)}", ""]
     metrics = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"), ("uar", "UAR")]
     metrics += [(f"ccc_{a}", f"CCC {displays.get(a, a)}") for a in names]
-    metrics += [("ccc_mean", "CCC mean")]
+    metrics += [("ccc_mean", "CCC mean")] if names else []
 
     def get(obj, metric):
         if metric.startswith("ccc_") and metric != "ccc_mean":

@@ -100,9 +100,10 @@ def summary_markdown(diag: Diagnostics) -> str:
         lines += ["## Notes", ""] + [f"- {note}" for note in s["notes"]] + [""]
     if "minority_destinations" in t:
         focus = s["focus"]["categorical"]
-        lines += [f"## Where minority classes go ({focus})", ""]
         top = t["minority_destinations"]
         top = top[top["minority"] & (top["rank"] == 1)]
+    if "minority_destinations" in t and (len(top) or voc == MSP_PODCAST):   # a corpus without minority classes: none
+        lines += [f"## Where minority classes go ({focus})", ""]
         for row in top.to_dict("records"):
             lines.append(f"- {voc.class_names.get(row['true'], row['true'])} → "
                          f"{voc.class_names.get(row['pred'], row['pred'])}: "

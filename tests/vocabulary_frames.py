@@ -16,12 +16,12 @@ from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 def corpus_frames(voc: Vocabulary, n_speakers: int = 10, per_speaker: int = 12, systems=("alpha", "beta", "gamma"),
                   seed: int = 0, speakers: bool = True, gender: bool = True, probabilities: bool = False,
-                  classes=None):
+                  classes=None, split: str | None = "Test"):
     """``(categorical, attributes, labels)``: merged frames of ``systems`` on a seeded corpus of
     ``n_speakers`` x ``per_speaker`` files in ``voc``'s layout (attributes None without any);
     each system is right with probability 0.45-0.75 and its attributes are the truth shrunk
     towards the middle plus noise, inside the scale. ``classes``: the codes the truth and the
-    predictions use (default: all of ``voc``'s)."""
+    predictions use (default: all of ``voc``'s); ``split``: every file's ``Split_Set`` (None: none named)."""
     rng = np.random.default_rng(seed)
     n = n_speakers * per_speaker
     codes = np.asarray(voc.classes if classes is None else classes, dtype=object)
@@ -43,7 +43,7 @@ def corpus_frames(voc: Vocabulary, n_speakers: int = 10, per_speaker: int = 12, 
         labels["SpkrID"] = pd.array([f"spk{s:02d}" for s in speaker], dtype="str")
     labels["Gender"] = (pd.array(np.where(speaker % 2 == 0, "Female", "Male"), dtype="str") if gender
                         else pd.array([pd.NA] * n, dtype="str"))
-    labels["Split_Set"] = pd.array(["Test"] * n, dtype="str")
+    labels["Split_Set"] = pd.array([split] * n, dtype="str")
     labels.attrs.update(source="memory", split=None, synthetic=True)
     rows = []
     for j, system in enumerate(systems):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
@@ -24,15 +25,66 @@ from ser_diag.analysis import bias, binned, confusion, fusion, regression_to_mea
 from ser_diag.analysis.beyond import beyond_tables
 from ser_diag.evaluate import ccc_convention, evaluate_merged
 from ser_diag.parallel import fork_map, workers_for
-from ser_diag.evaluation import Evaluation, TaskData, aligned
+from ser_diag.evaluation import Evaluation, TaskData, aligned, vocabulary_of
 from ser_diag.resampling import Resampling, bootstrap_metrics, shared_weights, uncached_weights
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 log = logging.getLogger(__name__)
 
 #: Paper figure each attribute's binned matrix mirrors (Interspeech 2025 challenge, Fig. 3b-d).
 BINNED_FIGURE = {"EmoAct": "fig3b", "EmoVal": "fig3c", "EmoDom": "fig3d"}
+#: The binned figures of a vocabulary's attributes, in their order (MSP-Podcast: :data:`BINNED_FIGURE`).
+BINNED_SECTIONS = ("fig3b", "fig3c", "fig3d")
 HEADLINE = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
+
+
+def binned_figures(vocabulary: Vocabulary = MSP_PODCAST) -> dict[str, tuple[str, str]]:
+    """``{attribute: (section, file stem)}`` of the binned figures of a corpus' attributes, in
+    their order: the first attribute is Fig. 3b, the second 3c, the third 3d; the stem names the
+    attribute as people read it (MSP-Podcast: ``EmoAct`` -> ``fig3b_binned_arousal``).
+
+    >>> from ser_diag.vocabulary import IEMOCAP, CREMA_D
+    >>> binned_figures(IEMOCAP)["valence"], binned_figures(CREMA_D)
+    (('fig3c', 'fig3c_binned_valence'), {})
+    """
+    out = {}
+    for section, attribute in zip(BINNED_SECTIONS, vocabulary.attributes):
+        display = re.sub(r"[^0-9A-Za-z_.-]+", "_", attribute.display).strip("_") or attribute.name
+        out[attribute.name] = (section, f"{section}_binned_{display}")
+    return out
+
+
+def has_speakers(data) -> bool:
+    """Some file of ``data`` (a merged frame or :class:`TaskData`) has a known speaker."""
+    return data is not None and "SpkrID" in data.columns and bool(data["SpkrID"].notna().any())
+
+
+def has_gender(data) -> bool:
+    """Some file of ``data`` (a merged frame or :class:`TaskData`) has a known gender."""
+    return data is not None and "Gender" in data.columns and bool(data["Gender"].notna().any())
+
+
+def dropped_sections(data: Evaluation) -> list[str]:
+    """One line per section the corpus of ``data`` cannot have, for the notes of
+    ``summary.md`` and the report: no attributes, no gender, no speakers.
+
+    >>> from ser_diag.vocabulary import CREMA_D
+    >>> dropped_sections(Evaluation(pd.DataFrame(), None, None, vocabulary=CREMA_D))
+    ['crema-d has no dimensional attributes: the attribute sections (CCC, binned attributes, regression to the mean) are dropped']
+    """
+    notes = []
+    vocabulary = data.vocabulary
+    if not vocabulary.attribute_names:
+        notes.append(f"{vocabulary.name} has no dimensional attributes: the attribute sections (CCC, binned "
+                     "attributes, regression to the mean) are dropped")
+    frames = list(data.tasks().values())
+    if frames and not any(has_gender(f) for f in frames):
+        notes.append("no file has a known gender: the gender breakdowns are dropped")
+    if frames and not any(has_speakers(f) for f in frames):
+        notes.append("no file has a known speaker: the per-speaker analyses are dropped and intervals "
+                     "resample utterances")
+    return notes
 
 
 @dataclasses.dataclass
@@ -75,6 +127,11 @@ class Diagnostics:
     def systems(self) -> list[str]:
         return self.data.systems
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The corpus' :class:`~ser_diag.vocabulary.Vocabulary` (classes, attributes, scales)."""
+        return self.data.vocabulary
+
 
 def _best(scores: pd.DataFrame, metric: str) -> tuple[str, str]:
     """(best, worst) system by ``metric`` in a :func:`bootstrap_metrics` frame."""
@@ -86,12 +143,15 @@ def _with_task(frame: pd.DataFrame, task: str) -> pd.DataFrame:
     return frame.assign(task=task)[["task"] + [c for c in frame.columns if c != "task"]]
 
 
-def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
+def diagnose(categorical: pd.DataFrame | Evaluation | None, attributes: pd.DataFrame | None = None,
              labels: pd.DataFrame | None = None, split: str | None = None,
              resampling: Resampling | None = None, scheme: str = "unit",
              min_speaker_utterances: int = 10, baseline: str | None = None, workers: int | None = None,
-             **legacy) -> Diagnostics:
-    """Run every analysis on already merged frames (see :func:`compute_diagnostics`).
+             vocabulary: Vocabulary | None = None, **legacy) -> Diagnostics:
+    """Run every analysis on already merged frames (see :func:`compute_diagnostics`), or on an
+    :class:`~ser_diag.evaluation.Evaluation` passed as ``categorical`` (then ``attributes`` and
+    ``labels`` are None). ``vocabulary``: the corpus (default: the frames',
+    :func:`~ser_diag.evaluation.vocabulary_of`; MSP-Podcast's for frames without one).
 
     ``resampling``: one :class:`~ser_diag.resampling.Resampling` for every interval, test and
     split (default: 1000 resamples of speakers whenever ``SpkrID`` is known; the older
@@ -104,10 +164,17 @@ def diagnose(categorical: pd.DataFrame | None, attributes: pd.DataFrame | None,
     :func:`ser_diag.parallel.fork_map`, serial where other threads run): the same tables as
     one after the other.
     """
-    if categorical is None and attributes is None:
+    if isinstance(categorical, Evaluation):
+        if attributes is not None or labels is not None:
+            raise ValueError("pass an Evaluation alone (its tasks and labels), not beside frames")
+        data = categorical
+        if vocabulary is not None and vocabulary != data.vocabulary:
+            raise ValueError(f"the Evaluation was read with {data.vocabulary.name}, not {vocabulary.name}")
+    else:
+        data = Evaluation.from_frames(categorical, attributes, labels, vocabulary=vocabulary)
+    if data.categorical is None and data.attributes is None:
         raise ValueError("no system submitted either task")
     settings = Resampling.of(resampling, **legacy)
-    data = Evaluation.from_frames(categorical, attributes, labels)
     with shared_weights():
         return _diagnose(data, split, settings, scheme, min_speaker_utterances, baseline, workers)
 
@@ -131,7 +198,7 @@ def unit_comparison(frames: dict[str, pd.DataFrame], settings: Resampling,
         if merged is None or "SpkrID" not in merged.columns or not merged["SpkrID"].notna().any():
             continue
         metrics_ = [HEADLINE[task]] + ([] if task == TASK_CATEGORICAL else
-                                       [f"ccc_{a}" for a in ATTRIBUTES])
+                                       [f"ccc_{a}" for a in vocabulary_of(merged).attribute_names])
         both = {}
         for unit in ("utterance", "speaker"):
             known = (scores or {}).get(task)
@@ -240,10 +307,10 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
         if merged is None:
             continue
 
-        @stage(f"gender_{task}", 6.5)
-        def _(task=task, merged=merged):
-            out = {}
-            if "Gender" in merged.columns and merged["Gender"].notna().any():
+        if has_gender(merged):                      # else one note (dropped_sections)
+            @stage(f"gender_{task}", 6.5)
+            def _(task=task, merged=merged):
+                out = {}
                 pair = (("Female", "Male") if set(merged["Gender"].dropna().unique()) >= {"Female", "Male"}
                         else (None, None))
                 by_group, group_gaps = bias.group_audit(merged, by="Gender", a=pair[0], b=pair[1], resampling=rs,
@@ -254,15 +321,16 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
                 if task == TASK_CATEGORICAL:
                     out["class_recall_by_gender"] = bias.per_class_recall_by_group(merged, by="Gender",
                                                                                    group_table=by_group)
-            return out, []
+                return out, []
 
-        @stage(f"speakers_{task}", 3.2)
-        def _(task=task, merged=merged):
-            per_speaker = bias.speaker_metrics(merged, min_utterances=min_speaker_utterances, ddof=rs.ddof)
-            if len(per_speaker):
-                return {"speaker_metrics": _with_task(per_speaker, task)}, []
-            return {}, [f"{task}: no speaker has {min_speaker_utterances} or more utterances; "
-                        "per-speaker analyses skipped"]
+        if has_speakers(merged):                    # else one note (dropped_sections)
+            @stage(f"speakers_{task}", 3.2)
+            def _(task=task, merged=merged):
+                per_speaker = bias.speaker_metrics(merged, min_utterances=min_speaker_utterances, ddof=rs.ddof)
+                if len(per_speaker):
+                    return {"speaker_metrics": _with_task(per_speaker, task)}, []
+                return {}, [f"{task}: no speaker has {min_speaker_utterances} or more utterances; "
+                            "per-speaker analyses skipped"]
 
         if merged["system"].nunique() > 1:
             @stage(f"disagreement_{task}", 5.0)
@@ -355,21 +423,28 @@ def _diagnose(data: Evaluation, split, rs: Resampling, scheme, min_speaker_utter
     del results
     evaluation = found.pop("evaluation")
     tables.update(found)
-    settings["notes"] += notes
+    settings["notes"] += dropped_sections(data) + notes
+    if data.vocabulary != MSP_PODCAST:               # the tables name the corpus' classes and attributes
+        for table in tables.values():
+            table.attrs["vocabulary"] = data.vocabulary
     return Diagnostics(data, settings, evaluation, tables)
 
 
 def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | os.PathLike,
                         split: str | None = "Development", resampling: Resampling | None = None,
                         intersection: bool = False, scheme: str = "unit", baseline: str | None = None,
+                        vocabulary: Vocabulary | None = None, target: str | None = None, attributes=None,
                         **legacy) -> Diagnostics:
     """Load and validate labels and predictions (:func:`ser_diag.io.load`), then :func:`diagnose`
     with ``resampling`` (:class:`~ser_diag.resampling.Resampling`) and ``baseline``.
+    ``vocabulary``, ``target``, ``attributes``: the corpus (:meth:`Evaluation.load`).
 
     Bad input raises :class:`ser_diag.errors.InputError` before any analysis runs.
     """
     settings = Resampling.of(resampling, **legacy)
-    data = Evaluation.load(labels_path, predictions_path, split=split, intersection=intersection)
+    corpus = {k: v for k, v in (("target", target), ("attributes", attributes)) if v is not None}
+    data = Evaluation.load(labels_path, predictions_path, split=split, intersection=intersection,
+                           vocabulary=vocabulary, **corpus)
     systems = data.systems
     if baseline is not None and baseline not in set(systems):
         raise InputError(predictions_path, None, f"no system named {quoted(baseline)} (the baseline asked "
@@ -377,8 +452,7 @@ def compute_diagnostics(labels_path: str | os.PathLike, predictions_path: str | 
     # progress starts once the inputs are valid, so bad input stays one line on stderr
     log.info("read %d systems on the %s split; computing diagnostics (%s) ...", len(systems), split,
              f"{settings.n_boot} resamples, unit {settings.unit}" if settings.n_boot else "no resampling")
-    return diagnose(data.categorical, data.attributes, labels=data.labels,
-                    split=split, resampling=settings, scheme=scheme, baseline=baseline)
+    return diagnose(data, split=split, resampling=settings, scheme=scheme, baseline=baseline)
 
 
 def rows_where(frame: pd.DataFrame, **equal) -> pd.DataFrame:
@@ -408,7 +482,7 @@ def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], di
     Figure}`` (together: :func:`build_figures`), so that groups can be drawn and saved side by
     side (:func:`ser_diag.figures.write_diagnostics`). ``cost``: rough seconds x 200 of
     building and saving the group at many systems, to share the work between processes."""
-    t, s = diag.tables, diag.settings
+    t, s, voc = diag.tables, diag.settings, diag.vocabulary
     groups: list = []
     group = _registrar(groups)
 
@@ -418,10 +492,11 @@ def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], di
             # Imported here so that computing tables never pays for the plotting stack.
             from ser_diag.plots.confusion import ConfusionDifferenceDisplay, ConfusionMatrixDisplay
             focus, figures = s["focus"][TASK_CATEGORICAL], {}
-            d = ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=focus), system=focus)
+            d = ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=focus), system=focus,
+                                                  vocabulary=voc)
             figures["fig3a_confusion_categorical"] = d.figure_
             if "confusion_difference" in t:
-                d = ConfusionDifferenceDisplay.from_frame(t["confusion_difference"])
+                d = ConfusionDifferenceDisplay.from_frame(t["confusion_difference"], vocabulary=voc)
                 figures["fig3a_confusion_difference"] = d.figure_
             return figures
 
@@ -431,13 +506,14 @@ def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], di
             from ser_diag.plots.binned import BinnedAttributeDisplay
             from ser_diag.plots.regression_to_mean import RegressionToMeanDisplay
             focus, figures = s["focus"][TASK_ATTRIBUTES], {}
-            for attr in ATTRIBUTES:
+            for attr, (_, stem) in binned_figures(voc).items():
                 part = rows_where(t["binned"], system=focus, attribute=attr)
                 if len(part):
-                    d = BinnedAttributeDisplay.from_frame(part, system=focus, attribute=attr)
-                    figures[f"{BINNED_FIGURE[attr]}_binned_{ATTRIBUTE_NAMES[attr]}"] = d.figure_
+                    d = BinnedAttributeDisplay.from_frame(part, system=focus, attribute=attr, vocabulary=voc)
+                    figures[stem] = d.figure_
             shrink = rows_where(t["shrinkage"], system=focus)
-            d = RegressionToMeanDisplay.from_frame(rows_where(t["bin_means"], system=focus), shrinkage=shrink)
+            d = RegressionToMeanDisplay.from_frame(rows_where(t["bin_means"], system=focus), shrinkage=shrink,
+                                                   vocabulary=voc)
             figures["regression_to_mean_extremes"] = d.figure_
             return figures
 
@@ -453,7 +529,7 @@ def figure_builders(diag: Diagnostics) -> list[tuple[str, float, Callable[[], di
             gaps = rows_where(t["gender_gaps"], task=task, system=focus) if "gender_gaps" in t else None
             if len(frame):
                 figures[f"gender_audit_{task}"] = GroupGapDisplay.from_frame(
-                    frame, gaps, system=focus, title=f"{focus}: {task} metrics by gender").figure_
+                    frame, gaps, system=focus, vocabulary=voc, title=f"{focus}: {task} metrics by gender").figure_
             speakers = rows_where(t["speaker_metrics"], task=task, system=focus) if "speaker_metrics" in t else ()
             if len(speakers):
                 figures[f"speaker_distribution_{task}"] = SpeakerDistributionDisplay.from_frame(

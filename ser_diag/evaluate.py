@@ -1,7 +1,10 @@
-"""Score prediction files against MSP-Podcast labels: challenge metrics with bootstrap intervals.
+"""Score prediction files against a corpus' labels (MSP-Podcast by default): challenge metrics
+with bootstrap intervals.
 
 :func:`evaluate_paths` returns a JSON-ready dict (what ``python -m ser_diag evaluate --json``
-prints); :func:`format_text` renders it as an aligned table.
+prints); :func:`format_text` renders it as an aligned table. Per-class F1 and CCC are keyed by
+the corpus' own names (its :class:`~ser_diag.vocabulary.Vocabulary`: MSP-Podcast ``A``..``N``
+and ``EmoAct``..; IEMOCAP ``neutral``..``angry`` and ``activation``..).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import os
 import numpy as np
 import pandas as pd
 
-from ser_diag.evaluation import Evaluation, aligned
+from ser_diag.evaluation import Evaluation, aligned, vocabulary_of
 from ser_diag.resampling import Resampling, bootstrap_metrics
 from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, SYNTHETIC_BANNER
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = ["UAR_CONVENTION", "ccc_convention", "evaluate_merged", "evaluate_paths", "format_text"]
 
@@ -27,6 +31,28 @@ UAR_CONVENTION = ("UAR = mean recall over the classes present in the truth "
 #: Metrics reported (with intervals under ``ci`` when bootstrapped).
 CATEGORICAL_METRICS = ("macro_f1", "accuracy", "uar") + tuple(f"f1_{c}" for c in CLASS_CODES)
 ATTRIBUTE_METRICS = tuple(f"ccc_{a}" for a in ATTRIBUTES) + ("ccc_mean",)
+
+
+def uar_convention(vocabulary: Vocabulary = MSP_PODCAST) -> str:
+    """:data:`UAR_CONVENTION` for a corpus' number of classes.
+
+    >>> from ser_diag.vocabulary import CREMA_D
+    >>> uar_convention(CREMA_D).endswith("audmetric averages all 6 classes")
+    True
+    """
+    if vocabulary == MSP_PODCAST:
+        return UAR_CONVENTION
+    return UAR_CONVENTION.replace("all 8 classes", f"all {len(vocabulary.classes)} classes")
+
+
+def categorical_metrics(vocabulary: Vocabulary = MSP_PODCAST) -> tuple[str, ...]:
+    """The categorical metrics reported for a corpus (per-class F1 by its codes)."""
+    return ("macro_f1", "accuracy", "uar") + tuple(f"f1_{c}" for c in vocabulary.classes)
+
+
+def attribute_metrics(vocabulary: Vocabulary = MSP_PODCAST) -> tuple[str, ...]:
+    """The attribute metrics reported for a corpus (CCC by its attribute names, then the mean)."""
+    return tuple(f"ccc_{a}" for a in vocabulary.attribute_names) + ("ccc_mean",)
 
 
 def ccc_convention(ddof: int) -> str:
@@ -96,7 +122,7 @@ def _file_counts(cat: pd.DataFrame | None, att: pd.DataFrame | None, cat_scores:
 
 
 def _system_object(system: str, scores: dict, counts: tuple | None, settings: Resampling,
-                   synthetic: bool) -> dict:
+                   synthetic: bool, vocabulary: Vocabulary = MSP_PODCAST) -> dict:
     n_boot, level, ddof = settings.n_boot, settings.level, settings.ddof
 
     def value(metric):
@@ -112,17 +138,17 @@ def _system_object(system: str, scores: dict, counts: tuple | None, settings: Re
         "macro_f1": value("macro_f1"),
         "accuracy": value("accuracy"),
         "uar": value("uar"),
-        "per_class_f1": ({c: value(f"f1_{c}") for c in CLASS_CODES} if has_cat else None),
-        "ccc": ({a: value(f"ccc_{a}") for a in ATTRIBUTES} if has_att else None),
+        "per_class_f1": ({c: value(f"f1_{c}") for c in vocabulary.classes} if has_cat else None),
+        "ccc": ({a: value(f"ccc_{a}") for a in vocabulary.attribute_names} if has_att else None),
         "ccc_mean": value("ccc_mean"),
         "ccc_convention": ccc_convention(ddof),
-        "uar_convention": UAR_CONVENTION if has_cat else None,
+        "uar_convention": uar_convention(vocabulary) if has_cat else None,
         "synthetic": bool(synthetic),
     }
     if n_boot > 0:
         units = {v[3] for v in scores.values()}
         ci = {"level": level, "unit": "speaker" if "speaker" in units else "utterance", "n_boot": n_boot}
-        for metric in CATEGORICAL_METRICS + ATTRIBUTE_METRICS:
+        for metric in categorical_metrics(vocabulary) + attribute_metrics(vocabulary):
             if metric in scores:
                 ci[metric] = {"ci_low": _number(scores[metric][1]),
                               "ci_high": _number(scores[metric][2])}
@@ -142,6 +168,7 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
     settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
     categorical, attributes = aligned(categorical), aligned(attributes)
     frames = [f for f in (categorical, attributes) if f is not None]
+    vocabulary = vocabulary_of(frames[0]) if frames else MSP_PODCAST
     systems = list(dict.fromkeys(s for f in frames for s in f.systems))
     synthetic = any(bool(f.attrs.get("synthetic", False)) for f in frames)
     cat_scores, att_scores = scores if scores is not None else (None, None)
@@ -152,7 +179,7 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
     by_cat, by_att = _scores_by_system(cat_scores), _scores_by_system(att_scores)
     counts = _file_counts(categorical, attributes, by_cat, by_att)
     objects = {s: {"split": split, **_system_object(s, {**by_cat.get(s, {}), **by_att.get(s, {})},
-                                                    counts.get(s), settings, synthetic)}
+                                                    counts.get(s), settings, synthetic, vocabulary)}
                for s in systems}
     if len(objects) == 1:
         return next(iter(objects.values()))
@@ -161,9 +188,13 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
 
 def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
                    split: str | None = "Development", resampling: Resampling | None = None,
-                   intersection: bool = False, **legacy) -> dict:
+                   intersection: bool = False, vocabulary: Vocabulary | None = None, target: str | None = None,
+                   attributes=None, **legacy) -> dict:
     """Challenge scores of one system, or of every system in a directory of systems.
 
+    ``vocabulary``, ``target``, ``attributes``: the corpus (:meth:`Evaluation.load`; default
+    MSP-Podcast's files); per-class F1 (``per_class_f1``) and CCC (``ccc``) are keyed by its
+    class codes and attribute names (``systems.<name>.ccc.arousal``).
     Task 1: macro-F1 over the 8 codes (O/X label rows dropped), accuracy, UAR (mean recall
     over the classes present in the truth, :data:`UAR_CONVENTION`), per-class F1.
     Task 2: CCC per attribute with variance denominator ``n - ddof`` and their mean.
@@ -176,7 +207,9 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     uar_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
     A task a system did not submit has null values.
     """
-    data = Evaluation.load(labels, predictions, split=split, intersection=intersection)
+    corpus = {k: v for k, v in (("target", target), ("attributes", attributes)) if v is not None}
+    data = Evaluation.load(labels, predictions, split=split, intersection=intersection, vocabulary=vocabulary,
+                           **corpus)
     settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
     if settings.n_boot:
         frame = next(iter(data.tasks().values()))
@@ -203,9 +236,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
 
 
-def format_text(result: dict) -> str:
-    """Aligned text tables of an :func:`evaluate_paths` result (with the synthetic banner)."""
+def format_text(result: dict, vocabulary: Vocabulary | None = None) -> str:
+    """Aligned text tables of an :func:`evaluate_paths` result (with the synthetic banner).
+    Classes and attributes are the result's own keys; ``vocabulary`` gives their display
+    names (default: MSP-Podcast's where the keys are its own, else the keys)."""
     objects = list(result["systems"].values()) if "systems" in result else [result]
+    codes = next((list(o["per_class_f1"]) for o in objects if o.get("per_class_f1")), list(CLASS_CODES))
+    names = next((list(o["ccc"]) for o in objects if o.get("ccc")), None)
+    if names is None:       # no system gave attributes: MSP-Podcast's columns stay (as '-'), another corpus' too
+        msp = codes == list(CLASS_CODES) if vocabulary is None else vocabulary == MSP_PODCAST
+        names = list(ATTRIBUTES) if msp else [] if vocabulary is None else list(vocabulary.attribute_names)
+    displays = dict(ATTRIBUTE_NAMES) if vocabulary is None else vocabulary.attribute_displays
     lines = []
     if any(o.get("synthetic") for o in objects):
         lines += [SYNTHETIC_BANNER, ""]
@@ -213,8 +254,8 @@ def format_text(result: dict) -> str:
     if splits:
         lines += [f"split: {', '.join(splits)}", ""]
     metrics = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"), ("uar", "UAR")]
-    metrics += [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES]
-    metrics += [("ccc_mean", "CCC mean")]
+    metrics += [(f"ccc_{a}", f"CCC {displays.get(a, a)}") for a in names]
+    metrics += [("ccc_mean", "CCC mean")] if names else []
 
     def get(obj, metric):
         if metric.startswith("ccc_") and metric != "ccc_mean":
@@ -230,9 +271,9 @@ def format_text(result: dict) -> str:
     with_classes = [o for o in objects if o.get("per_class_f1")]
     if with_classes:
         lines += ["", "Per-class F1"]
-        lines += _table(["system"] + list(CLASS_CODES),
-                        [[o["system"]] + [_cell(o, f"f1_{c}", o["per_class_f1"][c])
-                                          .split(" [")[0] for c in CLASS_CODES]
+        lines += _table(["system"] + codes,
+                        [[o["system"]] + [_cell(o, f"f1_{c}", o["per_class_f1"].get(c))
+                                          .split(" [")[0] for c in codes]
                          for o in with_classes])
     lines += ["", f"CCC: {objects[0]['ccc_convention']}." if objects else ""]
     ci = next((o["ci"] for o in objects if "ci" in o), None)

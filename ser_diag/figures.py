@@ -24,7 +24,8 @@ from ser_diag.parallel import fork_map
 from ser_diag.precision import format_number as _f
 from ser_diag.plots._style import save_figure
 from ser_diag.plots.saving import save_figures
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES, SYNTHETIC_BANNER
+from ser_diag.schema import SYNTHETIC_BANNER
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,21 @@ def _lookup(frame, **equal):
 
 def summary_markdown(diag: Diagnostics) -> str:
     """Headline numbers with CIs, as Markdown: scores per system, the worst confusions,
-    shrinkage, gender gaps and the fusion gain."""
-    s, t = diag.settings, diag.tables
+    shrinkage, gender gaps and the fusion gain, by the corpus' class and attribute names
+    (a corpus other than MSP-Podcast is named on the first lines; sections it cannot have are
+    left out, each with its line under Notes)."""
+    s, t, voc = diag.settings, diag.tables, diag.vocabulary
+    displays = voc.attribute_displays
     lines = ["# ser_diag summary", ""]
     if diag.synthetic:
         lines += [f"> **{SYNTHETIC_BANNER}**", ""]
+    if voc != MSP_PODCAST:
+        lines += [f"- corpus: {voc.name} ({_classes_line(voc)}; {_attributes_line(voc)})"]
     lines += [f"- split: {s['split']}; CCC: {s['ccc_convention']}",
               f"- intervals: {_f(s['level'], '.0%')} percentile bootstrap, {s['n_boot']} resamples of "
               f"{s['unit']}s (ci_low, ci_high)", ""]
     metrics = t["metrics"]
-    headline = [("macro_f1", "macro-F1")] + [(f"ccc_{a}", f"CCC {ATTRIBUTE_NAMES[a]}") for a in ATTRIBUTES] \
+    headline = [("macro_f1", "macro-F1")] + [(f"ccc_{a}", f"CCC {displays[a]}") for a in voc.attribute_names] \
         + [("ccc_mean", "mean CCC")]
     headline = [(m, h) for m, h in headline if (metrics["metric"] == m).any()]
     lines += ["## Scores", "", "| system | " + " | ".join(h for _, h in headline) + " |",
@@ -73,7 +79,7 @@ def summary_markdown(diag: Diagnostics) -> str:
                   "includes 0.", "", "| metric | fusion vs | files | fusion | single | difference [CI] | seeds with "
                   "fusion ahead | verdict |", "|---|---|---|---|---|---|---|---|"]
         for row in fvs.to_dict("records"):
-            lines.append(f"| {human_name(row['metric'])} | {row['single']} | {row['n']} | {_f(row['fusion_estimate'], '.3f')} | "
+            lines.append(f"| {human_name(row['metric'], voc)} | {row['single']} | {row['n']} | {_f(row['fusion_estimate'], '.3f')} | "
                          f"{_f(row['single_estimate'], '.3f')} | {_f(row['estimate'], '+.3f')} "
                          f"[{_f(row['ci_low'], '+.3f')}, {_f(row['ci_high'], '+.3f')}] | {row['seeds_fusion_ahead']}/{row['n_seeds']} | {row['verdict']} |")
         lines.append("")
@@ -85,7 +91,7 @@ def summary_markdown(diag: Diagnostics) -> str:
                   "uncertainty; ratio = speaker width / utterance width.", "",
                   "| system | metric | utterance CI | speaker CI | width ratio |", "|---|---|---|---|---|"]
         for row in comparison.to_dict("records"):
-            lines.append(f"| {row['system']} | {human_name(row['metric'])} | "
+            lines.append(f"| {row['system']} | {human_name(row['metric'], voc)} | "
                          f"[{_f(row['ci_low_utterance'], '.3f')}, {_f(row['ci_high_utterance'], '.3f')}] | "
                          f"[{_f(row['ci_low_speaker'], '.3f')}, {_f(row['ci_high_speaker'], '.3f')}] | "
                          f"{_f(row['width_ratio'], '.2f')} |")
@@ -94,21 +100,23 @@ def summary_markdown(diag: Diagnostics) -> str:
         lines += ["## Notes", ""] + [f"- {note}" for note in s["notes"]] + [""]
     if "minority_destinations" in t:
         focus = s["focus"]["categorical"]
-        lines += [f"## Where minority classes go ({focus})", ""]
         top = t["minority_destinations"]
         top = top[top["minority"] & (top["rank"] == 1)]
+    if "minority_destinations" in t and (len(top) or voc == MSP_PODCAST):   # a corpus without minority classes: none
+        lines += [f"## Where minority classes go ({focus})", ""]
         for row in top.to_dict("records"):
-            lines.append(f"- {CLASS_NAMES[row['true']]} → {CLASS_NAMES[row['pred']]}: "
+            lines.append(f"- {voc.class_names.get(row['true'], row['true'])} → "
+                         f"{voc.class_names.get(row['pred'], row['pred'])}: "
                          f"{_interval(dict(row, estimate=row['share']))} of its files")
         lines.append("")
     if "shrinkage" in t:
         focus = s["focus"]["attributes"]
         lines += [f"## Regression to the mean ({focus})", "",
                   "| attribute | slope E[pred given true] | SD ratio (pred / true) | CCC |", "|---|---|---|---|"]
-        for attr in ATTRIBUTES:
+        for attr in voc.attribute_names:
             cells = [_interval(_lookup(t["shrinkage"], system=focus, attribute=attr, metric=m))
                      for m in ("slope", "variance_ratio", "ccc")]
-            lines.append(f"| {ATTRIBUTE_NAMES[attr]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {displays[attr]} | " + " | ".join(cells) + " |")
         lines.append("")
     if "gender_gaps" in t:
         lines += ["## Gender gap (female − male; p: speaker-level permutation test)", ""]
@@ -117,7 +125,7 @@ def summary_markdown(diag: Diagnostics) -> str:
             for metric in ("macro_f1", "ccc_mean"):
                 row = _lookup(gaps, task=task, system=focus, metric=metric)
                 if row:
-                    lines.append(f"- {focus}, {human_name(metric)}: "
+                    lines.append(f"- {focus}, {human_name(metric, voc)}: "
                                  f"{_interval(dict(row, estimate=row['gap']))}, "
                                  f"{format_p(row['p_value'], prefix=True)}")
         lines.append("")
@@ -131,7 +139,7 @@ def summary_markdown(diag: Diagnostics) -> str:
             rows = board[board["metric"] == metric].sort_values("rank")
             if rows.empty:
                 continue
-            lines += [f"| {human_name(metric)} | estimate [CI] | rank [interval] | P(best) | tier |",
+            lines += [f"| {human_name(metric, voc)} | estimate [CI] | rank [interval] | P(best) | tier |",
                       "|---|---|---|---|---|"]
             for row in rows.to_dict("records"):
                 lines.append(f"| {row['system']} | {_interval(row)} | {row['rank']} "
@@ -147,10 +155,22 @@ def summary_markdown(diag: Diagnostics) -> str:
                 ["task", "metric", "method"], sort=False):
             best = part.loc[part["estimate"].idxmax()]
             first = part[part["k"] == 1].iloc[0]
-            lines.append(f"- {human_name(metric)} ({method}): top-1 {_interval(first.to_dict())} → best K={best['k']} "
+            lines.append(f"- {human_name(metric, voc)} ({method}): top-1 {_interval(first.to_dict())} → best K={best['k']} "
                          f"{_interval(best.to_dict())}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _classes_line(voc: Vocabulary) -> str:
+    """``4 classes: Neutral, Happiness, Sadness, Anger`` (what a corpus scores)."""
+    return f"{len(voc.classes)} classes: " + ", ".join(voc.class_names[c] for c in voc.classes)
+
+
+def _attributes_line(voc: Vocabulary) -> str:
+    """``attributes: arousal 1-5, valence 1-5`` or ``no attributes``."""
+    if not voc.attributes:
+        return "no attributes"
+    return "attributes: " + ", ".join(f"{a.display} {a.low:g}-{a.high:g}" for a in voc.attributes)
 
 
 #: Rough cost of writing one table cell as CSV, in the units of a figure's saving cost
@@ -217,12 +237,15 @@ def write_figures_from(diag: Diagnostics, out, figures: dict | None = None) -> l
 
 def write_paper_figures(labels, predictions, out, split: str | None = "Development",
                         resampling: Resampling | None = None, intersection: bool = False,
-                        scheme: str = "unit", baseline: str | None = None, **legacy) -> list[Path]:
+                        scheme: str = "unit", baseline: str | None = None, vocabulary: Vocabulary | None = None,
+                        target: str | None = None, attributes=None, **legacy) -> list[Path]:
     """Validate inputs, compute every diagnostic once and write the figure set into ``out``.
     ``resampling``: :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level,
-    by_speaker, seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`."""
+    by_speaker, seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`;
+    ``vocabulary``, ``target``, ``attributes``: the corpus (:meth:`Evaluation.load`)."""
     with staged_output(out) as stage:  # checks and locks `out` before computing
         diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
-                                   intersection=intersection, scheme=scheme, baseline=baseline)
+                                   intersection=intersection, scheme=scheme, baseline=baseline,
+                                   vocabulary=vocabulary, target=target, attributes=attributes)
         written = write_diagnostics(diag, stage)
     return _published(written, stage, out)

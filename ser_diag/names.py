@@ -10,6 +10,7 @@ import math
 import re
 
 from ser_diag.schema import ATTRIBUTE_NAMES, CLASS_NAMES
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 _METRICS = {
     "macro_f1": "macro-F1",
@@ -36,19 +37,27 @@ _METRICS = {
     "n": "n",
 }
 _PREFIXED = re.compile(r"^(?P<head>[a-z0-9_]+?)_(?P<tail>Emo(?:Act|Val|Dom)|[A-Z])$")
+_HEAD = re.compile(r"^[a-z0-9_]+$")
 
 
-def human_name(name: str) -> str:
+def human_name(name: str, vocabulary: Vocabulary | None = None) -> str:
     """The reader's name of a metric, view or column; unknown names come back unchanged.
+    ``vocabulary``: the corpus whose class codes and attribute names the name may end in
+    (default MSP-Podcast's: ``EmoAct`` reads ``arousal``, ``F`` reads ``Fear``).
 
     >>> [human_name(n) for n in ("ccc_EmoAct", "binned_EmoVal", "recall_F", "macro_f1", "EmoDom")]
     ['CCC arousal', 'binned valence', 'recall Fear', 'macro-F1', 'dominance']
     >>> human_name("system")
     'system'
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> [human_name(n, IEMOCAP) for n in ("ccc_activation", "f1_happy", "binned_valence", "activation")]
+    ['CCC arousal', 'F1 Happiness', 'binned valence', 'arousal']
     """
     name = str(name)
     if name in _METRICS:
         return _METRICS[name]
+    if vocabulary is not None and vocabulary != MSP_PODCAST:
+        return _vocabulary_name(name, vocabulary)
     if name in ATTRIBUTE_NAMES:
         return ATTRIBUTE_NAMES[name]
     match = _PREFIXED.match(name)
@@ -57,6 +66,19 @@ def human_name(name: str) -> str:
         tail_name = ATTRIBUTE_NAMES.get(tail) or CLASS_NAMES.get(tail)
         if tail_name is not None:
             return f"{_METRICS.get(head, head.replace('_', ' '))} {tail_name}"
+    return name
+
+
+def _vocabulary_name(name: str, vocabulary: Vocabulary) -> str:
+    """:func:`human_name` by the names of a corpus other than MSP-Podcast: ``<metric>_<code or
+    attribute>`` (the longest code or attribute the name ends in)."""
+    displays = {**vocabulary.class_names, **vocabulary.attribute_displays}
+    if name in vocabulary.attribute_displays:
+        return vocabulary.attribute_displays[name]
+    for tail in sorted(displays, key=len, reverse=True):
+        head = name[:-len(tail) - 1]
+        if name.endswith("_" + tail) and head and _HEAD.match(head):
+            return f"{_METRICS.get(head, head.replace('_', ' '))} {displays[tail]}"
     return name
 
 

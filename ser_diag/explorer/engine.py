@@ -28,8 +28,10 @@ from ser_diag import io
 from ser_diag.analysis import binned
 from ser_diag.analysis.fusion import disagreement_by_true
 from ser_diag.diagnostics import Diagnostics, diagnose
+from ser_diag.evaluation import Evaluation, vocabulary_of
 from ser_diag.explorer.state import ExplorerState
-from ser_diag.schema import ATTRIBUTES, SPLITS, TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.schema import TASK_ATTRIBUTES, TASK_CATEGORICAL, TASKS
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = ["Engine", "DETAILED_KEY", "VOTES_KEY"]
 
@@ -43,6 +45,8 @@ _CACHE_SIZE = {"drawn": 512, "data": 64}
 _DRAWN = {"png", "listing"}
 _PINNED = {DETAILED_KEY, VOTES_KEY}
 _THREAD_NAME = "ser_diag-explore"
+#: The one split of a corpus whose files name no split (``Split_Set`` empty): every file.
+ALL_FILES = "all files"
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -58,12 +62,61 @@ def _corpus_from(labels) -> Path | None:
     return path if path.is_dir() else path.parent.parent
 
 
-def _merge_split(labels: pd.DataFrame, predictions: pd.DataFrame, split: str, intersection: bool) -> dict:
+def in_split(frame: pd.DataFrame, split: str) -> pd.Series:
+    """Per row of a labels or merged frame: is its file in ``split`` (:data:`ALL_FILES`: every file)."""
+    if split == ALL_FILES or "Split_Set" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    return (frame["Split_Set"] == split).fillna(False).astype(bool)
+
+
+def splits_of(labels: pd.DataFrame, present, vocabulary: Vocabulary) -> list[str]:
+    """The splits with a predicted file: the vocabulary's in its order, then any other split the
+    labels name; :data:`ALL_FILES` when the labels name none."""
+    if "Split_Set" not in labels.columns or not labels["Split_Set"].notna().any():
+        return [ALL_FILES] if labels["FileName"].isin(present).any() else []
+    named = [str(v) for v in pd.unique(labels["Split_Set"].dropna())]
+    order = list(vocabulary.splits) + sorted(v for v in named if v not in vocabulary.splits)
+    return [s for s in order if labels.loc[in_split(labels, s), "FileName"].isin(present).any()]
+
+
+def _merge_split(labels: pd.DataFrame, predictions: pd.DataFrame, split: str, intersection: bool,
+                 vocabulary: Vocabulary = MSP_PODCAST) -> dict:
     """Task -> the merged frame of every system on the files of ``split``."""
-    labels_of = labels.loc[labels["Split_Set"] == split].reset_index(drop=True)
+    labels_of = labels.loc[in_split(labels, split)].reset_index(drop=True)
     labels_of.attrs = dict(labels.attrs, split=split)
-    return {task: io.merge(labels_of, predictions, task, intersection=intersection)
-            for task in TASKS if io.submitted(predictions, task).any()}
+    return {task: io.merge(labels_of, predictions, task, intersection=intersection, vocabulary=vocabulary)
+            for task in TASKS if io.submitted(predictions, task, vocabulary).any()}
+
+
+def _evaluation_split(data: Evaluation, split: str) -> dict:
+    """Task -> the rows of an :class:`~ser_diag.evaluation.Evaluation`'s merged frame on the
+    files of ``split``."""
+    out = {}
+    for task, frame in ((t, data.to_frame(t)) for t in TASKS):
+        if frame is not None:
+            kept = frame.loc[in_split(frame, split).to_numpy(bool)].reset_index(drop=True)
+            kept.attrs = dict(frame.attrs)
+            out[task] = kept
+    return out
+
+
+def _labels_of(data: Evaluation) -> pd.DataFrame:
+    """The labels of an :class:`~ser_diag.evaluation.Evaluation` (its own, else each file's first
+    row of its merged frames: metadata and truth)."""
+    if len(data.labels):
+        return data.labels
+    parts = []
+    for frame in (data.to_frame(t) for t in TASKS):
+        if frame is not None:
+            part = frame.drop(columns=[c for c in frame.columns if c == "system" or c.endswith("_pred")
+                                       or c.startswith("P_")]).drop_duplicates("FileName")
+            parts.append(part.rename(columns=lambda c: c.removesuffix("_true")).set_index("FileName"))
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = labels.combine_first(part)
+    labels = labels.reset_index()
+    labels.attrs = {"synthetic": data.synthetic}
+    return labels
 
 
 def _in_group(frame: pd.DataFrame | None, files: pd.Index | None) -> pd.DataFrame | None:
@@ -90,14 +143,27 @@ def _pair_disagreement(merged: pd.DataFrame, s: ExplorerState, task: str) -> pd.
 class Engine:
     """The data of one explorer and every computed value, cached.
 
-    ``labels``/``predictions``/``corpus``: as :class:`ser_diag.explorer.Explorer` takes them;
-    ``resampling``: the bootstrap settings of every diagnostics run. :attr:`splits`: the splits
-    with predictions; :attr:`systems`: every system, in the predictions' order.
+    ``labels``/``predictions``/``corpus``: as :class:`ser_diag.explorer.Explorer` takes them, or
+    an :class:`~ser_diag.evaluation.Evaluation` as ``labels`` (then ``predictions`` is None: its
+    merged frames are the data); ``vocabulary``: the corpus (default: the Evaluation's, else the
+    labels frame's ``attrs["vocabulary"]``, else MSP-Podcast's); ``resampling``: the bootstrap
+    settings of every diagnostics run. :attr:`splits`: the splits with predictions (the
+    vocabulary's order; :data:`ALL_FILES` when no file names a split); :attr:`systems`: every
+    system, in the predictions' order.
     """
 
     def __init__(self, labels, predictions, corpus=None, *, resampling, intersection: bool = False,
-                 prefetch: bool = True):
+                 prefetch: bool = True, vocabulary: Vocabulary | None = None):
+        self.evaluation = labels if isinstance(labels, Evaluation) else None
+        if self.evaluation is not None:
+            if predictions is not None:
+                raise ValueError("an Evaluation holds the predictions: pass predictions=None")
+            vocabulary = vocabulary if vocabulary is not None else self.evaluation.vocabulary
+            labels = _labels_of(self.evaluation)
+            predictions = pd.concat([self.evaluation.to_frame(t)[["system", "FileName"]]
+                                     for t in self.evaluation.tasks()], ignore_index=True)
         self.labels = labels if isinstance(labels, pd.DataFrame) else io.read_labels(labels, split=None)
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(self.labels)
         self.predictions = (predictions if isinstance(predictions, pd.DataFrame)
                             else io.read_systems(predictions))
         self.resampling, self.intersection, self.prefetch_on = resampling, intersection, prefetch
@@ -108,8 +174,7 @@ class Engine:
         self._lock = threading.RLock()
         self._background: ThreadPoolExecutor | None = None
         present = set(self.predictions["FileName"].astype(str))
-        self.splits = [s for s in SPLITS
-                       if self.labels.loc[self.labels["Split_Set"] == s, "FileName"].isin(present).any()]
+        self.splits = splits_of(self.labels, present, self.vocabulary)
         if not self.splits:
             raise ValueError("no labelled file has a prediction")
         self.systems = [str(s) for s in pd.unique(self.predictions["system"])]
@@ -201,14 +266,16 @@ class Engine:
 
     # ------------------------------------------------------------------ data of a selection
     def _merged_split(self, split: str) -> dict:
+        if self.evaluation is not None:
+            return self.cached(("merged", split), lambda: _evaluation_split(self.evaluation, split))
         return self.cached(("merged", split), lambda: _merge_split(self.labels, self.predictions, split,
-                                                                   self.intersection))
+                                                                   self.intersection, self.vocabulary))
 
     def group_labels(self, key: tuple) -> pd.DataFrame:
         """Consensus labels of the split and group of ``key`` with the labels' attributes (their
         source path, where the diagnostics find ``labels_detailed.csv`` and ``Audios/``)."""
         split, column, value = key
-        labels = self.labels.loc[self.labels["Split_Set"] == split]
+        labels = self.labels.loc[in_split(self.labels, split)]
         if column is not None:
             labels = labels.loc[(as_text(labels[column]) == value).to_numpy(bool)]
         labels = labels.reset_index(drop=True)
@@ -220,7 +287,7 @@ class Engine:
         split, column, value = key
         if column is None:
             return None
-        labels = self.labels.loc[self.labels["Split_Set"] == split]
+        labels = self.labels.loc[in_split(self.labels, split)]
         keep = as_text(labels[column]) == str(value)
         return pd.Index(labels.loc[keep.to_numpy(bool), "FileName"])
 
@@ -250,16 +317,17 @@ class Engine:
         if all(f is None for f in frames.values()):
             raise ValueError(f"no predictions for split {key[0]!r} and this group")
         return diagnose(frames[TASK_CATEGORICAL], frames[TASK_ATTRIBUTES], labels=self.group_labels(key),
-                        split=key[0], scheme=bins, resampling=self.resampling)
+                        split=key[0], scheme=bins, resampling=self.resampling,
+                        vocabulary=None if self.vocabulary == MSP_PODCAST else self.vocabulary)
 
     def group_columns(self) -> list[str]:
         """Label columns a group filter can use (every column but FileName, the split and the
         attribute values)."""
-        return [c for c in self.labels.columns if c not in ("FileName", "Split_Set") + ATTRIBUTES]
+        return [c for c in self.labels.columns if c not in ("FileName", "Split_Set") + self.vocabulary.attribute_names]
 
     def group_values(self, column: str, split: str) -> list:
         """Values of ``column`` among the labelled files of ``split``, sorted."""
-        values = self.labels.loc[self.labels["Split_Set"] == split, column].dropna().unique()
+        values = self.labels.loc[in_split(self.labels, split), column].dropna().unique()
         return sorted(values.tolist(), key=lambda v: (str(type(v)), v))
 
     def rows(self, task: str, system: str, key: tuple) -> pd.DataFrame:

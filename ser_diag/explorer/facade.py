@@ -27,7 +27,9 @@ from ser_diag.diagnostics import Diagnostics
 from ser_diag.explorer import views
 from ser_diag.explorer.engine import VOTES_KEY, Engine
 from ser_diag.explorer.listing import Listing, Rows, compute_votes
-from ser_diag.explorer.state import BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROUP_VIEWS, ExplorerState, view_name
+from ser_diag.explorer.state import (BEYOND_VIEWS, BIN_SCHEMES, GROUP_VIEWS, ExplorerState, cell_views_of,
+                                     is_cell_view, view_name, views_of)
+from ser_diag.vocabulary import Vocabulary
 from ser_diag.schema import SYNTHETIC_BANNER, TASK_ATTRIBUTES, TASK_CATEGORICAL
 
 __all__ = ["Explorer"]
@@ -47,6 +49,9 @@ class Explorer:
     ``labels``: corpus root, ``labels_consensus.csv`` or a labels frame (:func:`ser_diag.io.read_labels`,
     ideally with every split so the split control can switch); ``predictions``: a folder of
     systems, one system's file(s), or a predictions frame (:func:`ser_diag.io.read_systems`).
+    Or ``labels`` an :class:`~ser_diag.evaluation.Evaluation` of any corpus and ``predictions``
+    None. ``vocabulary``: the corpus (default: the Evaluation's or the labels frame's, else
+    MSP-Podcast's): its classes, attributes and views (:func:`~ser_diag.explorer.state.views_of`).
     ``corpus``: MSP-Podcast root holding ``Audios/``, ``Transcripts/``, ``Labels/labels_detailed.csv``
     (default: the labels path when it is a corpus root or its ``Labels/`` folder). Bootstrap
     settings (``resampling``, a :class:`~ser_diag.resampling.Resampling`, default 200 resamples
@@ -66,13 +71,15 @@ class Explorer:
                  n_boot: int | None = None, level: float | None = None,
                  by_speaker: bool | None = None, seed: int | None = None, ddof: int | None = None,
                  intersection: bool = False,
-                 prefetch: bool = True):
+                 prefetch: bool = True, vocabulary: Vocabulary | None = None):
         self.resampling = resampling_.Resampling.of(
             resampling if resampling is not None else resampling_.Resampling(n_boot=200),
             n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed, ddof=ddof)
         self.engine = Engine(labels, predictions, corpus, resampling=self.resampling, intersection=intersection,
-                             prefetch=prefetch)
+                             prefetch=prefetch, vocabulary=vocabulary)
         e = self.engine
+        self.vocabulary = e.vocabulary
+        self.views, self.cell_views = views_of(self.vocabulary), cell_views_of(self.vocabulary)
         self.labels, self.predictions, self.corpus = e.labels, e.predictions, e.corpus
         self.splits, self.systems, self.prefetch = e.splits, e.systems, prefetch
         self.bootstrap = dict(n_boot=self.resampling.n_boot, resampling=self.resampling)
@@ -84,7 +91,7 @@ class Explorer:
             focus = self.diagnostics().settings.get("focus", {})
             system = focus.get(TASK_CATEGORICAL) or focus.get(TASK_ATTRIBUTES) or self.systems[0]
         self.state = self.state.changed(dict(system=system), systems=self.systems, splits=self.splits,
-                                        group_columns=e.group_columns())
+                                        group_columns=e.group_columns(), views=self.views)
 
     # ------------------------------------------------------------------ state
     def set(self, **changes) -> Explorer:
@@ -95,7 +102,7 @@ class Explorer:
         canonical form; one the newly chosen system is not scored on is dropped unless this
         change chose it). Changing the view, split, group or bins clears the selected cell."""
         new = self.state.changed(changes, systems=self.systems, splits=self.splits,
-                                 group_columns=self.engine.group_columns())
+                                 group_columns=self.engine.group_columns(), views=self.views)
         files = self.engine.group_files(new.data_key)
         if files is not None and files.empty:
             raise ValueError(f"no file of split {new.split!r} has {new.group_column} = {new.group_value!r}")
@@ -219,7 +226,7 @@ class Explorer:
         if s.group_column is not None:
             where += f", {s.group_column} = {s.group_value}"
         n_boot = self.bootstrap["n_boot"]
-        if n_boot and s.view not in CELL_VIEWS:
+        if n_boot and not is_cell_view(s.view):
             unit = self.resampling.unit_for(self.labels["SpkrID"] if "SpkrID" in self.labels else None)
             where += f"  |  CIs: {n_boot} {unit} bootstrap resamples"
         return where + (f"  |  {_SYNTHETIC_NOTE}" if self.engine.synthetic(s.split) else "")
@@ -263,7 +270,7 @@ class Explorer:
         if self.engine.has(("diag",) + s.data_key + (s.bins,)):
             settings = self.diagnostics().settings
             likely = list(settings.get("focus", {}).values()) + [settings.get("baseline")]
-            wanted = s.likely_next(self.systems, likely)
+            wanted = s.likely_next(self.systems, likely, views=self.views, cell_views=self.cell_views)
         jobs = {}
         for state, compare_only in wanted:
             if state.view in BEYOND_VIEWS and views.unavailable(self.diagnostics(state), state):
@@ -284,7 +291,7 @@ class Explorer:
         values = self.engine.group_values(column, s.split)
         if len(values) > max_values:
             return
-        compare_only = s.view in CELL_VIEWS
+        compare_only = is_cell_view(s.view)
         others = [dataclasses.replace(s, group_column=column, group_value=v, cell_true=None, cell_pred=None)
                   for v in values]
         for other in others:

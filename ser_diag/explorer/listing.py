@@ -23,9 +23,10 @@ from ser_diag.analysis import binned
 from ser_diag.analysis.agreement import SD_BINS
 from ser_diag.explorer import views
 from ser_diag.explorer.engine import VOTES_KEY, Engine
-from ser_diag.explorer.state import CELL_VIEWS, GROUP_VIEWS, ExplorerState, bin_index, choice, class_code, view_name
+from ser_diag.explorer.state import GROUP_VIEWS, is_cell_view, ExplorerState, bin_index, choice, class_code, view_name
 from ser_diag.names import human_name
 from ser_diag.outputs import atomic_write_text, table_csv
+from ser_diag.vocabulary import MSP_PODCAST
 from ser_diag.schema import (ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES, TASK_ATTRIBUTES,
                              TASK_CATEGORICAL, TASKS)
 
@@ -124,6 +125,7 @@ class Rows:
 
     def __init__(self, engine: Engine, state: ExplorerState):
         self.engine, self.state, self.key = engine, state, state.data_key
+        self.voc = getattr(engine, "vocabulary", MSP_PODCAST)
 
     # ------------------------------------------------------------------ cells a view offers
     def diagnostics(self):
@@ -170,7 +172,7 @@ class Rows:
         codes, bin labels -> bin indices, agreement bins, podcasts); empty for other views."""
         s = self.state
         if s.view == "confusion":
-            return [(CLASS_NAMES[c], c) for c in CLASS_CODES]
+            return [(self.voc.class_names[c], c) for c in self.voc.classes]
         if s.view_attribute:
             return [(label, i) for i, label in enumerate(self.bin_labels(s.view_attribute))]
         if s.view in GROUP_VIEWS:
@@ -184,7 +186,7 @@ class Rows:
             return self.group_value(value)
         if self.state.view_attribute:
             return bin_index(self.bin_labels(self.state.view_attribute), value, self.state.view_attribute)
-        return class_code(value)
+        return class_code(value, self.voc)
 
     def cell_label(self, value) -> str:
         """How a person reads a class code, bin index, agreement bin or podcast of the view."""
@@ -193,7 +195,7 @@ class Rows:
         value, attribute = self.cell_value(value), self.state.view_attribute
         if self.state.view in GROUP_VIEWS:
             return value if self.state.view == "annotator_agreement" else f"podcast {value}"
-        return self.bin_labels(attribute)[value] if attribute else CLASS_NAMES[value]
+        return self.bin_labels(attribute)[value] if attribute else self.voc.class_names[value]
 
     # ------------------------------------------------------------------ files
     def _rows(self, task: str, system: str) -> pd.DataFrame:
@@ -214,14 +216,14 @@ class Rows:
         rows = self._rows(TASK_CATEGORICAL, self.state.system)
         keep = np.ones(len(rows), dtype=bool)
         if true is not None:
-            keep &= rows["EmoClass_true"].to_numpy(str) == class_code(true)
+            keep &= rows["EmoClass_true"].to_numpy(str) == class_code(true, self.voc)
         if pred is not None:
-            keep &= rows["EmoClass_pred"].to_numpy(str) == class_code(pred)
+            keep &= rows["EmoClass_pred"].to_numpy(str) == class_code(pred, self.voc)
         cell = rows.loc[keep]
         table = cell[["FileName", "SpkrID", "Gender", "EmoClass_true", "EmoClass_pred"]].copy()
-        probs = [f"P_{c}" for c in CLASS_CODES]
+        probs = list(self.voc.prob_columns)
         if all(p in cell for p in probs) and cell[probs].notna().all(axis=None):
-            k = pd.Index(CLASS_CODES).get_indexer(cell["EmoClass_pred"].to_numpy(str))
+            k = pd.Index(self.voc.classes).get_indexer(cell["EmoClass_pred"].to_numpy(str))
             table["P_pred"] = cell[probs].to_numpy(float)[np.arange(len(cell)), k]
         other = self._aligned_compare(cell, TASK_CATEGORICAL)
         if other is not None:
@@ -229,8 +231,8 @@ class Rows:
         return table
 
     def _bin_cell(self, attribute: str, true, pred) -> pd.DataFrame:
-        if attribute not in ATTRIBUTES:
-            raise ValueError(f"attribute must be one of {ATTRIBUTES}, not {attribute!r}")
+        if attribute not in self.voc.attribute_names:
+            raise ValueError(f"attribute must be one of {self.voc.attribute_names}, not {attribute!r}")
         rows = self._rows(TASK_ATTRIBUTES, self.state.system)
         edges = self.engine.bin_edges(attribute, self.state.bins, self.key)
         labels = self.bin_labels(attribute)
@@ -321,7 +323,7 @@ class Rows:
         if attributes:
             rows = self._rows(TASK_ATTRIBUTES, s.system)
             rows = rows.loc[rows["FileName"].isin(files)]
-            columns = ["FileName", "SpkrID", "Gender"] + [f"{a}_{w}" for a in ATTRIBUTES for w in ("true", "pred")]
+            columns = ["FileName", "SpkrID", "Gender"] + [f"{a}_{w}" for a in self.voc.attribute_names for w in ("true", "pred")]
             table = rows[columns].reset_index(drop=True)
         else:
             table = self._class_cell(None, None)
@@ -371,18 +373,18 @@ class Rows:
             label = self.cell_label(s.cell_true)
             where = f"annotator agreement '{label}'" if s.view == "annotator_agreement" else label
             return Listing(s, f"{len(table)} utterances of {where} ({s.system})", table)
-        if s.view not in CELL_VIEWS:
+        if not is_cell_view(s.view):
             return Listing(s, "", message=f"The {view} view has no cells to list; choose the confusion "
                                              "matrix, a binned view, annotator agreement or per-podcast metrics "
                                              "to list utterances.")
-        what = "class" if attribute is None else f"{ATTRIBUTE_NAMES[attribute]} bin"
+        what = "class" if attribute is None else f"{self.voc.attribute_displays[attribute]} bin"
         if s.disagree_only:
             if s.compare_system is None:
                 return Listing(s, "", message="Choose a system to compare to list the files where the two "
                                                  "systems disagree.")
             table = self.disagreement_list()
             where = "" if s.cell_true is None else f" (true {what} {self.cell_label(s.cell_true)})"
-            unit = "predicted classes" if attribute is None else f"predicted {ATTRIBUTE_NAMES[attribute]} bins"
+            unit = "predicted classes" if attribute is None else f"predicted {self.voc.attribute_displays[attribute]} bins"
             return Listing(s, f"{len(table)} files where {s.system} and {s.compare_system} differ in "
                               f"{unit}{where}", table)
         if s.cell_true is None and s.cell_pred is None:

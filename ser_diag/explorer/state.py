@@ -23,9 +23,10 @@ from numbers import Integral
 from ser_diag.analysis.binned import SCHEMES as BIN_SCHEMES
 from ser_diag.names import human_name
 from ser_diag.schema import CLASS_CODES, CLASS_NAMES
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
 __all__ = ["VIEWS", "CELL_VIEWS", "GROUP_VIEWS", "BEYOND_VIEWS", "BIN_SCHEMES", "ExplorerState", "view_name",
-           "class_code", "bin_index", "choice"]
+           "views_of", "cell_views_of", "is_cell_view", "class_code", "bin_index", "choice"]
 
 #: Beyond-the-paper views (issue 12), drawn from the diagnostics' ``leaderboard_ranks``,
 #: ``leaderboard_pairs``, ``annotator_agreement*``, ``human_ceiling``, ``podcast_metrics``,
@@ -50,13 +51,43 @@ _MOVES = ("view", "split", "group_column", "group_value", "bins")
 _NAME_TO_CODE = {name.lower(): code for code, name in CLASS_NAMES.items()}
 
 
-def view_name(view: str) -> str:
-    """The reader's name of a view: ``'binned_EmoVal'`` -> ``'binned valence'``.
+def views_of(vocabulary: Vocabulary = MSP_PODCAST) -> tuple[str, ...]:
+    """The views of a corpus: a ``binned_<attribute>`` view per attribute, regression to the
+    mean only with attributes (MSP-Podcast: :data:`VIEWS`).
 
-    >>> view_name("binned_EmoVal"), view_name("topk_fusion")
-    ('binned valence', 'top-K fusion')
+    >>> from ser_diag.vocabulary import IEMOCAP, CREMA_D
+    >>> views_of(IEMOCAP)[:4], "regression_to_mean" in views_of(CREMA_D)
+    (('confusion', 'binned_activation', 'binned_valence', 'binned_dominance'), False)
     """
-    return _VIEW_NAMES.get(view) or human_name(view)
+    if vocabulary == MSP_PODCAST:
+        return VIEWS
+    attributes = vocabulary.attribute_names
+    return (("confusion",) + tuple(f"binned_{a}" for a in attributes)
+            + (("regression_to_mean",) if attributes else ()) + ("gender_audit", "topk_fusion") + BEYOND_VIEWS)
+
+
+def cell_views_of(vocabulary: Vocabulary = MSP_PODCAST) -> tuple[str, ...]:
+    """The views of a corpus whose cells list utterances (MSP-Podcast: :data:`CELL_VIEWS`)."""
+    if vocabulary == MSP_PODCAST:
+        return CELL_VIEWS
+    return ("confusion",) + tuple(f"binned_{a}" for a in vocabulary.attribute_names)
+
+
+def is_cell_view(view: str) -> bool:
+    """Whether ``view``'s cells list utterances: the confusion matrix or a binned matrix (any
+    corpus' :func:`cell_views_of`)."""
+    return view == "confusion" or view.startswith("binned_")
+
+
+def view_name(view: str, vocabulary: Vocabulary | None = None) -> str:
+    """The reader's name of a view: ``'binned_EmoVal'`` -> ``'binned valence'`` (``vocabulary``:
+    the corpus whose attributes the view may name; default MSP-Podcast's).
+
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> view_name("binned_EmoVal"), view_name("topk_fusion"), view_name("binned_activation", IEMOCAP)
+    ('binned valence', 'top-K fusion', 'binned arousal')
+    """
+    return _VIEW_NAMES.get(view) or human_name(view, vocabulary)
 
 
 @dataclasses.dataclass
@@ -101,9 +132,10 @@ class ExplorerState:
         """The attribute of a ``binned_*`` view, else None."""
         return self.view.removeprefix("binned_") if self.view.startswith("binned_") else None
 
-    def changed(self, changes: dict, *, systems, splits, group_columns) -> ExplorerState:
+    def changed(self, changes: dict, *, systems, splits, group_columns, views=VIEWS) -> ExplorerState:
         """A new state with ``changes`` (any field) after checking the values against the
-        choices (``systems``, ``splits``, ``group_columns``); raises ValueError.
+        choices (``systems``, ``splits``, ``group_columns``, ``views``: the corpus' views,
+        :func:`views_of`); raises ValueError.
 
         A comparison system equal to the system is dropped; no group column, no group value.
         Changing the view, split, group or bins clears the selected cell and the sort order
@@ -121,8 +153,8 @@ class ExplorerState:
             setattr(new, name, None if value is None else str(value))
         if new.compare_system == new.system:
             new.compare_system = None
-        if new.view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, not {new.view!r}")
+        if new.view not in views:
+            raise ValueError(f"view must be one of {tuple(views)}, not {new.view!r}")
         if new.bins not in BIN_SCHEMES:
             raise ValueError(f"bins must be one of {BIN_SCHEMES}, not {new.bins!r}")
         if new.split not in splits:
@@ -137,11 +169,13 @@ class ExplorerState:
                     setattr(new, name, None)
         return new
 
-    def likely_next(self, systems, likely, max_other_systems: int = 12) -> list[tuple[ExplorerState, bool]]:
+    def likely_next(self, systems, likely, max_other_systems: int = 12, views=VIEWS,
+                    cell_views=CELL_VIEWS) -> list[tuple[ExplorerState, bool]]:
         """``(state, compare_only)`` whose figures a next change is likely to show, most likely
         first, no cell chosen: every other view of these systems, split, group and bins; this
         view for the other systems (the first ``max_other_systems`` of ``systems``); this view
-        compared with those of ``likely`` (e.g. each task's best system and the baseline).
+        compared with those of ``likely`` (e.g. each task's best system and the baseline);
+        ``views``/``cell_views``: the corpus' (:func:`views_of`, :func:`cell_views_of`).
         ``compare_only``: a confusion or binned view, where only the comparison panel is a
         figure (the matrix is clickable); such a state without a comparison system is left out.
 
@@ -150,24 +184,31 @@ class ExplorerState:
         [('durations', 'a', None, False), ('topk_fusion', 'b', None, False), ('topk_fusion', 'a', 'b', False)]
         """
         cleared = dataclasses.replace(self, cell_true=None, cell_pred=None)
-        wanted = [(dataclasses.replace(cleared, view=view), view in CELL_VIEWS) for view in VIEWS if view != self.view]
+        wanted = [(dataclasses.replace(cleared, view=view), view in cell_views) for view in views if view != self.view]
         others = [o for o in list(systems)[:max_other_systems] if o not in (self.system, self.compare_system)]
-        wanted += [(dataclasses.replace(cleared, system=o), self.view in CELL_VIEWS) for o in others]
-        wanted += [(dataclasses.replace(cleared, compare_system=o), self.view in CELL_VIEWS)
+        wanted += [(dataclasses.replace(cleared, system=o), self.view in cell_views) for o in others]
+        wanted += [(dataclasses.replace(cleared, compare_system=o), self.view in cell_views)
                    for o in others if o in likely]
         return [(state, c) for state, c in wanted if not (c and state.compare_system is None)]
 
 
-def class_code(value) -> str:
-    """The class code of a code or a class name (any case).
+def class_code(value, vocabulary: Vocabulary | None = None) -> str:
+    """The class code of a code or a class name (any case) of ``vocabulary``'s classes
+    (default MSP-Podcast's).
 
-    >>> class_code("fear"), class_code("A")
-    ('F', 'A')
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> class_code("fear"), class_code("A"), class_code("Happiness", IEMOCAP), class_code("sad", IEMOCAP)
+    ('F', 'A', 'happy', 'sad')
     """
     text = str(value)
-    code = text if text in CLASS_CODES else _NAME_TO_CODE.get(text.lower())
+    if vocabulary is None or vocabulary == MSP_PODCAST:
+        codes, by_name = CLASS_CODES, _NAME_TO_CODE
+    else:
+        codes = vocabulary.classes
+        by_name = {name.lower(): code for code, name in vocabulary.class_names.items()}
+    code = text if text in codes else by_name.get(text.lower())
     if code is None:
-        raise ValueError(f"unknown class {value!r}; use a code {CLASS_CODES} or a name")
+        raise ValueError(f"unknown class {value!r}; use a code {tuple(codes)} or a name")
     return code
 
 

@@ -64,6 +64,13 @@ _QUANTITIES = {"gap_overall": "gender gap, all files", "gap_within_podcast": "ge
                "cross_entropy": "cross-entropy to the votes (nats)", "kl": "KL divergence to the votes (nats)",
                "mse_mean": "squared error (mean of the attributes)"}
 _HEADLINE = ["macro_f1", "accuracy", "uar", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
+
+
+def headline_of(vocabulary) -> list[str]:
+    """The headline metrics of a corpus (MSP-Podcast: ``_HEADLINE``)."""
+    return ["macro_f1", "accuracy", "uar"] + [f"ccc_{a}" for a in vocabulary.attribute_names] + ["ccc_mean"]
+
+
 #: The headline metric of each task (how podcasts are ordered, which leaderboard is drawn).
 HEADLINE_OF = {TASK_CATEGORICAL: "macro_f1", TASK_ATTRIBUTES: "ccc_mean"}
 
@@ -107,9 +114,10 @@ def confusion(diag: Diagnostics, s: ExplorerState, axes=None, compare_only: bool
     only = compare_only and s.compare_system is not None
     fig, axes = _panels(axes, 1 if only else len(s.selected_systems), (7.2, 6.2))
     if not only:
-        ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=s.system), s.system, ax=axes[0])
+        ConfusionMatrixDisplay.from_frame(rows_where(t["confusion"], system=s.system), s.system, ax=axes[0],
+                                          vocabulary=diag.vocabulary)
     if s.compare_system:
-        ConfusionDifferenceDisplay.from_frame(confusion_difference(diag, s), ax=axes[-1])
+        ConfusionDifferenceDisplay.from_frame(confusion_difference(diag, s), ax=axes[-1], vocabulary=diag.vocabulary)
     return fig
 
 
@@ -123,7 +131,7 @@ def binned(diag: Diagnostics, s: ExplorerState, axes=None, compare_only: bool = 
     fig, axes = _panels(axes, len(names), (6.6, 5.4))
     for ax, name in zip(axes, names):
         BinnedAttributeDisplay.from_frame(rows_where(t["binned"], system=name, attribute=s.view_attribute),
-                                          name, s.view_attribute, ax=ax)
+                                          name, s.view_attribute, ax=ax, vocabulary=diag.vocabulary)
     return fig
 
 
@@ -134,12 +142,14 @@ def regression_to_mean(diag: Diagnostics, s: ExplorerState, axes=None) -> Figure
     t = _need(diag, "bin_means", "attribute predictions")
     means, shrink = _of_systems(t["bin_means"], s.selected_systems), _of_systems(t["shrinkage"], s.selected_systems)
     if s.compare_system:
-        fig, axes = _panels(axes, len(ATTRIBUTES), (5.2, 5.2))
-        for ax, attr in zip(axes, ATTRIBUTES):
-            RegressionToMeanDisplay.from_frame(means[means["attribute"] == attr], shrink, ax=ax)
+        attributes = diag.vocabulary.attribute_names
+        fig, axes = _panels(axes, len(attributes), (5.2, 5.2))
+        for ax, attr in zip(axes, attributes):
+            RegressionToMeanDisplay.from_frame(means[means["attribute"] == attr], shrink, ax=ax,
+                                               vocabulary=diag.vocabulary)
     else:
         fig, axes = _panels(axes, 1, (6.8, 6.0))
-        RegressionToMeanDisplay.from_frame(means, shrink, ax=axes[0])
+        RegressionToMeanDisplay.from_frame(means, shrink, ax=axes[0], vocabulary=diag.vocabulary)
     return fig
 
 
@@ -331,12 +341,13 @@ def heatmap(diag: Diagnostics, s: ExplorerState, bin_labels: list[str] | None = 
     system = system or s.system
     if s.view == "confusion":
         frame = rows_where(diag.tables["confusion"], system=system)
-        k = len(CLASS_CODES)
+        codes = list(diag.vocabulary.classes)
+        k = len(codes)
         share = frame["share"].to_numpy(float).reshape(k, k)
         count = frame["count"].to_numpy(np.int64).reshape(k, k)
-        names = [CLASS_NAMES[c] for c in CLASS_CODES]
-        return dict(share=share, count=count, rows=names, columns=names, row_values=list(CLASS_CODES),
-                    column_values=list(CLASS_CODES),
+        names = [diag.vocabulary.class_names[c] for c in codes]
+        return dict(share=share, count=count, rows=names, columns=names, row_values=codes,
+                    column_values=codes,
                     title=f"{system}: confusion matrix (share of the true class)")
     attribute = s.view_attribute
     if attribute is None:
@@ -348,7 +359,7 @@ def heatmap(diag: Diagnostics, s: ExplorerState, bin_labels: list[str] | None = 
     count = frame["count"].to_numpy(np.int64).reshape(k, k)[::-1]
     return dict(share=share, count=count, rows=bin_labels[::-1], columns=bin_labels,
                 row_values=list(range(k))[::-1], column_values=list(range(k)),
-                title=f"{system}: binned {ATTRIBUTE_NAMES[attribute]} (share of the true bin)")
+                title=f"{system}: binned {diag.vocabulary.attribute_displays[attribute]} (share of the true bin)")
 
 
 def metrics_table(diag: Diagnostics, systems: list[str]) -> pd.DataFrame:
@@ -366,16 +377,17 @@ def headline_table(diag: Diagnostics, systems: list[str]) -> pd.DataFrame:
     column per headline metric (human names), cells ``estimate [ci_low, ci_high]``, and the
     files scored per task (``n categorical``, ``n attributes``: the tasks may score different files)."""
     table = metrics_table(diag, systems)
-    table = table[table["metric"].isin(_HEADLINE)]
+    headline = headline_of(diag.vocabulary)
+    table = table[table["metric"].isin(headline)]
     cell = [f"{e:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{e:.3f}"
             for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"])]
     wide = table.assign(cell=cell).pivot(index="system", columns="metric", values="cell")
-    wide = wide.reindex(columns=[m for m in _HEADLINE if m in wide.columns])
+    wide = wide.reindex(columns=[m for m in headline if m in wide.columns])
     for task in TASKS:
         part = table[table["task"] == task]
         if len(part):
             wide[f"n {task}"] = part.groupby("system")["n"].max().reindex(wide.index).astype("Int64")
-    wide = wide.rename(columns=lambda c: human_name(c) if not str(c).startswith("n ") else c)
+    wide = wide.rename(columns=lambda c: human_name(c, diag.vocabulary) if not str(c).startswith("n ") else c)
     wide = wide.reindex([s for s in systems if s in wide.index])
     wide.columns.name = None
     return wide

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.explorer.listing import column_name
-from ser_diag.explorer.state import BEYOND_VIEWS, BIN_SCHEMES, CELL_VIEWS, GROUP_VIEWS, VIEWS, view_name
+from ser_diag.explorer.state import BEYOND_VIEWS, BIN_SCHEMES, GROUP_VIEWS, is_cell_view, view_name
 from ser_diag.names import human_name
 from ser_diag.schema import ATTRIBUTE_NAMES, CLASS_NAMES, SYNTHETIC_BANNER
 
@@ -244,7 +244,7 @@ class ExplorerWidgets:
             "group_column": w.Dropdown(options=[_NONE] + explorer.engine.group_columns(),
                                        value=s.group_column or _NONE, description="group by"),
             "group_value": w.Dropdown(options=[_NONE], value=_NONE, description="group"),
-            "view": w.Dropdown(options=[(view_name(v), v) for v in VIEWS], value=s.view, description="view"),
+            "view": w.Dropdown(options=[(view_name(v, explorer.vocabulary), v) for v in explorer.views], value=s.view, description="view"),
             "bins": w.Dropdown(options=[(f"{b} bins", b) for b in BIN_SCHEMES], value=s.bins, description="bins"),
         }
         self.cell = {
@@ -405,7 +405,7 @@ class ExplorerWidgets:
             if ex.state.view in BEYOND_VIEWS:
                 self.figure_area.children = self._beyond_children()
                 return
-            if ex.state.view in CELL_VIEWS:
+            if is_cell_view(ex.state.view):
                 st = ex.state
                 key = (st.view, st.system, st.bins, st.split, st.group_column, str(st.group_value))
                 self.grid = self._grids.get(key)
@@ -413,8 +413,8 @@ class ExplorerWidgets:
                     self.grid = self._grids[key] = CellGrid(ex.heatmap(), self.select_cell)
                 self.grid.select(st.cell_true, st.cell_pred)
                 children.append(self.grid.root)
-            if ex.state.view not in CELL_VIEWS or ex.state.compare_system:   # the caption is in it
-                png = ex.figure_png(compare_only=ex.state.view in CELL_VIEWS, prefetch=False)
+            if not is_cell_view(ex.state.view) or ex.state.compare_system:   # the caption is in it
+                png = ex.figure_png(compare_only=is_cell_view(ex.state.view), prefetch=False)
                 width = int.from_bytes(png[16:20], "big")          # the PNG's own width (IHDR)
                 children.append(w.Image(value=png, format="png", width=str(width),
                                         layout=w.Layout(max_width="100%", height="auto")))

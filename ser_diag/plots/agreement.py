@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.names import human_name
 from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes, shown_of
 
@@ -38,9 +39,9 @@ def plot_metric_by_agreement(table: pd.DataFrame, metric: str | None = None, ax=
     by = part["by"].iloc[0]
     ax.set_xlabel(_BIN_LABELS.get(by, human_name(by)))
     first = part.iloc[0]
-    ax.set_ylabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
+    ax.set_ylabel(f"{human_name(metric, vocabulary_of(part))} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncol=2)
-    ax.set_title(f"{human_name(metric)} by annotator agreement"
+    ax.set_title(f"{human_name(metric, vocabulary_of(part))} by annotator agreement"
                  f"{shown_of(len(systems), len(order), 'annotator_agreement_bins')}", fontsize=10)
     return ax

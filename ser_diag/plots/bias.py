@@ -18,9 +18,11 @@ from ser_diag.analysis.bias import (
     speaker_metrics,
     worst_speakers,
 )
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.names import format_p, human_name
 from ser_diag.plots._style import GENDER_COLORS, PALETTE, new_axes
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_NAMES
+from ser_diag.schema import ATTRIBUTES
+from ser_diag.vocabulary import Vocabulary
 
 #: Metrics shown by default, per task.
 HEADLINE_METRICS = {
@@ -29,13 +31,26 @@ HEADLINE_METRICS = {
 }
 
 
-def metric_label(name: str) -> str:
-    """Readable axis label of a metric name (:func:`ser_diag.names.human_name`).
+def headline_metrics(task: str, vocabulary: Vocabulary | None = None) -> list[str]:
+    """The metrics shown by default for ``task`` of a corpus (MSP-Podcast: :data:`HEADLINE_METRICS`).
+
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> headline_metrics("attributes", IEMOCAP)
+    ['ccc_activation', 'ccc_valence', 'ccc_dominance', 'ccc_mean']
+    """
+    if vocabulary is None or task == "categorical":
+        return list(HEADLINE_METRICS[task])
+    return [f"ccc_{a}" for a in vocabulary.attribute_names] + ["ccc_mean"]
+
+
+def metric_label(name: str, vocabulary: Vocabulary | None = None) -> str:
+    """Readable axis label of a metric name (:func:`ser_diag.names.human_name`; ``vocabulary``:
+    the corpus whose classes and attributes it may name).
 
     >>> metric_label("ccc_EmoVal"), metric_label("recall_F"), metric_label("macro_f1")
     ('CCC valence', 'recall Fear', 'macro-F1')
     """
-    return human_name(name)
+    return human_name(name, vocabulary)
 
 
 #: Below this many speakers in a group the distribution is drawn as points only (a box plot
@@ -77,7 +92,9 @@ class GroupGapDisplay:
     ``figure_``, ``ax_``, ``gap_text_`` (metric -> Text).
     """
 
-    def __init__(self, frame: pd.DataFrame, gaps: pd.DataFrame | None = None, system: str | None = None):
+    def __init__(self, frame: pd.DataFrame, gaps: pd.DataFrame | None = None, system: str | None = None,
+                 vocabulary: Vocabulary | None = None):
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(frame)
         self.system, self.frame = _only_system(frame, system)
         self.gaps = None if gaps is None else _only_system(gaps, self.system)[1]
 
@@ -93,13 +110,13 @@ class GroupGapDisplay:
         kw = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed, ddof=ddof)
         frame = group_metrics(rows, by=by, **kw)
         gaps = group_gaps(rows, by=by, a=a, b=b, n_permutations=n_permutations, **kw)
-        return cls(frame, gaps, name).plot(ax=ax, **plot_kw)
+        return cls(frame, gaps, name, vocabulary_of(merged)).plot(ax=ax, **plot_kw)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, gaps: pd.DataFrame | None = None, system: str | None = None,
-                   *, ax=None, **plot_kw):
+                   *, ax=None, vocabulary: Vocabulary | None = None, **plot_kw):
         """Plot existing :func:`group_metrics` (and :func:`group_gaps`) frames."""
-        return cls(frame, gaps, system).plot(ax=ax, **plot_kw)
+        return cls(frame, gaps, system, vocabulary).plot(ax=ax, **plot_kw)
 
     def plot(self, ax=None, *, metrics=None, title: str | None = None, fontsize: float = 8.0):
         """Draw on ``ax`` (or a new figure); ``metrics`` defaults to the task's headline
@@ -107,7 +124,7 @@ class GroupGapDisplay:
         present = list(pd.unique(self.frame["metric"]))
         if metrics is None:
             task = "categorical" if "macro_f1" in present else "attributes"
-            metrics = [m for m in HEADLINE_METRICS[task] if m in present]
+            metrics = [m for m in headline_metrics(task, self.vocabulary) if m in present]
         missing = [m for m in metrics if m not in present]
         if missing:
             raise ValueError(f"metrics {missing} not in the frame")
@@ -148,7 +165,7 @@ class GroupGapDisplay:
                     f"resampling {unit}; p: {first['method']}")
         else:
             note = None
-        ax.set_xticks(x, labels=[metric_label(m) for m in metrics])
+        ax.set_xticks(x, labels=[metric_label(m, self.vocabulary) for m in metrics])
         ax.set_xlim(-0.6, len(metrics) - 0.4)
         ax.set_ylabel("score")
         ax.grid(axis="y", alpha=0.3)
@@ -230,11 +247,11 @@ class SpeakerDistributionDisplay:
         ax.set_xticks(np.arange(len(groups)), labels=[f"{g}\n({counts[g]} speakers)" for g in groups])
         ax.set_xlim(-0.5, len(groups) - 0.05)
         ax.set_xlabel(self.by)
-        ax.set_ylabel(f"per-speaker {metric_label(self.metric)}")
+        ax.set_ylabel(f"per-speaker {metric_label(self.metric, vocabulary_of(self.frame))}")
         ax.grid(axis="y", alpha=0.3)
         minimum = f"speakers with >= {self.min_utterances} utterances; " if self.min_utterances else ""
         ax.set_title(title if title is not None else
-                     f"{self.system}: {metric_label(self.metric)} per speaker\n"
+                     f"{self.system}: {metric_label(self.metric, vocabulary_of(self.frame))} per speaker\n"
                      f"{minimum}{'every speaker a point; ' if small else ''}"
                      f"circled: {len(self.worst_)} worst", fontsize=fontsize + 2)
         self.figure_, self.ax_ = fig, ax

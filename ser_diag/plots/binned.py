@@ -9,8 +9,9 @@ from matplotlib.colors import Normalize
 
 from ser_diag.analysis.binned import binned_matrix
 from ser_diag.plots._style import MATRIX_CMAP, new_axes
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.plots.confusion import annotated_heatmap
-from ser_diag.schema import ATTRIBUTE_NAMES
+from ser_diag.vocabulary import Vocabulary
 
 
 class BinnedAttributeDisplay:
@@ -20,11 +21,14 @@ class BinnedAttributeDisplay:
 
     A diagonal means extremes are recovered; mass pulled toward the middle columns is
     regression to the mean. ``frame`` is the (system, attribute) part of
-    :func:`ser_diag.analysis.binned.binned_matrix` (``normalize="true"``).
+    :func:`ser_diag.analysis.binned.binned_matrix` (``normalize="true"``); ``vocabulary``: the
+    corpus whose attribute display names label the axes (default: the frame's).
     After :meth:`plot`: ``figure_``, ``ax_``, ``im_``, ``text_``.
     """
 
-    def __init__(self, frame: pd.DataFrame, system: str | None = None, attribute: str | None = None):
+    def __init__(self, frame: pd.DataFrame, system: str | None = None, attribute: str | None = None,
+                 vocabulary: Vocabulary | None = None):
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(frame)
         rows = frame
         if system is not None:
             rows = rows.loc[rows["system"].astype(str) == str(system)]
@@ -45,13 +49,13 @@ class BinnedAttributeDisplay:
         if system is not None and rows.empty:
             raise ValueError(f"system {system!r} not in merged")
         frame = binned_matrix(rows, attribute, scheme=scheme, edges=edges, normalize="true")
-        return cls(frame, system, attribute).plot(ax=ax, **plot_kw)
+        return cls(frame, system, attribute, vocabulary_of(merged)).plot(ax=ax, **plot_kw)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, system: str | None = None, attribute: str | None = None,
-                   *, ax=None, **plot_kw):
+                   *, ax=None, vocabulary: Vocabulary | None = None, **plot_kw):
         """Plot an existing :func:`binned_matrix` frame (filtered by system and attribute)."""
-        return cls(frame, system, attribute).plot(ax=ax, **plot_kw)
+        return cls(frame, system, attribute, vocabulary).plot(ax=ax, **plot_kw)
 
     def plot(self, ax=None, *, cmap=MATRIX_CMAP, colorbar: bool = True, title: str | None = None,
              fontsize: float = 8.0):
@@ -66,7 +70,7 @@ class BinnedAttributeDisplay:
         n_true = counts.sum(axis=1)
         ylabels = [f"{label}\nn={n}" if "\n" in label else f"{label}  n={n}" for label, n in zip(labels, n_true)]
         texts = [[f"{100 * s:.0f}%" if not np.isnan(s) else "" for s in row] for row in shares]
-        name = ATTRIBUTE_NAMES.get(self.attribute, self.attribute)
+        name = self.vocabulary.attribute_displays.get(self.attribute, self.attribute)
         self.im_, self.text_ = annotated_heatmap(
             ax, shares, texts, cmap, Normalize(0.0, 1.0), labels, ylabels,
             "share of true bin" if colorbar else None, fontsize, origin="lower")

@@ -11,10 +11,23 @@ import pandas as pd
 from matplotlib.colors import Normalize
 
 from ser_diag.analysis.confusion import confusion_difference, confusion_table, systems_of
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.plots._style import DIFF_CMAP, MATRIX_CMAP, new_axes
 from ser_diag.schema import CLASS_CODES, CLASS_NAMES
+from ser_diag.vocabulary import Vocabulary
 
+#: MSP-Podcast's class names in the challenge order (other corpora: :func:`class_labels`).
 CLASS_LABELS = [CLASS_NAMES[c] for c in CLASS_CODES]
+
+
+def class_labels(vocabulary: Vocabulary) -> list[str]:
+    """The display names of a corpus' scored classes, in its macro-F1 order.
+
+    >>> from ser_diag.vocabulary import IEMOCAP
+    >>> class_labels(IEMOCAP)
+    ['Neutral', 'Happiness', 'Sadness', 'Anger']
+    """
+    return [vocabulary.class_names[c] for c in vocabulary.classes]
 
 
 def annotated_heatmap(ax, values: np.ndarray, texts, cmap, norm: Normalize, xlabels, ylabels,
@@ -54,46 +67,51 @@ def _one_system(frame: pd.DataFrame, system) -> tuple[str, pd.DataFrame]:
     return names[0], frame.loc[frame["system"].astype(str) == names[0]]
 
 
-def _matrix(frame: pd.DataFrame, column: str, true_col: str = "true", pred_col: str = "pred") -> np.ndarray:
+def _matrix(frame: pd.DataFrame, column: str, true_col: str = "true", pred_col: str = "pred",
+            classes=CLASS_CODES) -> np.ndarray:
     pivot = frame.pivot_table(index=true_col, columns=pred_col, values=column, aggfunc="first",
                               observed=False, dropna=False)
-    return pivot.reindex(index=list(CLASS_CODES), columns=list(CLASS_CODES)).to_numpy(dtype=float)
+    return pivot.reindex(index=list(classes), columns=list(classes)).to_numpy(dtype=float)
 
 
 class ConfusionMatrixDisplay:
     """Confusion matrix of one system: colour = share of the true class (row-normalised, the
     recall on the diagonal), each cell annotated with its count and that share.
 
-    Rows are true classes, columns predictions, in the challenge order A, S, H, U, F, D, C, N
-    with full class names. ``frame`` is the system's part of
-    :func:`ser_diag.analysis.confusion.confusion_table` (``normalize="true"``).
-    After :meth:`plot`: ``figure_``, ``ax_``, ``im_`` (the image), ``text_`` (8 x 8 Text array).
+    Rows are true classes, columns predictions, in the corpus' order (MSP-Podcast: the challenge
+    order A, S, H, U, F, D, C, N) with its display names. ``frame`` is the system's part of
+    :func:`ser_diag.analysis.confusion.confusion_table` (``normalize="true"``); ``vocabulary``:
+    the corpus (default: the frame's, :func:`~ser_diag.evaluation.vocabulary_of`).
+    After :meth:`plot`: ``figure_``, ``ax_``, ``im_`` (the image), ``text_`` (k x k Text array).
     """
 
-    def __init__(self, frame: pd.DataFrame, system: str | None = None):
+    def __init__(self, frame: pd.DataFrame, system: str | None = None, vocabulary: Vocabulary | None = None):
         self.system, self.frame = _one_system(frame, system)
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(frame)
 
     @classmethod
     def from_predictions(cls, merged: pd.DataFrame, system: str | None = None, *, ax=None, **plot_kw):
         """Compute the table from a categorical ``merged`` frame and plot it."""
         name, rows = _one_system(merged, system)
-        return cls(confusion_table(rows, normalize="true"), name).plot(ax=ax, **plot_kw)
+        return cls(confusion_table(rows, normalize="true"), name, vocabulary_of(merged)).plot(ax=ax, **plot_kw)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, system: str | None = None, *, ax=None, **plot_kw):
+    def from_frame(cls, frame: pd.DataFrame, system: str | None = None, *, ax=None,
+                   vocabulary: Vocabulary | None = None, **plot_kw):
         """Plot an existing :func:`confusion_table` (``normalize="true"``) frame."""
-        return cls(frame, system).plot(ax=ax, **plot_kw)
+        return cls(frame, system, vocabulary).plot(ax=ax, **plot_kw)
 
     def plot(self, ax=None, *, cmap=MATRIX_CMAP, colorbar: bool = True, title: str | None = None,
              fontsize: float = 8.0):
         """Draw on ``ax`` (or a new figure); returns ``self``."""
         fig, ax = new_axes(ax, figsize=(7.2, 6.2))
-        counts = _matrix(self.frame, "count")
-        shares = _matrix(self.frame, "share")
+        classes, labels = self.vocabulary.classes, class_labels(self.vocabulary)
+        counts = _matrix(self.frame, "count", classes=classes)
+        shares = _matrix(self.frame, "share", classes=classes)
         texts = [[f"{int(c)}\n{100 * s:.0f}%" if not np.isnan(s) else f"{int(c)}"
                   for c, s in zip(crow, srow)] for crow, srow in zip(counts, shares)]
         self.im_, self.text_ = annotated_heatmap(
-            ax, shares, texts, cmap, Normalize(0.0, 1.0), CLASS_LABELS, CLASS_LABELS,
+            ax, shares, texts, cmap, Normalize(0.0, 1.0), labels, labels,
             "share of true class (recall on diagonal)" if colorbar else None, fontsize)
         ax.set_xlabel("Predicted class")
         ax.set_ylabel("True class")
@@ -110,7 +128,8 @@ class ConfusionDifferenceDisplay:
     After :meth:`plot`: ``figure_``, ``ax_``, ``im_``, ``text_``.
     """
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, vocabulary: Vocabulary | None = None):
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(frame)
         pairs = frame[["system_a", "system_b"]].drop_duplicates()
         if len(pairs) != 1:
             raise ValueError("frame must hold one (system_a, system_b) pair")
@@ -120,22 +139,23 @@ class ConfusionDifferenceDisplay:
     @classmethod
     def from_predictions(cls, merged: pd.DataFrame, system_a: str, system_b: str, *, ax=None, **plot_kw):
         """Compute :func:`confusion_difference` from a categorical ``merged`` frame and plot it."""
-        return cls(confusion_difference(merged, system_a, system_b)).plot(ax=ax, **plot_kw)
+        return cls(confusion_difference(merged, system_a, system_b), vocabulary_of(merged)).plot(ax=ax, **plot_kw)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, ax=None, **plot_kw):
+    def from_frame(cls, frame: pd.DataFrame, *, ax=None, vocabulary: Vocabulary | None = None, **plot_kw):
         """Plot an existing :func:`confusion_difference` frame."""
-        return cls(frame).plot(ax=ax, **plot_kw)
+        return cls(frame, vocabulary).plot(ax=ax, **plot_kw)
 
     def plot(self, ax=None, *, cmap=DIFF_CMAP, colorbar: bool = True, title: str | None = None,
              fontsize: float = 8.0):
         """Draw on ``ax`` (or a new figure); returns ``self``."""
         fig, ax = new_axes(ax, figsize=(7.2, 6.2))
-        diff = 100.0 * _matrix(self.frame, "difference")
+        labels = class_labels(self.vocabulary)
+        diff = 100.0 * _matrix(self.frame, "difference", classes=self.vocabulary.classes)
         limit = max(float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 0.0, 1.0)
         texts = [["" if np.isnan(d) else "0" if round(d) == 0 else f"{d:+.0f}" for d in row] for row in diff]
         self.im_, self.text_ = annotated_heatmap(
-            ax, diff, texts, cmap, Normalize(-limit, limit), CLASS_LABELS, CLASS_LABELS,
+            ax, diff, texts, cmap, Normalize(-limit, limit), labels, labels,
             "difference in share of true class (percentage points)" if colorbar else None, fontsize)
         ax.set_xlabel("Predicted class")
         ax.set_ylabel("True class")

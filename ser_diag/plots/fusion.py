@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ser_diag.analysis.fusion import pairwise_disagreement, topk_fusion_curve
 from ser_diag.plots._style import ANNOTATE_CELLS_MAX, MATRIX_CMAP, MAX_SYSTEMS, PALETTE, new_axes, shown_of
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.plots.bias import metric_label
 
 #: Line colour and marker per fusion method.
@@ -23,7 +24,6 @@ METHOD_STYLE = {
     "prob_average": dict(color=PALETTE[2], marker="s", label="probability average"),
     "mean": dict(color=PALETTE[4], marker="D", label="mean of predictions"),
 }
-_PANEL_ORDER = ["macro_f1", "ccc_EmoAct", "ccc_EmoVal", "ccc_EmoDom", "ccc_mean"]
 
 
 class FusionCurveDisplay:
@@ -58,7 +58,9 @@ class FusionCurveDisplay:
     def plot(self, ax=None, *, metrics=None, title: str | None = None, fontsize: float = 9.0):
         """Draw one panel per metric; returns ``self``."""
         present = list(pd.unique(self.frame["metric"]))
-        metrics = metrics or sorted(present, key=lambda m: (_PANEL_ORDER + present).index(m))
+        voc = vocabulary_of(self.frame)
+        order = ["macro_f1"] + [f"ccc_{a}" for a in voc.attribute_names] + ["ccc_mean"]
+        metrics = metrics or sorted(present, key=lambda m: (order + present).index(m))
         if ax is None:
             fig, axes = plt.subplots(1, len(metrics), figsize=(3.1 * len(metrics) + 0.6, 3.9),
                                      layout="constrained", squeeze=False)
@@ -90,8 +92,8 @@ class FusionCurveDisplay:
                                bbox=dict(facecolor="white", alpha=0.75, lw=0, pad=0.5))
             panel.xaxis.set_major_locator(MaxNLocator(integer=True))
             panel.set_xlabel("K (top-ranked systems fused)", fontsize=fontsize)
-            panel.set_ylabel(metric_label(metric), fontsize=fontsize)
-            panel.set_title(metric_label(metric), fontsize=fontsize + 1)
+            panel.set_ylabel(metric_label(metric, voc), fontsize=fontsize)
+            panel.set_title(metric_label(metric, voc), fontsize=fontsize + 1)
             panel.grid(alpha=0.3)
             panel.tick_params(labelsize=fontsize - 1)
             if ax is not None:
@@ -175,7 +177,7 @@ class DisagreementDisplay:
             ax.set_yticks(np.arange(n), labels=names, fontsize=label_size)
         ax.tick_params(length=0)
         label = ("share of files with different classes" if self.metric == "disagreement"
-                 else f"{metric_label(self.metric)} between systems")
+                 else f"{metric_label(self.metric, vocabulary_of(self.frame))} between systems")
         fig.colorbar(self.im_, ax=ax, label=f"{label} (scale 0-1)", shrink=0.85)
         shown = shown_of(n, total, "disagreement", "best" if order else "first")
         ax.set_title(title if title is not None else f"Pairwise {label}{shown}", fontsize=fontsize + 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.names import human_name
 from ser_diag.plots._style import ANNOTATE_CELLS_MAX, MATRIX_CMAP, MAX_SYSTEMS, PALETTE, new_axes, shown_of
 
@@ -77,9 +78,9 @@ def plot_leaderboard_ranks(board: pd.DataFrame, metric: str | None = None, task:
     ax.set_yticks(y, labels=part["system"].astype(str).tolist(), fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
     first = part.iloc[0]
-    ax.set_xlabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
+    ax.set_xlabel(f"{human_name(metric, vocabulary_of(part))} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"{human_name(metric)}: ranks and significance tiers{shown_of(n, total, 'leaderboard_ranks')}",
+    ax.set_title(f"{human_name(metric, vocabulary_of(part))}: ranks and significance tiers{shown_of(n, total, 'leaderboard_ranks')}",
                  fontsize=10)
     return ax
 
@@ -122,7 +123,7 @@ def plot_win_probability(pairs: pd.DataFrame, metric: str | None = None, task: s
     ax.set_xticks(range(n), labels=matrix.columns, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), labels=matrix.index, fontsize=7)
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="P(row beats column)")
-    ax.set_title(f"{human_name(metric)}: pairwise win probability\n(paired resamples of {part['unit'].iloc[0]}s)"
+    ax.set_title(f"{human_name(metric, vocabulary_of(part))}: pairwise win probability\n(paired resamples of {part['unit'].iloc[0]}s)"
                  f"{shown_of(n, total, 'leaderboard_pairs')}", fontsize=9)
     return ax
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ser_diag.analysis.regression_to_mean import bin_means, shrinkage_table
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.plots._style import PALETTE, new_axes
-from ser_diag.schema import ATTRIBUTE_NAMES
+from ser_diag.vocabulary import Vocabulary
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 
@@ -19,14 +20,18 @@ class RegressionToMeanDisplay:
     Lines flatter than the identity are regression to the mean; the legend gives each line's
     slope of E[prediction | truth] from :func:`ser_diag.analysis.regression_to_mean.shrinkage_table`
     when known. ``frame`` is :func:`ser_diag.analysis.regression_to_mean.bin_means` output; a
-    line is drawn for every (system, attribute) in it, labelled by what varies.
+    line is drawn for every (system, attribute) in it, labelled by what varies. ``vocabulary``:
+    the corpus whose attribute display names and scales label the axes (default: the frame's);
+    the axes span the bins and intervals drawn, within the attributes' scale.
     After :meth:`plot`: ``figure_``, ``ax_``, ``lines_`` (dict label -> ErrorbarContainer).
     """
 
-    def __init__(self, frame: pd.DataFrame, shrinkage: pd.DataFrame | None = None):
+    def __init__(self, frame: pd.DataFrame, shrinkage: pd.DataFrame | None = None,
+                 vocabulary: Vocabulary | None = None):
         if frame.empty:
             raise ValueError("empty bin_means frame")
         self.frame, self.shrinkage = frame, shrinkage
+        self.vocabulary = vocabulary if vocabulary is not None else vocabulary_of(frame)
 
     @classmethod
     def from_predictions(cls, merged: pd.DataFrame, system: str | None = None, attribute=None, *,
@@ -42,12 +47,13 @@ class RegressionToMeanDisplay:
             raise ValueError(f"system {system!r} not in merged")
         kw = dict(n_boot=n_boot, level=level, by_speaker=by_speaker, seed=seed)
         frame = bin_means(rows, attribute, scheme=scheme, edges=edges, **kw)
-        return cls(frame, shrinkage_table(rows, attribute, **kw)).plot(ax=ax, **plot_kw)
+        return cls(frame, shrinkage_table(rows, attribute, **kw), vocabulary_of(merged)).plot(ax=ax, **plot_kw)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, shrinkage: pd.DataFrame | None = None, *, ax=None, **plot_kw):
+    def from_frame(cls, frame: pd.DataFrame, shrinkage: pd.DataFrame | None = None, *, ax=None,
+                   vocabulary: Vocabulary | None = None, **plot_kw):
         """Plot an existing :func:`bin_means` frame (and slopes from a :func:`shrinkage_table`)."""
-        return cls(frame, shrinkage).plot(ax=ax, **plot_kw)
+        return cls(frame, shrinkage, vocabulary).plot(ax=ax, **plot_kw)
 
     def _slope(self, system: str, attribute: str) -> float | None:
         if self.shrinkage is None:
@@ -57,6 +63,14 @@ class RegressionToMeanDisplay:
                                  & (self.shrinkage["metric"] == "slope"), "estimate"]
         return float(hit.iloc[0]) if len(hit) else None
 
+    def _scale_factor(self, attributes) -> float:
+        """The widest scale of the attributes drawn over MSP-Podcast's (6 points, 1-7): margins and
+        the dodge between lines grow and shrink with the scale (1 on MSP-Podcast's, and
+        for attributes the vocabulary does not know)."""
+        ranges = self.vocabulary.attribute_ranges
+        spans = [ranges[a][1] - ranges[a][0] for a in pd.unique(attributes) if a in ranges]
+        return 1.0 if not spans or max(spans) == 6.0 else max(spans) / 6.0
+
     def plot(self, ax=None, *, title: str | None = None, dodge: float = 0.06):
         """Draw on ``ax`` (or a new figure); returns ``self``. ``dodge`` shifts neighbouring lines
         apart on x (data units, at most 0.24 in all) so their error bars do not overlap."""
@@ -65,12 +79,13 @@ class RegressionToMeanDisplay:
         many_systems = keys["system"].nunique() > 1
         many_attributes = keys["attribute"].nunique() > 1
         self.lines_ = {}
-        step = min(dodge, 0.24 / max(len(keys) - 1, 1))  # all lines within 0.24 scale points
+        factor = self._scale_factor(keys["attribute"])  # MSP-Podcast's 1-7 scale: 1
+        step = min(dodge * factor, 0.24 * factor / max(len(keys) - 1, 1))  # all lines within 0.24 points of 1-7
         offsets = (np.arange(len(keys)) - (len(keys) - 1) / 2) * step
         for i, ((system, attribute), offset) in enumerate(zip(keys.itertuples(index=False), offsets)):
             rows = self.frame.loc[(self.frame["system"].astype(str) == system)
                                   & (self.frame["attribute"].astype(str) == attribute)].sort_values("bin_index")
-            name = ATTRIBUTE_NAMES.get(attribute, attribute)
+            name = self.vocabulary.attribute_displays.get(attribute, attribute)
             parts = ([system] if many_systems or not many_attributes else []) + ([name] if many_attributes else [])
             label = ", ".join(parts)
             slope = self._slope(system, attribute)
@@ -87,13 +102,14 @@ class RegressionToMeanDisplay:
         high = float(np.nanmax(self.frame[["bin_high", "mean_pred_ci_high"]].to_numpy(dtype=float)))
         ax.plot([low, high], [low, high], color="0.45", linestyle="--", linewidth=1.2,
                 label="identity (no shrinkage)", zorder=0)
-        ax.set_xlim(low - 0.1, high + 0.1)
-        ax.set_ylim(low - 0.1, high + 0.1)
+        ax.set_xlim(low - 0.1 * factor, high + 0.1 * factor)
+        ax.set_ylim(low - 0.1 * factor, high + 0.1 * factor)
         ax.set_aspect("equal", adjustable="box")
         ax.grid(True, color="0.9", linewidth=0.8)
         ax.set_axisbelow(True)
         level = float(self.frame["level"].iloc[0])
-        what = ATTRIBUTE_NAMES.get(keys["attribute"].iloc[0], "") if not many_attributes else "attribute"
+        what = (self.vocabulary.attribute_displays.get(keys["attribute"].iloc[0], "") if not many_attributes
+                else "attribute")
         ax.set_xlabel(f"Mean true {what} in true-value bin")
         ax.set_ylabel(f"Mean predicted {what} ({100 * level:.0f}% CI)")
         if title is None:

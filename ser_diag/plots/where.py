@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ser_diag.evaluation import vocabulary_of
 from ser_diag.names import human_name
 from ser_diag.plots._style import PALETTE, grouped_errorbars, new_axes, shown_of
 
@@ -37,10 +38,10 @@ def plot_podcast_metrics(table: pd.DataFrame, system: str, metric: str | None = 
         ax.axvline(part["overall"].iloc[0], color="0.3", ls="--", lw=1, label="all files")
     ax.set_yticks(y, labels=[f"{g} (n={int(m)})" for g, m in zip(part["group"], part["n"])], fontsize=7)
     first = part.iloc[0]
-    ax.set_xlabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
+    ax.set_xlabel(f"{human_name(metric, vocabulary_of(part))} ({int(round(100 * first['level']))}% CI, resampling {first['unit']}s)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
-    ax.set_title(f"{system}: {human_name(metric)} per podcast (worst {k})", fontsize=10)
+    ax.set_title(f"{system}: {human_name(metric, vocabulary_of(part))} per podcast (worst {k})", fontsize=10)
     return ax
 
 
@@ -59,9 +60,9 @@ def plot_duration_metrics(table: pd.DataFrame, metric: str | None = None, ax=Non
     ax.set_xticks(x, labels=[f"{b}\n(n={int(n)})" for b, n in zip(bins, sizes)], fontsize=8)
     ax.set_xlabel("duration (from the audio headers)")
     first = part.iloc[0]
-    ax.set_ylabel(f"{human_name(metric)} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
+    ax.set_ylabel(f"{human_name(metric, vocabulary_of(part))} ({int(round(100 * first['level']))}% CI, {first['unit']}s)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncol=2)
-    ax.set_title(f"{human_name(metric)} by duration{shown_of(len(systems), len(order), 'duration_metrics')}",
+    ax.set_title(f"{human_name(metric, vocabulary_of(part))} by duration{shown_of(len(systems), len(order), 'duration_metrics')}",
                  fontsize=10)
     return ax

@@ -23,7 +23,7 @@ The package (imports go down this list, never up):
 
 from ser_diag.report.markup import _figure_image, _figure_markup
 from ser_diag.report.sections import worst_of
-from ser_diag.report.layout import SECTIONS, render_html
+from ser_diag.report.layout import SECTIONS, render_html, sections_of
 from ser_diag.report.write import write_report, write_report_from
 
-__all__ = ["SECTIONS", "render_html", "write_report", "write_report_from"]
+__all__ = ["SECTIONS", "render_html", "sections_of", "write_report", "write_report_from"]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import html
 
-from ser_diag.diagnostics import Diagnostics
+from ser_diag.diagnostics import Diagnostics, binned_figures, has_gender, has_speakers
 from ser_diag.report.sections import _Page
 from ser_diag.schema import SYNTHETIC_BANNER
+from ser_diag.vocabulary import MSP_PODCAST
 
 #: Section ids of the page, in order, with their headings.
 SECTIONS = {
@@ -25,6 +26,33 @@ SECTIONS = {
     "beyond": "Beyond the leaderboard - rank intervals, annotators, podcasts",
     "tables": "Tables (CSV)",
 }
+
+
+
+def sections_of(diag: Diagnostics) -> dict[str, str]:
+    """The sections of ``diag``'s page, in order, with their headings: :data:`SECTIONS` for
+    MSP-Podcast; for another corpus the binned sections name its attributes, and the sections
+    it cannot have (binned attributes without attributes, the bias audit with no gender and no
+    speaker known) are left out -- each with its line under the settings' notes
+    (:func:`~ser_diag.diagnostics.dropped_sections`)."""
+    voc = diag.vocabulary
+    if voc == MSP_PODCAST:
+        return dict(SECTIONS)
+    binned = {section: attribute for attribute, (section, _) in binned_figures(voc).items()}
+    frames = list(diag.data.tasks().values())
+    out = {}
+    for key, heading in SECTIONS.items():
+        if key in ("fig3b", "fig3c", "fig3d"):
+            if key not in binned:
+                continue
+            heading = f"Fig. {key[3:]} - binned {voc.attribute_displays[binned[key]]}"
+        if key == "regression_to_mean" and not voc.attributes:
+            continue
+        if key == "bias_audit" and not any(has_gender(f) or has_speakers(f) for f in frames):
+            continue
+        out[key] = heading
+    return out
+
 
 _CSS = """
 *,*::before,*::after{box-sizing:border-box}
@@ -98,21 +126,25 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
 def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
     """The report page as one HTML string (figures closed by the caller)."""
     page = _Page(diag, figures, csv_names)
-    bodies = {
-        "settings": page.settings(), "metrics": page.metrics(), "fig3a": page.fig3a(),
-        "fig3b": page.binned("fig3b"), "fig3c": page.binned("fig3c"), "fig3d": page.binned("fig3d"),
-        "regression_to_mean": page.regression_to_mean(), "bias_audit": page.bias_audit(),
-        "fig4": page.fig4(), "beyond": page.beyond(),
+    shown = sections_of(diag)
+    build = {
+        "settings": page.settings, "metrics": page.metrics, "fig3a": page.fig3a,
+        "fig3b": lambda: page.binned("fig3b"), "fig3c": lambda: page.binned("fig3c"),
+        "fig3d": lambda: page.binned("fig3d"),
+        "regression_to_mean": page.regression_to_mean, "bias_audit": page.bias_audit,
+        "fig4": page.fig4, "beyond": page.beyond,
     }
+    bodies = {key: make() for key, make in build.items() if key in shown}
     extra = page.remaining_figures()
     if extra:
         bodies["fig4"] += "<h3>Other figures</h3>" + extra
     bodies["tables"] = page.tables()
     banner = f'<div class="banner" id="synthetic">{html.escape(SYNTHETIC_BANNER)}</div>' if diag.synthetic else ""
-    nav = "".join(f'<a href="#{k}">{html.escape(v.split(" - ")[0])}</a>' for k, v in SECTIONS.items())
-    sections = "".join(f'<section id="{k}"><h2>{html.escape(SECTIONS[k])}</h2>{bodies[k]}</section>'
-                       for k in SECTIONS)
+    nav = "".join(f'<a href="#{k}">{html.escape(v.split(" - ")[0])}</a>' for k, v in shown.items())
+    sections = "".join(f'<section id="{k}"><h2>{html.escape(shown[k])}</h2>{bodies[k]}</section>'
+                       for k in shown)
     split = diag.settings.get("split")
+    corpus = "" if diag.vocabulary == MSP_PODCAST else f"{html.escape(diag.vocabulary.name)}: "
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
@@ -120,7 +152,7 @@ def render_html(diag: Diagnostics, figures: dict, csv_names: list[str]) -> str:
         f"<title>ser_diag report{' - ' + html.escape(str(split)) if split else ''}</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<header><h1>ser_diag - speech emotion recognition diagnostics</h1>"
-        f"<p>{len(diag.systems)} systems, split {html.escape(str(split))}, "
+        f"<p>{corpus}{len(diag.systems)} systems, split {html.escape(str(split))}, "
         f"{diag.settings['level']:.0%} bootstrap CIs over {html.escape(diag.settings['unit'])}s</p></header>"
         f"<nav>{nav}</nav><main>{banner}{sections}</main>"
         f"<script>{_JS}</script></body></html>\n"

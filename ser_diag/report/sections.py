@@ -10,15 +10,21 @@ import html
 import numpy as np
 import pandas as pd
 
-from ser_diag.diagnostics import Diagnostics, rows_where
+from ser_diag.diagnostics import Diagnostics, binned_figures, rows_where
 from ser_diag.names import human_name
 from ser_diag.plots.saving import map_figures
 from ser_diag.report.markup import _Cell, _ci, _figure_image, _figure_markup, _p_value, _table
-from ser_diag.schema import ATTRIBUTE_NAMES, ATTRIBUTES, CLASS_CODES, CLASS_NAMES
+from ser_diag.vocabulary import MSP_PODCAST, Vocabulary
 
-_BINNED = {"fig3b": "EmoAct", "fig3c": "EmoVal", "fig3d": "EmoDom"}
-_CATEGORICAL_HEADLINE = ["macro_f1", "accuracy", "uar"] + [f"f1_{c}" for c in CLASS_CODES]
-_ATTRIBUTE_HEADLINE = [f"ccc_{a}" for a in ATTRIBUTES] + ["ccc_mean"]
+
+def _categorical_headline(voc: Vocabulary) -> list[str]:
+    return ["macro_f1", "accuracy", "uar"] + [f"f1_{c}" for c in voc.classes]
+
+
+def _attribute_headline(voc: Vocabulary) -> list[str]:
+    return [f"ccc_{a}" for a in voc.attribute_names] + ["ccc_mean"]
+
+
 _METHODS = {"plurality": "plurality vote", "prob_average": "probability average",
             "mean": "mean of predictions"}
 _SHRINKAGE_COLUMNS = ["slope", "variance_ratio", "ccc", "rho", "loss_correlation", "loss_scale",
@@ -42,6 +48,18 @@ class _Page:
         # every figure drawn up front, on all cores (the same images as one by one)
         self.images = dict(zip(figures, map_figures(lambda stem, fig: _figure_image(fig), figures)))
         self.t, self.s = diag.tables, diag.settings
+        self.voc = diag.vocabulary
+        self.displays = self.voc.attribute_displays
+
+    def name(self, metric) -> str:
+        """:func:`~ser_diag.names.human_name` by the corpus' names."""
+        return human_name(metric, self.voc)
+
+    def class_name(self, code) -> str:
+        return self.voc.class_names.get(str(code), str(code))
+
+    def attribute_name(self, attribute) -> str:
+        return self.displays.get(attribute, attribute)
 
     def figure(self, stem: str, caption: str) -> str:
         image = self.images.pop(stem, None)
@@ -59,7 +77,12 @@ class _Page:
         s, diag = self.s, self.diag
         n_files = {task: int(frame["FileName"].nunique()) for task, frame in
                    (("categorical", diag.categorical), ("attributes", diag.attributes)) if frame is not None}
-        items = [
+        items = [] if self.voc == MSP_PODCAST else [
+            ("corpus", f"{self.voc.name}: {len(self.voc.classes)} classes ("
+                       + ", ".join(self.class_name(c) for c in self.voc.classes) + "); "
+                       + (", ".join(f"{a.display} {a.low:g}-{a.high:g}" for a in self.voc.attributes)
+                          or "no attributes"))]
+        items += [
             ("split", s.get("split")),
             ("CCC convention", s.get("ccc_convention")),
             ("confidence intervals", f"{s['level']:.0%} percentile bootstrap (ci_low, ci_high), "
@@ -75,7 +98,8 @@ class _Page:
             ("baseline system", s.get("baseline") or "none (no system is named baseline)"),
         ]
         if not s.get("n_boot"):
-            items[2] = ("confidence intervals", "none (0 bootstrap resamples)")
+            items[[k for k, _ in items].index("confidence intervals")] = ("confidence intervals",
+                                                                          "none (0 bootstrap resamples)")
         rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
         notes = [str(n) for n in s.get("notes", []) or []]
         listed = ("<h3>Notes</h3><ul class=\"notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
@@ -85,9 +109,10 @@ class _Page:
     def metrics(self) -> str:
         metrics = self.t["metrics"]
         parts = []
-        for task, wanted, title in (("categorical", _CATEGORICAL_HEADLINE[:3], "Task 1 - categorical"),
-                                    ("categorical", _CATEGORICAL_HEADLINE[3:], "Task 1 - F1 per class"),
-                                    ("attributes", _ATTRIBUTE_HEADLINE, "Task 2 - attributes (CCC)")):
+        categorical, attribute = _categorical_headline(self.voc), _attribute_headline(self.voc)
+        for task, wanted, title in (("categorical", categorical[:3], "Task 1 - categorical"),
+                                    ("categorical", categorical[3:], "Task 1 - F1 per class"),
+                                    ("attributes", attribute, "Task 2 - attributes (CCC)")):
             part = rows_where(metrics, task=task) if "task" in metrics else metrics
             part = part[part["metric"].isin(wanted)]
             if part.empty:
@@ -99,11 +124,11 @@ class _Page:
                 record = {"system": str(system), "n": int(rows["n"].max())}
                 for m in present:
                     r = by_metric.loc[m]
-                    record[human_name(m)] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
+                    record[self.name(m)] = _ci(r["estimate"], r["ci_low"], r["ci_high"])
                 records.append(record)
             table = pd.DataFrame(records)
             first = present[0]
-            table = table.iloc[sorted(range(len(table)), key=lambda i: -table[human_name(first)].iloc[i].sort)]
+            table = table.iloc[sorted(range(len(table)), key=lambda i: -table[self.name(first)].iloc[i].sort)]
             ident = f"metrics_{task}" + ("_per_class" if wanted[0].startswith("f1_") else "")
             parts.append(f"<h3>{title}</h3>" + _table(table, ident, text_columns=["system"]))
         return ('<p class="note">Each cell: estimate [ci_low, ci_high]. Click a header to sort.</p>'
@@ -123,9 +148,9 @@ class _Page:
             table = self.t["minority_destinations"]
             table = rows_where(table, system=focus)
             shown = pd.DataFrame({
-                "true class": [CLASS_NAMES[str(c)] for c in table["true"]],
+                "true class": [self.class_name(c) for c in table["true"]],
                 "rank": table["rank"].to_numpy(),
-                "predicted as": [CLASS_NAMES[str(c)] for c in table["pred"]],
+                "predicted as": [self.class_name(c) for c in table["pred"]],
                 "share of true class [CI]": [_ci(e, lo, hi) for e, lo, hi in
                                              zip(table["share"], table["ci_low"], table["ci_high"])],
                 "count": table["count"].to_numpy(), "n true": table["n_true"].to_numpy(),
@@ -138,12 +163,14 @@ class _Page:
         return "".join(out)
 
     def binned(self, section: str) -> str:
-        attribute = _BINNED[section]
-        name = ATTRIBUTE_NAMES[attribute]
+        found = [(a, stem) for a, (sec, stem) in binned_figures(self.voc).items() if sec == section]
+        if not found:
+            return ""
+        attribute, stem = found[0]
+        name = self.attribute_name(attribute)
         if self.diag.attributes is None:
             return '<p class="note">No system submitted attribute predictions.</p>'
         focus = self.focus("attributes")
-        stem = f"{section}_binned_{name}"
         out = ['<div class="figs">', self.figure(stem, f"True vs predicted {name} bins of {focus}, row-normalised.")]
         if "per_bin" in self.t:
             table = rows_where(self.t["per_bin"], system=focus, attribute=attribute)
@@ -164,7 +191,7 @@ class _Page:
                            "flatter than the identity = regression to the mean.")]
         if "extreme_bin_recall" in self.t:
             ext = rows_where(self.t["extreme_bin_recall"], system=self.focus("attributes")).copy()
-            ext["attribute"] = ext["attribute"].map(lambda a: ATTRIBUTE_NAMES.get(a, a))
+            ext["attribute"] = ext["attribute"].map(self.attribute_name)
             ext["true_bin"] = ext["true_bin"].astype(str)
             out.append("<div><h3>Recall of the extreme bins</h3>"
                        + _table(ext[["attribute", "end", "true_bin", "n", "recall"]], "extreme_bin_recall",
@@ -175,7 +202,7 @@ class _Page:
             records = []
             for (system, attribute), rows in shrink.groupby(["system", "attribute"], sort=False):
                 by_metric = rows.set_index("metric")
-                record = {"system": str(system), "attribute": ATTRIBUTE_NAMES.get(attribute, attribute)}
+                record = {"system": str(system), "attribute": self.attribute_name(attribute)}
                 for m in _SHRINKAGE_COLUMNS:
                     if m in by_metric.index:
                         r = by_metric.loc[m]
@@ -187,7 +214,7 @@ class _Page:
             out.append(_table(pd.DataFrame(records), "shrinkage", text_columns=["system", "attribute"]))
         if "recalibration" in self.t:
             rec = self.t["recalibration"].copy()
-            rec["attribute"] = rec["attribute"].map(lambda a: ATTRIBUTE_NAMES.get(a, a))
+            rec["attribute"] = rec["attribute"].map(self.attribute_name)
             columns = ["system", "attribute", "ccc_before", "ccc_after", "ccc_gain", "pearson",
                        "variance_ratio_before", "variance_ratio_after", "n_fit", "n_eval"]
             out.append("<h3>What if: variance-matching recalibration fitted on held-out files</h3>"
@@ -205,7 +232,7 @@ class _Page:
             out.append(self.figure(f"gender_audit_{task}",
                                    f"{task}: metrics by gender for {self.focus(task)}, gap with CI and p-value."))
         out.append("</div>")
-        headline = ["macro_f1", "accuracy", "uar"] + _ATTRIBUTE_HEADLINE
+        headline = ["macro_f1", "accuracy", "uar"] + _attribute_headline(self.voc)
         if "gender_gaps" in self.t:
             gaps = self.t["gender_gaps"]
             gaps = gaps[gaps["metric"].isin(headline)]
@@ -214,7 +241,7 @@ class _Page:
                 a, b = str(first["group_a"]), str(first["group_b"])
                 shown = pd.DataFrame({
                     "system": gaps["system"].astype(str).to_numpy(),
-                    "metric": [human_name(m) for m in gaps["metric"]],
+                    "metric": [self.name(m) for m in gaps["metric"]],
                     a: gaps["estimate_a"].to_numpy(), b: gaps["estimate_b"].to_numpy(),
                     f"gap {a} - {b} [CI]": [_ci(g, lo, hi) for g, lo, hi in
                                             zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
@@ -234,7 +261,7 @@ class _Page:
                 for r in part.itertuples(index=False):
                     record = records.setdefault((str(r.system), str(r.group)), {
                         "system": str(r.system), "group": str(r.group), "n": r.n, "speakers": r.n_speakers})
-                    record[human_name(r.metric)] = _ci(r.estimate, r.ci_low, r.ci_high)
+                    record[self.name(r.metric)] = _ci(r.estimate, r.ci_low, r.ci_high)
                 out.append(f"<h3>Metrics by gender{'' if task is None else ' - ' + html.escape(str(task))}</h3>")
                 out.append(_table(pd.DataFrame(list(records.values())), f"gender_metrics_{task or 'all'}",
                                   text_columns=["system", "group"]))
@@ -255,7 +282,7 @@ class _Page:
             if frames:
                 worst = pd.concat(frames, ignore_index=True)
                 worst = worst[["task", "system", "rank", "SpkrID", "Gender", "n_utterances", "metric", "estimate"]]
-                worst["metric"] = worst["metric"].map(human_name)
+                worst["metric"] = worst["metric"].map(self.name)
                 worst["SpkrID"] = worst["SpkrID"].astype(str)
                 worst = worst.rename(columns={"SpkrID": "speaker", "Gender": "gender",
                                               "n_utterances": "utterances"})
@@ -278,7 +305,7 @@ class _Page:
                                                         if c.name == "task" else c, kind="stable")
             is_base = (curve["method"] == "baseline").to_numpy()
             shown = pd.DataFrame({
-                "task": curve["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in curve["metric"]],
+                "task": curve["task"].astype(str).to_numpy(), "metric": [self.name(m) for m in curve["metric"]],
                 "method": np.where(is_base, "baseline system", curve["method"].astype(str).map(
                     lambda m: _METHODS.get(m, m)).to_numpy()),
                 "K": [_Cell("baseline", -1) if b else _Cell(str(int(k)), int(k))
@@ -306,7 +333,7 @@ class _Page:
                 matrix = matrix.reindex(index=names, columns=names).reset_index()
                 matrix = matrix.rename(columns={"system_a": "system"})
                 matrix.columns = [str(c) for c in matrix.columns]
-                out.append(f"<h3>Pairwise {html.escape(human_name(str(d['metric'].iloc[0])))} "
+                out.append(f"<h3>Pairwise {html.escape(self.name(str(d['metric'].iloc[0])))} "
                            "(share of files with different classes)</h3>")
                 out.append(_table(matrix, "disagreement", text_columns=["system"]))
         out.append(self.csv_link("fusion_curve", "fusion_ranking", "disagreement"))
@@ -320,7 +347,7 @@ class _Page:
             board = t["leaderboard_ranks"]
             board = board[board["metric"].isin(["macro_f1", "ccc_mean"])]
             shown = pd.DataFrame({
-                "task": board["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in board["metric"]],
+                "task": board["task"].astype(str).to_numpy(), "metric": [self.name(m) for m in board["metric"]],
                 "system": board["system"].astype(str).to_numpy(),
                 "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(board["estimate"], board["ci_low"],
                                                                        board["ci_high"])],
@@ -338,7 +365,7 @@ class _Page:
         out.append(self.figure("win_probability", "Probability that the row system beats the column system."))
         if "human_ceiling" in t:
             h = t["human_ceiling"]
-            shown = pd.DataFrame({"task": h["task"].astype(str).to_numpy(), "metric": [human_name(m) for m in h["metric"]],
+            shown = pd.DataFrame({"task": h["task"].astype(str).to_numpy(), "metric": [self.name(m) for m in h["metric"]],
                                   "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(h["estimate"], h["ci_low"],
                                                                                          h["ci_high"])],
                                   "files": h["n_files"].to_numpy(), "judgements": h["n_judgements"].to_numpy()})
@@ -360,7 +387,7 @@ class _Page:
             worst = worst[worst["rank"] <= 3]
             shown = pd.DataFrame({"task": worst["task"].astype(str).to_numpy(), "system": worst["system"].astype(str).to_numpy(),
                                   "podcast": worst["group"].astype(str).to_numpy(),
-                                  "metric": [human_name(m) for m in worst["metric"]],
+                                  "metric": [self.name(m) for m in worst["metric"]],
                                   "estimate [CI]": [_ci(e, lo, hi) for e, lo, hi in zip(worst["estimate"], worst["ci_low"],
                                                                                          worst["ci_high"])],
                                   "files": worst["n"].to_numpy(), "rank": worst["rank"].to_numpy()})

@@ -13,15 +13,18 @@ from ser_diag.diagnostics import Diagnostics, build_figures, compute_diagnostics
 from ser_diag.outputs import atomic_write_text, staged_output, table_csv
 from ser_diag.report.layout import render_html
 from ser_diag.resampling import Resampling
+from ser_diag.vocabulary import Vocabulary
 
 def write_report(labels, predictions, out, split: str | None = "Development",
                  resampling: Resampling | None = None, intersection: bool = False,
                  baseline: str | None = None, *, diagnostics: Diagnostics | None = None,
-                 figures: dict | None = None, **legacy) -> Path:
+                 figures: dict | None = None, vocabulary: Vocabulary | None = None, target: str | None = None,
+                 attributes=None, **legacy) -> Path:
     """Validate inputs, compute the diagnostics once and write ``out/index.html`` plus
     ``out/tables/*.csv``; returns the path of ``index.html``. ``resampling``:
     :class:`~ser_diag.resampling.Resampling` (older keywords ``n_boot, level, by_speaker,
-    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`.
+    seed, ddof`` override it); ``baseline``: see :func:`compute_diagnostics`; ``vocabulary``,
+    ``target``, ``attributes``: the corpus (:meth:`~ser_diag.evaluation.Evaluation.load`).
 
     ``diagnostics``: an already computed :class:`~ser_diag.diagnostics.Diagnostics` (then
     ``labels``/``predictions`` and the settings are not used; see :func:`write_report_from`).
@@ -30,7 +33,8 @@ def write_report(labels, predictions, out, split: str | None = "Development",
         return write_report_from(diagnostics, out, figures=figures)
     with staged_output(out) as stage:  # checks and locks `out` before computing
         diag = compute_diagnostics(labels, predictions, split=split, resampling=Resampling.of(resampling, **legacy),
-                                   intersection=intersection, baseline=baseline)
+                                   intersection=intersection, baseline=baseline, vocabulary=vocabulary,
+                                   target=target, attributes=attributes)
         _write(diag, stage, figures)
     return Path(out) / "index.html"
 

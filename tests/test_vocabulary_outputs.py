@@ -2,11 +2,10 @@
 vocabulary (MSP-Podcast, IEMOCAP: 4 classes and three attributes on 1-5 with 10 speakers,
 CREMA-D: 6 classes without attributes), from small frames built in memory.
 
-The analyses are made to read the vocabulary on another branch: the tables here come from
-:func:`vocabulary_frames.translated_diagnostics` (the MSP-Podcast analyses on a corpus that uses
-only some of its codes, every table translated into the corpus' names), so they test what the
-output modules make of a corpus' tables. The one test that runs the analyses on a corpus' own
-frames is marked xfail(strict=True) until they read it.
+Most tables here come from :func:`vocabulary_frames.translated_diagnostics` (the MSP-Podcast
+analyses on a corpus that uses only some of its codes, every table translated into the corpus'
+names): they test what the output modules make of a corpus' tables on their own.
+:func:`test_diagnose_on_a_corpus_own_frames` runs the analyses on a corpus' own frames.
 """
 
 from __future__ import annotations
@@ -207,9 +206,6 @@ def test_figure_set_is_written_with_its_summary(crema, tmp_path):
     assert "corpus: crema-d" in summary and summary.count(NOTE_ATTRIBUTES) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="the analyses read the vocabulary on the 'analyses' branch (issue 22); "
-                          "remove this mark once it is merged")
 def test_diagnose_on_a_corpus_own_frames():
     categorical, attributes, labels = corpus_frames(IEMOCAP, n_speakers=10, per_speaker=8)
     diag = diagnose(categorical, attributes, labels, resampling=Resampling(n_boot=20), workers=1)

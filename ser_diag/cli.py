@@ -310,7 +310,7 @@ def _run(args: argparse.Namespace) -> int:
         result = evaluate_paths(args.labels, args.predictions, split=split,
                                 resampling=_resampling(args), intersection=args.intersection, **corpus)
         from ser_diag.precision import dumps_json
-        print(dumps_json(result, indent=2) if args.json else format_text(result))
+        print(dumps_json(result, indent=2) if args.json else format_text(result, corpus.get("vocabulary")))
     elif cmd == "validate":
         split, corpus = _corpus(args, args.labels)
         from ser_diag.io import validate_submission

@@ -276,7 +276,7 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
                                                                            resampling=rs)
             if focus != other:
                 out["confusion_difference"] = confusion.confusion_difference(categorical, focus, other)
-            return out, []
+            return out, list(out["minority_destinations"].attrs.get("notes", []))
 
     if attributes is not None:
         @stage("binned", 7.8)
@@ -321,7 +321,8 @@ def _stages(categorical, attributes, labels, rs: Resampling, scheme, min_speaker
                 if task == TASK_CATEGORICAL:
                     out["class_recall_by_gender"] = bias.per_class_recall_by_group(merged, by="Gender",
                                                                                    group_table=by_group)
-                return out, []
+                found = [t for t in (by_group, group_gaps) if t is not None]
+                return out, list(dict.fromkeys(n for t in found for n in t.attrs.get("notes", [])))
 
         if has_speakers(merged):                    # else one note (dropped_sections)
             @stage(f"speakers_{task}", 3.2)
@@ -405,6 +406,7 @@ def _diagnose(data: Evaluation, split, rs: Resampling, scheme, min_speaker_utter
             continue
         distributions[task] = {}               # the resamples, reused by the leaderboard ranks
         scores[task] = bootstrap_metrics(merged, rs, distributions=distributions[task])
+        settings["notes"] += scores[task].attrs.get("notes", [])    # e.g. intervals over few speakers
         settings["focus"][task], settings["worst"][task] = _best(scores[task], HEADLINE[task])
     tables["metrics"] = pd.concat([_with_task(s, t) for t, s in scores.items()], ignore_index=True)
     stages = _stages(categorical, attributes, labels, rs, scheme, min_speaker_utterances, base_name,
@@ -423,7 +425,7 @@ def _diagnose(data: Evaluation, split, rs: Resampling, scheme, min_speaker_utter
     del results
     evaluation = found.pop("evaluation")
     tables.update(found)
-    settings["notes"] += dropped_sections(data) + notes
+    settings["notes"] = list(dict.fromkeys(settings["notes"] + dropped_sections(data) + notes))
     if data.vocabulary != MSP_PODCAST:               # the tables name the corpus' classes and attributes
         for table in tables.values():
             table.attrs["vocabulary"] = data.vocabulary

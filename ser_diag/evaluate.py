@@ -181,9 +181,10 @@ def evaluate_merged(categorical: pd.DataFrame | None, attributes: pd.DataFrame |
     objects = {s: {"split": split, **_system_object(s, {**by_cat.get(s, {}), **by_att.get(s, {})},
                                                     counts.get(s), settings, synthetic, vocabulary)}
                for s in systems}
+    notes = list(dict.fromkeys(n for t in (cat_scores, att_scores) if t is not None for n in t.attrs.get("notes", [])))
     if len(objects) == 1:
-        return next(iter(objects.values()))
-    return {"systems": objects}
+        return {**next(iter(objects.values())), **({"notes": notes} if notes else {})}
+    return {"systems": objects, **({"notes": notes} if notes else {})}
 
 
 def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
@@ -205,7 +206,9 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     ``ci.unit``. One system gives one object with keys ``system, split, n, n_categorical,
     n_attributes, macro_f1, accuracy, uar, per_class_f1, ccc, ccc_mean, ccc_convention,
     uar_convention, synthetic`` (+ ``ci``); several give ``{"systems": {name: obj}}``.
-    A task a system did not submit has null values.
+    A task a system did not submit has null values. ``notes`` (only when there are some): the
+    intervals' stated limits, e.g. resting on fewer than 100 speakers
+    (:data:`~ser_diag.resampling.FEW_SPEAKERS`).
     """
     corpus = {k: v for k, v in (("target", target), ("attributes", attributes)) if v is not None}
     data = Evaluation.load(labels, predictions, split=split, intersection=intersection, vocabulary=vocabulary,
@@ -213,8 +216,8 @@ def evaluate_paths(labels: str | os.PathLike, predictions: str | os.PathLike,
     settings = Resampling.of(resampling if resampling is not None else Resampling(n_boot=0), **legacy)
     if settings.n_boot:
         frame = next(iter(data.tasks().values()))
-        logging.getLogger(__name__).info("scoring the %s split with %d bootstrap resamples of %ss ...",
-                                         split, settings.n_boot,
+        logging.getLogger(__name__).info("scoring %s with %d bootstrap resamples of %ss ...",
+                                         f"the {split} split" if split else "all files", settings.n_boot,
                                          settings.unit_for(frame["SpkrID"] if "SpkrID" in frame else None))
     return evaluate_merged(data.categorical, data.attributes, resampling=resampling, split=split, **legacy)
 
@@ -280,6 +283,8 @@ def format_text(result: dict, vocabulary: Vocabulary | None = None) -> str:
     if ci:
         lines.append(f"[ci_low, ci_high]: {ci['level']:.0%} percentile bootstrap intervals, "
                      f"{ci['n_boot']} resamples of {ci['unit']}s.")
+    if result.get("notes"):
+        lines += ["", "Notes:"] + [f"- {note}" for note in result["notes"]]
     if any(o.get("synthetic") for o in objects):
         lines += ["", SYNTHETIC_BANNER]
     return "\n".join(lines).rstrip() + "\n"

@@ -56,7 +56,7 @@ def summary_markdown(diag: Diagnostics) -> str:
         lines += [f"> **{SYNTHETIC_BANNER}**", ""]
     if voc != MSP_PODCAST:
         lines += [f"- corpus: {voc.name} ({_classes_line(voc)}; {_attributes_line(voc)})"]
-    lines += [f"- split: {s['split']}; CCC: {s['ccc_convention']}",
+    lines += [f"- split: {s['split'] or 'all files'}; CCC: {s['ccc_convention']}",
               f"- intervals: {_f(s['level'], '.0%')} percentile bootstrap, {s['n_boot']} resamples of "
               f"{s['unit']}s (ci_low, ci_high)", ""]
     metrics = t["metrics"]

@@ -83,7 +83,7 @@ class _Page:
                        + (", ".join(f"{a.display} {a.low:g}-{a.high:g}" for a in self.voc.attributes)
                           or "no attributes"))]
         items += [
-            ("split", s.get("split")),
+            ("split", s.get("split") or "all files"),
             ("CCC convention", s.get("ccc_convention")),
             ("confidence intervals", f"{s['level']:.0%} percentile bootstrap (ci_low, ci_high), "
                                      f"{s['n_boot']} resamples"),

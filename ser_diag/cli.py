@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train a reference model from a JSON config")
     p.add_argument("--config", type=Path, required=True,
-                   help="JSON config (see ser_diag/models/configs/)")
+                   help="JSON config (see ser_diag/models/configs/); with a \"folds\" key, one model per "
+                        "held-out session, pooled (leave-one-session-out)")
 
     p = command("ensemble", "train K reference systems and write their predictions")
     p.add_argument("--config", type=Path, required=True, help="JSON ensemble config")
@@ -295,6 +296,21 @@ def _simulate(args: argparse.Namespace) -> None:
     _wrote(args.out)
 
 
+def _json_object(path: Path) -> dict:
+    """A JSON config file's object (an unreadable or non-object file: one InputError line)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read the config ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, None, f"not a JSON config ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, "a config is a JSON object")
+    return data
+
+
 def _run(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "demo":
@@ -332,8 +348,12 @@ def _run(args: argparse.Namespace) -> int:
         make_corpus(args.out, n=args.n, seed=args.seed, n_speakers=args.n_speakers)
         _wrote(args.out)
     elif cmd == "train":
-        from ser_diag.models.train import train_from_config
-        train_from_config(args.config)
+        if "folds" in _json_object(args.config):          # leave-one-session-out, pooled
+            from ser_diag.models.folds import train_folds_from_config
+            train_folds_from_config(args.config)
+        else:
+            from ser_diag.models.train import train_from_config
+            train_from_config(args.config)
     elif cmd == "ensemble":
         from ser_diag.models.ensemble import ensemble_from_config
         ensemble_from_config(args.config, k=args.k)

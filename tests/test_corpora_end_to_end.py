@@ -135,6 +135,14 @@ def test_figures_and_report_on_three_vocabularies(corpora, tmp_path):
         if corpus == "crema-d":
             assert not any(n.startswith(("fig3b", "regression_to_mean")) for n in names)
             assert summary.count("no dimensional attributes") == 1
+    # one IEMOCAP session: 1 female and 1 male speaker; the gap has no interval, and says why
+    out = tmp_path / "session"
+    run = ser_diag("figures", *routes(corpora["iemocap"])["audformat"], "--split", "Session1", "--intersection", "--bootstrap", 20,
+                   "--out", out, "-q", "--workers", 1)
+    assert run.returncode == 0, run.stderr
+    gaps = pd.read_csv(out / "tables" / "gender_gaps.csv")
+    assert gaps["ci_low"].isna().all() and gaps["p_value"].notna().all()
+    assert "(1 Female and 1 Male speakers)" in (out / "summary.md").read_text()
     report = tmp_path / "report"
     run = ser_diag("report", *routes(corpora["crema-d"])["audformat"], "--bootstrap", 20, "--out", report, "-q",
                    "--workers", 1)

@@ -99,7 +99,8 @@ def group_speakers_notes(what: str, clusters, masks: dict, level: float, method:
     else:
         instead = f"read the gap's {method} p-value instead (valid at any number of speakers)"
     shown = " and ".join(f"{c} {g}" for g, c in counts.items())
-    note = few_speakers_note(min(counts.values()), level, f"{what} ({shown} speakers): the group and gap intervals",
+    note = few_speakers_note(min(counts.values()), level, f"{what} ({shown} speakers): the group intervals"
+                             + ("" if method is None else " (the gap interval is widened for so few, see group_gaps)"),
                              instead)
     return [note] if note else []
 
@@ -138,11 +139,11 @@ def widen_interval(estimate, low, high, n_clusters: int, level: float = 0.95):
     from scipy import stats
 
     g = int(n_clusters)
-    if g < 2:
-        return float("nan"), float("nan")
+    estimate, low, high = (np.asarray(v, dtype=np.float64) for v in (estimate, low, high))
+    if g < 2:                  # one cluster: no interval (nan of the intervals' shape)
+        return np.full(np.shape(low), np.nan), np.full(np.shape(high), np.nan)
     q = (1.0 + level) / 2.0
     c = float(stats.t.ppf(q, g - 1) / stats.norm.ppf(q) * np.sqrt(g / (g - 1)))
-    estimate, low, high = (np.asarray(v, dtype=np.float64) for v in (estimate, low, high))
     return estimate - c * (estimate - low), estimate + c * (high - estimate)
 
 

@@ -140,6 +140,8 @@ def test_widen_interval_is_the_t_and_cluster_factor():
     c = stats.t.ppf(0.975, 9) / stats.norm.ppf(0.975) * np.sqrt(10 / 9)
     assert (lo, hi) == pytest.approx((0.5 - 0.1 * c, 0.5 + 0.2 * c))
     assert np.isnan(widen_interval(0.5, 0.4, 0.7, 1)[0])
+    low, high = widen_interval(np.zeros((2, 3)), -np.ones((2, 3)), np.ones((2, 3)), 1)   # one speaker a group
+    assert low.shape == high.shape == (2, 3) and np.isnan(low).all() and np.isnan(high).all()
 
 
 def test_gap_interval_is_the_percentile_interval_widened_by_the_smaller_group():

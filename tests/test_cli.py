@@ -150,6 +150,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(challenge, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
 
 
+@pytest.mark.slow
 def test_figures_talks_and_names_what_it_wrote(challenge, figures_30, tmp_path):
     run, out = figures_30
     assert run.returncode == 0, run.stderr
@@ -168,6 +169,7 @@ def test_figures_talks_and_names_what_it_wrote(challenge, figures_30, tmp_path):
     assert (metrics["n_boot"] == 30).all() and set(metrics["unit"]) == {"speaker"}
 
 
+@pytest.mark.slow
 def test_workers_switch_limits_the_processes_and_changes_no_number(challenge, figures_30, tmp_path):
     """--workers 1 computes everything in one process and writes the same
     tables as the default, which uses the cores; --workers 0 is one line and exit 2."""
@@ -186,6 +188,7 @@ def test_workers_switch_limits_the_processes_and_changes_no_number(challenge, fi
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["figures", "report"])
 def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command, request):
     if command == "figures":
@@ -205,6 +208,7 @@ def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command, request
         assert (out / "index.html").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_human_p_values_in_summary(figures_30):
     run, out = figures_30
     assert run.returncode == 0
@@ -243,6 +247,7 @@ def test_predictions_outside_1_to_7_are_scored_with_one_warning(challenge, tmp_p
     assert str(path) in strict.stderr
 
 
+@pytest.mark.slow
 def test_baseline_is_named_or_found_by_name_never_the_worst(challenge, figures_0, tmp_path):
     def baseline_rows(out):
         curve = pd.read_csv(out / "tables" / "fusion_curve.csv")

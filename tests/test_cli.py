@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,8 +143,13 @@ def test_ctrl_c_exits_130_and_writes_nothing(challenge, tmp_path):
     assert first.startswith("ser-diag: "), first
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130
+    watchdog = threading.Timer(120, proc.kill)           # a hang after Ctrl-C fails (exit -9), not blocks
+    watchdog.start()
+    try:
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130
+    finally:
+        watchdog.cancel()
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
     assert rest.strip().splitlines()[-1] == "interrupted"
     assert not out.exists()

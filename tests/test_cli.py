@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +36,31 @@ def challenge(tmp_path_factory) -> Path:
     run = ser_diag("simulate", "--out", out, "--n", 600, "--systems", 3)
     assert run.returncode == 0, run.stderr
     return out
+
+
+def _figures(challenge: Path, out: Path, *args) -> subprocess.CompletedProcess:
+    return ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions", *args,
+                    "--out", out)
+
+
+# Each `figures` run draws and saves the whole figure set (seconds of CPU): the runs that several
+# tests read are made once per module; no test writes into them.
+
+@pytest.fixture(scope="module")
+def figures_30(challenge, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`figures --bootstrap 30` with the default workers (the cores)."""
+    out = tmp_path_factory.mktemp("figures_30") / "figs"
+    run = _figures(challenge, out, "--bootstrap", 30)
+    assert run.returncode == 0, run.stderr
+    return run, out
+
+
+@pytest.fixture(scope="module")
+def figures_0(challenge, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`figures --bootstrap 0`: no intervals, no permutations."""
+    out = tmp_path_factory.mktemp("figures_0") / "figs"
+    run = _figures(challenge, out, "--bootstrap", 0)
+    return run, out
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -117,18 +143,22 @@ def test_ctrl_c_exits_130_and_writes_nothing(challenge, tmp_path):
     assert first.startswith("ser-diag: "), first
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130
+    watchdog = threading.Timer(120, proc.kill)           # a hang after Ctrl-C fails (exit -9), not blocks
+    watchdog.start()
+    try:
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130
+    finally:
+        watchdog.cancel()
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
     assert rest.strip().splitlines()[-1] == "interrupted"
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
 
 
-def test_figures_talks_and_names_what_it_wrote(challenge, tmp_path):
-    out = tmp_path / "figs"
-    run = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
-                   "--bootstrap", 30, "--out", out)
+@pytest.mark.slow
+def test_figures_talks_and_names_what_it_wrote(challenge, figures_30, tmp_path):
+    run, out = figures_30
     assert run.returncode == 0, run.stderr
     progress = [line for line in run.stderr.splitlines() if line.startswith("ser-diag: ")]
     assert len(progress) >= 3
@@ -145,33 +175,34 @@ def test_figures_talks_and_names_what_it_wrote(challenge, tmp_path):
     assert (metrics["n_boot"] == 30).all() and set(metrics["unit"]) == {"speaker"}
 
 
-def test_workers_switch_limits_the_processes_and_changes_no_number(challenge, tmp_path):
+@pytest.mark.slow
+def test_workers_switch_limits_the_processes_and_changes_no_number(challenge, figures_30, tmp_path):
     """--workers 1 computes everything in one process and writes the same
     tables as the default, which uses the cores; --workers 0 is one line and exit 2."""
-    runs = {}
+    runs, outs = {None: figures_30[0]}, {None: figures_30[1], 1: tmp_path / "workers_1"}
+    runs[1] = _figures(challenge, outs[1], "--bootstrap", 30, "--workers", 1)
     for workers in (None, 1):
-        out = tmp_path / f"workers_{workers}"
-        extra = [] if workers is None else ["--workers", workers]
-        runs[workers] = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
-                                 "--bootstrap", 30, "--out", out, *extra)
         assert runs[workers].returncode == 0, runs[workers].stderr
     assert "analyses on 1 process ..." in runs[1].stderr
-    tables = sorted(p.name for p in (tmp_path / "workers_None" / "tables").glob("*.csv"))
-    assert tables == sorted(p.name for p in (tmp_path / "workers_1" / "tables").glob("*.csv")) and tables
+    tables = sorted(p.name for p in (outs[None] / "tables").glob("*.csv"))
+    assert tables == sorted(p.name for p in (outs[1] / "tables").glob("*.csv")) and tables
     for name in tables:
-        assert (tmp_path / "workers_None" / "tables" / name).read_bytes() == \
-            (tmp_path / "workers_1" / "tables" / name).read_bytes(), name
+        assert (outs[None] / "tables" / name).read_bytes() == (outs[1] / "tables" / name).read_bytes(), name
     bad = ser_diag("report", "--labels", challenge, "--predictions", challenge / "predictions",
                    "--workers", 0, "--out", tmp_path / "bad")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--workers" in bad.stderr
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["figures", "report"])
-def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command):
-    out = tmp_path / command
-    run = ser_diag(command, "--labels", challenge, "--predictions", challenge / "predictions",
-                   "--bootstrap", 0, "--out", out)
+def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command, request):
+    if command == "figures":
+        run, out = request.getfixturevalue("figures_0")
+    else:
+        out = tmp_path / command
+        run = ser_diag(command, "--labels", challenge, "--predictions", challenge / "predictions",
+                       "--bootstrap", 0, "--out", out)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
     if command == "figures":
@@ -183,10 +214,10 @@ def test_bootstrap_zero_draws_no_intervals(challenge, tmp_path, command):
         assert (out / "index.html").stat().st_size > 10_000
 
 
-def test_human_p_values_in_summary(challenge, tmp_path):
-    out = tmp_path / "figs"
-    assert ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
-                    "--bootstrap", 50, "--out", out).returncode == 0
+@pytest.mark.slow
+def test_human_p_values_in_summary(figures_30):
+    run, out = figures_30
+    assert run.returncode == 0
     summary = (out / "summary.md").read_text()
     p_values = re.findall(r"\bp ([<=]) ([0-9.e-]+)", summary)
     assert p_values, summary
@@ -222,14 +253,14 @@ def test_predictions_outside_1_to_7_are_scored_with_one_warning(challenge, tmp_p
     assert str(path) in strict.stderr
 
 
-def test_baseline_is_named_or_found_by_name_never_the_worst(challenge, tmp_path):
+@pytest.mark.slow
+def test_baseline_is_named_or_found_by_name_never_the_worst(challenge, figures_0, tmp_path):
     def baseline_rows(out):
         curve = pd.read_csv(out / "tables" / "fusion_curve.csv")
         return curve[curve["method"] == "baseline"]
 
-    default = tmp_path / "default"
-    assert ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
-                    "--bootstrap", 0, "--out", default).returncode == 0
+    run, default = figures_0                     # no --baseline
+    assert run.returncode == 0
     named = tmp_path / "named"
     run = ser_diag("figures", "--labels", challenge, "--predictions", challenge / "predictions",
                    "--bootstrap", 0, "--baseline", "sys03_top", "--out", named)

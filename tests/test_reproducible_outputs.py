@@ -79,6 +79,7 @@ def test_shuffled_copy_really_reorders(challenge):
     assert sorted(first["FileName"]) == sorted(moved["FileName"])
 
 
+@pytest.mark.slow
 def test_figures_are_the_same_bytes_for_any_threads_workers_and_row_order(challenge):
     """Figures command (the demo's diagnostics stage) on the simulated challenge: BLAS on 1 vs 2
     threads, 1 worker process vs the default, and every input CSV with its rows shuffled."""

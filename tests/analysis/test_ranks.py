@@ -323,6 +323,7 @@ def test_recovers_what_the_simulator_planted(tmp_path):
     assert len(first) == 2 * 5                                       # macro-F1 and mean CCC, 5 systems
 
 
+@pytest.mark.slow
 def test_notebook_07_runs_from_notebooks_folder(tmp_path, monkeypatch):
     """Committed without outputs, parametrised, and runs as a person runs it (cwd notebooks/,
     the installed package, no PYTHONPATH)."""

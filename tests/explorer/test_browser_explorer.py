@@ -99,6 +99,7 @@ def _expected(challenge: Path, system: str, true: str, pred: str) -> list[str]:
 LISTED = "[...document.querySelectorAll('.ser-listing td.file')].map(e => e.textContent)"
 
 
+@pytest.mark.slow
 def test_click_a_cell_lists_its_files_and_a_view_change_clears_them(lab, tmp_path):
     started = time.monotonic()
     with Chromium(tmp_path / "profile", width=1400, height=1000) as browser:

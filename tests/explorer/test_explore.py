@@ -637,6 +637,7 @@ def test_beyond_views_without_data_say_so_in_one_line(ex, challenge, tmp_path):
 
 # --------------------------------------------------------------------------- notebook
 
+@pytest.mark.slow
 def test_notebook_01_shows_the_challenges_numbers(challenge, tmp_path, monkeypatch):
     """Run notebook 01 on a known challenge; its headline table and its cell listing are the
     numbers and files computed here with pandas and the reference metrics."""

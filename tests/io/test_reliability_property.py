@@ -242,6 +242,7 @@ def test_the_console_script_gives_one_line_and_writes_nothing(challenge, target,
             assert str(root / target) in done.stderr
 
 
+@pytest.mark.slow
 def test_accepted_odd_input_gives_exit_0_and_whole_outputs(challenge, tmp_path):
     """The other side of the property: input that is odd but valid (CRLF line ends, a BOM,
     shuffled rows, a blank line, an attribute prediction of 7.6) is scored, with one warning

@@ -204,6 +204,7 @@ def test_small_n_is_refused():
         design_corpus(n=5)
 
 
+@pytest.mark.slow
 def test_cli_make_corpus(tmp_path):
     out = tmp_path / "cli_corpus"
     done = subprocess.run([sys.executable, "-m", "ser_diag", "make-corpus", "--out", str(out), "--n", "12",

@@ -43,6 +43,7 @@ def _last(path, name):
     return torch.load(path / f"runs/{name}/checkpoints/last.pt", weights_only=False)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(runs):
     ddp, single = _last(runs / "ddp", "ddp"), _last(runs / "single", "ddp")
     d = CONFIG["model"]["d_model"]
@@ -63,6 +64,7 @@ def test_two_processes_match_one(runs):
     assert ddp["history"][-1]["train_loss"] < ddp["history"][0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_each_process_draws_its_own_dropout_and_checkpoints_its_generator(runs):
     ddp = _last(runs / "ddp", "ddp_dropout")
     states = ddp["rng_per_rank"]

@@ -51,6 +51,7 @@ def test_committed_without_outputs_and_parametrised(name):
     assert nb.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow
 def test_regenerate_paper_figures_notebook(tmp_path, monkeypatch):
     out = tmp_path / "figures"
     nb = execute("02_regenerate_paper_figures.ipynb", tmp_path, monkeypatch, N_FILES=600, N_SYSTEMS=3, N_BOOT=50,
@@ -71,6 +72,7 @@ def test_regenerate_paper_figures_notebook(tmp_path, monkeypatch):
     assert (metrics["n_boot"] == 50).all()
 
 
+@pytest.mark.slow
 def test_audit_gender_bias_notebook(tmp_path, monkeypatch):
     out = tmp_path / "audit"
     nb = execute("03_audit_gender_bias.ipynb", tmp_path, monkeypatch, N_FILES=900, N_SYSTEMS=2, N_BOOT=50,

@@ -101,6 +101,7 @@ def test_committed_without_outputs_parametrised_and_marked_synthetic(name):
     assert nb.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow
 def test_train_reference_fusion(runs):
     nb, result, work = runs["04"]["nb"], runs["04"]["result"], runs["work"]
     assert not errors(nb)
@@ -127,6 +128,7 @@ def test_train_reference_fusion(runs):
     assert SYNTHETIC_BANNER in text and "Per-class F1" in text         # evaluate's table is shown
 
 
+@pytest.mark.slow
 def test_inspect_fusion_model(runs):
     nb, result, work = runs["05"]["nb"], runs["05"]["result"], runs["work"]
     assert not errors(nb)
@@ -145,6 +147,7 @@ def test_inspect_fusion_model(runs):
     assert len(result["attention_files"]) == 2
 
 
+@pytest.mark.slow
 def test_ensembles(runs):
     nb, result, work = runs["06"]["nb"], runs["06"]["result"], runs["work"]
     assert not errors(nb)

@@ -125,9 +125,15 @@ def test_a_worker_that_dies_is_an_error(tmp_path, monkeypatch):
 
 def test_interrupt_kills_workers_and_leaves_no_folder(tmp_path, monkeypatch):
     """Ctrl-C while saving: the workers are gone before the staging folder is removed, and the
-    output folder is absent (whole or absent)."""
+    output folder is absent (whole or absent).
+
+    The items go out costliest first (figure_1 and figure_4, then figure_3 and figure_0), so the
+    interrupt comes when the first two are saved and both workers are in the middle of the next
+    two; each item pauses `pause` seconds, far longer than the caller takes to stop its workers
+    (milliseconds), so a worker the caller did not kill would still be alive at the checks."""
     parent = os.getpid()
     original = saving.save_figure
+    pause = 5  # seconds
 
     def slow_or_interrupted(fig, out, stem, dpi=150):
         import signal
@@ -135,7 +141,7 @@ def test_interrupt_kills_workers_and_leaves_no_folder(tmp_path, monkeypatch):
 
         if stem == "figure_0":
             os.kill(parent, signal.SIGINT)  # Ctrl-C reaches the caller while the workers save
-        time.sleep(30)  # a worker still saving when the caller is interrupted
+        time.sleep(pause)  # a worker still saving when the caller is interrupted
         return original(fig, out, stem, dpi=dpi)
 
     monkeypatch.setattr(saving, "save_figure", slow_or_interrupted)

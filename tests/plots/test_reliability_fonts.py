@@ -109,6 +109,7 @@ def test_report_figures_transliterate_too():
     assert glyph_warnings(record) == [] and CJK not in markup
 
 
+@pytest.mark.slow
 def test_figures_of_a_cjk_system_name_keep_the_name_in_tables(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "sim"), "--n", "200", "--systems", "2", "-q"]) == 0
     predictions = tmp_path / "sim" / "predictions"

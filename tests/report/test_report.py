@@ -148,6 +148,7 @@ def test_bad_input_writes_nothing(challenge, tmp_path):
 
 # --------------------------------------------------------------------------- reproducible, from diagnostics
 
+@pytest.mark.slow
 def test_two_runs_are_byte_identical_and_diagnostics_can_be_passed(challenge, report, tmp_path):
     """Same inputs and seed: the same bytes, whether the report computes the diagnostics or is
     given them (the demo computes them once for figures and report)."""
@@ -284,6 +285,7 @@ def test_clicking_a_header_sorts_the_table(report, tmp_path):
 
 # --------------------------------------------------------------------------- command line
 
+@pytest.mark.slow
 def test_cli_writes_the_report_and_fails_cleanly(challenge, tmp_path):
     out = tmp_path / "cli_out"
     ok = subprocess.run([sys.executable, "-m", "ser_diag", "report", "--labels", str(challenge),

@@ -425,7 +425,7 @@ def _diagnose(data: Evaluation, split, rs: Resampling, scheme, min_speaker_utter
     del results
     evaluation = found.pop("evaluation")
     tables.update(found)
-    settings["notes"] = list(dict.fromkeys(settings["notes"] + dropped_sections(data) + notes))
+    settings["notes"] = list(dict.fromkeys(dropped_sections(data) + settings["notes"] + notes))
     if data.vocabulary != MSP_PODCAST:               # the tables name the corpus' classes and attributes
         for table in tables.values():
             table.attrs["vocabulary"] = data.vocabulary

@@ -21,6 +21,8 @@ LONGEST_FIRST = (
     "test_reproducible_outputs.py",              # ~21 s (slow)
     "test_demo.py",                              # ~19 s
     "explorer/test_browser_explorer.py",         # ~19 s (slow)
+    "test_corpora_end_to_end.py",                # ~40 s (figures/report part slow)
+    "test_cli_corpora.py",                       # ~20 s
     "test_figures.py",                           # ~15 s
     "models/test_encoders_features.py",          # ~11 s
     "plots/test_plots_saving.py",                # ~11 s

@@ -113,6 +113,7 @@ def test_evaluate_equals_sklearn_and_lin_on_every_route(corpora, corpus, route):
         assert any("rest on 10 speakers" in note for note in result["notes"])
 
 
+@pytest.mark.slow   # three figure sets and a report; the quick loop draws a corpus' outputs in memory (test_vocabulary_outputs)
 def test_figures_and_report_on_three_vocabularies(corpora, tmp_path):
     for corpus, route in (("iemocap", "audformat"), ("crema-d", "csv"), ("msp-podcast", "csv")):
         out = tmp_path / f"fig-{corpus}"

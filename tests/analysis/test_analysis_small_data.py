@@ -40,7 +40,7 @@ def test_all_speakers_unknown_skips_per_speaker_analyses_and_resamples_utterance
     cat, att = _frames()
     na = pd.array([pd.NA] * len(cat), dtype="Int64")
     diag = diagnose(_with(cat, SpkrID=na), _with(att, SpkrID=na), resampling=SETTINGS)
-    _check(diag, "per-speaker analyses skipped")
+    _check(diag, "no file has a known speaker: the per-speaker analyses are dropped")
     assert diag.settings["unit"] == "utterance" and set(diag.tables["metrics"]["unit"]) == {"utterance"}
     assert len(diag.tables["unit_comparison"]) == 0
     assert "speaker_metrics" not in diag.tables

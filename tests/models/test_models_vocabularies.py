@@ -253,3 +253,45 @@ def test_folds_from_a_json_config_with_the_labels_in_the_corpus(tmp_path, monkey
     saved = json.loads((tmp_path / "out" / "folds.json").read_text())
     assert [f["held_out"] for f in saved["folds"]] == ["Session1", "Session2", "Session3"]
     assert all(f["best_score"] is None and f["n_development"] == 0 for f in saved["folds"])
+
+
+# --------------------------------------------------------------------------- a corpus on disk, both routes
+
+@pytest.mark.parametrize("route", ("audformat", "csv"))
+def test_loso_on_a_simulated_corpus_read_through_each_route(tmp_path, route):
+    """`simulate --corpus iemocap` on disk, its labels read through the audformat or the CSV +
+    vocabulary-file route, features planted from the truth, leave-one-session-out training,
+    and the pooled predictions written in the corpus' names then scored through the same route
+    as any team's (macro-F1 as scikit-learn's, CCC as Lin's)."""
+    from ser_diag.evaluation import Evaluation
+    from ser_diag.io.audformat_db import read_database
+    from ser_diag.io.corpora import read_corpus_labels
+    from ser_diag.models.train import ArrayFeatures
+    from ser_diag.simulate import simulate_corpus
+    from ser_diag.vocabulary import Vocabulary as Voc
+
+    simulate_corpus(tmp_path / "iemocap", corpus="iemocap", seed=2)
+    if route == "audformat":
+        labels, vocabulary = read_database(tmp_path / "iemocap" / "audformat", split=None)
+    else:
+        vocabulary = Voc.from_file(tmp_path / "iemocap" / "csv" / "vocabulary.json")
+        labels = read_corpus_labels(tmp_path / "iemocap" / "csv" / "labels.csv", vocabulary)
+    assert labels["SpkrID"].nunique() == 10 and labels["Split_Set"].nunique() == 5
+    rng = np.random.default_rng(0)
+    n, k = len(labels), len(vocabulary.classes)
+    cue = np.eye(k)[pd.Index(vocabulary.classes).get_indexer(labels["EmoClass"]).clip(0)]
+    attrs = labels[list(vocabulary.attribute_names)].to_numpy(float)
+    feats = {"audio": ArrayFeatures(labels["FileName"], np.hstack([attrs, rng.normal(size=(n, 4))])),
+             "text": ArrayFeatures(labels["FileName"], np.hstack([cue, rng.normal(size=(n, 4))]))}
+    result = train_folds(config(tmp_path / "run", vocabulary.to_dict()), labels, features=feats)
+    pooled = result.predictions
+    assert pooled["FileName"].is_unique and sorted(pooled["FileName"]) == sorted(labels["FileName"])
+    check_scores(labels, pooled, vocabulary)
+    # the written predictions read back through the route the labels came from
+    labels_path = (tmp_path / "iemocap" / "audformat" if route == "audformat"
+                   else tmp_path / "iemocap" / "csv" / "labels.csv")
+    data = Evaluation.load(labels_path, result.predictions_dir.parent, split=None, vocabulary=vocabulary)
+    merged = data.categorical.frame
+    scored = merged[merged["system"] == result.system_name]
+    assert scored["EmoClass_pred"].isin(vocabulary.classes).all() and len(scored) > 0
+    assert data.vocabulary.classes == vocabulary.classes

@@ -98,10 +98,8 @@ def _validate_submission(predictions_path, labels, file_list, split) -> str:
     if labels is not None:
         frame = labels if isinstance(labels, pd.DataFrame) else read_labels(labels, split=split)
         source = frame.attrs.get("source", "labels")
-        expected = {TASK_ATTRIBUTES: pd.Index(frame["FileName"]).sort_values(),
-                    TASK_CATEGORICAL: pd.Index(frame.loc[frame["EmoClass"].isin(CLASS_CODES), "FileName"]).sort_values()}
+        expected, scope = _expected_files(frame, CLASS_CODES, split)
         allowed = expected[TASK_ATTRIBUTES]
-        scope = f"labels of split {split} ({source})" if split else f"labels ({source})"
 
         def locate(name: str) -> int | None:
             return _row_of(source, name)
@@ -120,9 +118,7 @@ def _validate_submission(predictions_path, labels, file_list, split) -> str:
                               f"(min {found['min']:.4g}, max {found['max']:.4g}); allowed and scored as given "
                               "(validate --strict makes this an error)", row=int(found["row"])))
         for task in tasks:
-            if task in seen:
-                raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
-            seen[task] = file
+            _first_file_of(task, file, seen)
         if expected is not None:
             extra = ~_is_in(frame["FileName"], allowed)
             if extra.any():
@@ -130,16 +126,39 @@ def _validate_submission(predictions_path, labels, file_list, split) -> str:
                 raise InputError(file, name_column, f"{quoted(frame.at[line, 'FileName'])} is not an expected "
                                  f"file ({scope}){_more(count)}", row=line)
             for task in tasks:
-                missing = expected[task].difference(frame["FileName"])
-                if len(missing):
-                    where = locate(missing[0])
-                    examples = ", ".join(quoted(f) for f in missing[:_N_EXAMPLES])
-                    raise InputError(file, name_column, f"{len(missing)} of {len(expected[task])} expected "
-                                     f"files missing, e.g. {examples} ({scope}"
-                                     f"{f', row {where}' if where else ''})")
+                _check_none_missing(file, name_column, frame, expected[task], scope, locate)
         reports.append(f"{file}: {len(frame)} rows, task {' + '.join(tasks)}")
     status = "all expected files present" if expected is not None else "format only (no expected files given)"
     return f"OK: {'; '.join(reports)}, {status}"
+
+
+def _expected_files(labels: pd.DataFrame, classes, split: str | None) -> tuple[dict, str]:
+    """The files each task must predict (every labelled file for attributes, those of a scored
+    class for categorical), sorted, and the scope errors name (the labels' split and source)."""
+    source = labels.attrs.get("source", "labels")
+    expected = {TASK_ATTRIBUTES: pd.Index(labels["FileName"]).sort_values(),
+                TASK_CATEGORICAL: pd.Index(labels.loc[labels["EmoClass"].isin(classes), "FileName"]).sort_values()}
+    return expected, f"labels of split {split} ({source})" if split else f"labels ({source})"
+
+
+def _first_file_of(task: str, file: Path, seen: dict) -> None:
+    """Record ``file`` as the one file of ``task``; a second one is an InputError."""
+    if task in seen:
+        raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
+    seen[task] = file
+
+
+def _check_none_missing(file: Path, column: str, frame: pd.DataFrame, expected: pd.Index, scope: str,
+                        locate=None) -> None:
+    """An InputError when ``frame`` lacks some of the ``expected`` files (``locate``: a missing
+    file's row in the labels or file list, named when known)."""
+    missing = expected.difference(frame["FileName"])
+    if not len(missing):
+        return
+    where = locate(missing[0]) if locate is not None else None
+    examples = ", ".join(quoted(f) for f in missing[:_N_EXAMPLES])
+    raise InputError(file, column, f"{len(missing)} of {len(expected)} expected files missing, e.g. {examples} "
+                                   f"({scope}{f', row {where}' if where else ''})")
 
 
 def _validate_corpus(predictions_path, labels, file_list, split, vocabulary, target, attributes) -> str:
@@ -160,11 +179,7 @@ def _validate_corpus(predictions_path, labels, file_list, split, vocabulary, tar
     else:
         voc, frame = with_columns(vocabulary, target, attributes), None
     if frame is not None:
-        split = frame.attrs.get("split")
-        source = frame.attrs.get("source", "labels")
-        expected = {TASK_ATTRIBUTES: pd.Index(frame["FileName"]).sort_values(),
-                    TASK_CATEGORICAL: pd.Index(frame.loc[frame["EmoClass"].isin(voc.classes), "FileName"]).sort_values()}
-        scope = f"labels of split {split} ({source})" if split else f"labels ({source})"
+        expected, scope = _expected_files(frame, voc.classes, frame.attrs.get("split"))
     elif file_list is not None:
         listed = _read_file_list(Path(file_list))
         expected = dict.fromkeys(TASKS, pd.Index(sorted(listed)))
@@ -182,15 +197,9 @@ def _validate_corpus(predictions_path, labels, file_list, split, vocabulary, tar
                                   f"scale ({scale}; min {found['min']:.4g}, max {found['max']:.4g}); allowed and "
                                   "scored as given (validate --strict makes this an error)", row=int(found["row"])))
         for task in tasks:
-            if task in seen:
-                raise InputError(file, None, f"a second {task} file (the first is {seen[task]})", row=1)
-            seen[task] = file
+            _first_file_of(task, file, seen)
             if expected is not None:
-                missing = expected[task].difference(frame["FileName"])
-                if len(missing):
-                    examples = ", ".join(quoted(f) for f in missing[:_N_EXAMPLES])
-                    raise InputError(file, voc.file_column, f"{len(missing)} of {len(expected[task])} expected "
-                                     f"files missing, e.g. {examples} ({scope})")
+                _check_none_missing(file, voc.file_column, frame, expected[task], scope)
         reports.append(f"{file}: {len(frame)} rows, task {' + '.join(tasks)}")
     status = "all expected files present" if expected is not None else "format only (no expected files given)"
     return f"OK: {'; '.join(reports)}, {status} (vocabulary {voc.name})"
